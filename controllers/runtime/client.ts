@@ -1,0 +1,356 @@
+// A thin Kubernetes API client over node:https. @kubernetes/client-node loads the kubeconfig (file or
+// in-cluster) and applies its credentials; this module adds what controllers need and the generated
+// clients make awkward: any resource by descriptor, raw JSON objects, every patch type, streaming
+// watches that can be aborted, and errors that keep the API's Status.
+import { KubeConfig } from '@kubernetes/client-node';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { apiVersionOf, type ResourceType } from './resources.js';
+import type { KubeObject, ObjectMeta } from './wire.js';
+
+export interface StatusCause {
+  reason?: string;
+  message?: string;
+  field?: string;
+}
+
+/** The API's `Status` object, as sent with every error. */
+export interface ApiStatus {
+  kind?: 'Status';
+  apiVersion?: string;
+  status?: 'Success' | 'Failure';
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: { name?: string; group?: string; kind?: string; uid?: string; causes?: StatusCause[]; retryAfterSeconds?: number };
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: number,
+    readonly status: ApiStatus,
+    readonly verb: string,
+    readonly path: string,
+  ) {
+    super(`${verb} ${path}: ${code} ${status.reason ?? ''} ${status.message ?? ''}`.trim());
+    this.name = 'ApiError';
+  }
+
+  get reason(): string | undefined {
+    return this.status.reason;
+  }
+}
+
+export const isNotFound = (e: unknown): boolean => e instanceof ApiError && e.code === 404;
+export const isConflict = (e: unknown): boolean => e instanceof ApiError && e.code === 409 && e.reason === 'Conflict';
+export const isAlreadyExists = (e: unknown): boolean => e instanceof ApiError && e.code === 409 && e.reason === 'AlreadyExists';
+export const isGone = (e: unknown): boolean => e instanceof ApiError && e.code === 410;
+
+export interface ListMeta {
+  resourceVersion?: string;
+  continue?: string;
+}
+
+export interface ObjectList<T> {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ListMeta;
+  items: T[];
+}
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+}
+
+export interface WatchOptions extends ListOptions {
+  allowWatchBookmarks?: boolean;
+  timeoutSeconds?: number;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+export interface WatchEvent<T> {
+  type: WatchEventType;
+  object: T | ApiStatus;
+}
+
+export interface WatchHandle {
+  /** Resolves when the stream ends (server timeout, abort); rejects on a transport or HTTP error. */
+  done: Promise<void>;
+  abort(): void;
+}
+
+export type PatchType = 'merge' | 'strategic' | 'json' | 'apply';
+
+const patchContentTypes: Record<PatchType, string> = {
+  merge: 'application/merge-patch+json',
+  strategic: 'application/strategic-merge-patch+json',
+  json: 'application/json-patch+json',
+  apply: 'application/apply-patch+yaml',
+};
+
+export interface RequestObserver {
+  (verb: string, resource: string, code: number, seconds: number): void;
+}
+
+export class KubeClient {
+  private readonly agent: HttpsAgent | HttpAgent;
+  private readonly base: URL;
+  /** Called after every request, for metrics. */
+  observer?: RequestObserver;
+
+  constructor(readonly kubeConfig: KubeConfig, readonly fieldManager = 'switchboard') {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    this.base = new URL(cluster.server);
+    this.agent = this.base.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
+  }
+
+  /** $KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
+  static fromDefault(fieldManager?: string): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromDefault();
+    return new KubeClient(kc, fieldManager);
+  }
+
+  static fromFile(path: string, fieldManager?: string): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromFile(path);
+    return new KubeClient(kc, fieldManager);
+  }
+
+  get server(): string {
+    return this.base.toString();
+  }
+
+  path(rt: ResourceType, namespace?: string, name?: string, subresource?: string): string {
+    const prefix = rt.group ? `/apis/${rt.group}/${rt.version}` : `/api/${rt.version}`;
+    const ns = rt.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+    const n = name !== undefined ? `/${encodeURIComponent(name)}` : '';
+    const sub = subresource ? `/${subresource}` : '';
+    return `${prefix}${ns}/${rt.plural}${n}${sub}`;
+  }
+
+  private async options(method: string, path: string, headers: Record<string, string>): Promise<RequestOptions> {
+    const url = new URL(path, this.base);
+    const opts: RequestOptions = {
+      method,
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port,
+      path: `${url.pathname}${url.search}`,
+      headers: { accept: 'application/json', ...headers },
+    };
+    await this.kubeConfig.applyToHTTPSOptions(opts);
+    opts.agent = this.agent;
+    return opts;
+  }
+
+  private send(opts: RequestOptions, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = (this.base.protocol === 'https:' ? httpsRequest : httpRequest)(opts, resolve);
+      req.on('error', reject);
+      if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`${opts.method} ${opts.path}: timed out after ${timeoutMs} ms`)));
+      req.end(body);
+    });
+  }
+
+  /** One request; resolves with the parsed JSON body, throws ApiError on a non-2xx answer. */
+  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 30_000): Promise<T> {
+    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': contentType };
+    const opts = await this.options(method, path, headers);
+    const started = process.hrtime.bigint();
+    const res = await this.send(opts, payload, timeoutMs);
+    const chunks: Buffer[] = [];
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    const code = res.statusCode ?? 0;
+    this.observer?.(method, resourceOf(path), code, Number(process.hrtime.bigint() - started) / 1e9);
+    const parsed: unknown = text ? safeJson(text) : undefined;
+    if (code < 200 || code > 299) {
+      const status: ApiStatus = isStatus(parsed) ? parsed : { message: text.slice(0, 500), code };
+      throw new ApiError(code, status, method, path);
+    }
+    return parsed as T;
+  }
+
+  private query(path: string, params: Record<string, string | number | boolean | undefined>): string {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') q.set(k, String(v));
+    const s = q.toString();
+    return s ? `${path}?${s}` : path;
+  }
+
+  list<T>(rt: ResourceType, opts: ListOptions = {}): Promise<ObjectList<T>> {
+    return this.request<ObjectList<T>>(
+      'GET',
+      this.query(this.path(rt, opts.namespace), {
+        labelSelector: opts.labelSelector,
+        fieldSelector: opts.fieldSelector,
+        limit: opts.limit,
+        continue: opts.continue,
+        resourceVersion: opts.resourceVersion,
+      }),
+    );
+  }
+
+  /** Every page of a list, with the resourceVersion of the (consistent) snapshot. */
+  async listAll<T>(rt: ResourceType, opts: ListOptions = {}): Promise<ObjectList<T>> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let resourceVersion: string | undefined;
+    do {
+      const page = await this.list<T>(rt, { ...opts, limit: opts.limit ?? 500, continue: cont });
+      items.push(...page.items);
+      cont = page.metadata.continue || undefined;
+      resourceVersion = page.metadata.resourceVersion;
+    } while (cont);
+    return { metadata: { resourceVersion }, items };
+  }
+
+  /** Streams watch events to `onEvent` until the server ends the stream or `abort()` is called. */
+  async watch<T>(rt: ResourceType, opts: WatchOptions, onEvent: (event: WatchEvent<T>) => void): Promise<WatchHandle> {
+    const path = this.query(this.path(rt, opts.namespace), {
+      watch: 1,
+      resourceVersion: opts.resourceVersion,
+      allowWatchBookmarks: opts.allowWatchBookmarks ?? true,
+      timeoutSeconds: opts.timeoutSeconds,
+      labelSelector: opts.labelSelector,
+      fieldSelector: opts.fieldSelector,
+    });
+    const reqOpts = await this.options('GET', path, {});
+    let aborted = false;
+    let abortRequest = () => {};
+    const done = new Promise<void>((resolve, reject) => {
+      const req = (this.base.protocol === 'https:' ? httpsRequest : httpRequest)(reqOpts, (res) => {
+        if ((res.statusCode ?? 0) !== 200) {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => {
+            const parsed = safeJson(text);
+            reject(new ApiError(res.statusCode ?? 0, isStatus(parsed) ? parsed : { message: text }, 'WATCH', path));
+          });
+          return;
+        }
+        let buffered = '';
+        res.on('data', (chunk: Buffer) => {
+          buffered += chunk.toString('utf8');
+          let nl: number;
+          while ((nl = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, nl).trim();
+            buffered = buffered.slice(nl + 1);
+            if (!line) continue;
+            const parsed = safeJson(line);
+            if (parsed && typeof parsed === 'object' && 'type' in parsed) onEvent(parsed as WatchEvent<T>);
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', (err) => (aborted ? resolve() : reject(err)));
+        res.on('aborted', () => (aborted ? resolve() : reject(new Error('watch stream aborted by the server'))));
+      });
+      req.on('error', (err) => (aborted ? resolve() : reject(err)));
+      abortRequest = () => req.destroy();
+      req.end();
+    });
+    return {
+      done,
+      abort: () => {
+        aborted = true;
+        abortRequest();
+      },
+    };
+  }
+
+  get<T>(rt: ResourceType, name: string, namespace?: string): Promise<T> {
+    return this.request<T>('GET', this.path(rt, namespace, name));
+  }
+
+  /** The object or undefined when it does not exist. */
+  async getOrUndefined<T>(rt: ResourceType, name: string, namespace?: string): Promise<T | undefined> {
+    try {
+      return await this.get<T>(rt, name, namespace);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  create<T extends KubeObject>(rt: ResourceType, obj: T, opts: { dryRun?: boolean } = {}): Promise<T> {
+    const ns = obj.metadata?.namespace;
+    return this.request<T>('POST', this.query(this.path(rt, ns), { fieldManager: this.fieldManager, dryRun: opts.dryRun ? 'All' : undefined }), withTypeMeta(rt, obj));
+  }
+
+  /** PUT: an update that the server refuses with 409 Conflict if metadata.resourceVersion is stale. */
+  replace<T extends KubeObject>(rt: ResourceType, obj: T, subresource?: string): Promise<T> {
+    const meta = requireMeta(obj);
+    return this.request<T>('PUT', this.query(this.path(rt, meta.namespace, meta.name, subresource), { fieldManager: this.fieldManager }), withTypeMeta(rt, obj));
+  }
+
+  patch<T>(rt: ResourceType, name: string, patch: unknown, type: PatchType = 'merge', opts: { namespace?: string; subresource?: string; force?: boolean } = {}): Promise<T> {
+    const path = this.query(this.path(rt, opts.namespace, name, opts.subresource), {
+      fieldManager: this.fieldManager,
+      force: type === 'apply' ? (opts.force ?? true) : undefined,
+    });
+    return this.request<T>('PATCH', path, patch, patchContentTypes[type]);
+  }
+
+  /** DELETE; with `uid`/`resourceVersion` preconditions the server refuses to delete a newer object. */
+  async delete(rt: ResourceType, name: string, opts: { namespace?: string; uid?: string; resourceVersion?: string; propagationPolicy?: 'Background' | 'Foreground' | 'Orphan' } = {}): Promise<void> {
+    const preconditions = opts.uid || opts.resourceVersion ? { uid: opts.uid, resourceVersion: opts.resourceVersion } : undefined;
+    const body = preconditions || opts.propagationPolicy ? { kind: 'DeleteOptions', apiVersion: 'v1', preconditions, propagationPolicy: opts.propagationPolicy } : undefined;
+    await this.request('DELETE', this.path(rt, opts.namespace, name), body);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+function withTypeMeta<T extends KubeObject>(rt: ResourceType, obj: T): T {
+  return { ...obj, apiVersion: obj.apiVersion ?? apiVersionOf(rt), kind: obj.kind ?? rt.kind };
+}
+
+function requireMeta(obj: KubeObject): ObjectMeta & { name: string } {
+  const meta = obj.metadata;
+  if (!meta?.name) throw new Error('object has no metadata.name');
+  return meta as ObjectMeta & { name: string };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isStatus(v: unknown): v is ApiStatus {
+  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'Status';
+}
+
+/** The resource segment of an API path (for metrics labels): /api/v1/namespaces/x/pods/y → pods. */
+export function resourceOf(path: string): string {
+  const parts = path.split('?')[0].split('/').filter(Boolean);
+  const start = parts[0] === 'api' ? 2 : 3;
+  const rest = parts.slice(start);
+  if (rest[0] === 'namespaces' && rest.length > 2) return rest[2];
+  return rest[0] ?? '';
+}
+
+/** `namespace/name`, or `name` for cluster-scoped objects: the cache and work-queue key. */
+export function objectKey(obj: KubeObject): string {
+  const ns = obj.metadata?.namespace;
+  const name = obj.metadata?.name ?? '';
+  return ns ? `${ns}/${name}` : name;
+}
+
+export function splitKey(key: string): { namespace?: string; name: string } {
+  const i = key.indexOf('/');
+  return i < 0 ? { name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}

@@ -1,0 +1,202 @@
+// Leader election on coordination.k8s.io/v1 Leases, with client-go's rules:
+// - a candidate takes the lease when it is free, held by itself, or not renewed for leaseDuration as
+//   observed on the candidate's own clock (never trusting another machine's renewTime);
+// - every write carries the resourceVersion it read, so two candidates can never both win a round;
+// - the leader renews every retryPeriod and steps down if it cannot renew within renewDeadline;
+// - on shutdown it releases the lease so a successor need not wait out the duration.
+import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './client.js';
+import { sleep } from './backoff.js';
+import type { Logger } from './log.js';
+import { Leases } from './resources.js';
+import type { Lease } from './wire.js';
+
+export interface LeaseRecord {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+/** What the candidate last saw of the lease and when, on its own clock. */
+export interface Observation {
+  record: LeaseRecord;
+  observedAtMs: number;
+}
+
+export type Decision =
+  | { action: 'wait'; holder: string }
+  | { action: 'renew'; record: LeaseRecord }
+  | { action: 'acquire'; record: LeaseRecord };
+
+/**
+ * The pure decision of one acquire-or-renew round: given the lease as read now and the previous
+ * observation, whether to wait, renew our hold, or take the lease over.
+ */
+export function decide(identity: string, current: LeaseRecord, previous: Observation | undefined, nowMs: number, leaseDurationSeconds: number): Decision {
+  const now = microTime(nowMs);
+  const holder = current.holderIdentity ?? '';
+  if (holder === identity) {
+    return { action: 'renew', record: { ...current, renewTime: now, leaseDurationSeconds } };
+  }
+  if (holder !== '') {
+    // The lease's time is the moment WE first saw its current content; an unchanged record older than
+    // its duration has expired.
+    const unchanged = previous && sameRecord(previous.record, current);
+    const seenSince = unchanged ? previous.observedAtMs : nowMs;
+    const durationMs = (current.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
+    if (seenSince + durationMs > nowMs) return { action: 'wait', holder };
+  }
+  return {
+    action: 'acquire',
+    record: {
+      holderIdentity: identity,
+      leaseDurationSeconds,
+      acquireTime: now,
+      renewTime: now,
+      // A new lease starts at 0; every change of holder (including after a release) counts one.
+      leaseTransitions: current.holderIdentity === undefined && current.leaseTransitions === undefined ? 0 : (current.leaseTransitions ?? 0) + 1,
+    },
+  };
+}
+
+/** A Lease MicroTime: RFC 3339 with microseconds. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/Z$/, '000Z');
+}
+
+function sameRecord(a: LeaseRecord, b: LeaseRecord): boolean {
+  return a.holderIdentity === b.holderIdentity && a.renewTime === b.renewTime && a.acquireTime === b.acquireTime && a.leaseTransitions === b.leaseTransitions;
+}
+
+export interface LeaderElectionOptions {
+  client: KubeClient;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  log?: Logger;
+  onStartedLeading(signal: AbortSignal): void | Promise<void>;
+  onStoppedLeading?(): void;
+  onNewLeader?(identity: string): void;
+  now?: () => number;
+}
+
+export class LeaderElector {
+  private observed: Observation | undefined;
+  private lease: Lease | undefined;
+  private leading = false;
+  private lastLeader = '';
+  private readonly leaseDurationMs: number;
+  private readonly renewDeadlineMs: number;
+  private readonly retryPeriodMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly options: LeaderElectionOptions) {
+    this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
+    this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
+    this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
+    this.now = options.now ?? Date.now;
+    if (!(this.leaseDurationMs > this.renewDeadlineMs && this.renewDeadlineMs > this.retryPeriodMs)) {
+      throw new Error('leader election needs leaseDuration > renewDeadline > retryPeriod');
+    }
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * Campaigns until `signal` aborts: acquire, lead (calling onStartedLeading with a signal that aborts
+   * when leadership is lost), and release on shutdown. Returns when leadership ends or `signal` aborts.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted && !(await this.tryAcquireOrRenew())) {
+      await sleep(jittered(this.retryPeriodMs), signal);
+    }
+    if (signal.aborted) return;
+    this.leading = true;
+    const leadership = new AbortController();
+    const stopLeading = () => leadership.abort();
+    signal.addEventListener('abort', stopLeading, { once: true });
+    this.options.log?.info('became leader', { lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity });
+    const work = Promise.resolve(this.options.onStartedLeading(leadership.signal)).catch((err) =>
+      this.options.log?.error('leader work failed', { error: String(err) }),
+    );
+    let lastRenew = this.now();
+    while (!leadership.signal.aborted) {
+      await sleep(this.retryPeriodMs, leadership.signal);
+      if (leadership.signal.aborted) break;
+      if (await this.tryAcquireOrRenew()) {
+        lastRenew = this.now();
+      } else if (this.now() - lastRenew >= this.renewDeadlineMs || (this.lastLeader && this.lastLeader !== this.options.identity)) {
+        this.options.log?.warn('lost leadership', { identity: this.options.identity, holder: this.lastLeader });
+        leadership.abort();
+      }
+    }
+    signal.removeEventListener('abort', stopLeading);
+    this.leading = false;
+    await work;
+    if (signal.aborted) await this.release();
+    this.options.onStoppedLeading?.();
+  }
+
+  /** One round; true when we hold the lease afterwards. */
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { client, namespace, name, identity } = this.options;
+    const durationSeconds = Math.ceil(this.leaseDurationMs / 1000);
+    try {
+      const current = await client.getOrUndefined<Lease>(Leases, name, namespace);
+      const now = this.now();
+      if (!current) {
+        const decision = decide(identity, {}, undefined, now, durationSeconds);
+        if (decision.action === 'wait') return false;
+        this.lease = await client.create<Lease>(Leases, { metadata: { name, namespace }, spec: decision.record });
+        this.observe(decision.record, now);
+        return true;
+      }
+      const record = (current.spec ?? {}) as LeaseRecord;
+      const decision = decide(identity, record, this.observed, now, durationSeconds);
+      if (decision.action === 'wait') {
+        if (!this.observed || !sameRecord(this.observed.record, record)) this.observe(record, now);
+        return false;
+      }
+      this.lease = await client.replace<Lease>(Leases, { ...current, spec: { ...current.spec, ...decision.record } });
+      this.observe(decision.record, now);
+      return true;
+    } catch (err) {
+      // Another candidate wrote first (conflict / already exists): we simply did not win this round.
+      if (!isConflict(err) && !isAlreadyExists(err)) this.options.log?.warn('lease round failed', { error: String(err) });
+      return false;
+    }
+  }
+
+  private observe(record: LeaseRecord, atMs: number): void {
+    this.observed = { record, observedAtMs: atMs };
+    const holder = record.holderIdentity ?? '';
+    if (holder && holder !== this.lastLeader) {
+      this.lastLeader = holder;
+      this.options.onNewLeader?.(holder);
+    }
+  }
+
+  /** Gives the lease up (holder cleared, 1 s duration) so a successor takes over at once. */
+  private async release(): Promise<void> {
+    const { client, namespace, name, identity } = this.options;
+    try {
+      const current = await client.get<Lease>(Leases, name, namespace);
+      if (current.spec?.holderIdentity !== identity) return;
+      const now = microTime(this.now());
+      await client.replace<Lease>(Leases, { ...current, spec: { ...current.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: now, acquireTime: now } });
+      this.options.log?.info('released lease', { lease: `${namespace}/${name}` });
+    } catch (err) {
+      if (!isNotFound(err)) this.options.log?.warn('could not release lease', { error: String(err) });
+    }
+  }
+}
+
+function jittered(ms: number): number {
+  return ms * (1 + Math.random() * 1.2); // client-go's JitterFactor 1.2
+}

@@ -1,0 +1,149 @@
+// Builds the real Kubernetes binaries (etcd, kube-apiserver, kube-controller-manager, kubectl) from
+// their Go modules at pinned versions, into a cache outside the work tree, and reuses them.
+// k8s.io/kubernetes is built as a dependency of a generated module: its own go.mod points the k8s.io/*
+// staging modules at ./staging, so the generated module pins each of them to the matching v0.X.Y.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export const KUBERNETES_VERSION = 'v1.34.4';
+/** The etcd release Kubernetes v1.34 is built and tested with. */
+export const ETCD_VERSION = 'v3.6.4';
+
+const STAGING_MODULES = [
+  'api', 'apiextensions-apiserver', 'apimachinery', 'apiserver', 'cli-runtime', 'client-go',
+  'cloud-provider', 'cluster-bootstrap', 'code-generator', 'component-base', 'component-helpers',
+  'controller-manager', 'cri-api', 'cri-client', 'csi-translation-lib', 'dynamic-resource-allocation',
+  'endpointslice', 'externaljwt', 'kms', 'kube-aggregator', 'kube-controller-manager', 'kube-proxy',
+  'kube-scheduler', 'kubectl', 'kubelet', 'metrics', 'mount-utils', 'pod-security-admission',
+  'sample-apiserver', 'sample-cli-plugin', 'sample-controller',
+];
+
+/** Binary name → Go package that builds it. */
+const PACKAGES: Record<string, string> = {
+  etcd: 'go.etcd.io/etcd/server/v3',
+  'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
+  'kube-controller-manager': 'k8s.io/kubernetes/cmd/kube-controller-manager',
+  kubectl: 'k8s.io/kubernetes/cmd/kubectl',
+};
+
+export type BinaryName = keyof typeof PACKAGES & string;
+
+export interface Binaries {
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  kubectl: string;
+  dir: string;
+}
+
+export function cacheRoot(): string {
+  return process.env.SWITCHBOARD_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'switchboard');
+}
+
+function goModFile(): string {
+  const minor = KUBERNETES_VERSION.replace(/^v1\./, 'v0.');
+  return [
+    'module switchboard.local/kubebuild',
+    '',
+    'go 1.24.0',
+    '',
+    'require (',
+    `\tk8s.io/kubernetes ${KUBERNETES_VERSION}`,
+    `\tgo.etcd.io/etcd/server/v3 ${ETCD_VERSION}`,
+    ')',
+    '',
+    'replace (',
+    ...STAGING_MODULES.map((m) => `\tk8s.io/${m} => k8s.io/${m} ${minor}`),
+    ')',
+    '',
+  ].join('\n');
+}
+
+function toolsFile(): string {
+  return [
+    '//go:build tools',
+    '',
+    '// Package kubebuild only names the commands to build; it is never compiled itself.',
+    'package kubebuild',
+    '',
+    'import (',
+    ...Object.values(PACKAGES).map((p) => `\t_ "${p}"`),
+    ')',
+    '',
+  ].join('\n');
+}
+
+function ldflags(): string {
+  const [major, minor] = KUBERNETES_VERSION.replace(/^v/, '').split('.');
+  const v = 'k8s.io/component-base/version';
+  return `-s -w -X ${v}.gitVersion=${KUBERNETES_VERSION} -X ${v}.gitMajor=${major} -X ${v}.gitMinor=${minor} -X ${v}.gitTreeState=clean`;
+}
+
+function run(cmd: string, args: string[], cwd: string, log: (line: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let tail = '';
+    const collect = (chunk: Buffer) => {
+      tail = (tail + chunk.toString()).slice(-4000);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    const started = Date.now();
+    const ticker = setInterval(() => log(`  … still running \`${cmd} ${args[0]}\` (${Math.round((Date.now() - started) / 1000)} s)`), 30_000);
+    child.on('error', (err) => {
+      clearInterval(ticker);
+      reject(
+        (err as NodeJS.ErrnoException).code === 'ENOENT'
+          ? new Error(`\`${cmd}\` was not found on PATH. Install Go 1.24 or newer (https://go.dev/doc/install, or apt-get install golang-go) to build the local control plane.`)
+          : err,
+      );
+    });
+    child.on('exit', (code) => {
+      clearInterval(ticker);
+      if (code === 0) resolve();
+      else reject(new Error(`\`${cmd} ${args.join(' ')}\` failed with exit code ${code}:\n${tail}`));
+    });
+  });
+}
+
+/**
+ * Returns the pinned binaries, building them first when the cache lacks them. The first build takes
+ * minutes (progress goes to `log`); later calls only check a stamp file.
+ */
+export async function ensureBinaries(log: (line: string) => void = () => {}): Promise<Binaries> {
+  const dir = join(cacheRoot(), `kube-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}`);
+  const bin = join(dir, 'bin');
+  const binaries: Binaries = {
+    etcd: join(bin, 'etcd'),
+    kubeApiserver: join(bin, 'kube-apiserver'),
+    kubeControllerManager: join(bin, 'kube-controller-manager'),
+    kubectl: join(bin, 'kubectl'),
+    dir: bin,
+  };
+  const stamp = JSON.stringify({ goMod: goModFile(), ldflags: ldflags(), packages: PACKAGES });
+  const stampFile = join(bin, '.stamp');
+  const all = Object.keys(PACKAGES).map((name) => join(bin, name));
+  if (all.every((p) => existsSync(p)) && existsSync(stampFile) && (await readFile(stampFile, 'utf8')) === stamp) {
+    return binaries;
+  }
+
+  await mkdir(bin, { recursive: true });
+  await writeFile(join(dir, 'go.mod'), goModFile());
+  await writeFile(join(dir, 'tools.go'), toolsFile());
+  const started = Date.now();
+  log(`Building etcd ${ETCD_VERSION} and Kubernetes ${KUBERNETES_VERSION} (kube-apiserver, kube-controller-manager, kubectl) from Go modules into ${bin}; the first build takes several minutes…`);
+  await run('go', ['mod', 'tidy'], dir, log);
+  const tmp = join(dir, 'bin.tmp');
+  await mkdir(tmp, { recursive: true });
+  await run('go', ['build', '-trimpath', '-ldflags', ldflags(), '-o', tmp + '/', ...Object.values(PACKAGES)], dir, log);
+  // `go build -o dir/` names each binary after the last element of its package path.
+  for (const [name, pkg] of Object.entries(PACKAGES)) {
+    await rename(join(tmp, pkg.split('/').filter((part) => !/^v\d+$/.test(part)).pop()!), join(bin, name));
+  }
+  await writeFile(stampFile, stamp);
+  log(`Built in ${Math.round((Date.now() - started) / 1000)} s.`);
+  return binaries;
+}

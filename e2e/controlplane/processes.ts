@@ -1,0 +1,118 @@
+// Child processes of the local control plane: started in their own process group, logged to files,
+// stopped with SIGTERM then SIGKILL, and swept up if a previous run died without stopping them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  // Last resort when the test runner exits without stopping us: never leave a server behind.
+  for (const child of live) if (child.pid) killGroup(child.pid, 'SIGKILL');
+});
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+export class ManagedProcess {
+  private constructor(
+    readonly name: string,
+    private readonly child: ChildProcess,
+    readonly logFile: string,
+    readonly exited: Promise<number | null>,
+  ) {}
+
+  static start(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): ManagedProcess {
+    const log = createWriteStream(logFile, { flags: 'a' });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    live.add(child);
+    const exited = new Promise<number | null>((resolve) => {
+      child.once('exit', (code) => {
+        live.delete(child);
+        resolve(code);
+      });
+      child.once('error', () => {
+        live.delete(child);
+        resolve(-1);
+      });
+    });
+    return new ManagedProcess(name, child, logFile, exited);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null && live.has(this.child);
+  }
+
+  /** The last lines of its log, for error messages. */
+  logTail(lines = 30): string {
+    if (!existsSync(this.logFile)) return '';
+    return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
+  }
+
+  async stop(graceMs = 5000): Promise<void> {
+    if (!this.running || !this.child.pid) return;
+    killGroup(this.child.pid, 'SIGTERM');
+    const timer = setTimeout(() => this.child.pid && killGroup(this.child.pid, 'SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  async kill(): Promise<void> {
+    if (!this.running || !this.child.pid) return;
+    killGroup(this.child.pid, 'SIGKILL');
+    await this.exited;
+  }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the state directories under `root` whose owner process is gone, killing any server still
+ * running from them (recognised by the directory path on its command line, so a reused pid is spared).
+ */
+export function sweepStale(root: string): void {
+  if (!existsSync(root)) return;
+  for (const entry of readdirSync(root)) {
+    const dir = `${root}/${entry}`;
+    const ownerFile = `${dir}/owner.pid`;
+    const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8')) : NaN;
+    if (Number.isFinite(owner) && alive(owner)) continue;
+    for (const pidDir of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        if (readFileSync(`/proc/${pidDir}/cmdline`, 'utf8').includes(dir)) process.kill(Number(pidDir), 'SIGKILL');
+      } catch {
+        // Exited while we looked.
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
