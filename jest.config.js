@@ -24,9 +24,9 @@ export default {
       displayName: 'integration',
       testMatch: ['**/*.int.test.ts'],
       testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-      globalSetup: '<rootDir>/e2e/jest/global-setup.ts',
-      globalTeardown: '<rootDir>/e2e/jest/global-teardown.ts',
-      testTimeout: 120000,
+      globalSetup: '<rootDir>/e2e/jest/global-setup.mjs',
+      globalTeardown: '<rootDir>/e2e/jest/global-teardown.mjs',
+      setupFilesAfterEnv: ['<rootDir>/e2e/jest/integration-timeout.ts'],
     },
   ],
 };

@@ -115,7 +115,8 @@ export class LocalControlPlane {
       usage: 'server',
     });
     const admin = await issueCertificate(this.ca, { commonName: 'switchboard-admin', organizations: ['system:masters'], usage: 'client' });
-    const kcm = await issueCertificate(this.ca, { commonName: 'system:kube-controller-manager', usage: 'client' });
+    // system:masters: without --use-service-account-credentials every controller acts as this one user.
+    const kcm = await issueCertificate(this.ca, { commonName: 'system:kube-controller-manager', organizations: ['system:masters'], usage: 'client' });
     const sa = await generateSigningKeyPair();
     const files: Record<string, string> = {
       'ca.crt': this.ca.certPem,

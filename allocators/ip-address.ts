@@ -1,0 +1,170 @@
+// IP literals as the apiserver reads and prints them (k8s.io/utils/net.ParseIPSloppy and Go's net.IP.String).
+//
+// ipaddr.js is not used for parsing here on purpose: it reads "010.0.0.1" as octal (8.0.0.1) where Kubernetes
+// reads decimal (10.0.0.1), reads "::1.2.3.4" as IPv4-mapped, and accepts zone IDs ("fe80::1%eth0") that the
+// apiserver rejects. The tests cross-check this parser against ipaddr.js on the inputs where both should agree.
+
+export type IPFamily = 'IPv4' | 'IPv6';
+export const IP_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
+
+/** An address as a number in its family's width (32 or 128 bits). IPv4-mapped IPv6 literals are IPv4, as in Go. */
+export interface IPAddress {
+  readonly family: IPFamily;
+  readonly value: bigint;
+}
+
+/** What a literal looked like, beyond its value: needed for StrictIPCIDRValidation and canonical-form checks. */
+export interface ParsedIPLiteral extends IPAddress {
+  /** A literal that Go's strict parser (netip.ParseAddr) refuses: leading zeros in an IPv4 octet, 5+ hex digits. */
+  readonly hasLeadingZeros: boolean;
+  /** Written in IPv6 syntax but in ::ffff:0:0/96, e.g. "::ffff:10.0.0.1". */
+  readonly isIPv4Mapped: boolean;
+}
+
+export function addressBits(family: IPFamily): number {
+  return family === 'IPv4' ? 32 : 128;
+}
+
+export function otherFamily(family: IPFamily): IPFamily {
+  return family === 'IPv4' ? 'IPv6' : 'IPv4';
+}
+
+export function isIPFamily(value: unknown): value is IPFamily {
+  return value === 'IPv4' || value === 'IPv6';
+}
+
+export function parseIP(text: string): IPAddress | undefined {
+  const literal = parseIPLiteral(text);
+  return literal && { family: literal.family, value: literal.value };
+}
+
+export function parseIPLiteral(text: string): ParsedIPLiteral | undefined {
+  // Go decides the syntax by the first '.' or ':' in the string.
+  for (const ch of text) {
+    if (ch === '.') {
+      const v4 = parseDottedQuad(text);
+      return v4 && { family: 'IPv4', value: v4.value, hasLeadingZeros: v4.hasLeadingZeros, isIPv4Mapped: false };
+    }
+    if (ch === ':') return parseColonHex(text);
+  }
+  return undefined;
+}
+
+/** Go's net.IP.String(): dotted quad for IPv4 (and IPv4-mapped), RFC 5952 for IPv6. */
+export function formatIP(ip: IPAddress): string {
+  if (ip.family === 'IPv4') {
+    const octets: number[] = [];
+    for (let shift = 24n; shift >= 0n; shift -= 8n) octets.push(Number((ip.value >> shift) & 0xffn));
+    return octets.join('.');
+  }
+  const groups: number[] = [];
+  for (let shift = 112n; shift >= 0n; shift -= 16n) groups.push(Number((ip.value >> shift) & 0xffffn));
+  return compressGroups(groups);
+}
+
+export function canonicalIP(text: string): string | undefined {
+  const ip = parseIP(text);
+  return ip && formatIP(ip);
+}
+
+export function familyOfIP(text: string): IPFamily | undefined {
+  return parseIP(text)?.family;
+}
+
+function parseDottedQuad(text: string): { value: bigint; hasLeadingZeros: boolean } | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  let value = 0n;
+  let hasLeadingZeros = false;
+  for (const part of parts) {
+    // Decimal even with leading zeros: Kubernetes kept Go's pre-1.17 reading for stored data (issue 100895).
+    if (!/^[0-9]+$/.test(part)) return undefined;
+    const octet = Number.parseInt(part, 10);
+    if (octet > 0xff) return undefined;
+    if (part.length > 1 && part.startsWith('0')) hasLeadingZeros = true;
+    value = (value << 8n) | BigInt(octet);
+  }
+  return { value, hasLeadingZeros };
+}
+
+function parseColonHex(text: string): ParsedIPLiteral | undefined {
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const head = splitGroups(halves[0]);
+  const tail = halves.length === 2 ? splitGroups(halves[1]) : [];
+  if (head === undefined || tail === undefined) return undefined;
+
+  // A dotted IPv4 may only end the address and stands for two groups.
+  const all = [...head, ...tail];
+  const dottedAt = all.findIndex((group) => group.includes('.'));
+  if (dottedAt !== -1 && dottedAt !== all.length - 1) return undefined;
+
+  let hasLeadingZeros = false;
+  const words: number[] = [];
+  const toWords = (groups: string[]): number[] | undefined => {
+    const out: number[] = [];
+    for (const group of groups) {
+      if (group.includes('.')) {
+        const v4 = parseDottedQuad(group);
+        if (!v4) return undefined;
+        hasLeadingZeros ||= v4.hasLeadingZeros;
+        out.push(Number(v4.value >> 16n), Number(v4.value & 0xffffn));
+        continue;
+      }
+      if (!/^[0-9a-fA-F]+$/.test(group)) return undefined;
+      const word = Number.parseInt(group, 16);
+      if (word > 0xffff) return undefined;
+      if (group.length > 4) hasLeadingZeros = true;
+      out.push(word);
+    }
+    return out;
+  };
+  const headWords = toWords(head);
+  const tailWords = toWords(tail);
+  if (!headWords || !tailWords) return undefined;
+
+  if (halves.length === 2) {
+    // "::" must stand for at least one zero group.
+    const missing = 8 - headWords.length - tailWords.length;
+    if (missing < 1) return undefined;
+    words.push(...headWords, ...new Array<number>(missing).fill(0), ...tailWords);
+  } else {
+    if (headWords.length !== 8) return undefined;
+    words.push(...headWords);
+  }
+
+  const value = words.reduce((acc, word) => (acc << 16n) | BigInt(word), 0n);
+  if (value >> 32n === 0xffffn) {
+    return { family: 'IPv4', value: value & 0xffffffffn, hasLeadingZeros, isIPv4Mapped: true };
+  }
+  return { family: 'IPv6', value, hasLeadingZeros, isIPv4Mapped: false };
+}
+
+/** "" (one side of a leading/trailing "::") has no groups; otherwise every group must be non-empty. */
+function splitGroups(side: string): string[] | undefined {
+  if (side === '') return [];
+  const groups = side.split(':');
+  return groups.some((group) => group === '') ? undefined : groups;
+}
+
+/** RFC 5952 as Go prints it: lowercase, no leading zeros, the first longest run of 2+ zero groups becomes "::". */
+function compressGroups(groups: number[]): string {
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < groups.length; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < groups.length && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(':');
+  if (bestStart === -1) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
+}

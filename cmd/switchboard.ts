@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// switchboard: the one executable. `controller` runs the controllers and webhook (leader-elected),
+// `speaker` runs the per-node L2 announcer, `up` is the embedded default (a local control plane, the
+// operator against it, and a demo).
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { KubeClient } from '../controllers/runtime/client.js';
+import { createLogger, type LogLevel } from '../controllers/runtime/log.js';
+import { Manager, shutdownSignal } from '../controllers/runtime/manager.js';
+import { Namespaces } from '../controllers/runtime/resources.js';
+import { isAlreadyExists } from '../controllers/runtime/client.js';
+import { LocalControlPlane } from '../e2e/controlplane/controlplane.js';
+import { parseBool, parseDuration } from './flags.js';
+
+const USAGE = `Usage: switchboard <command> [flags]
+
+Commands:
+  controller   run the controllers (leader-elected) against $KUBECONFIG or the in-cluster config
+  speaker      run the per-node L2 speaker (ARP/NDP)
+  up           run Switchboard: against $KUBECONFIG if set, else on a local control plane it starts
+  help         show this text
+
+Run "switchboard <command> --help" for a command's flags.`;
+
+const controllerFlags = {
+  kubeconfig: { type: 'string', default: process.env.KUBECONFIG ?? '' },
+  namespace: { type: 'string', default: process.env.POD_NAMESPACE ?? 'switchboard-system' },
+  'leader-elect': { type: 'string', default: 'true' },
+  'leader-elect-lease-duration': { type: 'string', default: '15s' },
+  'leader-elect-renew-deadline': { type: 'string', default: '10s' },
+  'leader-elect-retry-period': { type: 'string', default: '2s' },
+  'leader-elect-id': { type: 'string', default: '' },
+  'leader-elect-lease-name': { type: 'string', default: 'switchboard-controller' },
+  'metrics-bind-address': { type: 'string', default: ':8080' },
+  'log-level': { type: 'string', default: process.env.SWITCHBOARD_LOG_LEVEL ?? 'info' },
+  help: { type: 'boolean', default: false },
+} satisfies ParseArgsConfig['options'];
+
+type ControllerFlags = { [K in keyof typeof controllerFlags]: (typeof controllerFlags)[K]['default'] };
+
+const flagHelp: Record<keyof typeof controllerFlags, string> = {
+  kubeconfig: 'kubeconfig file; empty means $KUBECONFIG, ~/.kube/config, then the in-cluster config',
+  namespace: 'namespace of the leader-election Lease and of Switchboard’s own objects',
+  'leader-elect': 'elect one active replica through a coordination.k8s.io Lease',
+  'leader-elect-lease-duration': 'how long followers wait after the last renewal before taking over',
+  'leader-elect-renew-deadline': 'how long the leader keeps trying to renew before it steps down',
+  'leader-elect-retry-period': 'how often candidates try to acquire and the leader renews',
+  'leader-elect-id': 'identity in the Lease; empty means hostname_random',
+  'leader-elect-lease-name': 'name of the leader-election Lease',
+  'metrics-bind-address': 'host:port serving /metrics, /healthz and /readyz; "0" disables',
+  'log-level': 'debug, info, warn or error',
+  help: 'show the flags',
+};
+
+function helpFor(command: string, flags: Record<string, { default?: unknown }>, help: Record<string, string>): string {
+  const lines = Object.entries(flags).map(([name, f]) => `  --${name.padEnd(30)} ${help[name] ?? ''}${f.default !== undefined && f.default !== '' && f.default !== false ? ` (default ${JSON.stringify(f.default)})` : ''}`);
+  return `Usage: switchboard ${command} [flags]\n\nFlags:\n${lines.join('\n')}`;
+}
+
+function parseControllerFlags(args: string[]): ControllerFlags {
+  const { values } = parseArgs({ args, options: controllerFlags, strict: true, allowPositionals: false });
+  return values as ControllerFlags;
+}
+
+function clientFor(kubeconfig: string): KubeClient {
+  return kubeconfig ? KubeClient.fromFile(kubeconfig) : KubeClient.fromDefault();
+}
+
+async function ensureNamespace(client: KubeClient, name: string): Promise<void> {
+  try {
+    await client.create(Namespaces, { metadata: { name } });
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+  }
+}
+
+/** Runs the controller manager until SIGTERM/SIGINT or `signal`; returns the process exit code. */
+async function runController(flags: ControllerFlags, signal: AbortSignal): Promise<number> {
+  const log = createLogger('switchboard', { level: flags['log-level'] as LogLevel });
+  const client = clientFor(flags.kubeconfig);
+  const manager = new Manager({
+    client,
+    log,
+    component: 'switchboard-controller',
+    metricsAddress: flags['metrics-bind-address'] === '0' ? '' : flags['metrics-bind-address'],
+    leaderElection: {
+      enabled: parseBool(flags['leader-elect'], 'leader-elect'),
+      namespace: flags.namespace,
+      leaseName: flags['leader-elect-lease-name'],
+      identity: flags['leader-elect-id'] || undefined,
+      leaseDurationMs: parseDuration(flags['leader-elect-lease-duration'], 'leader-elect-lease-duration'),
+      renewDeadlineMs: parseDuration(flags['leader-elect-renew-deadline'], 'leader-elect-renew-deadline'),
+      retryPeriodMs: parseDuration(flags['leader-elect-retry-period'], 'leader-elect-retry-period'),
+    },
+  });
+  log.info('switchboard controller starting', { server: client.server, identity: manager.identity, namespace: flags.namespace });
+  const outcome = await manager.run(signal);
+  client.close();
+  return outcome === 'lost-leadership' ? 1 : 0;
+}
+
+const upFlags = {
+  ...controllerFlags,
+  once: { type: 'boolean', default: false },
+} satisfies ParseArgsConfig['options'];
+
+async function up(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: upFlags, strict: true, allowPositionals: false });
+  if (values.help) {
+    console.log(helpFor('up', upFlags, { ...flagHelp, once: 'start, show the demo, then stop (for scripts and CI)' }));
+    return 0;
+  }
+  const flags = { ...(values as ControllerFlags), 'leader-elect': 'false' };
+  const signal = values.once ? new AbortController().signal : shutdownSignal(createLogger('switchboard'));
+  if (flags.kubeconfig) {
+    console.log(`Running Switchboard against ${flags.kubeconfig}.`);
+    return runController(flags, signal);
+  }
+
+  const say = (line: string) => console.log(line);
+  const controlPlane = new LocalControlPlane({ log: say });
+  say('No $KUBECONFIG: starting a local control plane (etcd + kube-apiserver + kube-controller-manager on 127.0.0.1)…');
+  await controlPlane.start();
+  try {
+    const client = KubeClient.fromFile(controlPlane.kubeconfig);
+    await ensureNamespace(client, flags.namespace);
+    client.close();
+    const info = controlPlane.info;
+    say('');
+    say('Switchboard is running on a local control plane.');
+    say(`  API server:   ${info.server}`);
+    say(`  Service CIDR: ${info.serviceClusterIPRange}   NodePorts: ${info.serviceNodePortRange}`);
+    say('Explore it with kubectl:');
+    say(`  export KUBECONFIG=${info.kubeconfig}`);
+    say(`  ${info.kubectl} get namespaces`);
+    say(values.once ? '' : 'Press Ctrl-C to stop Switchboard and the control plane.');
+    const stop = new AbortController();
+    if (values.once) stop.abort();
+    else signal.addEventListener('abort', () => stop.abort(), { once: true });
+    const code = await runController({ ...flags, kubeconfig: info.kubeconfig, 'metrics-bind-address': values.once ? '0' : flags['metrics-bind-address'] }, stop.signal);
+    return code;
+  } finally {
+    await controlPlane.stop();
+    say('Stopped the local control plane.');
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'controller': {
+      const flags = parseControllerFlags(args);
+      if (flags.help) {
+        console.log(helpFor('controller', controllerFlags, flagHelp));
+        return 0;
+      }
+      return runController(flags, shutdownSignal(createLogger('switchboard')));
+    }
+    case 'speaker':
+      console.error('switchboard speaker: the L2 speaker is not built yet (tracked in the L2 LoadBalancer issue).');
+      return 2;
+    case 'up':
+      return up(args);
+    case undefined:
+      return up([]);
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`switchboard: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`switchboard: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,121 @@
+// Endpoints subsets in canonical form (upstream RepackSubsets) and their order-free comparison; used by the
+// Endpoints controller for what it writes and by the mirroring controller for what it reads.
+import { portKey } from './ports.js';
+import type { EndpointSubset, ObjectReference, SubsetAddress, SubsetPort } from './types.js';
+
+function addressKey(address: SubsetAddress): string {
+  return JSON.stringify([address.ip, address.targetRef?.uid ?? '']);
+}
+
+/** By IP text, then target uid (an address without target first), as upstream LessEndpointAddress. */
+export function compareAddresses(a: SubsetAddress, b: SubsetAddress): number {
+  if (a.ip !== b.ip) return a.ip < b.ip ? -1 : 1;
+  if (b.targetRef == null) return a.targetRef == null ? 0 : 1;
+  if (a.targetRef == null) return -1;
+  const left = a.targetRef.uid ?? '';
+  const right = b.targetRef.uid ?? '';
+  return left < right ? -1 : left > right ? 1 : 0;
+}
+
+function cleanPort(port: SubsetPort): SubsetPort {
+  const clean: SubsetPort = { port: port.port, protocol: port.protocol ?? 'TCP' };
+  if (port.name) clean.name = port.name;
+  if (port.appProtocol != null) clean.appProtocol = port.appProtocol;
+  return clean;
+}
+
+interface PortGroup {
+  /** Undefined for the addresses of port-less subsets (upstream uses a sentinel port -1 for them). */
+  port: SubsetPort | undefined;
+  readiness: Map<string, boolean>;
+}
+
+/**
+ * Expands subsets to (port, address, ready) and packs them again: addresses are de-duplicated by IP and target
+ * uid, not-ready wins over ready for the same address and port, ports with the same address set share a subset,
+ * and port-less addresses keep their own port-less subsets. Output order is deterministic (not upstream's md5
+ * order, which nobody may rely on).
+ */
+export function repackSubsets(subsets: readonly EndpointSubset[] | undefined): EndpointSubset[] {
+  const addresses = new Map<string, SubsetAddress>();
+  const groups = new Map<string, PortGroup>();
+  const record = (address: SubsetAddress, groupKey: string, port: SubsetPort | undefined, ready: boolean) => {
+    const key = addressKey(address);
+    if (!addresses.has(key)) addresses.set(key, structuredClone(address));
+    let group = groups.get(groupKey);
+    if (!group) {
+      group = { port, readiness: new Map() };
+      groups.set(groupKey, group);
+    }
+    const wasReady = group.readiness.get(key);
+    if (wasReady === undefined || wasReady) group.readiness.set(key, ready);
+  };
+  for (const subset of subsets ?? []) {
+    const ports: (SubsetPort | undefined)[] = subset.ports?.length ? subset.ports.map(cleanPort) : [undefined];
+    for (const port of ports) {
+      const groupKey = port ? `port:${portKey(port)}` : 'portless';
+      for (const address of subset.addresses ?? []) record(address, groupKey, port, true);
+      for (const address of subset.notReadyAddresses ?? []) record(address, groupKey, port, false);
+    }
+  }
+
+  // Ports offered by exactly the same addresses (with the same readiness) go into one subset.
+  const bySet = new Map<string, { ports: SubsetPort[]; readiness: Map<string, boolean> }>();
+  for (const group of groups.values()) {
+    const members = [...group.readiness.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const setKey = `${group.port ? 'ports' : 'portless'}:${JSON.stringify(members)}`;
+    const entry = bySet.get(setKey) ?? { ports: [], readiness: group.readiness };
+    if (group.port) entry.ports.push(group.port);
+    bySet.set(setKey, entry);
+  }
+
+  const packed: EndpointSubset[] = [];
+  for (const { ports, readiness } of bySet.values()) {
+    const ready: SubsetAddress[] = [];
+    const notReady: SubsetAddress[] = [];
+    for (const [key, isReady] of readiness) (isReady ? ready : notReady).push(addresses.get(key)!);
+    const subset: EndpointSubset = {};
+    if (ready.length) subset.addresses = ready.sort(compareAddresses);
+    if (notReady.length) subset.notReadyAddresses = notReady.sort(compareAddresses);
+    if (ports.length) subset.ports = ports.sort((a, b) => (portKey(a) < portKey(b) ? -1 : 1));
+    packed.push(subset);
+  }
+  return packed.sort((a, b) => (canonicalSubset(a) < canonicalSubset(b) ? -1 : 1));
+}
+
+function canonicalRef(ref: ObjectReference | undefined): unknown {
+  if (ref == null) return null;
+  return [ref.kind ?? '', ref.namespace ?? '', ref.name ?? '', ref.uid ?? '', ref.apiVersion ?? '', ref.fieldPath ?? ''];
+}
+
+function canonicalAddresses(addresses: readonly SubsetAddress[] | undefined): string[] {
+  return (addresses ?? [])
+    .map((a) => JSON.stringify([a.ip, a.hostname ?? '', a.nodeName ?? '', canonicalRef(a.targetRef)]))
+    .sort();
+}
+
+/** One subset as a string that ignores order, targetRef.resourceVersion and absent-vs-empty differences. */
+function canonicalSubset(subset: EndpointSubset): string {
+  return JSON.stringify([
+    canonicalAddresses(subset.addresses),
+    canonicalAddresses(subset.notReadyAddresses),
+    (subset.ports ?? []).map(portKey).sort(),
+  ]);
+}
+
+/** Subsets are equal as sets, ignoring targetRef.resourceVersion (pod updates must not rewrite Endpoints). */
+export function subsetsEqual(a: readonly EndpointSubset[] | undefined, b: readonly EndpointSubset[] | undefined): boolean {
+  const left = (a ?? []).map(canonicalSubset).sort();
+  const right = (b ?? []).map(canonicalSubset).sort();
+  return left.length === right.length && left.every((value, index) => value === right[index]);
+}
+
+export function countAddresses(subsets: readonly EndpointSubset[] | undefined): { ready: number; notReady: number } {
+  let ready = 0;
+  let notReady = 0;
+  for (const subset of subsets ?? []) {
+    ready += subset.addresses?.length ?? 0;
+    notReady += subset.notReadyAddresses?.length ?? 0;
+  }
+  return { ready, notReady };
+}

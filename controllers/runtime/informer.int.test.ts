@@ -1,0 +1,143 @@
+// The informer against a real API server: its cache ends equal to the server after bursts, an API
+// server restart, and a watch that expired (etcd compacted) while it was away.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import PQueue from 'p-queue';
+import { Informer } from './informer.js';
+import type { KubeClient } from './client.js';
+import { ConfigMaps, Namespaces } from './resources.js';
+import type { KubeObject } from './wire.js';
+import { LocalControlPlane } from '../../e2e/controlplane/controlplane.js';
+import { createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
+
+interface ConfigMap extends KubeObject {
+  data?: Record<string, string>;
+}
+
+/** name → resourceVersion, as the server has it now. */
+async function serverState(client: KubeClient, namespace: string): Promise<Map<string, string>> {
+  const list = await client.listAll<ConfigMap>(ConfigMaps, { namespace });
+  return new Map(list.items.map((cm) => [cm.metadata!.name!, cm.metadata!.resourceVersion!]));
+}
+
+function cacheState(informer: Informer<ConfigMap>): Map<string, string> {
+  return new Map(informer.store.list().map((cm) => [cm.metadata!.name!, cm.metadata!.resourceVersion!]));
+}
+
+/** What the event handlers alone reconstruct: proves every change reached them, deletes included. */
+function trackHandlers(informer: Informer<ConfigMap>): Map<string, string> {
+  const seen = new Map<string, string>();
+  informer.addEventHandler({
+    onAdd: (o) => seen.set(o.metadata!.name!, o.metadata!.resourceVersion!),
+    onUpdate: (_old, o) => seen.set(o.metadata!.name!, o.metadata!.resourceVersion!),
+    onDelete: (o) => seen.delete(o.metadata!.name!),
+  });
+  return seen;
+}
+
+async function churn(client: KubeClient, namespace: string, prefix: string, creates: number, updates: number, deletes: number): Promise<void> {
+  const pool = new PQueue({ concurrency: 10 });
+  const limit = <T>(fn: () => Promise<T>) => pool.add(fn);
+  await Promise.all(
+    Array.from({ length: creates }, (_, i) => limit(() => client.create<ConfigMap>(ConfigMaps, { metadata: { name: `${prefix}-${i}`, namespace }, data: { v: '0' } }))),
+  );
+  await Promise.all(
+    Array.from({ length: updates }, (_, i) =>
+      limit(() => client.patch(ConfigMaps, `${prefix}-${i % creates}`, { data: { v: String(i) } }, 'merge', { namespace })),
+    ),
+  );
+  await Promise.all(Array.from({ length: deletes }, (_, i) => limit(() => client.delete(ConfigMaps, `${prefix}-${creates - 1 - i}`, { namespace }))));
+}
+
+describe('informer on the shared control plane', () => {
+  let client: KubeClient;
+  let ns: string;
+
+  beforeAll(async () => {
+    client = testClient();
+    ns = await createNamespace(client, 'informer');
+  });
+  afterAll(async () => {
+    await deleteNamespace(client, ns);
+    client.close();
+  });
+
+  it('ends equal to the server after a burst of creates, updates and deletes', async () => {
+    await churn(client, ns, 'before', 20, 0, 5); // some state exists before the informer starts
+    const informer = new Informer<ConfigMap>(client, ConfigMaps, { namespace: ns });
+    const handlerView = trackHandlers(informer);
+    informer.start();
+    await informer.waitForSync();
+    expect(cacheState(informer)).toEqual(await serverState(client, ns));
+
+    await churn(client, ns, 'burst', 200, 150, 80);
+    const expected = await serverState(client, ns);
+    expect([...expected.keys()].filter((n) => n.startsWith('burst-'))).toHaveLength(120);
+    await eventually(() => {
+      expect(cacheState(informer)).toEqual(expected);
+      expect(handlerView).toEqual(expected);
+    }, 30_000);
+    expect(informer.listCount).toBe(1);
+    await informer.stop();
+  });
+});
+
+describe('informer across API server outages', () => {
+  let cp: LocalControlPlane;
+  let client: KubeClient;
+  const ns = 'outage';
+
+  beforeAll(async () => {
+    cp = await new LocalControlPlane({ kubeControllerManager: false }).start();
+    client = testClient(cp.kubeconfig);
+    await client.create(Namespaces, { metadata: { name: ns } });
+  });
+  afterAll(async () => {
+    client?.close();
+    await cp?.stop();
+  });
+
+  it('resumes its watch after the API server restarts, missing nothing', async () => {
+    const informer = new Informer<ConfigMap>(client, ConfigMaps, { namespace: ns });
+    const handlerView = trackHandlers(informer);
+    informer.start();
+    await informer.waitForSync();
+    await churn(client, ns, 'a', 10, 5, 2);
+
+    await cp.restartApiServer();
+    await churn(client, ns, 'b', 30, 10, 10);
+    const expected = await serverState(client, ns);
+    await eventually(() => {
+      expect(cacheState(informer)).toEqual(expected);
+      expect(handlerView).toEqual(expected);
+    }, 60_000);
+    expect(informer.listCount).toBe(1); // resumed from its resourceVersion, no relist needed
+    await informer.stop();
+  });
+
+  it('relists after its watch expired (etcd compacted while away) and reports what was deleted', async () => {
+    const informer = new Informer<ConfigMap>(client, ConfigMaps, { namespace: ns });
+    const handlerView = trackHandlers(informer);
+    informer.start();
+    await informer.waitForSync();
+    const before = cacheState(informer);
+    expect(before.size).toBeGreaterThan(0);
+
+    await informer.stop();
+    // While it is away: delete everything it knew, add and change other objects, then compact
+    // etcd and restart the API server so its watch cache cannot serve the old resourceVersion.
+    for (const name of before.keys()) await client.delete(ConfigMaps, name, { namespace: ns });
+    await churn(client, ns, 'c', 25, 10, 5);
+    await cp.compactEtcd();
+    await cp.restartApiServer();
+
+    informer.start();
+    const expected = await serverState(client, ns);
+    await eventually(() => {
+      expect(cacheState(informer)).toEqual(expected);
+      expect(handlerView).toEqual(expected);
+    }, 60_000);
+    expect(informer.listCount).toBe(2); // the watch answered 410 Gone and it relisted
+    for (const name of before.keys()) expect(handlerView.has(name)).toBe(false);
+    await informer.stop();
+  });
+});

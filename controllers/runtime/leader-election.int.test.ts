@@ -1,0 +1,159 @@
+// Leader election with real replicas: two `switchboard controller` processes on one Lease. Exactly
+// one leads; when it is killed with SIGKILL the other takes over once the lease expires, and when it
+// is stopped with SIGTERM it releases the lease and the other takes over at once.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { KubeClient } from './client.js';
+import { Leases } from './resources.js';
+import type { Lease } from './wire.js';
+import { LeaderElector } from './leader-election.js';
+import { silentLogger } from './log.js';
+import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
+
+const BIN = fileURLToPath(new URL('../../dist/cmd/switchboard.js', import.meta.url));
+const LEASE_MS = 4000;
+const RETRY_MS = 500;
+
+interface Replica {
+  id: string;
+  child: ChildProcess;
+  output: string[];
+}
+
+function startReplica(id: string, namespace: string): Replica {
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'controller',
+      `--kubeconfig=${controlPlaneInfo().kubeconfig}`,
+      `--namespace=${namespace}`,
+      `--leader-elect-id=${id}`,
+      `--leader-elect-lease-duration=${LEASE_MS}ms`,
+      '--leader-elect-renew-deadline=3s',
+      `--leader-elect-retry-period=${RETRY_MS}ms`,
+      '--metrics-bind-address=127.0.0.1:0',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const output: string[] = [];
+  const collect = (b: Buffer) => output.push(...b.toString().split('\n').filter(Boolean));
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  return { id, child, output };
+}
+
+const leads = (r: Replica) => r.output.some((l) => l.includes('"starting controllers"'));
+
+async function holder(client: KubeClient, namespace: string): Promise<string | undefined> {
+  const lease = await client.getOrUndefined<Lease>(Leases, 'switchboard-controller', namespace);
+  return lease?.spec?.holderIdentity;
+}
+
+describe('leader election between two controller processes', () => {
+  let client: KubeClient;
+  let ns: string;
+  const replicas: Replica[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` first (npm test does)`);
+    client = testClient();
+    ns = await createNamespace(client, 'le');
+  });
+  afterEach(() => {
+    for (const r of replicas.splice(0)) r.child.kill('SIGKILL');
+  });
+  afterAll(async () => {
+    await deleteNamespace(client, ns);
+    client.close();
+  });
+
+  async function electOne(): Promise<{ leader: Replica; follower: Replica }> {
+    replicas.push(startReplica('replica-a', ns), startReplica('replica-b', ns));
+    const id = await eventually(() => holder(client, ns).then((h) => h ?? false), 30_000);
+    const leader = replicas.find((r) => r.id === id)!;
+    const follower = replicas.find((r) => r.id !== id)!;
+    await eventually(() => leads(leader), 10_000);
+    // Several renew periods later the follower still has not started anything.
+    await new Promise((r) => setTimeout(r, 3 * RETRY_MS));
+    expect(leads(follower)).toBe(false);
+    expect(await holder(client, ns)).toBe(leader.id);
+    return { leader, follower };
+  }
+
+  it('elects exactly one, and the other takes over after the leader is killed', async () => {
+    const { leader, follower } = await electOne();
+    const killedAt = Date.now();
+    leader.child.kill('SIGKILL');
+    await eventually(() => leads(follower), 30_000, 50);
+    const takeoverMs = Date.now() - killedAt;
+    expect(await holder(client, ns)).toBe(follower.id);
+    process.stderr.write(`[leader election] takeover after SIGKILL: ${takeoverMs} ms (lease ${LEASE_MS} ms, retry ${RETRY_MS} ms)\n`);
+    // The follower may first see the last renewal up to one jittered retry late, and polls with
+    // jitter after expiry: the lease duration plus two jittered retry periods bounds the takeover.
+    expect(takeoverMs).toBeGreaterThanOrEqual(LEASE_MS - 2 * 2.2 * RETRY_MS);
+    expect(takeoverMs).toBeLessThanOrEqual(LEASE_MS + 2 * 2.2 * RETRY_MS + 500);
+  });
+
+  it('hands over at once when the leader shuts down gracefully (SIGTERM releases the lease)', async () => {
+    const { leader, follower } = await electOne();
+    const stoppedAt = Date.now();
+    leader.child.kill('SIGTERM');
+    await eventually(() => leads(follower), 30_000, 50);
+    const takeoverMs = Date.now() - stoppedAt;
+    process.stderr.write(`[leader election] takeover after SIGTERM: ${takeoverMs} ms\n`);
+    expect(takeoverMs).toBeLessThan(LEASE_MS);
+    expect(leader.output.some((l) => l.includes('"released lease"'))).toBe(true);
+  });
+});
+
+describe('leader election between in-process electors', () => {
+  let client: KubeClient;
+  let ns: string;
+
+  beforeAll(async () => {
+    client = testClient();
+    ns = await createNamespace(client, 'le2');
+  });
+  afterAll(async () => {
+    await deleteNamespace(client, ns);
+    client.close();
+  });
+
+  it('never has two leaders at once among five candidates, across a release', async () => {
+    let leaders = 0;
+    let peak = 0;
+    const stops = Array.from({ length: 5 }, () => new AbortController());
+    const runs = stops.map((stop, i) =>
+      new LeaderElector({
+        client,
+        namespace: ns,
+        name: 'race',
+        identity: `c${i}`,
+        leaseDurationMs: 3000,
+        renewDeadlineMs: 2000,
+        retryPeriodMs: 200,
+        log: silentLogger,
+        onStartedLeading: async (signal) => {
+          peak = Math.max(peak, ++leaders);
+          await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+          leaders--;
+        },
+      }).run(stop.signal),
+    );
+    const first = await eventually(() => holder2(client, ns), 10_000);
+    stops[Number(first.slice(1))].abort(); // the leader leaves gracefully; another must take over
+    await eventually(async () => ((await holder2(client, ns)) || '') !== first && (await holder2(client, ns)) !== false, 10_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const s of stops) s.abort();
+    await Promise.all(runs);
+    expect(peak).toBe(1);
+  });
+});
+
+async function holder2(client: KubeClient, namespace: string): Promise<string | false> {
+  const lease = await client.getOrUndefined<Lease>(Leases, 'race', namespace);
+  return lease?.spec?.holderIdentity ?? false;
+}

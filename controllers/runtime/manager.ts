@@ -1,0 +1,145 @@
+// The manager wires the runtime together for one process: shared informers (one per resource), the
+// controllers, leader election, the health/metrics server and graceful shutdown on SIGTERM/SIGINT.
+// Informers start at once on every replica (so a new leader starts with warm caches); controllers
+// run only while this replica leads.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { KubeClient } from './client.js';
+import type { Controller } from './controller.js';
+import { EventRecorder } from './events.js';
+import { Informer, type InformerOptions } from './informer.js';
+import { LeaderElector } from './leader-election.js';
+import type { Logger } from './log.js';
+import type { ResourceType } from './resources.js';
+import { HealthServer, instrumentClient } from './telemetry.js';
+import type { KubeObject } from './wire.js';
+
+export interface LeaderElectionConfig {
+  enabled: boolean;
+  namespace: string;
+  leaseName: string;
+  identity?: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+export interface ManagerOptions {
+  client: KubeClient;
+  log: Logger;
+  component: string;
+  leaderElection: LeaderElectionConfig;
+  /** host:port for /metrics, /healthz and /readyz; empty to serve none. */
+  metricsAddress?: string;
+}
+
+export class Manager {
+  readonly client: KubeClient;
+  readonly log: Logger;
+  readonly events: EventRecorder;
+  readonly health = new HealthServer();
+  readonly identity: string;
+  private readonly informers = new Map<string, Informer<KubeObject>>();
+  private readonly controllers: Controller[] = [];
+  private elector: LeaderElector | undefined;
+  /** The port /metrics is served on, once running. */
+  metricsPort = 0;
+
+  constructor(private readonly options: ManagerOptions) {
+    this.client = options.client;
+    this.log = options.log;
+    this.identity = options.leaderElection.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
+    this.events = new EventRecorder(options.client, options.component, hostname(), options.log.child('events'));
+    instrumentClient(options.client);
+    this.health.addHealthCheck('ping', () => true);
+    this.health.addReadyCheck('informers-synced', () => [...this.informers.values()].every((i) => i.hasSynced));
+  }
+
+  /** The shared informer for a resource (and selector): every controller reads the same cache. */
+  informer<T extends KubeObject>(rt: ResourceType, options: InformerOptions<T> = {}): Informer<T> {
+    const key = [rt.group, rt.version, rt.plural, options.namespace ?? '', options.labelSelector ?? '', options.fieldSelector ?? ''].join('|');
+    let informer = this.informers.get(key) as Informer<T> | undefined;
+    if (!informer) {
+      informer = new Informer<T>(this.client, rt, { log: this.log.child('informer', { resource: rt.plural }), ...options });
+      this.informers.set(key, informer as unknown as Informer<KubeObject>);
+    } else if (options.indexers) {
+      throw new Error(`informer for ${rt.plural} already exists; declare its indexers where it is first made`);
+    }
+    return informer;
+  }
+
+  addController(controller: Controller): void {
+    this.controllers.push(controller);
+  }
+
+  get isLeader(): boolean {
+    return !this.options.leaderElection.enabled || (this.elector?.isLeader ?? false);
+  }
+
+  /**
+   * Runs until `signal` aborts (or leadership is lost, which ends the run: a replica that lost the
+   * lease may hold stale state, so it restarts rather than campaigning again).
+   */
+  async run(signal: AbortSignal): Promise<'stopped' | 'lost-leadership'> {
+    if (this.options.metricsAddress) {
+      this.metricsPort = await this.health.listen(this.options.metricsAddress);
+      this.log.info('serving metrics and health', { address: this.options.metricsAddress, port: this.metricsPort });
+    }
+    for (const informer of this.informers.values()) informer.start();
+    await Promise.race([Promise.all([...this.informers.values()].map((i) => i.waitForSync())), aborted(signal)]);
+    this.log.info('caches synced', { informers: this.informers.size });
+
+    let outcome: 'stopped' | 'lost-leadership' = 'stopped';
+    const le = this.options.leaderElection;
+    if (!le.enabled) {
+      await this.lead(signal);
+    } else {
+      this.elector = new LeaderElector({
+        client: this.client,
+        namespace: le.namespace,
+        name: le.leaseName,
+        identity: this.identity,
+        leaseDurationMs: le.leaseDurationMs,
+        renewDeadlineMs: le.renewDeadlineMs,
+        retryPeriodMs: le.retryPeriodMs,
+        log: this.log.child('leader-election'),
+        onStartedLeading: (leading) => this.lead(leading),
+        onNewLeader: (id) => this.log.info('leader observed', { leader: id, self: id === this.identity }),
+      });
+      this.health.addHealthCheck('leader-election', () => true);
+      await this.elector.run(signal);
+      if (!signal.aborted) outcome = 'lost-leadership';
+    }
+    for (const informer of this.informers.values()) await informer.stop();
+    await this.health.close();
+    return outcome;
+  }
+
+  private async lead(signal: AbortSignal): Promise<void> {
+    this.log.info('starting controllers', { controllers: this.controllers.map((c) => c.name), identity: this.identity });
+    for (const c of this.controllers) c.start();
+    await aborted(signal);
+    this.log.info('stopping controllers');
+    await Promise.all(this.controllers.map((c) => c.stop()));
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+/** An AbortSignal that fires on SIGTERM or SIGINT (a second signal exits at once). */
+export function shutdownSignal(log: Logger): AbortSignal {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    log.info('shutting down', { signal: sig });
+    controller.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return controller.signal;
+}

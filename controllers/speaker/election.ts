@@ -1,0 +1,202 @@
+// Who announces a Service's addresses: one node, the same answer on every node, computed without talking.
+//
+// Candidates are nodes whose speaker renews its per-node Lease (a stale Lease means the speaker is gone: that is the
+// fence MetalLB's memberlist lacks), minus nodes labelled exclude-from-external-load-balancers, nodes with
+// NetworkUnavailable=True, nodes no L2Advertisement allows, nodes known to lack the advertised interfaces and, for
+// externalTrafficPolicy Local, nodes without a serving local endpoint. Among them the highest preference score wins,
+// then the smallest sha256(node + "#" + address) (MetalLB's tie-break): rendezvous hashing, so adding a node moves
+// only the addresses it wins and removing a node moves only the addresses it held. Every exclusion keeps its reason
+// so "why does nobody announce?" has an answer (MetalLB #1154, #2274).
+import { createHash } from 'node:crypto';
+import type { EndpointSlice, Lease, Node, Service } from '../runtime/wire.js';
+import { L2ConditionAnnounced } from '../../crds/servicel2status.js';
+import { readAnnotation, ANNOTATION_ALLOW_SHARED_IP } from '../../allocators/lb-service.js';
+import type { Labels } from '../../allocators/lb-selector.js';
+import { advertisementsForNode, advertisementsForService, interfacesOf, preferenceScore, type ParsedL2Advertisement } from './advertisements.js';
+
+export const EXCLUDE_FROM_LB_LABEL = 'node.kubernetes.io/exclude-from-external-load-balancers';
+
+export type NodeExclusion = 'SpeakerNotLive' | 'ExcludedByLabel' | 'NetworkUnavailable' | 'NoMatchingAdvertisement' | 'MissingInterface' | 'NoLocalEndpoints';
+
+export interface NodeView {
+  name: string;
+  labels: Labels;
+  /** Set when the node can announce nothing at all. */
+  exclusion?: NodeExclusion;
+}
+
+/** Nodes whose speaker Lease is fresh: renewTime + leaseDurationSeconds not yet past. The holder is the node name. */
+export function liveSpeakers(leases: readonly Lease[], now: number): Set<string> {
+  const live = new Set<string>();
+  for (const lease of leases) {
+    const holder = lease.spec?.holderIdentity;
+    const renewed = Date.parse(lease.spec?.renewTime ?? lease.spec?.acquireTime ?? '');
+    const duration = lease.spec?.leaseDurationSeconds;
+    if (holder && Number.isFinite(renewed) && duration !== undefined && renewed + duration * 1000 > now) live.add(holder);
+  }
+  return live;
+}
+
+export interface AssessOptions {
+  /** Like MetalLB's --ignore-exclude-lb. */
+  ignoreExcludeLabel?: boolean;
+}
+
+/** Per-node facts that do not depend on the Service. */
+export function assessNodes(nodes: readonly Node[], live: ReadonlySet<string>, options: AssessOptions = {}): Map<string, NodeView> {
+  const out = new Map<string, NodeView>();
+  for (const node of nodes) {
+    const name = node.metadata?.name ?? '';
+    const labels = node.metadata?.labels ?? {};
+    const networkUnavailable = (node.status?.conditions ?? []).some((c) => c.type === 'NetworkUnavailable' && c.status === 'True');
+    const exclusion: NodeExclusion | undefined = !live.has(name)
+      ? 'SpeakerNotLive'
+      : !options.ignoreExcludeLabel && Object.prototype.hasOwnProperty.call(labels, EXCLUDE_FROM_LB_LABEL)
+        ? 'ExcludedByLabel'
+        : networkUnavailable
+          ? 'NetworkUnavailable'
+          : undefined;
+    out.set(name, { name, labels, exclusion });
+  }
+  return out;
+}
+
+export interface ServingEndpoints {
+  /** Some endpoint can serve (ready unset or true, or serving true). */
+  any: boolean;
+  /** Nodes with such an endpoint. */
+  nodes: ReadonlySet<string>;
+}
+
+/** The serving endpoints of a Service's EndpointSlices. */
+export function servingEndpoints(slices: readonly EndpointSlice[]): ServingEndpoints {
+  const nodes = new Set<string>();
+  let any = false;
+  for (const slice of slices) {
+    for (const ep of slice.endpoints ?? []) {
+      const c = ep.conditions ?? {};
+      if (!(c.ready === undefined || c.ready === null || c.ready === true || c.serving === true)) continue;
+      any = true;
+      if (ep.nodeName) nodes.add(ep.nodeName);
+    }
+  }
+  return { any, nodes };
+}
+
+export type ElectionReason = 'Elected' | 'NoL2Advertisement' | 'SharedIPWithServiceSelector' | 'NoServingEndpoints' | 'NoEligibleNode';
+
+export interface ElectionRequest {
+  service: Service;
+  /** The Service's addresses, IPv4 first; the first one is the election key (shared addresses elect together). */
+  addresses: readonly string[];
+  /** The advertisements covering the Service's pool (advertisementsForPool). */
+  advertisements: readonly ParsedL2Advertisement[];
+  endpoints: ServingEndpoints;
+  /** Interfaces each node has, when known (e.g. published by its speaker); nodes not listed are assumed to have them. */
+  nodeInterfaces?: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+export interface ElectionResult {
+  winner?: string;
+  /** Interfaces the winner answers on; undefined means every eligible interface. */
+  interfaces?: string[];
+  reason: ElectionReason;
+  message: string;
+  /** Eligible nodes, by name. */
+  eligible: string[];
+  /** Excluded nodes and why, by name. */
+  excluded: { node: string; reason: NodeExclusion }[];
+}
+
+/** The rendezvous hash of a node for an address. */
+export const electionHash = (node: string, address: string): string => createHash('sha256').update(`${node}#${address}`).digest('hex');
+
+const EXCLUSION_TEXT: Record<NodeExclusion, string> = {
+  SpeakerNotLive: 'without a live speaker',
+  ExcludedByLabel: `labelled ${EXCLUDE_FROM_LB_LABEL}`,
+  NetworkUnavailable: 'with NetworkUnavailable=True',
+  NoMatchingAdvertisement: 'not selected by the nodeSelectors of any L2Advertisement',
+  MissingInterface: 'without the advertised interfaces',
+  NoLocalEndpoints: 'without a serving local endpoint (externalTrafficPolicy Local)',
+};
+
+function summarize(excluded: { node: string; reason: NodeExclusion }[]): string {
+  const groups = new Map<NodeExclusion, string[]>();
+  for (const e of excluded) {
+    const list = groups.get(e.reason);
+    if (list) list.push(e.node);
+    else groups.set(e.reason, [e.node]);
+  }
+  return [...groups]
+    .map(([reason, nodes]) => `${nodes.length} ${EXCLUSION_TEXT[reason]} (${nodes.slice(0, 5).join(', ')}${nodes.length > 5 ? ', …' : ''})`)
+    .join('; ');
+}
+
+const noWinner = (reason: ElectionReason, message: string, excluded: ElectionResult['excluded'] = []): ElectionResult => ({
+  reason,
+  message,
+  eligible: [],
+  excluded,
+});
+
+/** Elects the node that announces a Service; pure and the same on every node given the same inputs. */
+export function elect(req: ElectionRequest, nodes: ReadonlyMap<string, NodeView>): ElectionResult {
+  const key = req.addresses[0];
+  if (key === undefined) return noWinner('NoEligibleNode', 'the Service has no address to announce');
+  const ads = advertisementsForService(req.advertisements, req.service.metadata?.labels);
+  if (ads.length === 0) {
+    const filtered = req.advertisements.length > 0 ? ' whose serviceSelectors match the Service' : '';
+    return noWinner('NoL2Advertisement', `no L2Advertisement${filtered} covers the pool of ${key}; the address is allocated but not announced`);
+  }
+  if (readAnnotation(req.service, ANNOTATION_ALLOW_SHARED_IP) && ads.some((ad) => ad.serviceSelectors.length > 0)) {
+    return noWinner('SharedIPWithServiceSelector', 'a Service sharing its address (allow-shared-ip) cannot use an L2Advertisement with serviceSelectors');
+  }
+  if (!req.endpoints.any) return noWinner('NoServingEndpoints', 'the Service has no serving endpoint');
+  const local = req.service.spec?.externalTrafficPolicy === 'Local';
+
+  const excluded: ElectionResult['excluded'] = [];
+  let best: { node: string; score: number; hash: string; ads: ParsedL2Advertisement[] } | undefined;
+  const eligible: string[] = [];
+  for (const view of [...nodes.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const nodeAds = advertisementsForNode(ads, view.labels);
+    const wanted = interfacesOf(nodeAds);
+    const has = req.nodeInterfaces?.get(view.name);
+    const exclusion: NodeExclusion | undefined =
+      view.exclusion ??
+      (nodeAds.length === 0
+        ? 'NoMatchingAdvertisement'
+        : wanted && has && !wanted.some((i) => has.has(i))
+          ? 'MissingInterface'
+          : local && !req.endpoints.nodes.has(view.name)
+            ? 'NoLocalEndpoints'
+            : undefined);
+    if (exclusion) {
+      excluded.push({ node: view.name, reason: exclusion });
+      continue;
+    }
+    eligible.push(view.name);
+    const score = preferenceScore(ads, view.labels);
+    const hash = electionHash(view.name, key);
+    if (!best || score > best.score || (score === best.score && hash < best.hash)) best = { node: view.name, score, hash, ads: nodeAds };
+  }
+  if (!best) {
+    const why = excluded.length > 0 ? `: ${summarize(excluded)}` : ': there are no nodes';
+    return noWinner('NoEligibleNode', `no node may announce ${key}${why}`, excluded);
+  }
+  return {
+    winner: best.node,
+    interfaces: interfacesOf(best.ads),
+    reason: 'Elected',
+    message: `announcing from node ${JSON.stringify(best.node)} with protocol "layer2"`,
+    eligible,
+    excluded,
+  };
+}
+
+/** The Announced condition of a ServiceL2Status for an election (the speaker adds lastTransitionTime). */
+export const announcedCondition = (r: ElectionResult): { type: typeof L2ConditionAnnounced; status: 'True' | 'False'; reason: ElectionReason; message: string } => ({
+  type: L2ConditionAnnounced,
+  status: r.winner ? 'True' : 'False',
+  reason: r.reason,
+  message: r.message,
+});

@@ -1,0 +1,51 @@
+// What integration tests share: a client for the run's control plane, a fresh namespace per test,
+// and a polling helper for conditions that settle asynchronously.
+import { randomBytes } from 'node:crypto';
+import { KubeClient, isNotFound } from '../../controllers/runtime/client.js';
+import { Namespaces } from '../../controllers/runtime/resources.js';
+import type { ControlPlaneInfo } from '../controlplane/controlplane.js';
+
+export function controlPlaneInfo(): ControlPlaneInfo {
+  const raw = process.env.SWITCHBOARD_TEST_CONTROLPLANE;
+  if (!raw) throw new Error('no control plane: run integration tests through jest (`npm test`), whose global setup starts one');
+  return JSON.parse(raw) as ControlPlaneInfo;
+}
+
+export function testClient(kubeconfig = controlPlaneInfo().kubeconfig): KubeClient {
+  return KubeClient.fromFile(kubeconfig, 'switchboard-test');
+}
+
+export function randomSuffix(bytes = 3): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+export async function createNamespace(client: KubeClient, prefix = 'test'): Promise<string> {
+  const name = `${prefix}-${randomSuffix()}`;
+  await client.create(Namespaces, { metadata: { name, labels: { 'switchboard.dev/test': 'true' } } });
+  return name;
+}
+
+export async function deleteNamespace(client: KubeClient, name: string): Promise<void> {
+  try {
+    await client.delete(Namespaces, name);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+/** Polls `check` until it returns without throwing and is not false; rethrows the last failure at the deadline. */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 30_000, intervalMs = 100): Promise<Exclude<T, false>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = new Error('condition never became true');
+  for (;;) {
+    try {
+      const result = await check();
+      if (result !== false) return result as Exclude<T, false>;
+      last = new Error('condition still false');
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw last;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
