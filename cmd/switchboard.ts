@@ -10,6 +10,9 @@ import { Namespaces } from '../controllers/runtime/resources.js';
 import { isAlreadyExists } from '../controllers/runtime/client.js';
 import { LocalControlPlane } from '../e2e/controlplane/controlplane.js';
 import { parseBool, parseDuration } from './flags.js';
+import { jobs } from './jobs/index.js';
+import { runSpeaker } from './speaker.js';
+import type { FlagValues } from './jobs/job.js';
 
 const USAGE = `Usage: switchboard <command> [flags]
 
@@ -35,7 +38,13 @@ const controllerFlags = {
   help: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
 
-type ControllerFlags = { [K in keyof typeof controllerFlags]: (typeof controllerFlags)[K]['default'] };
+type ControllerFlags = { [K in keyof typeof controllerFlags]: (typeof controllerFlags)[K]['default'] } & FlagValues;
+
+/** Every job's own flags, in parseArgs form and with their help lines. */
+const jobFlags: ParseArgsConfig['options'] = Object.fromEntries(
+  jobs.flatMap((j) => Object.entries(j.flags).map(([name, f]) => [name, { type: f.type, default: f.default }])),
+);
+const jobFlagHelp: Record<string, string> = Object.fromEntries(jobs.flatMap((j) => Object.entries(j.flags).map(([name, f]) => [name, f.help])));
 
 const flagHelp: Record<keyof typeof controllerFlags, string> = {
   kubeconfig: 'kubeconfig file; empty means $KUBECONFIG, ~/.kube/config, then the in-cluster config',
@@ -57,7 +66,7 @@ function helpFor(command: string, flags: Record<string, { default?: unknown }>, 
 }
 
 function parseControllerFlags(args: string[]): ControllerFlags {
-  const { values } = parseArgs({ args, options: controllerFlags, strict: true, allowPositionals: false });
+  const { values } = parseArgs({ args, options: { ...controllerFlags, ...jobFlags }, strict: true, allowPositionals: false });
   return values as ControllerFlags;
 }
 
@@ -92,7 +101,8 @@ async function runController(flags: ControllerFlags, signal: AbortSignal): Promi
       retryPeriodMs: parseDuration(flags['leader-elect-retry-period'], 'leader-elect-retry-period'),
     },
   });
-  log.info('switchboard controller starting', { server: client.server, identity: manager.identity, namespace: flags.namespace });
+  for (const job of jobs) await job.register(manager, flags, { namespace: flags.namespace });
+  log.info('switchboard controller starting', { server: client.server, identity: manager.identity, namespace: flags.namespace, jobs: jobs.map((j) => j.name) });
   const outcome = await manager.run(signal);
   client.close();
   return outcome === 'lost-leadership' ? 1 : 0;
@@ -100,13 +110,14 @@ async function runController(flags: ControllerFlags, signal: AbortSignal): Promi
 
 const upFlags = {
   ...controllerFlags,
+  ...jobFlags,
   once: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
 
 async function up(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: upFlags, strict: true, allowPositionals: false });
   if (values.help) {
-    console.log(helpFor('up', upFlags, { ...flagHelp, once: 'start, show the demo, then stop (for scripts and CI)' }));
+    console.log(helpFor('up', upFlags, { ...flagHelp, ...jobFlagHelp, once: 'start, show the demo, then stop (for scripts and CI)' }));
     return 0;
   }
   const flags = { ...(values as ControllerFlags), 'leader-elect': 'false' };
@@ -150,14 +161,13 @@ async function main(argv: string[]): Promise<number> {
     case 'controller': {
       const flags = parseControllerFlags(args);
       if (flags.help) {
-        console.log(helpFor('controller', controllerFlags, flagHelp));
+        console.log(helpFor('controller', { ...controllerFlags, ...jobFlags }, { ...flagHelp, ...jobFlagHelp }));
         return 0;
       }
       return runController(flags, shutdownSignal(createLogger('switchboard')));
     }
     case 'speaker':
-      console.error('switchboard speaker: the L2 speaker is not built yet (tracked in the L2 LoadBalancer issue).');
-      return 2;
+      return runSpeaker(args);
     case 'up':
       return up(args);
     case undefined:

@@ -24,6 +24,15 @@ export interface LeaderElectionConfig {
   retryPeriodMs: number;
 }
 
+/** Something the manager runs besides controllers, e.g. the webhook server or a repair loop. */
+export interface Runnable {
+  name: string;
+  /** true: only while this replica leads (like controllers); false: on every replica (e.g. a webhook). */
+  needsLeaderElection: boolean;
+  /** Runs until `signal` aborts; resolves when fully stopped. */
+  run(signal: AbortSignal): Promise<void>;
+}
+
 export interface ManagerOptions {
   client: KubeClient;
   log: Logger;
@@ -41,6 +50,7 @@ export class Manager {
   readonly identity: string;
   private readonly informers = new Map<string, Informer<KubeObject>>();
   private readonly controllers: Controller[] = [];
+  private readonly runnables: Runnable[] = [];
   private elector: LeaderElector | undefined;
   /** The port /metrics is served on, once running. */
   metricsPort = 0;
@@ -72,6 +82,20 @@ export class Manager {
     this.controllers.push(controller);
   }
 
+  addRunnable(runnable: Runnable): void {
+    this.runnables.push(runnable);
+  }
+
+  private startRunnables(leading: boolean, signal: AbortSignal): Promise<void>[] {
+    return this.runnables
+      .filter((r) => r.needsLeaderElection === leading)
+      .map((r) =>
+        r.run(signal).catch((err) => {
+          this.log.error('runnable failed', { runnable: r.name, error: String(err) });
+        }),
+      );
+  }
+
   get isLeader(): boolean {
     return !this.options.leaderElection.enabled || (this.elector?.isLeader ?? false);
   }
@@ -85,6 +109,7 @@ export class Manager {
       this.metricsPort = await this.health.listen(this.options.metricsAddress);
       this.log.info('serving metrics and health', { address: this.options.metricsAddress, port: this.metricsPort });
     }
+    const everyReplica = this.startRunnables(false, signal);
     for (const informer of this.informers.values()) informer.start();
     await Promise.race([Promise.all([...this.informers.values()].map((i) => i.waitForSync())), aborted(signal)]);
     this.log.info('caches synced', { informers: this.informers.size });
@@ -110,6 +135,7 @@ export class Manager {
       await this.elector.run(signal);
       if (!signal.aborted) outcome = 'lost-leadership';
     }
+    await Promise.all(everyReplica);
     for (const informer of this.informers.values()) await informer.stop();
     await this.health.close();
     return outcome;
@@ -118,9 +144,10 @@ export class Manager {
   private async lead(signal: AbortSignal): Promise<void> {
     this.log.info('starting controllers', { controllers: this.controllers.map((c) => c.name), identity: this.identity });
     for (const c of this.controllers) c.start();
+    const leaderOnly = this.startRunnables(true, signal);
     await aborted(signal);
     this.log.info('stopping controllers');
-    await Promise.all(this.controllers.map((c) => c.stop()));
+    await Promise.all([...this.controllers.map((c) => c.stop()), ...leaderOnly]);
   }
 }
 
