@@ -12,8 +12,32 @@ export interface WorkQueueOptions<T> {
   onDepthChange?: (depth: number) => void;
 }
 
+/** FIFO with O(1) shift (Array#shift is linear on large arrays). */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+}
+
 export class WorkQueue<T = string> {
-  private readonly queue: T[] = [];
+  private readonly queue = new Fifo<T>();
   private readonly dirty = new Set<T>();
   private readonly processing = new Set<T>();
   private readonly waiting = new Map<T, { at: number; timer: NodeJS.Timeout }>();

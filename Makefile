@@ -1,0 +1,53 @@
+# Switchboard: `make run` runs it, `make test` runs the tests. Both install what they need first.
+SHELL := /bin/bash
+NPM_STAMP := node_modules/.package-lock.json
+APT_PACKAGES := iproute2 iputils-arping ndisc6 tcpdump g++ make python3
+
+.PHONY: run test test-unit test-e2e bench build deploy lint deps system-deps controlplane clean
+
+run: deps build
+	node dist/cmd/switchboard.js up
+
+test: deps
+	npm test
+
+test-unit: deps
+	npm run build && npm run test:unit
+
+test-e2e: deps
+	npm run test:integration
+
+bench: deps build
+	node dist/bench/run.js
+
+build: deps
+	npm run build
+
+lint: deps
+	npm run typecheck
+	@command -v duplicates >/dev/null && duplicates --most 20 || true
+
+deploy: build
+	kubectl apply -f crds/
+
+controlplane: deps build
+	node dist/e2e/controlplane/cli.js start
+
+deps: system-deps $(NPM_STAMP)
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(NPM_STAMP)
+
+# The network tests need these Debian packages; install them when missing and we may (root).
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "Missing Debian packages (network tests will be skipped): $$missing"; fi; \
+	fi
+	@command -v go >/dev/null || { echo "Go 1.24+ is needed to build the local control plane (etcd, kube-apiserver): https://go.dev/doc/install or apt-get install golang-go"; exit 1; }
+	@command -v node >/dev/null || { echo "Node.js 20+ is needed"; exit 1; }
+
+clean:
+	rm -rf dist controllers/speaker/native/build
