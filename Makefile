@@ -36,7 +36,8 @@ controlplane: deps build
 deps: system-deps $(NPM_STAMP)
 
 $(NPM_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	@# npm ci refuses this lock file (npm 11 drops optional platform bindings of unrs-resolver from it); install keeps its pins.
+	npm install --no-audit --no-fund
 	@touch $(NPM_STAMP)
 
 # The network tests need these Debian packages; install them when missing and we may (root).
