@@ -97,7 +97,7 @@ function run(cmd: string, args: string[], cwd: string, log: (line: string) => vo
       clearInterval(ticker);
       reject(
         (err as NodeJS.ErrnoException).code === 'ENOENT'
-          ? new Error(`\`${cmd}\` was not found on PATH. Install Go 1.24 or newer (https://go.dev/doc/install, or apt-get install golang-go) to build the local control plane.`)
+          ? new Error(`\`${cmd}\` was not found. Install Go 1.24 or newer (https://go.dev/doc/install, or apt-get install golang-go) to build the local control plane.`)
           : err,
       );
     });
@@ -113,8 +113,16 @@ function run(cmd: string, args: string[], cwd: string, log: (line: string) => vo
  * Returns the pinned binaries, building them first when the cache lacks them. The first build takes
  * minutes (progress goes to `log`); later calls only check a stamp file.
  */
-export async function ensureBinaries(log: (line: string) => void = () => {}): Promise<Binaries> {
-  const dir = join(cacheRoot(), `kube-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}`);
+export interface BuildOptions {
+  /** The Go command ($SWITCHBOARD_GO or `go` on PATH). */
+  go?: string;
+  /** The cache root (see cacheRoot()). */
+  cacheDir?: string;
+}
+
+export async function ensureBinaries(log: (line: string) => void = () => {}, options: BuildOptions = {}): Promise<Binaries> {
+  const go = options.go ?? process.env.SWITCHBOARD_GO ?? 'go';
+  const dir = join(options.cacheDir ?? cacheRoot(), `kube-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}`);
   const bin = join(dir, 'bin');
   const binaries: Binaries = {
     etcd: join(bin, 'etcd'),
@@ -135,10 +143,10 @@ export async function ensureBinaries(log: (line: string) => void = () => {}): Pr
   await writeFile(join(dir, 'tools.go'), toolsFile());
   const started = Date.now();
   log(`Building etcd ${ETCD_VERSION} and Kubernetes ${KUBERNETES_VERSION} (kube-apiserver, kube-controller-manager, kubectl) from Go modules into ${bin}; the first build takes several minutes…`);
-  await run('go', ['mod', 'tidy'], dir, log);
+  await run(go, ['mod', 'tidy'], dir, log);
   const tmp = join(dir, 'bin.tmp');
   await mkdir(tmp, { recursive: true });
-  await run('go', ['build', '-trimpath', '-ldflags', ldflags(), '-o', tmp + '/', ...Object.values(PACKAGES)], dir, log);
+  await run(go, ['build', '-trimpath', '-ldflags', ldflags(), '-o', tmp + '/', ...Object.values(PACKAGES)], dir, log);
   // `go build -o dir/` names each binary after the last element of its package path.
   for (const [name, pkg] of Object.entries(PACKAGES)) {
     await rename(join(tmp, pkg.split('/').filter((part) => !/^v\d+$/.test(part)).pop()!), join(bin, name));

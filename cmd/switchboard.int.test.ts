@@ -1,0 +1,27 @@
+// The embedded default: `switchboard up --once` with no $KUBECONFIG starts its own control plane,
+// runs the operator on it, says how to reach it with kubectl, and stops leaving nothing behind.
+import { describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../dist/cmd/switchboard.js', import.meta.url));
+
+describe('switchboard up', () => {
+  it('runs on a local control plane when no KUBECONFIG is set', async () => {
+    const env = { ...process.env };
+    delete env.KUBECONFIG;
+    const { stdout } = await run(process.execPath, [BIN, 'up', '--once'], { env, timeout: 110_000 });
+    expect(stdout).toContain('No $KUBECONFIG: starting a local control plane');
+    const kubeconfig = /export KUBECONFIG=(\S+)/.exec(stdout)?.[1];
+    expect(kubeconfig).toBeDefined();
+    expect(stdout).toContain('Stopped the local control plane.');
+    expect(existsSync(kubeconfig!)).toBe(false); // its state directory is gone
+  });
+
+  it('prints usage for an unknown command and exits 2', async () => {
+    await expect(run(process.execPath, [BIN, 'frobnicate'])).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "frobnicate"') });
+  });
+});

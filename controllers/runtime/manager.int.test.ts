@@ -1,0 +1,101 @@
+// The manager's outward signs on a real API server: /metrics, /healthz and /readyz, Events that are
+// correlated like client-go's, and controllers that reconcile what informers see.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { request } from 'node:http';
+import type { KubeClient } from './client.js';
+import { Controller } from './controller.js';
+import { involvedObjectOf } from './events.js';
+import { silentLogger } from './log.js';
+import { Manager } from './manager.js';
+import { ConfigMaps, Events } from './resources.js';
+import type { KubeEvent, KubeObject } from './wire.js';
+import { createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
+
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+describe('manager', () => {
+  let client: KubeClient;
+  let ns: string;
+  const stop = new AbortController();
+  let manager: Manager;
+  let running: Promise<unknown>;
+  const reconciled: string[] = [];
+
+  beforeAll(async () => {
+    client = testClient();
+    ns = await createNamespace(client, 'mgr');
+    manager = new Manager({
+      client,
+      log: silentLogger,
+      component: 'switchboard-test',
+      metricsAddress: '127.0.0.1:0',
+      leaderElection: { enabled: false, namespace: ns, leaseName: 'x', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2000 },
+    });
+    const informer = manager.informer<KubeObject>(ConfigMaps, { namespace: ns });
+    const controller = new Controller({
+      name: 'configmap-echo',
+      log: silentLogger,
+      reconcile: async (key) => {
+        reconciled.push(key);
+      },
+    });
+    informer.addEventHandler({ onAdd: (o) => controller.enqueue(`${o.metadata!.namespace}/${o.metadata!.name}`) });
+    manager.addController(controller);
+    running = manager.run(stop.signal);
+    await eventually(() => manager.metricsPort > 0);
+  });
+
+  afterAll(async () => {
+    stop.abort();
+    await running;
+    await deleteNamespace(client, ns);
+    client.close();
+  });
+
+  it('reconciles what its informers see', async () => {
+    await client.create(ConfigMaps, { metadata: { name: 'hello', namespace: ns } });
+    await eventually(() => reconciled.includes(`${ns}/hello`));
+  });
+
+  it('serves /healthz, /readyz and Prometheus metrics with the runtime metric names', async () => {
+    expect(await get(manager.metricsPort, '/healthz')).toMatchObject({ status: 200 });
+    const ready = await eventually(async () => {
+      const r = await get(manager.metricsPort, '/readyz');
+      return r.status === 200 ? r : false;
+    });
+    expect(ready.body).toContain('[+]informers-synced ok');
+    const metrics = await eventually(async () => {
+      const r = await get(manager.metricsPort, '/metrics');
+      return r.body.includes('switchboard_reconcile_total') ? r.body : false;
+    });
+    for (const name of ['switchboard_api_requests_total', 'switchboard_api_request_duration_seconds_bucket', 'switchboard_reconcile_duration_seconds_bucket', 'workqueue_adds_total']) {
+      expect(metrics).toContain(name);
+    }
+    expect(metrics).toMatch(/switchboard_reconcile_total\{controller="configmap-echo",result="success"\} \d+/);
+    expect((await get(manager.metricsPort, '/nope')).status).toBe(404);
+  });
+
+  it('writes Events and bumps the count of a repeated one instead of writing another', async () => {
+    const cm = await client.create<KubeObject>(ConfigMaps, { metadata: { name: 'evented', namespace: ns } });
+    const involved = involvedObjectOf(cm, { apiVersion: 'v1', kind: 'ConfigMap' });
+    manager.events.event(involved, 'Warning', 'TestReason', 'something happened');
+    await eventually(async () => (await client.list<KubeEvent>(Events, { namespace: ns })).items.some((e) => e.reason === 'TestReason'));
+    manager.events.event(involved, 'Warning', 'TestReason', 'something happened');
+    manager.events.event(involved, 'Warning', 'TestReason', 'something happened');
+    const bumped = await eventually(async () => {
+      const events = (await client.list<KubeEvent>(Events, { namespace: ns })).items.filter((e) => e.reason === 'TestReason');
+      return events.length === 1 && events[0].count === 3 ? events[0] : false;
+    });
+    expect(bumped).toMatchObject({ type: 'Warning', message: 'something happened', involvedObject: { kind: 'ConfigMap', name: 'evented' }, source: { component: 'switchboard-test' } });
+  });
+});
