@@ -72,8 +72,9 @@ export class Manager {
     if (!informer) {
       informer = new Informer<T>(this.client, rt, { log: this.log.child('informer', { resource: rt.plural }), ...options });
       this.informers.set(key, informer as unknown as Informer<KubeObject>);
-    } else if (options.indexers) {
-      throw new Error(`informer for ${rt.plural} already exists; declare its indexers where it is first made`);
+    } else {
+      // Jobs register in any order: indexes asked for later are added to the shared store.
+      for (const [name, fn] of Object.entries(options.indexers ?? {})) informer.store.addIndexer(name, fn);
     }
     return informer;
   }
@@ -109,7 +110,7 @@ export class Manager {
       this.metricsPort = await this.health.listen(this.options.metricsAddress);
       this.log.info('serving metrics and health', { address: this.options.metricsAddress, port: this.metricsPort });
     }
-    const everyReplica = this.startRunnables(false, signal);
+    const everyReplica = signal.aborted ? [] : this.startRunnables(false, signal);
     for (const informer of this.informers.values()) informer.start();
     await Promise.race([Promise.all([...this.informers.values()].map((i) => i.waitForSync())), aborted(signal)]);
     this.log.info('caches synced', { informers: this.informers.size });
@@ -142,6 +143,7 @@ export class Manager {
   }
 
   private async lead(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return; // stopped before it began: start nothing that would wait for an abort
     this.log.info('starting controllers', { controllers: this.controllers.map((c) => c.name), identity: this.identity });
     for (const c of this.controllers) c.start();
     const leaderOnly = this.startRunnables(true, signal);
