@@ -20,6 +20,7 @@ interface Run {
   freedAt?: Map<string, number>;
   now?: number;
   loadBalancerClass?: string;
+  handleUnsetClass?: boolean;
 }
 
 const run = (r: Run): AllocatorResult => {
@@ -30,6 +31,7 @@ const run = (r: Run): AllocatorResult => {
     freedAt: r.freedAt,
     now: r.now ?? 1000,
     loadBalancerClass: r.loadBalancerClass,
+    handleUnsetClass: r.handleUnsetClass,
   };
   return allocate(input);
 };
@@ -197,6 +199,10 @@ describe('allocate: choosing addresses', () => {
     const res = run({ pools, services, loadBalancerClass: 'switchboard.dev/l2' });
     expect([...res.services.keys()].sort()).toEqual(['default/none', 'default/ours']);
     expect([...run({ pools, services }).services.keys()]).toEqual(['default/none']);
+    // Another implementation is the default: only our class.
+    expect([...run({ pools, services, loadBalancerClass: 'switchboard.dev/l2', handleUnsetClass: false }).services.keys()]).toEqual(['default/ours']);
+    const held = [service('none', { ingress: ['10.0.0.9'] }), service('ours', { loadBalancerClass: 'switchboard.dev/l2', ingress: ['10.0.0.8'] })];
+    expect([...assignmentsFromServices(held, 'switchboard.dev/l2', false).keys()]).toEqual(['default/ours']);
   });
 });
 

@@ -78,8 +78,10 @@ export interface AllocatorInput {
   /** Address → when it was freed (ms); omitted means no record. */
   freedAt?: ReadonlyMap<string, number>;
   now: number;
-  /** Our loadBalancerClass; Services without a class are always handled. */
+  /** Our loadBalancerClass. */
   loadBalancerClass?: string;
+  /** Also handle Services without a class (default true). */
+  handleUnsetClass?: boolean;
   /** Bound on the free-time record; the oldest records go first (they would be reused first anyway). */
   freedRecordLimit?: number;
 }
@@ -451,7 +453,7 @@ export function allocate(rawInput: AllocatorInput): AllocatorResult {
   for (const svc of input.services) {
     const key = serviceKey(svc);
     seen.add(key);
-    if (!isHandledClass(svc, input.loadBalancerClass)) continue;
+    if (!isHandledClass(svc, input.loadBalancerClass, input.handleUnsetClass)) continue;
     if (isLoadBalancer(svc)) requests.set(key, readServiceRequest(svc));
     else if (input.current.has(key)) {
       released.set(key, makeAllocation(key, { outcome: 'released', reason: 'NotLoadBalancer', message: 'the Service is no longer of type LoadBalancer', changed: true }));
@@ -494,10 +496,10 @@ const canonical = (text: string): string => {
 };
 
 /** The current assignments as recorded in Services (status.loadBalancer.ingress), for the first pass after a start. */
-export function assignmentsFromServices(services: readonly Service[], loadBalancerClass?: string): Map<string, string[]> {
+export function assignmentsFromServices(services: readonly Service[], loadBalancerClass?: string, handleUnsetClass = true): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const svc of services) {
-    if (!isHandledClass(svc, loadBalancerClass)) continue;
+    if (!isHandledClass(svc, loadBalancerClass, handleUnsetClass)) continue;
     const ours = isLoadBalancer(svc) || Object.prototype.hasOwnProperty.call(svc.metadata?.annotations ?? {}, ANNOTATION_ALLOCATED_FROM_POOL);
     const ips = (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [canonical(i.ip)] : []));
     if (ours && ips.length > 0) out.set(serviceKey(svc), ips);

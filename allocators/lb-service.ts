@@ -14,12 +14,19 @@ export const ANNOTATION_ALLOW_SHARED_IP = 'allow-shared-ip';
 export const ANNOTATION_ALLOCATED_FROM_POOL = `${ANNOTATION_PREFIX}ip-allocated-from-pool`;
 export const LEGACY_ANNOTATION_ALLOCATED_FROM_POOL = `${LEGACY_ANNOTATION_PREFIX}ip-allocated-from-pool`;
 
+/** The loadBalancerClass Switchboard answers to by default (Services without a class are handled too). */
+export const DEFAULT_LOAD_BALANCER_CLASS = 'switchboard.dev/l2';
+
 export const serviceKey = (svc: Service): string => `${svc.metadata?.namespace ?? ''}/${svc.metadata?.name ?? ''}`;
 
-/** Services without a class are ours; with `ourClass` set, Services of exactly that class are ours too. */
-export const isHandledClass = (svc: Service, ourClass?: string): boolean => {
+/**
+ * Services of `ourClass` are ours, and so are Services without a class unless `handleUnset` is false (another
+ * implementation is the cluster's default).
+ */
+export const isHandledClass = (svc: Service, ourClass?: string, handleUnset = true): boolean => {
   const cls = svc.spec?.loadBalancerClass;
-  return cls === undefined || cls === null || cls === '' || (ourClass !== undefined && cls === ourClass);
+  if (cls === undefined || cls === null || cls === '') return handleUnset;
+  return ourClass !== undefined && cls === ourClass;
 };
 
 export const isLoadBalancer = (svc: Service): boolean => svc.spec?.type === 'LoadBalancer';

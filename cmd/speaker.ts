@@ -1,6 +1,113 @@
-// `switchboard speaker`: the per-node L2 announcer (ARP/NDP), run by the DaemonSet.
+// `switchboard speaker`: the per-node L2 announcer (ARP/NDP), run by the DaemonSet with hostNetwork and NET_RAW.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { KubeClient } from '../controllers/runtime/client.js';
+import { createLogger, type LogLevel } from '../controllers/runtime/log.js';
+import { Manager, shutdownSignal } from '../controllers/runtime/manager.js';
+import { DEFAULT_EXCLUDE_PATTERNS, parseNameList } from '../controllers/speaker/interfaces.js';
+import { loadAddon } from '../controllers/speaker/raw-socket.js';
+import { Speaker, type SpeakerOptions } from '../controllers/speaker/speaker.js';
+import { DEFAULT_LOAD_BALANCER_CLASS } from '../allocators/lb-service.js';
+import { parseBool, parseDuration } from './flags.js';
 
-export async function runSpeaker(_args: string[]): Promise<number> {
-  console.error('switchboard speaker: the L2 speaker is not wired yet (tracked in the L2 LoadBalancer issue).');
-  return 2;
+const speakerFlags = {
+  'node-name': { type: 'string', default: process.env.NODE_NAME ?? '' },
+  kubeconfig: { type: 'string', default: process.env.KUBECONFIG ?? '' },
+  namespace: { type: 'string', default: process.env.POD_NAMESPACE ?? 'switchboard-system' },
+  'lease-duration': { type: 'string', default: '2s' },
+  'lease-renew-interval': { type: 'string', default: '500ms' },
+  'garp-count': { type: 'string', default: '5' },
+  'garp-interval': { type: 'string', default: '1s' },
+  'garp-refresh-interval': { type: 'string', default: '0' },
+  interfaces: { type: 'string', default: '' },
+  'exclude-interfaces': { type: 'string', default: DEFAULT_EXCLUDE_PATTERNS.join(',') },
+  'interface-scan-interval': { type: 'string', default: '10s' },
+  'require-subnet': { type: 'string', default: 'true' },
+  'load-balancer-class': { type: 'string', default: DEFAULT_LOAD_BALANCER_CLASS },
+  'load-balancer-handle-unset-class': { type: 'string', default: 'true' },
+  'ignore-exclude-lb': { type: 'string', default: 'false' },
+  'metrics-bind-address': { type: 'string', default: ':9473' },
+  'log-level': { type: 'string', default: process.env.SWITCHBOARD_LOG_LEVEL ?? 'info' },
+  help: { type: 'boolean', default: false },
+} satisfies ParseArgsConfig['options'];
+
+const help: Record<keyof typeof speakerFlags, string> = {
+  'node-name': 'this node’s name (env NODE_NAME); the Lease holder and the election identity',
+  kubeconfig: 'kubeconfig file; empty means $KUBECONFIG, ~/.kube/config, then the in-cluster config',
+  namespace: 'namespace of the speakers’ Leases (env POD_NAMESPACE)',
+  'lease-duration': 'a speaker whose Lease is this old is dead to its peers, and stops answering itself',
+  'lease-renew-interval': 'how often the Lease is renewed',
+  'garp-count': 'gratuitous ARP / unsolicited NA bursts sent when this node takes an address over',
+  'garp-interval': 'time between those bursts',
+  'garp-refresh-interval': 're-announce every address this often (keeps switch tables warm); 0 disables',
+  interfaces: 'comma-separated interfaces to answer on; empty: every eligible interface',
+  'exclude-interfaces': 'comma-separated regular expressions of interfaces never used (when --interfaces is empty)',
+  'interface-scan-interval': 'how often interfaces and their addresses are re-read',
+  'require-subnet': 'answer only on interfaces whose subnet holds the address',
+  'load-balancer-class': 'spec.loadBalancerClass of the Services announced',
+  'load-balancer-handle-unset-class': 'also announce Services without loadBalancerClass',
+  'ignore-exclude-lb': 'let nodes labelled node.kubernetes.io/exclude-from-external-load-balancers announce',
+  'metrics-bind-address': 'host:port serving /metrics, /healthz and /readyz; "0" disables',
+  'log-level': 'debug, info, warn or error',
+  help: 'show the flags',
+};
+
+function usage(): string {
+  const lines = Object.entries(speakerFlags).map(([name, f]) => `  --${name.padEnd(34)} ${help[name as keyof typeof speakerFlags]}${f.default !== '' && f.default !== false ? ` (default ${JSON.stringify(f.default)})` : ''}`);
+  return `Usage: switchboard speaker [flags]\n\nFlags:\n${lines.join('\n')}`;
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag}: expected a whole number, got "${value}"`);
+  return n;
+}
+
+type SpeakerFlagValues = { [K in keyof typeof speakerFlags]: (typeof speakerFlags)[K]['default'] extends boolean ? boolean : string };
+
+export function speakerOptions(values: SpeakerFlagValues): SpeakerOptions {
+  const node = values['node-name'];
+  if (!node) throw new Error('--node-name (or env NODE_NAME) is required');
+  const leaseDurationMs = parseDuration(values['lease-duration'], 'lease-duration');
+  const leaseRenewIntervalMs = parseDuration(values['lease-renew-interval'], 'lease-renew-interval');
+  if (leaseRenewIntervalMs <= 0 || leaseRenewIntervalMs >= leaseDurationMs) throw new Error('--lease-renew-interval must be positive and shorter than --lease-duration');
+  if (leaseDurationMs % 1000 !== 0) throw new Error('--lease-duration must be whole seconds (Lease.spec.leaseDurationSeconds)');
+  return {
+    node,
+    namespace: values.namespace,
+    leaseDurationMs,
+    leaseRenewIntervalMs,
+    garpCount: positiveInt(values['garp-count'], 'garp-count'),
+    garpIntervalMs: parseDuration(values['garp-interval'], 'garp-interval'),
+    garpRefreshIntervalMs: parseDuration(values['garp-refresh-interval'], 'garp-refresh-interval'),
+    interfaces: { include: parseNameList(values.interfaces), exclude: parseNameList(values['exclude-interfaces']).map((p) => new RegExp(p)) },
+    interfaceScanIntervalMs: parseDuration(values['interface-scan-interval'], 'interface-scan-interval'),
+    requireSubnet: parseBool(values['require-subnet'], 'require-subnet'),
+    loadBalancerClass: values['load-balancer-class'],
+    handleUnsetClass: parseBool(values['load-balancer-handle-unset-class'], 'load-balancer-handle-unset-class'),
+    ignoreExcludeLabel: parseBool(values['ignore-exclude-lb'], 'ignore-exclude-lb'),
+  };
+}
+
+export async function runSpeaker(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: speakerFlags, strict: true, allowPositionals: false });
+  if (values.help) {
+    console.log(usage());
+    return 0;
+  }
+  const options = speakerOptions(values);
+  loadAddon(); // fail at start, with the build command, rather than at the first interface
+  const log = createLogger('switchboard-speaker', { level: values['log-level'] as LogLevel });
+  const client = values.kubeconfig ? KubeClient.fromFile(values.kubeconfig, 'switchboard-speaker') : KubeClient.fromDefault('switchboard-speaker');
+  const manager = new Manager({
+    client,
+    log,
+    component: 'switchboard-speaker',
+    metricsAddress: values['metrics-bind-address'] === '0' ? '' : values['metrics-bind-address'],
+    leaderElection: { enabled: false, namespace: options.namespace, leaseName: '', leaseDurationMs: 0, renewDeadlineMs: 0, retryPeriodMs: 0 },
+  });
+  new Speaker(manager, options);
+  log.info('speaker starting', { node: options.node, server: client.server, namespace: options.namespace, leaseDurationMs: options.leaseDurationMs });
+  await manager.run(shutdownSignal(log));
+  client.close();
+  return 0;
 }

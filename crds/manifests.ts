@@ -4,6 +4,7 @@
 import { LB_VERSION, SWITCHBOARD_GROUP } from './meta.js';
 import { PoolConditionValid } from './ipaddresspool.js';
 import { L2ConditionAnnounced } from './servicel2status.js';
+import { CLAIM_PHASE_BOUND, CLAIM_TYPE } from './serviceclaim.js';
 
 /** The subset of OpenAPI v3 that structural CRD schemas use. */
 export interface JSONSchema {
@@ -302,9 +303,58 @@ export const serviceL2StatusCRD = crd({
   ),
 });
 
+export const serviceClaimCRD = crd({
+  kind: 'ServiceClaim',
+  plural: 'serviceclaims',
+  shortNames: ['svcclaim'],
+  scope: 'Cluster',
+  columns: [
+    column('Value', '.spec.value'),
+    column('Type', '.spec.type'),
+    column('Namespace', '.spec.service.namespace'),
+    column('Service', '.spec.service.name'),
+    column('Phase', '.status.phase'),
+    column('Service UID', '.spec.service.uid', 'string', 1),
+  ],
+  schema: objectRoot(
+    'One allocated ClusterIP or NodePort, named after the value (ipv4-10-96-0-10, ipv6-…, nodeport-30080) so that the API server refuses a second claim.',
+    {
+      type: 'object',
+      description: 'The value and the Service holding it.',
+      required: ['type', 'value', 'service'],
+      properties: {
+        type: str('What is claimed.', { enum: Object.values(CLAIM_TYPE) }),
+        value: str('The IP in canonical form, or the port number.', { minLength: 1 }),
+        family: str('IP family of a ClusterIP claim.', { enum: ['IPv4', 'IPv6'] }),
+        service: {
+          type: 'object',
+          description: 'The Service the value is reserved for or held by.',
+          required: ['namespace', 'name'],
+          properties: {
+            namespace: str('Namespace of the Service.'),
+            name: str('Name of the Service.'),
+            uid: str('Empty while reserved for a request; the Service\'s uid once confirmed.'),
+          },
+        },
+        request: str('uid of the admission request that last reserved or confirmed the claim.'),
+      },
+    },
+    {
+      type: 'object',
+      description: 'Written by the controller.',
+      properties: {
+        phase: str('Bound once the Service is seen holding the value; empty while reserved.', { enum: [CLAIM_PHASE_BOUND] }),
+        boundUID: str('The uid of the Service seen holding the value.'),
+        observedGeneration,
+      },
+    },
+  ),
+});
+
 /** File name (under crds/) → definition. */
 export const crdManifests: Record<string, CustomResourceDefinition> = {
   'ipaddresspool.yaml': ipAddressPoolCRD,
   'l2advertisement.yaml': l2AdvertisementCRD,
   'servicel2status.yaml': serviceL2StatusCRD,
+  'serviceclaim.yaml': serviceClaimCRD,
 };

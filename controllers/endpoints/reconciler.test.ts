@@ -198,6 +198,21 @@ describe('reconcileEndpoints: lifecycle and bad input', () => {
   it('leaves ExternalName and selector-less Services alone', () => {
     expect(reconcile(makeService({ type: 'ExternalName' }), makePods(1)).action).toEqual({ type: 'none' });
     expect(reconcile(makeService({ selector: null }), makePods(1)).action).toEqual({ type: 'none' });
+    const handMade: Endpoints = { metadata: { name: 'web', namespace: 'default', resourceVersion: '7', labels: { team: 'x' } }, subsets: [] };
+    expect(reconcile(makeService({ selector: null }), [], handMade).action).toEqual({ type: 'none' });
+  });
+
+  it('deletes its own Endpoints, in the version it saw, once the selector is removed', () => {
+    const ours = { ...written(reconcile(makeService(), makePods(2))), metadata: { name: 'web', namespace: 'default', uid: 'e-1', resourceVersion: '9', labels: { 'endpoints.kubernetes.io/managed-by': 'endpoint-controller' } } };
+    expect(reconcile(makeService({ selector: null }), [], ours).action).toEqual({
+      type: 'delete',
+      namespace: 'default',
+      name: 'web',
+      precondition: { uid: 'e-1', resourceVersion: '9' },
+    });
+    const skipMirror = { ...ours, metadata: { ...ours.metadata, labels: { ...ours.metadata.labels, 'endpointslice.kubernetes.io/skip-mirror': 'true' } } };
+    expect(reconcile(makeService({ selector: null }), [], skipMirror).action).toEqual({ type: 'none' });
+    expect(reconcile(makeService({ selector: null }), [], ours, { options: { managedByLabel: null } }).action).toEqual({ type: 'none' });
   });
 
   it('sets and clears the trigger time; the managed-by label can be turned off', () => {

@@ -5,8 +5,9 @@
 // The wiring passes the Service (undefined once it is gone), the pods matching its selector, the Endpoints of the
 // same name from the cache and the trigger time from `computeTriggerTime` (its own state, separate from the slice
 // controller's). It performs `action`: create, update (a PUT carrying the cached resourceVersion), delete (ignore
-// NotFound), or nothing. Before reconciling it should ask `StaleEndpointsTracker.isStale` and retry if so.
-// Upstream behaviour is spec/endpointslice.md §2.
+// NotFound; with the precondition when one is given), or nothing. Before reconciling it should ask
+// `StaleEndpointsTracker.isStale` and retry if so. Upstream behaviour is spec/endpointslice.md §2, except the
+// deliberate improvements marked "Switchboard".
 import type { Endpoints, Pod, Service } from '../runtime/wire.js';
 import {
   ANNOTATION_LEADER_ELECTION,
@@ -16,6 +17,7 @@ import {
   ENDPOINTS_MAX_CAPACITY,
   LABEL_ENDPOINTS_MANAGED_BY,
   LABEL_HEADLESS,
+  LABEL_SKIP_MIRROR,
   OVER_CAPACITY_TRUNCATED,
 } from '../endpointslice/shared/constants.js';
 import { parseIP } from '../endpointslice/shared/ip.js';
@@ -50,7 +52,7 @@ export type EndpointsAction =
   | { type: 'none' }
   | { type: 'create'; endpoints: Endpoints }
   | { type: 'update'; endpoints: Endpoints }
-  | { type: 'delete'; namespace: string; name: string };
+  | { type: 'delete'; namespace: string; name: string; precondition?: { uid?: string; resourceVersion?: string } };
 
 export interface EndpointsReconcileResult {
   action: EndpointsAction;
@@ -110,7 +112,7 @@ function desiredSubsets(service: Service, pods: readonly Pod[], skipped: Skipped
  * remaining slots are shared among the subsets' not-ready lists; otherwise all not-ready addresses go and the 1000
  * slots are shared among the ready lists. Each subset gets ceil(its share · slots), capped by what is left, in
  * subset order, and keeps the first addresses of its list. Returns undefined when no truncation is needed.
- * Switchboard drops subsets left without any address, which upstream would send and the API server reject.
+ * Switchboard: drops subsets left without any address, which upstream would send and the API server reject.
  */
 export function truncateSubsets(subsets: readonly EndpointSubset[]): EndpointSubset[] | undefined {
   const { ready, notReady } = countAddresses(subsets);
@@ -141,6 +143,17 @@ function capacityAnnotationCorrect(endpoints: Endpoints): boolean {
   return endpoints.metadata?.annotations?.[ANNOTATION_OVER_CAPACITY] === undefined;
 }
 
+/**
+ * Switchboard: the Endpoints we wrote before the Service lost its selector. Upstream leaves them (#118376) and
+ * the mirroring controller then mirrors them, so traffic keeps going to the old pods; we delete them, as the
+ * EndpointSlice controller deletes its slices. Only an object still carrying our managed-by label goes (not a
+ * hand-made one, nor the API server's skip-mirror one), and only in the version we saw.
+ */
+function isOurLeftover(existing: Endpoints, managedBy: string | null): boolean {
+  const labels = existing.metadata?.labels ?? {};
+  return managedBy !== null && labels[LABEL_ENDPOINTS_MANAGED_BY] === managedBy && labels[LABEL_SKIP_MIRROR] !== 'true';
+}
+
 export function reconcileEndpoints(input: EndpointsReconcileInput): EndpointsReconcileResult {
   const { service, existing } = input;
   const result: EndpointsReconcileResult = { action: { type: 'none' }, truncated: false, counts: { ready: 0, notReady: 0 }, skipped: [] };
@@ -154,12 +167,19 @@ export function reconcileEndpoints(input: EndpointsReconcileInput): EndpointsRec
     result.action = { type: 'delete', namespace: input.namespace, name: input.name };
     return result;
   }
+  const managedBy = input.options?.managedByLabel === undefined ? DEFAULT_ENDPOINTS_MANAGED_BY : input.options.managedByLabel;
   // ExternalName Services get no endpoints; selector-less Services have theirs written by someone else.
-  if (isExternalName(service) || !hasSelector(service)) return result;
+  if (isExternalName(service)) return result;
+  if (!hasSelector(service)) {
+    if (existing && isOurLeftover(existing, managedBy)) {
+      const { uid, resourceVersion } = existing.metadata ?? {};
+      result.action = { type: 'delete', namespace: input.namespace, name: input.name, precondition: { uid, resourceVersion } };
+    }
+    return result;
+  }
 
   const subsets = desiredSubsets(service, input.pods, result.skipped);
   result.counts = countAddresses(subsets);
-  const managedBy = input.options?.managedByLabel === undefined ? DEFAULT_ENDPOINTS_MANAGED_BY : input.options.managedByLabel;
   const serviceLabels = service.metadata?.labels ?? {};
 
   // Skip no-op writes. The comparison uses the untruncated subsets, so an over-capacity Service is written on

@@ -163,7 +163,9 @@ export class KubeClient {
   /** One request; resolves with the parsed JSON body, throws ApiError on a non-2xx answer. */
   async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 30_000): Promise<T> {
     const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': contentType };
+    // An explicit length: Node sends a DELETE body neither chunked nor measured, so the server would read it
+    // as the start of the next request on the kept-alive connection (a stray 400 Bad Request).
+    const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': contentType, 'content-length': String(Buffer.byteLength(payload)) };
     const opts = await this.options(method, path, headers);
     const started = process.hrtime.bigint();
     const res = await this.send(opts, payload, timeoutMs);

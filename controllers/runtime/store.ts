@@ -20,8 +20,23 @@ export class Store<T extends KubeObject> {
   private readonly items = new Map<string, T>();
   private readonly indices = new Map<string, Map<string, Set<string>>>();
 
-  constructor(private readonly indexers: Record<string, IndexFunc<T>> = {}) {
+  private readonly indexers: Record<string, IndexFunc<T>>;
+
+  constructor(indexers: Record<string, IndexFunc<T>> = {}) {
+    this.indexers = { ...indexers };
     for (const name of Object.keys(indexers)) this.indices.set(name, new Map());
+  }
+
+  /**
+   * Adds an index after construction (jobs register in any order and may share an informer). A name already
+   * indexed is kept: an index name must mean the same thing to every user of the informer.
+   */
+  addIndexer(name: string, fn: IndexFunc<T>): void {
+    if (this.indices.has(name)) return;
+    this.indexers[name] = fn;
+    const index = new Map<string, Set<string>>();
+    this.indices.set(name, index);
+    for (const [key, obj] of this.items) fileUnder(index, key, fn(obj));
   }
 
   get(key: string): T | undefined {
@@ -67,14 +82,7 @@ export class Store<T extends KubeObject> {
   }
 
   private index(key: string, obj: T): void {
-    for (const [name, fn] of Object.entries(this.indexers)) {
-      const index = this.indices.get(name)!;
-      for (const v of fn(obj)) {
-        let set = index.get(v);
-        if (!set) index.set(v, (set = new Set()));
-        set.add(key);
-      }
-    }
+    for (const [name, fn] of Object.entries(this.indexers)) fileUnder(this.indices.get(name)!, key, fn(obj));
   }
 
   private unindex(key: string, obj: T): void {
@@ -86,5 +94,13 @@ export class Store<T extends KubeObject> {
         if (set?.size === 0) index.delete(v);
       }
     }
+  }
+}
+
+function fileUnder(index: Map<string, Set<string>>, key: string, values: string[]): void {
+  for (const v of values) {
+    let set = index.get(v);
+    if (!set) index.set(v, (set = new Set()));
+    set.add(key);
   }
 }

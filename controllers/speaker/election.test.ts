@@ -210,6 +210,14 @@ describe('election', () => {
     expect(r).toMatchObject({ winner: 'node-1', interfaces: ['eth1'], excluded: [{ node: 'node-0', reason: 'MissingInterface' }] });
   });
 
+  it('skips nodes with no interface able to answer when the advertisement allows every interface', () => {
+    const nodeInterfaces = new Map([['node-0', new Set<string>()]]);
+    const r = elect(request(['10.0.0.1'], { nodeInterfaces }), views(['node-0', 'node-1']));
+    expect(r).toMatchObject({ winner: 'node-1', interfaces: undefined, excluded: [{ node: 'node-0', reason: 'MissingInterface' }] });
+    const none = elect(request(['10.0.0.1'], { nodeInterfaces: new Map([['node-1', new Set<string>()], ...nodeInterfaces]) }), views(['node-0', 'node-1']));
+    expect(none.message).toBe('no node may announce 10.0.0.1: 2 without an advertised interface on the address’s subnet (node-0, node-1)');
+  });
+
   it('prefers nodes by preferredNodeSelectors weight before the hash', () => {
     const labelled = assessNodes([node('a'), node('b', { fast: 'yes' }), node('c', { fast: 'yes', ssd: 'yes' })], new Set(['a', 'b', 'c']));
     const ads = parsedAds(

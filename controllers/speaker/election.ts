@@ -92,7 +92,10 @@ export interface ElectionRequest {
   /** The advertisements covering the Service's pool (advertisementsForPool). */
   advertisements: readonly ParsedL2Advertisement[];
   endpoints: ServingEndpoints;
-  /** Interfaces each node has, when known (e.g. published by its speaker); nodes not listed are assumed to have them. */
+  /**
+   * Interfaces on which each node can answer for the addresses (they exist and, unless the speaker answers outside
+   * subnets, one of their subnets holds an address), as published by its speaker. Nodes not listed are assumed able.
+   */
   nodeInterfaces?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
@@ -116,7 +119,7 @@ const EXCLUSION_TEXT: Record<NodeExclusion, string> = {
   ExcludedByLabel: `labelled ${EXCLUDE_FROM_LB_LABEL}`,
   NetworkUnavailable: 'with NetworkUnavailable=True',
   NoMatchingAdvertisement: 'not selected by the nodeSelectors of any L2Advertisement',
-  MissingInterface: 'without the advertised interfaces',
+  MissingInterface: 'without an advertised interface on the address’s subnet',
   NoLocalEndpoints: 'without a serving local endpoint (externalTrafficPolicy Local)',
 };
 
@@ -165,7 +168,7 @@ export function elect(req: ElectionRequest, nodes: ReadonlyMap<string, NodeView>
       view.exclusion ??
       (nodeAds.length === 0
         ? 'NoMatchingAdvertisement'
-        : wanted && has && !wanted.some((i) => has.has(i))
+        : has && (wanted ? !wanted.some((i) => has.has(i)) : has.size === 0)
           ? 'MissingInterface'
           : local && !req.endpoints.nodes.has(view.name)
             ? 'NoLocalEndpoints'

@@ -71,8 +71,8 @@ export type ResponderDecision =
 
 const ignore = (reason: IgnoreReason, detail: string, target?: string): ResponderDecision => ({ action: 'ignore', reason, detail, target });
 
-/** Whether `target` may be answered on `iface`, or why not. */
-function eligibility(target: string, iface: ResponderInterface, table: AnnouncementTable, options: ResponderOptions): ResponderDecision | undefined {
+/** Undefined when `target` may be answered (and announced) on `iface`; else why not. */
+export function eligibility(target: string, iface: ResponderInterface, table: AnnouncementTable, options: ResponderOptions): ResponderDecision | undefined {
   const announcement = table.get(target);
   if (!announcement) return ignore('NotAnnounced', `${target} is not announced by this node`, target);
   if (announcement.interfaces && !announcement.interfaces.has(iface.name)) {

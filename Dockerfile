@@ -1,0 +1,27 @@
+# One image for both subcommands: `switchboard controller` (Deployment) and `switchboard speaker` (DaemonSet).
+FROM node:20-bookworm AS build
+WORKDIR /src
+RUN apt-get update && apt-get install -y --no-install-recommends g++ make python3 && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm install --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY cmd cmd
+COPY controllers controllers
+COPY allocators allocators
+COPY crds crds
+COPY e2e e2e
+COPY bench bench
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production \
+    SWITCHBOARD_RAWSOCK_ADDON=/app/native/switchboard_rawsock.node
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY --from=build /src/controllers/speaker/native/build/Release/switchboard_rawsock.node ./native/
+# The controller runs as this user; the speaker's DaemonSet overrides it with root plus only NET_RAW.
+USER 65532:65532
+ENTRYPOINT ["node", "/app/dist/cmd/switchboard.js"]
+CMD ["controller"]

@@ -1,0 +1,139 @@
+// The LoadBalancer job: allocation of Service addresses from IPAddressPools (controllers/loadbalancer) and the
+// validating webhook for pools and L2Advertisements.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Nodes } from '../../controllers/runtime/resources.js';
+import type { Manager } from '../../controllers/runtime/manager.js';
+import type { Node } from '../../controllers/runtime/wire.js';
+import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
+import { LoadBalancerController } from '../../controllers/loadbalancer/controller.js';
+import { ensureCRDs, missingCRDs } from '../../controllers/loadbalancer/crds.js';
+import {
+  registerValidatingWebhook,
+  serveWebhook,
+  sharedServingCertificate,
+  type ClientConfig,
+  type ServingCertificate,
+} from '../../controllers/loadbalancer/webhook.js';
+import { DEFAULT_LOAD_BALANCER_CLASS } from '../../allocators/lb-service.js';
+import { parseBool } from '../flags.js';
+import type { FlagValues, Job, JobContext } from './job.js';
+
+const str = (flags: FlagValues, name: string): string => String(flags[name] ?? '');
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new Error(`--${flag}: expected one of ${allowed.join(', ')}, got "${value}"`);
+}
+
+/** "namespace/name:port" (port defaults to 443) → a webhook service reference. */
+export function parseServiceRef(text: string): { namespace: string; name: string; port: number } {
+  const m = /^([a-z0-9-]+)\/([a-z0-9-]+)(?::(\d+))?$/.exec(text);
+  if (!m) throw new Error(`--pool-webhook-service: expected namespace/name[:port], got "${text}"`);
+  return { namespace: m[1], name: m[2], port: m[3] ? Number(m[3]) : 443 };
+}
+
+async function servingCertificate(manager: Manager, flags: FlagValues, context: JobContext, config: ClientConfig | undefined): Promise<ServingCertificate> {
+  const dir = str(flags, 'pool-webhook-cert-dir');
+  if (dir) {
+    const read = (f: string) => readFileSync(join(dir, f), 'utf8');
+    let caPem = '';
+    try {
+      caPem = read('ca.crt');
+    } catch {
+      caPem = ''; // a publicly trusted certificate needs no caBundle
+    }
+    return { certPem: read('tls.crt'), keyPem: read('tls.key'), caPem };
+  }
+  const hosts =
+    config === undefined
+      ? ['localhost', '127.0.0.1']
+      : 'url' in config
+        ? [new URL(config.url).hostname.replace(/^\[|\]$/g, '')]
+        : [`${config.service.name}.${config.service.namespace}.svc`, `${config.service.name}.${config.service.namespace}.svc.cluster.local`];
+  return sharedServingCertificate(manager.client, context.namespace, hosts);
+}
+
+function webhookRunnable(manager: Manager, flags: FlagValues, context: JobContext) {
+  const url = str(flags, 'pool-webhook-url');
+  const serviceRef = str(flags, 'pool-webhook-service');
+  const config: ClientConfig | undefined = url ? { url } : serviceRef ? { service: parseServiceRef(serviceRef) } : undefined;
+  const failurePolicy = oneOf(str(flags, 'pool-webhook-failure-policy'), ['Ignore', 'Fail'] as const, 'pool-webhook-failure-policy');
+  const pools = manager.informer<IPAddressPool>(IPAddressPools);
+  const nodes = manager.informer<Node>(Nodes);
+  const log = manager.log.child('pool-webhook');
+  return {
+    name: 'pool-webhook',
+    needsLeaderElection: false,
+    run: async (signal: AbortSignal): Promise<void> => {
+      const certificate = await servingCertificate(manager, flags, context, config);
+      const { server, port } = await serveWebhook({
+        address: str(flags, 'pool-webhook-bind-address'),
+        certificate,
+        pools: () => pools.store.list(),
+        nodes: () => nodes.store.list(),
+        log,
+      });
+      log.info('serving the pool validation webhook', { port });
+      try {
+        if (config) {
+          await registerValidatingWebhook(manager.client, { clientConfig: config, caPem: certificate.caPem, failurePolicy });
+          log.info('registered the validating webhook', { clientConfig: config, failurePolicy });
+        }
+        await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+      } finally {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections(); // the API server keeps connections alive
+        await closed;
+      }
+    },
+  };
+}
+
+export const loadBalancerJob: Job = {
+  name: 'loadbalancer',
+  flags: {
+    'load-balancer-class': { type: 'string', default: DEFAULT_LOAD_BALANCER_CLASS, help: 'spec.loadBalancerClass of the Services Switchboard allocates for' },
+    'load-balancer-handle-unset-class': {
+      type: 'string',
+      default: 'true',
+      help: 'also allocate for Services without loadBalancerClass (false when another implementation is the default)',
+    },
+    'load-balancer-ip-mode': { type: 'string', default: 'VIP', help: 'status.loadBalancer.ingress[].ipMode: VIP or Proxy' },
+    'load-balancer-install-crds': { type: 'string', default: 'true', help: 'create or update the switchboard.dev CRDs at start' },
+    'load-balancer-persist-state': {
+      type: 'string',
+      default: 'true',
+      help: 'remember when addresses were freed (ConfigMap switchboard-lb-allocator) so restarts keep the reuse order',
+    },
+    'pool-webhook-bind-address': { type: 'string', default: '', help: 'host:port of the IPAddressPool/L2Advertisement validating webhook; empty disables it' },
+    'pool-webhook-url': { type: 'string', default: '', help: 'register the webhook with this base URL (e.g. https://127.0.0.1:9443)' },
+    'pool-webhook-service': { type: 'string', default: '', help: 'register the webhook behind this Service: namespace/name[:port]' },
+    'pool-webhook-cert-dir': { type: 'string', default: '', help: 'tls.crt, tls.key (and ca.crt) to serve with; empty: a self-made certificate kept in a Secret' },
+    'pool-webhook-failure-policy': { type: 'string', default: 'Ignore', help: 'Ignore (pool status conditions report errors) or Fail' },
+  },
+  async register(manager: Manager, flags: FlagValues, context: JobContext): Promise<void> {
+    const log = manager.log.child('loadbalancer');
+    const ipMode = oneOf(str(flags, 'load-balancer-ip-mode'), ['VIP', 'Proxy'] as const, 'load-balancer-ip-mode');
+    if (parseBool(flags['load-balancer-install-crds'], 'load-balancer-install-crds')) {
+      await ensureCRDs(manager.client).catch((err: unknown) => log.warn('could not install the CRDs', { error: String(err) }));
+    }
+    // Informers of a resource the server does not serve never sync, which would hold up every other job.
+    const missing = await missingCRDs(manager.client).catch((err: unknown) => {
+      log.warn('could not check the CRDs; assuming they are installed', { error: String(err) });
+      return [];
+    });
+    if (missing.length > 0) {
+      log.error('LoadBalancer allocation disabled: the CRDs are not installed', { missing });
+      return;
+    }
+    new LoadBalancerController(manager, {
+      loadBalancerClass: str(flags, 'load-balancer-class'),
+      handleUnsetClass: parseBool(flags['load-balancer-handle-unset-class'], 'load-balancer-handle-unset-class'),
+      ipMode,
+      namespace: context.namespace,
+      persistState: parseBool(flags['load-balancer-persist-state'], 'load-balancer-persist-state'),
+    });
+    if (str(flags, 'pool-webhook-bind-address')) manager.addRunnable(webhookRunnable(manager, flags, context));
+  },
+};

@@ -1,0 +1,198 @@
+import { describe, expect, it } from '@jest/globals';
+import { type ClaimValue, claimName } from '../../allocators/claim-names.js';
+import { serviceIPRange } from '../../allocators/ip-range.js';
+import { nodePortRange } from '../../allocators/port-range.js';
+import type { AllocationConfig } from '../../allocators/service-allocation.js';
+import type { ServiceClaim } from '../../crds/serviceclaim.js';
+import { ApiError, type KubeClient } from '../runtime/client.js';
+import { silentLogger } from '../runtime/log.js';
+import type { ResourceType } from '../runtime/resources.js';
+import type { Service } from '../runtime/wire.js';
+import { type AdmissionRequest, mutateService, validateService } from './admission-handlers.js';
+
+/** ServiceClaims in memory with the API server's semantics for what the handlers use. */
+class ClaimsApi {
+  readonly claims = new Map<string, ServiceClaim>();
+  private version = 1;
+
+  private fail(code: number, reason: string): never {
+    throw new ApiError(code, { code, reason }, 'TEST', '/');
+  }
+
+  async create(_rt: ResourceType, obj: ServiceClaim): Promise<ServiceClaim> {
+    const name = obj.metadata.name ?? '';
+    if (this.claims.has(name)) this.fail(409, 'AlreadyExists');
+    const stored = structuredClone({ ...obj, metadata: { ...obj.metadata, uid: `claim-${this.version}`, resourceVersion: String(this.version++), generation: 1 } });
+    this.claims.set(name, stored);
+    return stored;
+  }
+
+  async getOrUndefined(_rt: ResourceType, name: string): Promise<ServiceClaim | undefined> {
+    return structuredClone(this.claims.get(name));
+  }
+
+  async patch(_rt: ResourceType, name: string, patch: { op: string; path: string; value?: unknown }[], type: string): Promise<ServiceClaim> {
+    const current = this.claims.get(name);
+    if (!current) this.fail(404, 'NotFound');
+    if (type !== 'json') throw new Error(`unexpected ${type} patch`);
+    const next = structuredClone(current);
+    for (const op of patch) {
+      const keys = op.path.split('/').slice(1);
+      const parent = keys.slice(0, -1).reduce<Record<string, unknown>>((o, k) => o[k] as Record<string, unknown>, next as unknown as Record<string, unknown>);
+      const key = keys[keys.length - 1];
+      if (op.op === 'test' && JSON.stringify(parent[key]) !== JSON.stringify(op.value)) this.fail(422, 'Invalid');
+      if (op.op === 'add' || op.op === 'replace') parent[key] = op.value;
+    }
+    next.metadata = { ...next.metadata, resourceVersion: String(this.version++), generation: (current.metadata.generation ?? 1) + 1 };
+    this.claims.set(name, next);
+    return next;
+  }
+
+  async delete(_rt: ResourceType, name: string, opts: { uid?: string } = {}): Promise<void> {
+    const current = this.claims.get(name);
+    if (!current) this.fail(404, 'NotFound');
+    if (opts.uid && current.metadata.uid !== opts.uid) this.fail(409, 'Conflict');
+    this.claims.delete(name);
+  }
+
+  owner(name: string): ServiceClaim['spec']['service'] | undefined {
+    return this.claims.get(name)?.spec.service;
+  }
+}
+
+const config: AllocationConfig = { ipRanges: [serviceIPRange('10.96.0.0/28')], nodePortRange: nodePortRange('30000-30099') };
+
+function setup() {
+  const api = new ClaimsApi();
+  // The handlers use only create, getOrUndefined, patch and delete, which ClaimsApi implements.
+  const client = api as unknown as KubeClient;
+  const deps = { client, taken: { isKnownTaken: (v: ClaimValue) => api.claims.has(claimName(v)) }, config, log: silentLogger };
+  return { api, deps };
+}
+
+const service = (name: string, spec: Service['spec'], uid?: string): Service => ({
+  metadata: { namespace: 'default', name, ...(uid ? { uid } : {}) },
+  spec: { ports: [{ port: 80, protocol: 'TCP' }], ...spec },
+});
+
+const request = (uid: string, object: Service, extra: Partial<AdmissionRequest> = {}): AdmissionRequest => ({
+  uid,
+  kind: { group: '', version: 'v1', kind: 'Service' },
+  operation: 'CREATE',
+  namespace: 'default',
+  object,
+  ...extra,
+});
+
+const decodePatch = (patch: string | undefined) => JSON.parse(Buffer.from(patch ?? '', 'base64').toString()) as { op: string; path: string; value: unknown }[];
+
+describe('mutating webhook', () => {
+  it('reserves each value under its name and patches the Service', async () => {
+    const { api, deps } = setup();
+    const review = await mutateService(request('r1', service('web', { type: 'NodePort', clusterIP: '10.96.0.5' })), deps);
+    expect(review.response.allowed).toBe(true);
+    const patch = decodePatch(review.response.patch);
+    expect(patch).toContainEqual({ op: 'add', path: '/spec/clusterIPs', value: ['10.96.0.5'] });
+    const nodePort = patch.find((op) => op.path === '/spec/ports/0/nodePort')?.value as number;
+    expect(nodePort).toBeGreaterThanOrEqual(30000);
+    expect([...api.claims.keys()].sort()).toEqual(['ipv4-10-96-0-5', `nodeport-${nodePort}`].sort());
+    expect(api.claims.get('ipv4-10-96-0-5')?.spec).toMatchObject({ service: { namespace: 'default', name: 'web', uid: '' }, request: 'r1' });
+  });
+
+  it('denies a taken value with upstream\'s 422 and hands back what it took', async () => {
+    const { api, deps } = setup();
+    await mutateService(request('r1', service('first', { type: 'NodePort', ports: [{ port: 80, nodePort: 30050 }] })), deps);
+    const before = new Set(api.claims.keys());
+    const review = await mutateService(request('r2', service('second', { type: 'NodePort', ports: [{ port: 80, nodePort: 30050 }] })), deps);
+    expect(review.response).toMatchObject({
+      allowed: false,
+      status: { code: 422, reason: 'Invalid', message: 'Service "second" is invalid: spec.ports[0].nodePort: Invalid value: 30050: provided port is already allocated' },
+    });
+    expect(new Set(api.claims.keys())).toEqual(before); // the ClusterIP it had picked is freed again
+  });
+
+  it('takes nothing on dry-run and patches nothing, leaving the placeholders to the API server', async () => {
+    const { api, deps } = setup();
+    const review = await mutateService(request('r1', service('web', { type: 'NodePort' }), { dryRun: true }), deps);
+    expect(review.response).toEqual({ uid: 'r1', allowed: true });
+    expect(api.claims.size).toBe(0);
+  });
+
+  it('takes back a value whose claim still names the same Service (re-created, release pending)', async () => {
+    const { api, deps } = setup();
+    await mutateService(request('r1', service('web', { clusterIP: '10.96.0.5' })), deps);
+    await validateService(request('r1v', service('web', { clusterIP: '10.96.0.5', clusterIPs: ['10.96.0.5'] }, 'old-uid')), deps);
+    expect(api.owner('ipv4-10-96-0-5')?.uid).toBe('old-uid');
+    const again = await mutateService(request('r2', service('web', { clusterIP: '10.96.0.5' })), deps);
+    expect(again.response.allowed).toBe(true);
+    expect(api.claims.get('ipv4-10-96-0-5')?.spec).toMatchObject({ service: { uid: '' }, request: 'r2' });
+    const other = await mutateService(request('r3', service('other', { clusterIP: '10.96.0.5' })), deps);
+    expect(other.response.status?.message).toBe(
+      'Service "other" is invalid: spec.clusterIPs: Invalid value: ["10.96.0.5"]: failed to allocate IP 10.96.0.5: provided IP is already allocated',
+    );
+  });
+});
+
+describe('validating webhook', () => {
+  const allocated = (uid = 'u1') => service('web', { type: 'NodePort', clusterIP: '10.96.0.5', clusterIPs: ['10.96.0.5'], ports: [{ port: 80, nodePort: 30050 }] }, uid);
+
+  it('confirms the reservations for the Service\'s uid', async () => {
+    const { api, deps } = setup();
+    await mutateService(request('r1', service('web', { type: 'NodePort', clusterIP: '10.96.0.5', ports: [{ port: 80, nodePort: 30050 }] })), deps);
+    expect((await validateService(request('r1', allocated()), deps)).response.allowed).toBe(true);
+    expect(api.owner('ipv4-10-96-0-5')).toEqual({ namespace: 'default', name: 'web', uid: 'u1' });
+    expect(api.owner('nodeport-30050')).toEqual({ namespace: 'default', name: 'web', uid: 'u1' });
+    // A retried call confirms again, and still writes the spec.
+    const generation = api.claims.get('nodeport-30050')?.metadata.generation ?? 0;
+    expect((await validateService(request('r1-retry', allocated()), deps)).response.allowed).toBe(true);
+    expect(api.claims.get('nodeport-30050')?.metadata.generation).toBe(generation + 1);
+  });
+
+  it('takes a value again if its reservation was freed on the way, and denies if someone else took it', async () => {
+    const { api, deps } = setup();
+    expect((await validateService(request('r1', allocated()), deps)).response.allowed).toBe(true);
+    expect(api.owner('ipv4-10-96-0-5')?.uid).toBe('u1');
+
+    api.claims.clear();
+    await mutateService(request('r2', service('thief', { clusterIP: '10.96.0.5' })), deps);
+    await mutateService(request('r3', service('web', { type: 'NodePort', ports: [{ port: 80, nodePort: 30050 }] })), deps);
+    const review = await validateService(request('r4', allocated('u2')), deps);
+    expect(review.response).toMatchObject({
+      allowed: false,
+      status: { code: 422, message: 'Service "web" is invalid: spec.clusterIPs: Invalid value: ["10.96.0.5"]: failed to allocate IP 10.96.0.5: provided IP is already allocated' },
+    });
+  });
+
+  it('undoes its own confirmations when a later value is refused', async () => {
+    const { api, deps } = setup();
+    await mutateService(request('r1', service('thief', { type: 'NodePort', ports: [{ port: 80, nodePort: 30050 }] })), deps);
+    await mutateService(request('r2', service('web', { clusterIP: '10.96.0.5' })), deps);
+    const review = await validateService(request('r3', allocated()), deps);
+    expect(review.response.status?.message).toBe('Service "web" is invalid: spec.ports[0].nodePort: Invalid value: 30050: provided port is already allocated');
+    expect(api.owner('ipv4-10-96-0-5')).toEqual({ namespace: 'default', name: 'web', uid: '' });
+  });
+
+  it('names reservations made for a generateName create', async () => {
+    const { api, deps } = setup();
+    const unnamed: Service = { metadata: { namespace: 'default', generateName: 'web-' }, spec: { clusterIP: '10.96.0.5', ports: [{ port: 80 }] } };
+    await mutateService(request('r1', unnamed), deps);
+    expect(api.owner('ipv4-10-96-0-5')).toEqual({ namespace: 'default', name: '', uid: '' });
+    const named: Service = { metadata: { namespace: 'default', name: 'web-x7k2p', generateName: 'web-', uid: 'u9' }, spec: { clusterIP: '10.96.0.5', clusterIPs: ['10.96.0.5'], ports: [{ port: 80 }] } };
+    expect((await validateService(request('r1', named), deps)).response.allowed).toBe(true);
+    expect(api.owner('ipv4-10-96-0-5')).toEqual({ namespace: 'default', name: 'web-x7k2p', uid: 'u9' });
+  });
+
+  it('confirms only the values an update adds, and nothing on dry-run', async () => {
+    const { api, deps } = setup();
+    const old = service('web', { clusterIP: '10.96.0.5', clusterIPs: ['10.96.0.5'] }, 'u1');
+    await mutateService(request('r1', service('web', { type: 'NodePort', clusterIP: '10.96.0.5', clusterIPs: ['10.96.0.5'] }, 'u1'), { operation: 'UPDATE', oldObject: old }), deps);
+    const nodePortClaim = [...api.claims.keys()].find((n) => n.startsWith('nodeport-')) ?? '';
+    const port = Number(nodePortClaim.slice('nodeport-'.length));
+    const updated = service('web', { type: 'NodePort', clusterIP: '10.96.0.5', clusterIPs: ['10.96.0.5'], ports: [{ port: 80, nodePort: port }] }, 'u1');
+    expect((await validateService(request('r1', updated, { operation: 'UPDATE', oldObject: old, dryRun: true }), deps)).response.allowed).toBe(true);
+    expect(api.owner(nodePortClaim)?.uid).toBe('');
+    expect((await validateService(request('r1', updated, { operation: 'UPDATE', oldObject: old }), deps)).response.allowed).toBe(true);
+    expect(api.owner(nodePortClaim)?.uid).toBe('u1');
+    expect(api.claims.has('ipv4-10-96-0-5')).toBe(false); // held before: the controller's business, not this request's
+  });
+});

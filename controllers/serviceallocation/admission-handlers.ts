@@ -1,0 +1,196 @@
+// The two admission webhooks on Service create and update.
+//
+// mutate: plans the allocation (allocators/service-allocation.ts), reserves each value by creating its
+//   ServiceClaim, and patches the values into the Service, or denies with upstream's exact Status. Dry-run
+//   requests reserve nothing and are not patched: the API server then fills in its own dry-run placeholders.
+// validate: runs after every mutating webhook and after the API server's own allocation, when the Service has
+//   its final name and uid, just before it is written. It confirms each new value's claim for that uid with a
+//   test-and-set, re-creating a claim that was freed meanwhile; a value someone else took in between denies
+//   the request. This is what makes freeing reserved claims safe (see claim-reconciler.ts).
+import { allocationResponse, allowResponse, denyResponse, type AdmissionReviewResponse } from '../../allocators/admission.js';
+import { type ClaimValue, claimName } from '../../allocators/claim-names.js';
+import { type ServiceIdentity, claimObject, confirmPatch, reconfirmPatch, serviceIdentity, unconfirmPatch } from '../../allocators/claim-objects.js';
+import { type AllocationConfig, claimInConfiguredRange, executePlan, heldClaims, planAllocation } from '../../allocators/service-allocation.js';
+import {
+  type Status,
+  clusterIPAllocationStatus,
+  healthCheckNodePortStatus,
+  internalErrorStatus,
+  nodePortAllocationStatus,
+} from '../../allocators/status.js';
+import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
+import { ApiError, isAlreadyExists, isNotFound, type KubeClient } from '../runtime/client.js';
+import type { Logger } from '../runtime/log.js';
+import type { Service } from '../runtime/wire.js';
+import { ApiClaimStore, alreadyAllocated, apiFailureReason, type TakenValues } from './claim-store.js';
+
+export interface AdmissionRequest {
+  uid: string;
+  kind?: { group?: string; version?: string; kind?: string };
+  operation?: string;
+  dryRun?: boolean;
+  namespace?: string;
+  name?: string;
+  object?: Service;
+  oldObject?: Service;
+}
+
+export interface AdmissionReviewRequest {
+  apiVersion?: string;
+  kind?: string;
+  request?: AdmissionRequest;
+}
+
+export interface AdmissionDeps {
+  readonly client: KubeClient;
+  readonly taken: TakenValues;
+  readonly config: AllocationConfig;
+  readonly log: Logger;
+  /**
+   * Fault injection for the leak test: once a request has created claims, never answer it, so that the replica
+   * can be killed between claim and Service write. Set from SWITCHBOARD_FAULT_INJECTION=stall-after-claim.
+   */
+  readonly stallAfterClaim?: boolean;
+}
+
+/** The Service under review, with the namespace from the request when the object leaves it out. */
+function requestedService(request: AdmissionRequest, which: 'object' | 'oldObject'): Service | undefined {
+  const service = request[which];
+  if (!service) return undefined;
+  return { ...service, metadata: { ...service.metadata, namespace: service.metadata?.namespace || request.namespace || '' } };
+}
+
+function isServiceWrite(request: AdmissionRequest): boolean {
+  const kind = request.kind;
+  return (
+    (kind?.group ?? '') === '' &&
+    kind?.kind === 'Service' &&
+    (request.operation === 'CREATE' || request.operation === 'UPDATE') &&
+    request.object !== undefined
+  );
+}
+
+export async function mutateService(request: AdmissionRequest, deps: AdmissionDeps): Promise<AdmissionReviewResponse> {
+  const service = requestedService(request, 'object');
+  if (!service || !isServiceWrite(request)) return allowResponse(request.uid);
+  const old = request.operation === 'UPDATE' ? requestedService(request, 'oldObject') : undefined;
+  const dryRun = request.dryRun === true;
+
+  const plan = planAllocation(old, service, deps.config);
+  // A create with generateName has no name yet: its claims are reserved for "" until validation names them.
+  const store = new ApiClaimStore(deps.client, deps.taken, serviceIdentity(service), request.uid);
+  const outcome = await executePlan(plan, deps.config, store, { dryRun }).catch(async (err: unknown) => {
+    await store.releaseCreated();
+    throw err;
+  });
+  if (outcome.outcome === 'denied') {
+    await store.releaseCreated().catch((err: unknown) => deps.log.warn('could not release claims of a denied request', { error: String(err) }));
+    return denyResponse(request.uid, outcome.status);
+  }
+  if (dryRun) return allowResponse(request.uid);
+  if (deps.stallAfterClaim && store.createdClaims.size > 0) {
+    deps.log.warn('fault injection: not answering after taking claims', { claims: [...store.createdClaims.keys()] });
+    await new Promise(() => {});
+  }
+  return allocationResponse(request.uid, request.object ?? service, outcome);
+}
+
+export async function validateService(request: AdmissionRequest, deps: AdmissionDeps): Promise<AdmissionReviewResponse> {
+  const service = requestedService(request, 'object');
+  if (!service || !isServiceWrite(request) || request.dryRun) return allowResponse(request.uid);
+  const owner = serviceIdentity(service) as Required<ServiceIdentity>;
+  // Values the stored Service already holds are bound; only new ones were reserved by this request.
+  const before = new Set(request.operation === 'UPDATE' ? heldClaims(requestedService(request, 'oldObject') ?? {}).map(claimName) : []);
+  const values = heldClaims(service).filter((v) => claimInConfiguredRange(deps.config, v) && !before.has(claimName(v)));
+  const unnamedReservation = Boolean(service.metadata?.generateName);
+
+  const confirmed: ClaimValue[] = [];
+  for (const value of values) {
+    const result = await confirmClaim(deps.client, value, owner, unnamedReservation, request.uid);
+    if (result !== true) {
+      await Promise.all(confirmed.map((v) => deps.client.patch(ServiceClaims, claimName(v), unconfirmPatch(owner), 'json').catch(() => undefined)));
+      return denyResponse(request.uid, takenValueStatus(service, value, result, deps.config));
+    }
+    confirmed.push(value);
+  }
+  return allowResponse(request.uid);
+}
+
+/** Confirming loses at most this many races (the claim changed or went away between read and write). */
+const CONFIRM_ATTEMPTS = 4;
+
+/** true, or why the value cannot be held by this Service. */
+async function confirmClaim(
+  client: KubeClient,
+  value: ClaimValue,
+  owner: Required<ServiceIdentity>,
+  unnamedReservation: boolean,
+  requestUID: string,
+): Promise<true | string> {
+  const name = claimName(value);
+  const reservedForUs = { namespace: owner.namespace, name: unnamedReservation ? '' : owner.name, uid: '' };
+  for (let attempt = 0; attempt < CONFIRM_ATTEMPTS; attempt++) {
+    // The common case in one round trip: reserved by our own mutating call.
+    if (attempt === 0 && !unnamedReservation) {
+      try {
+        await client.patch(ServiceClaims, name, confirmPatch(reservedForUs, owner, requestUID), 'json');
+        return true;
+      } catch (err) {
+        if (!lostRace(err)) return apiFailureReason(err);
+      }
+    }
+    let claim: ServiceClaim | undefined;
+    try {
+      claim = await client.getOrUndefined<ServiceClaim>(ServiceClaims, name);
+    } catch (err) {
+      return apiFailureReason(err);
+    }
+    if (!claim) {
+      // Freed while the request was on its way (it was slower than the grace period): take it again.
+      try {
+        await client.create(ServiceClaims, claimObject(value, owner, requestUID));
+        return true;
+      } catch (err) {
+        if (isAlreadyExists(err)) continue;
+        return apiFailureReason(err);
+      }
+    }
+    const seen = claim.spec.service;
+    if (seen.namespace === owner.namespace && seen.name === owner.name && seen.uid === owner.uid) {
+      // Confirmed for this Service already (a retried call, or a value another webhook added back). Still write
+      // the spec, so that the claim counts as in flight again: a delete decided on the old version fails, and
+      // the controller no longer sees it as settled.
+      try {
+        await client.patch(ServiceClaims, name, reconfirmPatch(owner, requestUID), 'json');
+        return true;
+      } catch (err) {
+        if (!lostRace(err)) return apiFailureReason(err);
+        continue;
+      }
+    }
+    const ours = seen.namespace === owner.namespace && seen.uid === '' && (seen.name === owner.name || (unnamedReservation && seen.name === ''));
+    if (!ours) return alreadyAllocated(value);
+    try {
+      await client.patch(ServiceClaims, name, confirmPatch(seen, owner, requestUID), 'json');
+      return true;
+    } catch (err) {
+      if (!lostRace(err)) return apiFailureReason(err);
+    }
+  }
+  return alreadyAllocated(value);
+}
+
+/** The claim changed (a JSON patch test failed: 422) or went away (404) between read and write. */
+function lostRace(err: unknown): boolean {
+  return err instanceof ApiError && (err.code === 422 || isNotFound(err));
+}
+
+/** The Status upstream answers when a value of this Service cannot be allocated. */
+function takenValueStatus(service: Service, value: ClaimValue, reason: string, config: AllocationConfig): Status {
+  const name = service.metadata?.name ?? '';
+  if (value.kind === 'ip') return clusterIPAllocationStatus(name, service.spec?.clusterIPs ?? [], value.ip, reason, config.valueStyle);
+  const portIndex = (service.spec?.ports ?? []).findIndex((p) => p.nodePort === value.port);
+  if (portIndex >= 0) return nodePortAllocationStatus(name, portIndex, value.port, reason);
+  if (service.spec?.healthCheckNodePort === value.port) return healthCheckNodePortStatus(value.port, reason);
+  return internalErrorStatus(`failed to allocate ${value.port}: ${reason}`);
+}

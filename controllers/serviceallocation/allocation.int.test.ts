@@ -1,0 +1,437 @@
+// ClusterIP/NodePort allocation against a real kube-apiserver with the webhook registered.
+// A control plane of its own: the webhook applies to every Service of the cluster, and the leak test kills it.
+// The API server dials one URL; a TCP balancer behind it spreads connections over the replicas like a Service.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { serviceIPRange, rangeContainsIP } from '../../allocators/ip-range.js';
+import { claimName } from '../../allocators/claim-names.js';
+import { heldClaims } from '../../allocators/service-allocation.js';
+import { kubectlErrorOutput, internalErrorStatus, webhookDenialStatus } from '../../allocators/status.js';
+import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
+import { LocalControlPlane } from '../../e2e/controlplane/controlplane.js';
+import { freePort } from '../../e2e/controlplane/processes.js';
+import { eventually } from '../../e2e/jest/cluster.js';
+import { KubeClient, isAlreadyExists } from '../runtime/client.js';
+import { Events, Namespaces, Services } from '../runtime/resources.js';
+import type { KubeEvent, Service } from '../runtime/wire.js';
+import { Secrets } from './resources.js';
+import { OPT_OUT_LABEL, WEBHOOK_NAMES, deleteWebhookConfigurations } from './webhook-configuration.js';
+
+const BIN = fileURLToPath(new URL('../../dist/cmd/switchboard.js', import.meta.url));
+const NS = 'switchboard-system';
+const GRACE_MS = 2000;
+const SMALL_RANGE = '10.96.0.0/28';
+const CLUSTER_RANGE = serviceIPRange('10.96.0.0/16');
+const log = (line: string) => process.stderr.write(`[allocation] ${line}\n`);
+
+/** Round-robin TCP forwarding over the live backends (what kube-proxy does for the webhook's Service). */
+class Balancer {
+  private backends: number[] = [];
+  private next = 0;
+  private readonly server: Server = createServer((client) => this.forward(client, this.backends.length));
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  /** New connections go to these; with `dropOpen`, open ones are cut too (as when the old backends die). */
+  route(ports: number[], dropOpen = false): void {
+    this.backends = ports;
+    if (!dropOpen) return;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  private forward(client: Socket, triesLeft: number): void {
+    if (triesLeft === 0) return void client.destroy();
+    const port = this.backends[this.next++ % this.backends.length];
+    const upstream = createConnection({ port, host: '127.0.0.1' });
+    upstream.once('error', () => {
+      upstream.destroy();
+      if (!client.destroyed) this.forward(client, triesLeft - 1);
+    });
+    upstream.once('connect', () => {
+      this.sockets.add(client).add(upstream);
+      client.pipe(upstream).pipe(client);
+      const close = () => {
+        client.destroy();
+        upstream.destroy();
+        this.sockets.delete(client);
+        this.sockets.delete(upstream);
+      };
+      client.on('close', close).on('error', close);
+      upstream.on('close', close).on('error', close);
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+interface Replica {
+  id: string;
+  port: number;
+  child: ChildProcess;
+  output: string[];
+}
+
+async function startReplica(cp: LocalControlPlane, balancer: Balancer, id: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Replica> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'controller',
+      `--kubeconfig=${cp.kubeconfig}`,
+      `--namespace=${NS}`,
+      `--leader-elect-id=${id}`,
+      '--leader-elect-lease-duration=4s',
+      '--leader-elect-renew-deadline=3s',
+      '--leader-elect-retry-period=500ms',
+      '--metrics-bind-address=127.0.0.1:0',
+      '--endpointslice-controller=false',
+      '--endpoints-controller=false',
+      '--endpointslice-mirroring-controller=false',
+      '--load-balancer-install-crds=false',
+      `--webhook-url=https://127.0.0.1:${balancer.port}`,
+      `--webhook-bind-address=127.0.0.1:${port}`,
+      `--claim-grace-period=${GRACE_MS}ms`,
+      ...extra,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
+  );
+  const output: string[] = [];
+  const collect = (b: Buffer) => output.push(...b.toString().split('\n').filter(Boolean));
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const replica = { id, port, child, output };
+  await eventually(() => {
+    if (child.exitCode !== null) throw new Error(`replica ${id} exited:\n${output.slice(-20).join('\n')}`);
+    return output.some((l) => l.includes('"admission webhook serving"'));
+  }, 60_000);
+  return replica;
+}
+
+function stop(replica: Replica, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (replica.child.exitCode !== null || replica.child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    replica.child.once('exit', () => resolve());
+    replica.child.kill(signal);
+  });
+}
+
+const svcYaml = (name: string, spec: string) => `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  namespace: default\nspec: ${spec}\n`;
+
+/** Runs `count` tasks with at most `limit` in flight. */
+async function bounded<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
+  const results: PromiseSettledResult<T>[] = new Array(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, count) }, async () => {
+      while (next < count) {
+        const i = next++;
+        results[i] = await task(i).then(
+          (value) => ({ status: 'fulfilled' as const, value }),
+          (reason: unknown) => ({ status: 'rejected' as const, reason }),
+        );
+      }
+    }),
+  );
+  return results;
+}
+
+/** Values held by more than one Service, and values outside the API server's ranges. */
+function audit(services: Service[]): { duplicates: string[]; outOfRange: string[]; held: Map<string, string> } {
+  const held = new Map<string, string>();
+  const duplicates: string[] = [];
+  const outOfRange: string[] = [];
+  for (const service of services) {
+    const key = `${service.metadata?.namespace}/${service.metadata?.name}`;
+    for (const value of heldClaims(service)) {
+      const name = claimName(value);
+      if (held.has(name)) duplicates.push(`${name}: ${held.get(name)} and ${key}`);
+      held.set(name, key);
+      const inRange = value.kind === 'ip' ? rangeContainsIP(CLUSTER_RANGE, value.ip) : value.port >= 30000 && value.port <= 32767;
+      if (!inRange) outOfRange.push(`${name} (${key})`);
+    }
+  }
+  return { duplicates, outOfRange, held };
+}
+
+/** Claims and held values agree exactly: every held value claimed for its Service, no claim left over. */
+async function claimsMatchServices(client: KubeClient): Promise<true | string> {
+  const [services, claims] = await Promise.all([client.listAll<Service>(Services), client.listAll<ServiceClaim>(ServiceClaims)]);
+  const { held } = audit(services.items);
+  const claimed = new Map(claims.items.map((c) => [c.metadata.name ?? '', `${c.spec.service.namespace}/${c.spec.service.name}`]));
+  const missing = [...held].filter(([name, key]) => claimed.get(name) !== key).map(([name]) => name);
+  const extra = [...claimed.keys()].filter((name) => !held.has(name));
+  return missing.length === 0 && extra.length === 0 ? true : `missing ${missing.slice(0, 5).join(',')} (${missing.length}), extra ${extra.slice(0, 5).join(',')} (${extra.length})`;
+}
+
+/** The Event with this reason on a Service, as {type, message}; false while there is none. */
+async function eventFor(client: KubeClient, namespace: string, name: string, reason: string): Promise<{ type?: string; message?: string } | false> {
+  const events = await client.list<KubeEvent>(Events, { namespace, fieldSelector: `involvedObject.name=${name},reason=${reason}` });
+  const event = events.items[0];
+  return event ? { type: event.type, message: event.message } : false;
+}
+
+/** Waits until claims and Services agree; the failure names what still differs. */
+function claimsSettle(client: KubeClient, timeoutMs: number, intervalMs = 200): Promise<true> {
+  return eventually(async () => {
+    const result = await claimsMatchServices(client);
+    if (result !== true) throw new Error(`claims and Services differ: ${result}`);
+    return result;
+  }, timeoutMs, intervalMs);
+}
+
+describe('ClusterIP and NodePort allocation through the admission webhook', () => {
+  let cp: LocalControlPlane;
+  let client: KubeClient;
+  const balancer = new Balancer();
+  const replicas: Replica[] = [];
+  const kubectlCreate = (yaml: string, ...flags: string[]) => cp.kubectl(['create', ...flags, '-f', '-'], yaml);
+
+  beforeAll(async () => {
+    cp = await new LocalControlPlane({ kubeControllerManager: false, log }).start();
+    client = KubeClient.fromFile(cp.kubeconfig, 'allocation-test');
+    await client.create(Namespaces, { metadata: { name: NS } }).catch((err: unknown) => {
+      if (!isAlreadyExists(err)) throw err;
+    });
+    await balancer.listen();
+  });
+
+  afterAll(async () => {
+    await Promise.all(replicas.map((r) => stop(r, 'SIGKILL')));
+    await balancer.close();
+    client?.close();
+    await cp?.stop();
+  });
+
+  describe('with one replica on a /28', () => {
+    let replica: Replica;
+
+    beforeAll(async () => {
+      replica = await startReplica(cp, balancer, 'small', [`--service-cluster-ip-range=${SMALL_RANGE}`]);
+      replicas.push(replica);
+      balancer.route([replica.port]);
+      // Ready: configurations written, and the `kubernetes` Service (from before us) adopted.
+      await eventually(async () => (await client.getOrUndefined<ServiceClaim>(ServiceClaims, 'ipv4-10-96-0-1'))?.status?.phase === 'Bound', 30_000);
+    });
+
+    it('fills in values and answers bad requests with the line kubectl prints for a native error', async () => {
+      const ok = await kubectlCreate(svcYaml('web', '{type: NodePort, ports: [{port: 80, nodePort: 30100}]}'));
+      expect(ok).toMatchObject({ code: 0, stdout: 'service/web created\n' });
+      const web = await client.get<Service>(Services, 'web', 'default');
+      const ip = web.spec?.clusterIP ?? '';
+      expect(rangeContainsIP(serviceIPRange(SMALL_RANGE), ip)).toBe(true);
+      expect(web.spec?.clusterIPs).toEqual([ip]);
+
+      const cases: [string, string, string][] = [
+        ['taken-ip', `{clusterIP: ${ip}, ports: [{port: 80}]}`,
+          `The Service "taken-ip" is invalid: spec.clusterIPs: Invalid value: ["${ip}"]: failed to allocate IP ${ip}: provided IP is already allocated\n`],
+        ['outside-ip', '{clusterIP: 10.96.1.10, ports: [{port: 80}]}',
+          'The Service "outside-ip" is invalid: spec.clusterIPs: Invalid value: ["10.96.1.10"]: failed to allocate IP 10.96.1.10: the provided network does not match the current range\n'],
+        ['v6-ip', '{clusterIP: "fd00::10", ports: [{port: 80}]}',
+          'The Service "v6-ip" is invalid: spec.clusterIPs[0]: Invalid value: ["fd00::10"]: IPv6 is not configured on this cluster\n'],
+        ['low-port', '{type: NodePort, ports: [{port: 80, nodePort: 80}]}',
+          'The Service "low-port" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767\n'],
+        ['taken-port', '{type: NodePort, ports: [{port: 80, nodePort: 30100}]}',
+          'The Service "taken-port" is invalid: spec.ports[0].nodePort: Invalid value: 30100: provided port is already allocated\n'],
+        ['second-port-taken', '{type: NodePort, ports: [{name: a, port: 80}, {name: b, port: 81, nodePort: 30100}]}',
+          'The Service "second-port-taken" is invalid: spec.ports[1].nodePort: Invalid value: 30100: provided port is already allocated\n'],
+      ];
+      for (const [name, spec, line] of cases) {
+        const out = await kubectlCreate(svcYaml(name, spec));
+        log(`kubectl create ${name}: ${out.stderr.trim()}`);
+        expect({ name, code: out.code, stderr: out.stderr }).toEqual({ name, code: 1, stderr: line });
+      }
+      // Denied requests hand back what they took.
+      const claims = await client.listAll<ServiceClaim>(ServiceClaims);
+      expect(claims.items.filter((c) => !['default/kubernetes', 'default/web'].includes(`${c.spec.service.namespace}/${c.spec.service.name}`))).toEqual([]);
+    });
+
+    it('shows value, Service, phase and age in kubectl get', async () => {
+      const out = await eventually(async () => {
+        const got = await cp.kubectl(['get', 'serviceclaims']);
+        return got.stdout.split('\n').filter((l) => l.includes(' web ')).every((l) => l.includes('Bound')) ? got : false;
+      });
+      log(`kubectl get serviceclaims:\n${out.stdout}`);
+      const [header, ...rows] = out.stdout.trim().split('\n');
+      expect(header.split(/\s+/)).toEqual(['NAME', 'VALUE', 'TYPE', 'NAMESPACE', 'SERVICE', 'PHASE', 'AGE']);
+      expect(rows.some((r) => /^nodeport-30100\s+30100\s+NodePort\s+default\s+web\s+Bound\s+\d+s$/.test(r))).toBe(true);
+    });
+
+    it('takes no claim on dry-run, and checks requested nodePorts as upstream does', async () => {
+      const before = (await client.listAll<ServiceClaim>(ServiceClaims)).items.length;
+      const dry = await kubectlCreate(svcYaml('dry', '{type: NodePort, ports: [{port: 80}]}'), '--dry-run=server', '-o', 'jsonpath={.spec.clusterIP} {.spec.ports[0].nodePort}');
+      expect(dry).toMatchObject({ code: 0, stdout: '10.96.0.0 32769' }); // the API server's own dry-run placeholders
+      const results = await bounded(20, 10, (i) => client.create<Service>(Services, { metadata: { name: `dry-${i}`, namespace: 'default' }, spec: { type: 'NodePort', ports: [{ port: 80 }] } }, { dryRun: true }));
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+      const takenPort = await kubectlCreate(svcYaml('dry-taken', '{type: NodePort, ports: [{port: 80, nodePort: 30100}]}'), '--dry-run=server');
+      expect(takenPort.stderr).toBe('The Service "dry-taken" is invalid: spec.ports[0].nodePort: Invalid value: 30100: provided port is already allocated\n');
+      expect((await client.listAll<ServiceClaim>(ServiceClaims)).items.length).toBe(before);
+    });
+
+    it('answers a full range with 500 "range is full"', async () => {
+      // A /28 holds 14 addresses; .1 is the kubernetes Service's and one is web's.
+      const fill = await bounded(12, 6, (i) => client.create(Services, { metadata: { name: `fill-${i}`, namespace: 'default' }, spec: { ports: [{ port: 80 }] } }));
+      expect(fill.filter((r) => r.status === 'rejected')).toEqual([]);
+      const full = await kubectlCreate(svcYaml('one-too-many', '{ports: [{port: 80}]}'));
+      const expected = kubectlErrorOutput(webhookDenialStatus(WEBHOOK_NAMES.mutate, internalErrorStatus('failed to allocate a serviceIP: range is full')), { verb: 'creating', file: 'STDIN' });
+      log(`kubectl create one-too-many: ${full.stderr.trim()}`);
+      expect(full.stderr).toBe(expected);
+      expect(full.stderr).toBe(
+        'Error from server (InternalError): error when creating "STDIN": admission webhook "allocate.services.switchboard.dev" denied the request: Internal error occurred: failed to allocate a serviceIP: range is full\n',
+      );
+    });
+
+    it('releases on type change and on delete', async () => {
+      const started = Date.now();
+      await client.patch(Services, 'web', { spec: { type: 'ClusterIP' } }, 'merge', { namespace: 'default' });
+      await client.delete(Services, 'fill-0', { namespace: 'default' });
+      await claimsSettle(client, 60_000);
+      expect((await client.listAll<ServiceClaim>(ServiceClaims)).items.map((c) => c.metadata.name)).not.toContain('nodeport-30100');
+      log(`released a nodePort (type change) and a ClusterIP (delete) in ${Date.now() - started} ms`);
+    });
+
+    it('reports a value outside its range with upstream\'s Event', async () => {
+      // In an opted-out namespace the API server allocates alone, from its whole /16.
+      await client.create(Namespaces, { metadata: { name: 'opted-out', labels: { [OPT_OUT_LABEL]: 'disabled' } } });
+      const made = await client.create<Service>(Services, { metadata: { name: 'native', namespace: 'opted-out' }, spec: { ports: [{ port: 80 }] } });
+      const ip = made.spec?.clusterIP ?? '';
+      const event = await eventually(() => eventFor(client, 'opted-out', 'native', 'ClusterIPOutOfRange'));
+      expect(event).toEqual({ type: 'Warning', message: `Cluster IP [IPv4]:${ip} is not within the service CIDR ${SMALL_RANGE}; please recreate service` });
+    });
+
+    it('gives the same lines as the API server without the webhook', async () => {
+      await stop(replica);
+      await deleteWebhookConfigurations(client, 'switchboard-service-allocation');
+      const web = await client.get<Service>(Services, 'web', 'default');
+      const ip = web.spec?.clusterIP ?? '';
+      const taken = await kubectlCreate(svcYaml('native-taken', `{clusterIP: ${ip}, ports: [{port: 80}]}`));
+      expect(taken.stderr).toBe(`The Service "native-taken" is invalid: spec.clusterIPs: Invalid value: ["${ip}"]: failed to allocate IP ${ip}: provided IP is already allocated\n`);
+      const low = await kubectlCreate(svcYaml('native-low', '{type: NodePort, ports: [{port: 80, nodePort: 80}]}'));
+      expect(low.stderr).toBe('The Service "native-low" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767\n');
+      await client.create(Services, { metadata: { name: 'native-np', namespace: 'default' }, spec: { type: 'NodePort', ports: [{ port: 80, nodePort: 30200 }] } });
+      const takenPort = await kubectlCreate(svcYaml('native-taken-port', '{type: NodePort, ports: [{port: 80, nodePort: 30200}]}'));
+      expect(takenPort.stderr).toBe('The Service "native-taken-port" is invalid: spec.ports[0].nodePort: Invalid value: 30200: provided port is already allocated\n');
+    });
+  });
+
+  describe('with three replicas on the API server\'s range', () => {
+    beforeAll(async () => {
+      // The range comes from the API server (ServiceCIDR "kubernetes"); serving certificates live 15 s, so they
+      // are renewed (every 10 s) under load.
+      const three = await Promise.all(['r1', 'r2', 'r3'].map((id) => startReplica(cp, balancer, id, ['--webhook-cert-validity=15s'])));
+      replicas.push(...three);
+      balancer.route(three.map((r) => r.port));
+      await claimsSettle(client, 60_000); // adopts native-np
+    });
+
+    it('adopts the values of a Service from before it, with upstream\'s Events', async () => {
+      expect(await eventually(() => eventFor(client, 'default', 'native-np', 'PortNotAllocated'))).toEqual({ type: 'Warning', message: 'Port 30200 is not allocated; repairing' });
+      const ip = (await client.get<Service>(Services, 'native-np', 'default')).spec?.clusterIP;
+      expect(await eventually(() => eventFor(client, 'default', 'native-np', 'ClusterIPNotAllocated'))).toEqual({
+        type: 'Warning',
+        message: `Cluster IP [IPv4]:${ip} is not allocated; repairing`,
+      });
+      expect((await client.get<ServiceClaim>(ServiceClaims, 'nodeport-30200')).spec.service).toMatchObject({ namespace: 'default', name: 'native-np' });
+    });
+
+    it('hands out no value twice to 1000 concurrent creates', async () => {
+      const servingCerts = new Set<string>();
+      const watchCerts = setInterval(() => {
+        void client.get<{ data: Record<string, string> }>(Secrets, 'switchboard-webhook-cert', NS).then((s) => servingCerts.add(s.data['tls.crt']), () => undefined);
+      }, 1000);
+      await client.create(Namespaces, { metadata: { name: 'load' } });
+      const count = 1000;
+      const started = Date.now();
+      const results = await bounded(count, 50, (i) =>
+        client.create<Service>(Services, { metadata: { name: `svc-${i}`, namespace: 'load' }, spec: { type: 'NodePort', ports: [{ port: 80 }] } }),
+      );
+      const seconds = (Date.now() - started) / 1000;
+      const failures = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+      const services = (await client.listAll<Service>(Services)).items;
+      const { duplicates, outOfRange } = audit(services);
+      const settleStart = Date.now();
+      await claimsSettle(client, 60_000, 500);
+      const settled = (Date.now() - settleStart) / 1000;
+      clearInterval(watchCerts);
+      log(
+        `concurrency: ${count} creates (50 in flight, 3 replicas) in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(0)}/s); ` +
+          `failures ${failures.length}, duplicates ${duplicates.length}, out of range ${outOfRange.length}; ` +
+          `claims matched Services ${settled.toFixed(1)} s later; serving certificates used during the run: ${servingCerts.size}`,
+      );
+      expect(failures).toEqual([]);
+      expect(duplicates).toEqual([]);
+      expect(outOfRange).toEqual([]);
+      expect(services.filter((s) => s.metadata?.namespace === 'load')).toHaveLength(count);
+    });
+
+    it('reports used and free values per range', async () => {
+      const leader = replicas.find((r) => r.output.some((l) => l.includes('"starting controllers"')) && r.child.exitCode === null)!;
+      const port = Number(/"port":(\d+)/.exec(leader.output.find((l) => l.includes('"serving metrics and health"'))!)![1]);
+      const claims = (await client.listAll<ServiceClaim>(ServiceClaims)).items;
+      const ips = claims.filter((c) => c.spec.type === 'ClusterIP').length;
+      const ports = claims.length - ips;
+      const metrics = await eventually(async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return text.includes(`switchboard_nodeport_allocator_allocated_ports{range="30000-32767"} ${ports}`) ? text : false;
+      });
+      expect(metrics).toContain(`switchboard_clusterip_allocator_allocated_ips{cidr="10.96.0.0/16"} ${ips}`);
+      expect(metrics).toContain(`switchboard_clusterip_allocator_available_ips{cidr="10.96.0.0/16"} ${65534 - ips}`);
+      expect(metrics).toContain(`switchboard_nodeport_allocator_available_ports{range="30000-32767"} ${2768 - ports}`);
+    });
+
+    it('frees the claims of a webhook killed between claim and Service write, and hands out nothing twice', async () => {
+      await client.create(Namespaces, { metadata: { name: 'leak' } });
+      const victim = await startReplica(cp, balancer, 'victim', [], { SWITCHBOARD_FAULT_INJECTION: 'stall-after-claim' });
+      replicas.push(victim);
+      balancer.route([victim.port], true); // the API server must dial again, and reaches only the victim
+      let finished = 0;
+      const creates = bounded(20, 20, (i) =>
+        client
+          .create<Service>(Services, { metadata: { name: `leak-${i}`, namespace: 'leak' }, spec: { type: 'NodePort', ports: [{ port: 80 }] } })
+          .finally(() => finished++),
+      );
+      const reserved = () => client.listAll<ServiceClaim>(ServiceClaims).then((l) => l.items.filter((c) => c.spec.service.namespace === 'leak'));
+      // Every create still waiting holds its two claims at the stalled victim (one may fail at once on a pooled
+      // connection the balancer cut).
+      await eventually(async () => {
+        const taken = (await reserved()).length;
+        if (finished >= 20 || taken < 2 * (20 - finished)) throw new Error(`${taken} claims taken, ${finished} creates done`);
+        return true;
+      }, 30_000, 100);
+      const atKill = await reserved();
+      const orphans = atKill.map((c) => c.metadata.name);
+      // Taken, never confirmed, and no Service written: the victim is between claim and Service write.
+      expect(atKill.every((c) => c.spec.service.uid === '')).toBe(true);
+      expect((await client.list<Service>(Services, { namespace: 'leak' })).items).toEqual([]);
+      const killedAt = Date.now();
+      balancer.route(replicas.filter((r) => r !== victim && r.child.exitCode === null).map((r) => r.port));
+      await stop(victim, 'SIGKILL');
+      const outcomes = await creates;
+      const created = outcomes.filter((r) => r.status === 'fulfilled').length;
+      const failure = outcomes.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      await claimsSettle(client, GRACE_MS + 30_000, 100);
+      const noLeakAfter = Date.now() - killedAt;
+      const remaining = new Set((await client.listAll<ServiceClaim>(ServiceClaims)).items.map((c) => c.metadata.name));
+      const services = (await client.listAll<Service>(Services)).items;
+      const { duplicates } = audit(services);
+      log(
+        `leak: ${orphans.length} claims taken by the stalled replica, then SIGKILL; ${created}/20 creates succeeded, ${finished - created} failed` +
+          `${failure ? ` (${String(failure.reason).slice(0, 400)})` : ''}; no leak ${noLeakAfter} ms after the kill ` +
+          `(grace ${GRACE_MS} ms); orphaned claims left: ${orphans.filter((n) => remaining.has(n)).length}; duplicates ${duplicates.length}`,
+      );
+      expect(duplicates).toEqual([]);
+      expect(noLeakAfter).toBeLessThan(GRACE_MS + 15_000);
+    });
+  });
+});

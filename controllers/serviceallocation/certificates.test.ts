@@ -1,0 +1,54 @@
+import { describe, expect, it } from '@jest/globals';
+import { X509Certificate } from 'node:crypto';
+import { type CertificateSettings, newCertificateSet, planCertificates, renewServing, rotateCA, splitPemBundle } from './certificates.js';
+
+const HOUR = 3600_000;
+const settings: CertificateSettings = { servingValidityMs: 30 * 24 * HOUR, caValidityMs: 3650 * 24 * HOUR, dnsNames: ['sb.system.svc'], ipAddresses: [] };
+
+describe('webhook certificates', () => {
+  it('keeps a fresh set and says when to look again', async () => {
+    const set = await newCertificateSet(settings);
+    const plan = planCertificates(set, settings, Date.now());
+    expect(plan.kind).toBe('keep');
+    // Renewal is due with a third of the lifetime left: about 20 days from now.
+    if (plan.kind === 'keep') expect(Math.abs(plan.recheckInMs - 20 * 24 * HOUR)).toBeLessThan(HOUR);
+    const serving = new X509Certificate(set.certPem);
+    expect(serving.subjectAltName).toBe('DNS:sb.system.svc');
+    expect(serving.verify(new X509Certificate(set.caBundlePem).publicKey)).toBe(true);
+  });
+
+  it('renews the serving certificate in the last third of its life, for new hosts, or for a shorter validity', async () => {
+    const set = await newCertificateSet(settings);
+    expect(planCertificates(set, settings, Date.now() + 21 * 24 * HOUR)).toMatchObject({ kind: 'renew-serving' });
+    expect(planCertificates(set, { ...settings, ipAddresses: ['127.0.0.1'] }, Date.now())).toEqual({
+      kind: 'renew-serving',
+      reason: 'the serving certificate does not name 127.0.0.1',
+    });
+    expect(planCertificates(set, { ...settings, servingValidityMs: HOUR }, Date.now())).toMatchObject({ kind: 'renew-serving' });
+    const renewed = await renewServing(set, settings, Date.now());
+    expect(renewed.caBundlePem).toBe(set.caBundlePem);
+    expect(renewed.certPem).not.toBe(set.certPem);
+    expect(planCertificates(renewed, settings, Date.now()).kind).toBe('keep');
+  });
+
+  it('rotates the CA by adding the new one first and keeping the serving certificate until its own renewal', async () => {
+    const shortCA = { ...settings, caValidityMs: 90 * 24 * HOUR };
+    const set = await newCertificateSet(shortCA);
+    const inRotation = Date.now() + 31 * 24 * HOUR; // less than two serving lifetimes left on the CA
+    expect(planCertificates(set, shortCA, inRotation)).toMatchObject({ kind: 'rotate-ca' });
+    const rotated = await rotateCA(set, shortCA);
+    const bundle = splitPemBundle(rotated.caBundlePem);
+    expect(bundle).toHaveLength(2);
+    expect(bundle[1]).toBe(set.caBundlePem);
+    expect(rotated.certPem).toBe(set.certPem); // still trusted through the old CA
+    expect(planCertificates(rotated, shortCA, Date.now()).kind).toBe('keep');
+    const renewed = await renewServing(rotated, shortCA, Date.now());
+    expect(new X509Certificate(renewed.certPem).verify(new X509Certificate(bundle[0]).publicKey)).toBe(true);
+  });
+
+  it('recreates a set it cannot read', async () => {
+    const set = await newCertificateSet(settings);
+    expect(planCertificates({ ...set, certPem: 'garbage' }, settings, Date.now())).toMatchObject({ kind: 'recreate' });
+    expect(planCertificates({ ...set, caKeyPem: '' }, settings, Date.now())).toMatchObject({ kind: 'recreate' });
+  });
+});

@@ -1,0 +1,98 @@
+// Pure core of the claim controller: one ServiceClaim and the Service it names → bind, wait, free or nothing.
+//
+// Why freeing cannot take the value of an in-flight request:
+// - A reserved claim (empty uid) is freed by a delete conditional on the resourceVersion seen. The validating
+//   webhook, which runs after every mutating webhook and the API server's own allocation but before the Service
+//   is written, confirms the claim with a test-and-set of the uid. Exactly one of the two writes wins; if the
+//   delete won, the validating webhook re-creates the claim (or denies the request when someone else took the
+//   value meanwhile). So the grace period only spares slow requests work; it is not what makes freeing safe.
+// - A confirmed claim (uid set) may belong to a request between its validating webhook and the write. The API
+//   server bounds that: a create or update handler gives up after 34 s (requestTimeoutUpperBound). Such a claim
+//   is freed only once this controller has seen it unchanged for longer than that, and the live Service
+//   (not the cache) does not hold the value. Every confirmation writes the claim, so "unchanged" restarts then.
+// - Two cases need no wait. The claim's Service was seen (status.boundUID) and is gone now: a deleted uid is
+//   never written again (delete). Or the claim is settled: the controller saw the live Service holding it
+//   at this very generation, and every webhook write to a claim changes its spec (spec.request), so no request
+//   has confirmed it since; one still in flight from before would write over an older Service version, which
+//   the API server refuses and retries through admission, confirming the claim anew (type change).
+import { heldClaims } from '../../allocators/service-allocation.js';
+import { claimName } from '../../allocators/claim-names.js';
+import { claimServiceUID, claimValueOf } from '../../allocators/claim-objects.js';
+import { CLAIM_PHASE_BOUND, type ServiceClaim } from '../../crds/serviceclaim.js';
+import type { Service } from '../runtime/wire.js';
+
+/** kube-apiserver's requestTimeoutUpperBound: no create or update handler runs longer. */
+export const API_SERVER_REQUEST_BOUND_MS = 34_000;
+
+export interface ClaimTimings {
+  /** How long a reserved (never confirmed) claim is left alone. */
+  readonly graceMs: number;
+  /** How long a confirmed claim whose Service does not hold it is left alone (≥ the API server's bound). */
+  readonly commitWindowMs: number;
+}
+
+export interface ClaimReconcileInput {
+  readonly claim: ServiceClaim | undefined;
+  /** The Service the claim names (namespace/name), if it exists. */
+  readonly service: Service | undefined;
+  /** How long the claim has been seen with its current resourceVersion. */
+  readonly unchangedForMs: number;
+  readonly timings: ClaimTimings;
+}
+
+export type FreeReason = 'never-confirmed' | 'service-gone' | 'released';
+
+export type ClaimAction =
+  | { readonly kind: 'none' }
+  /** Point the claim at the Service holding the value and mark it Bound. */
+  | { readonly kind: 'bind'; readonly uid: string; readonly setUID: boolean; readonly setPhase: boolean }
+  /** Not yet: look again after this long. */
+  | { readonly kind: 'wait'; readonly afterMs: number }
+  /** Delete it, conditional on the resourceVersion seen, once the live Service confirms it does not hold it. */
+  | { readonly kind: 'free'; readonly reason: FreeReason };
+
+/** Whether the Service holds the claim's value; one being deleted still does until it is gone, as upstream. */
+export function holdsClaim(service: Service | undefined, claim: ServiceClaim): boolean {
+  if (!service) return false;
+  const name = claim.metadata.name;
+  return heldClaims(service).some((value) => claimName(value) === name);
+}
+
+/** Bound to `uid` at the claim's current generation: no request has reserved or confirmed it since. */
+export function isSettled(claim: ServiceClaim, uid: string): boolean {
+  const status = claim.status;
+  return (
+    uid !== '' &&
+    status?.phase === CLAIM_PHASE_BOUND &&
+    status.boundUID === uid &&
+    status.observedGeneration !== undefined &&
+    status.observedGeneration === claim.metadata.generation
+  );
+}
+
+export function reconcileClaim(input: ClaimReconcileInput): ClaimAction {
+  const { claim, service, timings } = input;
+  if (!claim || claim.metadata.deletionTimestamp || !claimValueOf(claim)) return { kind: 'none' };
+
+  if (holdsClaim(service, claim)) {
+    // The name can belong to one Service at a time, so the one holding the value now is the owner, even when
+    // the claim still names an earlier incarnation's uid.
+    const uid = service?.metadata?.uid ?? '';
+    const setUID = claimServiceUID(claim) !== uid;
+    // Reserved again just now: it may be a re-created Service's request, and the cached one a deleted
+    // incarnation. Its validating webhook confirms it within the grace if so.
+    if (setUID && claimServiceUID(claim) === '' && input.unchangedForMs < timings.graceMs) {
+      return { kind: 'wait', afterMs: timings.graceMs - input.unchangedForMs };
+    }
+    const setPhase = !isSettled(claim, uid);
+    return setUID || setPhase ? { kind: 'bind', uid, setUID, setPhase } : { kind: 'none' };
+  }
+
+  const confirmedUID = claimServiceUID(claim);
+  const reason: FreeReason = confirmedUID === '' ? 'never-confirmed' : service?.metadata?.uid === confirmedUID ? 'released' : 'service-gone';
+  if (reason === 'service-gone' && claim.status?.boundUID === confirmedUID) return { kind: 'free', reason };
+  if (reason === 'released' && isSettled(claim, confirmedUID)) return { kind: 'free', reason };
+  const window = confirmedUID === '' ? timings.graceMs : Math.max(timings.graceMs, timings.commitWindowMs);
+  if (input.unchangedForMs < window) return { kind: 'wait', afterMs: window - input.unchangedForMs };
+  return { kind: 'free', reason };
+}

@@ -1,0 +1,58 @@
+// Used and free values per range, counted from the claims cache at scrape time (upstream's names, with the
+// switchboard_ prefix instead of kube_apiserver_).
+import { claimValueOf } from '../../allocators/claim-objects.js';
+import { formatPortRange, portInRange } from '../../allocators/port-range.js';
+import { rangeContainsIP } from '../../allocators/ip-range.js';
+import type { AllocationConfig } from '../../allocators/service-allocation.js';
+import type { ServiceClaim } from '../../crds/serviceclaim.js';
+import { telemetry } from '../runtime/telemetry.js';
+
+export interface RangeUsage {
+  readonly kind: 'ClusterIP' | 'NodePort';
+  /** The CIDR, or "base-end" for the node port range. */
+  readonly range: string;
+  readonly used: number;
+  readonly free: number;
+}
+
+/** Pure: how many claims fall in each configured range. */
+export function rangeUsage(config: AllocationConfig, claims: readonly ServiceClaim[]): RangeUsage[] {
+  const ipUsed = config.ipRanges.map(() => 0);
+  let portsUsed = 0;
+  for (const claim of claims) {
+    const value = claimValueOf(claim);
+    if (!value) continue;
+    if (value.kind === 'nodePort') {
+      if (portInRange(config.nodePortRange, value.port)) portsUsed++;
+      continue;
+    }
+    const index = config.ipRanges.findIndex((range) => rangeContainsIP(range, value.ip));
+    if (index >= 0) ipUsed[index]++;
+  }
+  return [
+    ...config.ipRanges.map((range, i) => ({ kind: 'ClusterIP' as const, range: range.cidr, used: ipUsed[i], free: Number(range.size) - ipUsed[i] })),
+    { kind: 'NodePort', range: formatPortRange(config.nodePortRange), used: portsUsed, free: config.nodePortRange.size - portsUsed },
+  ];
+}
+
+export function registerRangeMetrics(config: AllocationConfig, claims: () => readonly ServiceClaim[]): void {
+  const meter = telemetry().meter;
+  const allocatedIPs = meter.createObservableGauge('switchboard_clusterip_allocator_allocated_ips', { description: 'ClusterIPs claimed, per Service CIDR' });
+  const availableIPs = meter.createObservableGauge('switchboard_clusterip_allocator_available_ips', { description: 'ClusterIPs free, per Service CIDR' });
+  const allocatedPorts = meter.createObservableGauge('switchboard_nodeport_allocator_allocated_ports', { description: 'NodePorts claimed' });
+  const availablePorts = meter.createObservableGauge('switchboard_nodeport_allocator_available_ports', { description: 'NodePorts free' });
+  meter.addBatchObservableCallback(
+    (observer) => {
+      for (const usage of rangeUsage(config, claims())) {
+        if (usage.kind === 'ClusterIP') {
+          observer.observe(allocatedIPs, usage.used, { cidr: usage.range });
+          observer.observe(availableIPs, usage.free, { cidr: usage.range });
+        } else {
+          observer.observe(allocatedPorts, usage.used, { range: usage.range });
+          observer.observe(availablePorts, usage.free, { range: usage.range });
+        }
+      }
+    },
+    [allocatedIPs, availableIPs, allocatedPorts, availablePorts],
+  );
+}

@@ -1,0 +1,380 @@
+// The L2 LoadBalancer on a real network: three "node" namespaces and a client namespace on one bridge (netlab.ts),
+// a real speaker process in each node namespace (`ip netns exec … switchboard speaker`), the allocation controller
+// and a dual-stack API server of this suite's own in the root namespace. The speakers reach the API server through
+// a Unix-socket forwarder (netlab.ts FORWARDER), which also lets the test cut one node off the API.
+//
+// Checked with the real tools: arping and ndisc6 get exactly one answer, from the elected node's MAC, and none for
+// an address that is not allocated; tcpdump sees the gratuitous burst on takeover; after SIGKILL of the elected
+// speaker another node answers, and the failover time is printed; a node cut off the API stops answering before
+// another takes over (no split brain). Needs root and `ip netns`; skipped otherwise.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeClient } from '../runtime/client.js';
+import { createLogger } from '../runtime/log.js';
+import { Manager } from '../runtime/manager.js';
+import { EndpointSlices, Events, Leases, Namespaces, Nodes, Services } from '../runtime/resources.js';
+import type { KubeEvent, Lease, Service } from '../runtime/wire.js';
+import { LocalControlPlane } from '../../e2e/controlplane/controlplane.js';
+import { ManagedProcess } from '../../e2e/controlplane/processes.js';
+import { eventually } from '../../e2e/jest/cluster.js';
+import { IPAddressPools } from '../../crds/ipaddresspool.js';
+import { L2Advertisements } from '../../crds/l2advertisement.js';
+import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
+import { loadBalancerJob } from '../../cmd/jobs/loadbalancer.js';
+import { ensureCRDs } from '../loadbalancer/crds.js';
+import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, runAsync, type LabHost } from './netlab.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const switchboard = resolve(here, '../../dist/cmd/switchboard.js');
+const skipReason = netlabUnavailable();
+const suite = skipReason ? describe.skip : describe;
+
+const SPEAKER_NS = 'switchboard-system';
+const APP_NS = 'app';
+const GARP_COUNT = 3;
+const GARP_INTERVAL_MS = 300;
+const LEASE_DURATION = '2s';
+const VIP4_UNUSED = `${LAN_PREFIX4}.209`;
+const VIP6_UNUSED = `${LAN_PREFIX6}209`;
+
+/** One frame as tcpdump -tt -e -n prints it. */
+interface Frame {
+  ms: number;
+  src: string;
+  dst: string;
+  text: string;
+}
+
+/** tcpdump in the client namespace, lines parsed as they come. */
+class Capture {
+  readonly frames: Frame[] = [];
+  private constructor(private readonly child: ChildProcessWithoutNullStreams) {}
+
+  static async start(ns: string, filter: string): Promise<Capture> {
+    const child = spawn('ip', inNs(ns, 'tcpdump', '-i', 'eth0', '-n', '-e', '-l', '-tt', '-U', filter).slice(1));
+    const capture = new Capture(child);
+    let buffered = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = /^(\d+\.\d+) ([0-9a-f:]{17}) > ([0-9a-f:]{17}), (.*)$/.exec(line);
+        if (m) capture.frames.push({ ms: Number(m[1]) * 1000, src: m[2], dst: m[3], text: m[4] });
+      }
+    });
+    await new Promise<void>((ready, fail) => {
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (err.includes('listening on')) ready();
+      });
+      child.on('exit', (code) => fail(new Error(`tcpdump exited (${code}): ${err}`)));
+    });
+    return capture;
+  }
+
+  stop(): void {
+    this.child.kill('SIGTERM');
+  }
+}
+
+const isArpFrom = (f: Frame, vip: string, mac: string): boolean => f.src === mac && (f.text.includes(`Reply ${vip} is-at`) || f.text.includes(`tell ${vip},`));
+const isGarpRequest = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.text.includes(`Request who-has ${vip} (ff:ff:ff:ff:ff:ff) tell ${vip},`);
+const isGarpReply = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.dst === 'ff:ff:ff:ff:ff:ff' && f.text.includes(`Reply ${vip} is-at ${mac}`);
+const isNaFrom = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.text.includes(`neighbor advertisement, tgt is ${vip},`);
+const isUnsolicitedNa = (f: Frame, vip: string, mac: string): boolean => isNaFrom(f, vip, mac) && f.dst === '33:33:00:00:00:01';
+
+interface NodeProcs {
+  name: string;
+  host: LabHost;
+  forwarder?: ManagedProcess;
+  speaker?: ManagedProcess;
+}
+
+suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  let lab: NetLab;
+  let cp: LocalControlPlane;
+  let client: KubeClient;
+  let work: string;
+  let apiPort = 0;
+  let socketPath = '';
+  let rootForwarder: ManagedProcess | undefined;
+  const nodes: NodeProcs[] = [];
+  const stopController = new AbortController();
+  let controllerDone: Promise<unknown> = Promise.resolve();
+
+  const startForwarder = (n: NodeProcs): void => {
+    n.forwarder = ManagedProcess.start(`forwarder-${n.name}`, 'ip', inNs(n.host.ns, process.execPath, '-e', FORWARDER, String(apiPort), socketPath).slice(1), join(work, `forwarder-${n.name}.log`));
+  };
+  const startSpeaker = (n: NodeProcs): void => {
+    n.speaker = ManagedProcess.start(
+      `speaker-${n.name}`,
+      'ip',
+      inNs(
+        n.host.ns,
+        process.execPath,
+        switchboard,
+        'speaker',
+        `--node-name=${n.name}`,
+        `--kubeconfig=${cp.kubeconfig}`,
+        `--namespace=${SPEAKER_NS}`,
+        `--lease-duration=${LEASE_DURATION}`,
+        '--lease-renew-interval=500ms',
+        `--garp-count=${GARP_COUNT}`,
+        `--garp-interval=${GARP_INTERVAL_MS}ms`,
+        '--metrics-bind-address=0',
+        '--log-level=debug',
+      ).slice(1),
+      join(work, `speaker-${n.name}.log`),
+    );
+  };
+  const byName = (name: string): NodeProcs => nodes.find((n) => n.name === name)!;
+  const liveLeases = async (): Promise<string[]> => {
+    const list = await client.list<Lease>(Leases, { namespace: SPEAKER_NS });
+    return list.items.filter((l) => Date.parse(l.spec?.renewTime ?? '') + 2000 > Date.now()).map((l) => l.spec?.holderIdentity ?? '');
+  };
+
+  beforeAll(async () => {
+    for (const tool of ['arping', 'ndisc6', 'tcpdump']) {
+      if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is missing: apt-get install iputils-arping ndisc6 tcpdump`);
+    }
+    work = mkdtempSync(join(tmpdir(), 'sb-l2-'));
+    lab = new NetLab().create(3);
+    cp = await new LocalControlPlane({ serviceClusterIPRange: '10.99.0.0/16,fd00:99::/108', kubeControllerManager: false }).start();
+    apiPort = Number(new URL(cp.server).port);
+    client = KubeClient.fromFile(cp.kubeconfig, 'switchboard-test');
+    await ensureCRDs(client);
+    for (const name of [SPEAKER_NS, APP_NS]) await client.create(Namespaces, { metadata: { name } });
+    lab.nodes.forEach((host, i) => nodes.push({ name: `node${i + 1}`, host }));
+    for (const n of nodes) await client.create(Nodes, { metadata: { name: n.name, labels: { 'kubernetes.io/hostname': n.name } } });
+    await client.create(IPAddressPools, {
+      metadata: { name: 'lan' },
+      spec: { addresses: [`${LAN_PREFIX4}.200-${LAN_PREFIX4}.209`, `${LAN_PREFIX6}200-${LAN_PREFIX6}209`] },
+    });
+    await client.create(L2Advertisements, { metadata: { name: 'lan' }, spec: { ipAddressPools: ['lan'] } });
+
+    // The allocation controller, in this process.
+    const manager = new Manager({
+      client: KubeClient.fromFile(cp.kubeconfig),
+      log: createLogger('controller', { level: 'warn' }),
+      component: 'switchboard-controller',
+      leaderElection: { enabled: false, namespace: SPEAKER_NS, leaseName: '', leaseDurationMs: 0, renewDeadlineMs: 0, retryPeriodMs: 0 },
+    });
+    await loadBalancerJob.register(manager, Object.fromEntries(Object.entries(loadBalancerJob.flags).map(([k, f]) => [k, f.default])), { namespace: SPEAKER_NS });
+    controllerDone = manager.run(stopController.signal);
+
+    socketPath = join(work, 'api.sock');
+    rootForwarder = ManagedProcess.start('forwarder-root', process.execPath, ['-e', FORWARDER, socketPath, String(apiPort)], join(work, 'forwarder-root.log'));
+    for (const n of nodes) {
+      startForwarder(n);
+      startSpeaker(n);
+    }
+    await eventually(async () => {
+      for (const n of nodes) if (!n.speaker?.running) throw new Error(`speaker ${n.name} exited:\n${n.speaker?.logTail()}`);
+      return (await liveLeases()).length === 3;
+    }, 60_000, 200);
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const n of nodes) {
+      await n.speaker?.kill();
+      await n.forwarder?.kill();
+    }
+    await rootForwarder?.kill();
+    stopController.abort();
+    await controllerDone;
+    client?.close();
+    await cp?.stop();
+    lab?.destroy();
+    if (work && !process.env.SWITCHBOARD_KEEP_CONTROLPLANE) rmSync(work, { recursive: true, force: true });
+    else if (work) process.stderr.write(`[l2] speaker logs kept in ${work}\n`);
+  }, 60_000);
+
+  const client4 = (): string => lab.client!.ns;
+
+  /** A LoadBalancer Service with one ready endpoint (on `endpointNode`) and its address. */
+  async function service(name: string, family: 'IPv4' | 'IPv6', o: { local?: boolean; endpointNode?: string } = {}): Promise<string> {
+    await client.create<Service>(Services, {
+      metadata: { name, namespace: APP_NS },
+      spec: {
+        type: 'LoadBalancer',
+        ipFamilies: [family],
+        ipFamilyPolicy: 'SingleStack',
+        selector: { app: name },
+        ports: [{ port: 80, protocol: 'TCP' }],
+        externalTrafficPolicy: o.local ? 'Local' : 'Cluster',
+      },
+    });
+    await client.create(EndpointSlices, {
+      metadata: { name: `${name}-1`, namespace: APP_NS, labels: { 'kubernetes.io/service-name': name } },
+      addressType: family,
+      endpoints: [{ addresses: [family === 'IPv4' ? '10.244.1.5' : 'fd00:244::5'], conditions: { ready: true }, nodeName: o.endpointNode ?? 'node1' }],
+      ports: [{ port: 8080, protocol: 'TCP' }],
+    });
+    return eventually(async () => (await client.get<Service>(Services, name, APP_NS)).status?.loadBalancer?.ingress?.[0]?.ip ?? false, 30_000);
+  }
+
+  async function loadBalancer(name: string, family: 'IPv4' | 'IPv6'): Promise<{ vip: string; winner: string }> {
+    const vip = await service(name, family);
+    const winner = await announcer(name);
+    await burstOver();
+    return { vip, winner };
+  }
+
+  /** The node the Service's ServiceL2Status names once it says Announced=True (optionally other than `not`). */
+  const announcer = (name: string, not?: string): Promise<string> =>
+    eventually(async () => {
+      const s = await client.get<ServiceL2Status>(ServiceL2Statuses, name, APP_NS);
+      const announced = s.status?.conditions?.find((c) => c.type === 'Announced');
+      return announced?.status === 'True' && s.status?.node && s.status.node !== not ? s.status.node : false;
+    }, 30_000);
+
+  /** arping -c n: the MACs that answered, one entry per reply, and the reply times in ms. */
+  async function arping(vip: string, count = 3): Promise<{ macs: string[]; rtts: number[] }> {
+    const out = await runAsync(inNs(client4(), 'arping', '-c', String(count), '-w', String(count + 1), '-I', 'eth0', vip));
+    const replies = [...out.matchAll(/reply from \S+ \[([0-9A-F:]{17})\]\s+([\d.]+)ms/g)];
+    return { macs: replies.map((m) => m[1].toLowerCase()), rtts: replies.map((m) => Number(m[2])) };
+  }
+
+  /** ndisc6 -m: every advertisement's target link-layer address. */
+  async function ndisc(vip: string): Promise<string[]> {
+    const out = await runAsync(inNs(client4(), 'ndisc6', '-n', '-m', '-r', '1', '-w', '1000', vip, 'eth0'));
+    return [...out.matchAll(/Target link-layer address: ([0-9A-F:]{17})/g)].map((m) => m[1].toLowerCase());
+  }
+
+  /**
+   * Probes `vip` about every 100 ms until stopped: ten staggered `arping -b` (its interval is whole seconds), or
+   * `ndisc6` in a loop. Broadcast ARP, so a new owner is heard even by a client that knows the old MAC.
+   */
+  function probe(vip: string, family: 'IPv4' | 'IPv6'): () => Promise<void> {
+    const children: ReturnType<typeof spawn>[] = [];
+    let stopped = false;
+    const started = (async () => {
+      if (family === 'IPv4') {
+        for (let i = 0; i < 10 && !stopped; i++) {
+          children.push(spawn('ip', inNs(client4(), 'arping', '-b', '-c', '30', '-I', 'eth0', vip).slice(1), { stdio: 'ignore' }));
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } else {
+        while (!stopped) {
+          await runAsync(inNs(client4(), 'ndisc6', '-n', '-1', '-r', '1', '-w', '100', vip, 'eth0'));
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    })();
+    return async () => {
+      stopped = true;
+      await started;
+      for (const c of children) c.kill('SIGTERM');
+    };
+  }
+
+  /**
+   * Makes `victim` lose `service` (by `act`) while the client probes and tcpdump listens; returns who took over and
+   * when the victim's last answer and the new node's first answer (gratuitous or solicited) were seen.
+   */
+  async function takeOver(service: string, vip: string, family: 'IPv4' | 'IPv6', victim: NodeProcs, act: () => Promise<void>) {
+    const from = family === 'IPv4' ? isArpFrom : isNaFrom;
+    const burst = family === 'IPv4' ? isGarpReply : isUnsolicitedNa;
+    const capture = await Capture.start(client4(), family === 'IPv4' ? 'arp' : 'icmp6');
+    const stopProbing = probe(vip, family);
+    await eventually(() => capture.frames.some((f) => from(f, vip, victim.host.mac)), 5000);
+    const at = Date.now();
+    await act();
+    const next = await announcer(service, victim.name);
+    const mac = byName(next).host.mac;
+    await eventually(() => capture.frames.filter((f) => burst(f, vip, mac)).length >= GARP_COUNT, 10_000);
+    await stopProbing();
+    capture.stop();
+    const seen = (m: string): number[] => capture.frames.filter((f) => from(f, vip, m)).map((f) => f.ms);
+    await burstOver();
+    return { at, next, mac, frames: capture.frames, lastOld: Math.max(...seen(victim.host.mac)), firstNew: Math.min(...seen(mac)) };
+  }
+
+  /** After a takeover, the gratuitous burst is over (tools would count its frames as answers). */
+  const burstOver = (): Promise<void> => new Promise((r) => setTimeout(r, GARP_COUNT * GARP_INTERVAL_MS));
+
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  let v4: { vip: string; winner: string };
+  let v6: { vip: string; winner: string };
+
+  it('answers ARP for an allocated address with exactly one reply, from the elected node, and nothing for other addresses', async () => {
+    v4 = await loadBalancer('web4', 'IPv4');
+    const { macs, rtts } = await arping(v4.vip, 3);
+    expect(macs).toEqual(Array(3).fill(byName(v4.winner).host.mac));
+    expect((await arping(VIP4_UNUSED, 2)).macs).toEqual([]);
+    process.stderr.write(`[l2] ARP: ${v4.vip} answered by ${v4.winner}; reply latency (arping RTT) median ${median(rtts)} ms, max ${Math.max(...rtts)} ms\n`);
+    const events = await client.list<KubeEvent>(Events, { namespace: APP_NS, fieldSelector: 'involvedObject.name=web4' });
+    expect(events.items.map((e) => [e.reason, e.message])).toEqual(
+      expect.arrayContaining([['IPAllocated', `Assigned IP ["${v4.vip}"]`], ['nodeAssigned', `announcing from node "${v4.winner}" with protocol "layer2"`]]),
+    );
+  });
+
+  it('answers NDP for an allocated IPv6 address with exactly one advertisement, from the elected node', async () => {
+    v6 = await loadBalancer('web6', 'IPv6');
+    expect(await ndisc(v6.vip)).toEqual([byName(v6.winner).host.mac]);
+    expect(await ndisc(VIP6_UNUSED)).toEqual([]);
+    process.stderr.write(`[l2] NDP: ${v6.vip} answered by ${v6.winner}\n`);
+  });
+
+  it('says why nobody announces: externalTrafficPolicy Local without a local endpoint on any node', async () => {
+    const vip = await service('local', 'IPv4', { local: true, endpointNode: 'elsewhere' });
+    const announced = await eventually(async () => {
+      const s = await client.get<ServiceL2Status>(ServiceL2Statuses, 'local', APP_NS);
+      return s.status?.conditions?.find((c) => c.type === 'Announced') ?? false;
+    }, 30_000);
+    expect(announced).toMatchObject({
+      status: 'False',
+      reason: 'NoEligibleNode',
+      message: `no node may announce ${vip}: 3 without a serving local endpoint (externalTrafficPolicy Local) (node1, node2, node3)`,
+    });
+    expect((await arping(vip, 1)).macs).toEqual([]);
+  });
+
+  it('a node cut off the API server stops answering before another node takes over (no split brain), and takes back when it returns', async () => {
+    const cut = byName(v4.winner);
+    const t = await takeOver('web4', v4.vip, 'IPv4', cut, async () => cut.forwarder?.kill());
+    process.stderr.write(`[l2] API partition of ${cut.name}: it went silent ${(t.lastOld - t.at).toFixed(0)} ms after the cut, ${t.next} answered ${(t.firstNew - t.at).toFixed(0)} ms after it (gap ${(t.firstNew - t.lastOld).toFixed(0)} ms)\n`);
+    expect(t.lastOld).toBeGreaterThan(t.at - 500);
+    expect(t.lastOld).toBeLessThan(t.firstNew);
+    // Back on the API, it wins the address back (rendezvous hashing) with no outage in between.
+    const back = await takeOver('web4', v4.vip, 'IPv4', byName(t.next), async () => startForwarder(cut));
+    process.stderr.write(`[l2] ${cut.name} back on the API: it answered ${(back.firstNew - back.at).toFixed(0)} ms after reconnecting, ${(back.firstNew - back.lastOld).toFixed(0)} ms after ${t.next}'s last answer\n`);
+    expect(back.next).toBe(cut.name);
+    expect(back.firstNew - back.lastOld).toBeLessThan(1000);
+    expect((await arping(v4.vip, 2)).macs).toEqual([cut.host.mac, cut.host.mac]);
+  });
+
+  it('fails over within about the lease duration after SIGKILL of the elected speaker (IPv4), with a gratuitous ARP burst', async () => {
+    const victim = byName(v4.winner);
+    const t = await takeOver('web4', v4.vip, 'IPv4', victim, async () => victim.speaker?.kill());
+    const failover = t.firstNew - t.at;
+    process.stderr.write(`[l2] ARP failover after SIGKILL of ${victim.name}: ${failover.toFixed(0)} ms (${t.next} took over; lease ${LEASE_DURATION}, renew 500 ms)\n`);
+    expect(failover).toBeLessThan(3000);
+    const requests = t.frames.filter((f) => isGarpRequest(f, v4.vip, t.mac));
+    const replies = t.frames.filter((f) => isGarpReply(f, v4.vip, t.mac));
+    expect([requests.length, replies.length]).toEqual([GARP_COUNT, GARP_COUNT]);
+    for (const [i, f] of requests.slice(1).entries()) expect(Math.abs(f.ms - requests[i].ms - GARP_INTERVAL_MS)).toBeLessThan(150);
+    expect((await arping(v4.vip, 3)).macs).toEqual(Array(3).fill(t.mac));
+  });
+
+  it('fails over after SIGKILL of the elected speaker (IPv6), with unsolicited neighbor advertisements', async () => {
+    // The IPv6 Service may have moved with the previous kill: wait for a live announcer.
+    const winner = await eventually(async () => {
+      const node = await announcer('web6');
+      return byName(node).speaker?.running ? node : false;
+    }, 30_000);
+    const victim = byName(winner);
+    const t = await takeOver('web6', v6.vip, 'IPv6', victim, async () => victim.speaker?.kill());
+    const failover = t.firstNew - t.at;
+    process.stderr.write(`[l2] NDP failover after SIGKILL of ${victim.name}: ${failover.toFixed(0)} ms (${t.next} took over)\n`);
+    expect(failover).toBeLessThan(3000);
+    expect(t.frames.filter((f) => isUnsolicitedNa(f, v6.vip, t.mac))).toHaveLength(GARP_COUNT);
+    expect(await ndisc(v6.vip)).toEqual([t.mac]);
+  });
+});

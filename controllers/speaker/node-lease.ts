@@ -1,0 +1,241 @@
+// Speaker liveness on coordination.k8s.io Leases, one per node, renewed about every second.
+//
+// - NodeLease renews this node's Lease and fences: when it has not renewed for the lease duration (measured from
+//   the START of its last successful renewal, on its own clock) it reports itself fenced and the speaker stops
+//   answering. Peers declare it dead no earlier than that (see below), so two nodes never answer for one address
+//   because of a partition: the split brain MetalLB's memberlist allows (#589, #740).
+// - SpeakerLiveness judges the peers' Leases on the local clock, like client-go's leader election: a Lease is live
+//   for its duration after we SAW its current renewTime, so clock skew between nodes does not matter. A Lease seen for
+//   the first time counts from its renewTime when that is in the past, so a long-dead node is dead at once.
+import { createHash } from 'node:crypto';
+import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
+import { sleep } from '../runtime/backoff.js';
+import { microTime } from '../runtime/leader-election.js';
+import type { Logger } from '../runtime/log.js';
+import { Leases, apiVersionOf } from '../runtime/resources.js';
+import type { Lease } from '../runtime/wire.js';
+import { liveSpeakers } from './election.js';
+
+export const LEASE_COMPONENT_LABEL = 'switchboard.dev/component';
+export const LEASE_COMPONENT = 'speaker';
+export const LEASE_SELECTOR = `${LEASE_COMPONENT_LABEL}=${LEASE_COMPONENT}`;
+/** JSON list of {name, cidrs}: where the node can answer, for the election (PublishedInterface[]). */
+export const INTERFACES_ANNOTATION = 'switchboard.dev/interfaces';
+
+export interface PublishedInterface {
+  name: string;
+  /** Ranges the interface answers for; 0.0.0.0/0 and ::/0 when the speaker answers outside subnets. */
+  cidrs: string[];
+}
+
+/** speaker-<node>, or a hash when the node name is too long for a Lease name. */
+export const leaseNameFor = (node: string): string =>
+  node.length <= 245 ? `speaker-${node}` : `speaker-${createHash('sha256').update(node).digest('hex').slice(0, 32)}`;
+
+export interface NodeLeaseOptions {
+  client: KubeClient;
+  namespace: string;
+  node: string;
+  durationMs: number;
+  renewIntervalMs: number;
+  log: Logger;
+  /** What to publish in INTERFACES_ANNOTATION, read at every renewal. */
+  interfaces: () => PublishedInterface[] | undefined;
+  onFenceChange: (fenced: boolean) => void;
+  /**
+   * Called before renewing again after a fence, once the API answers: brings this node's view up to date (its
+   * watches may be backing off), so that it announces as soon as peers, seeing the renewal, stop.
+   */
+  resync?: () => Promise<void>;
+  now?: () => number;
+}
+
+/** The fence trips this long before the lease could expire in a peer's eyes (timer lateness). */
+const FENCE_MARGIN_MS = 100;
+
+export class NodeLease {
+  readonly name: string;
+  private lastRenewStart = Number.NEGATIVE_INFINITY;
+  private fenced = true;
+  private everLive = false;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  private lease: Lease | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly options: NodeLeaseOptions) {
+    this.name = leaseNameFor(options.node);
+    this.now = options.now ?? Date.now;
+  }
+
+  /** True while the last successful renewal is recent enough for this node to answer. */
+  get live(): boolean {
+    return this.now() < this.lastRenewStart + this.options.durationMs - FENCE_MARGIN_MS;
+  }
+
+  get isFenced(): boolean {
+    return this.fenced;
+  }
+
+  /** Renews until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const started = this.now();
+      try {
+        if (this.fenced && this.everLive && this.options.resync) {
+          await this.options.client.getOrUndefined<Lease>(Leases, this.name, this.options.namespace); // throws while the API is away
+          await this.options.resync();
+        }
+        await this.renew(started);
+        this.lastRenewStart = started;
+        this.everLive = true;
+        this.updateFence();
+      } catch (err) {
+        this.options.log.warn('could not renew the speaker lease', { lease: `${this.options.namespace}/${this.name}`, error: String(err), fenced: !this.live });
+        this.lease = undefined;
+      }
+      await sleep(Math.max(0, this.options.renewIntervalMs - (this.now() - started)), signal);
+    }
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+  }
+
+  private updateFence(): void {
+    const live = this.live;
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = undefined;
+    if (live) this.fenceTimer = setTimeout(() => this.updateFence(), this.lastRenewStart + this.options.durationMs - FENCE_MARGIN_MS - this.now());
+    if (live === !this.fenced) return;
+    this.fenced = !live;
+    if (this.fenced) this.options.log.warn('speaker lease not renewed in time: fenced, not answering', { lease: this.name });
+    else this.options.log.info('speaker lease renewed: answering', { lease: this.name });
+    this.options.onFenceChange(this.fenced);
+  }
+
+  private desired(now: number, current?: Lease): Lease {
+    const { namespace, node, durationMs } = this.options;
+    const interfaces = this.options.interfaces();
+    const annotations = { ...current?.metadata?.annotations };
+    if (interfaces) annotations[INTERFACES_ANNOTATION] = JSON.stringify(interfaces);
+    else delete annotations[INTERFACES_ANNOTATION];
+    const takeover = current?.spec?.holderIdentity !== node;
+    return {
+      apiVersion: apiVersionOf(Leases),
+      kind: 'Lease',
+      metadata: { ...current?.metadata, name: this.name, namespace, labels: { ...current?.metadata?.labels, [LEASE_COMPONENT_LABEL]: LEASE_COMPONENT }, annotations },
+      spec: {
+        ...current?.spec,
+        holderIdentity: node,
+        leaseDurationSeconds: Math.max(1, Math.ceil(durationMs / 1000)),
+        renewTime: microTime(now),
+        acquireTime: takeover ? microTime(now) : (current?.spec?.acquireTime ?? microTime(now)),
+        leaseTransitions: takeover && current ? (current.spec?.leaseTransitions ?? 0) + 1 : (current?.spec?.leaseTransitions ?? 0),
+      },
+    };
+  }
+
+  /** One renewal: a PUT on the lease we wrote last (one request), else read-then-write; create when missing. */
+  private async renew(now: number): Promise<void> {
+    const { client, namespace } = this.options;
+    const timeout = this.options.durationMs; // a renewal that late is useless: the fence has tripped
+    const put = (lease: Lease) =>
+      client.request<Lease>('PUT', `${client.path(Leases, namespace, this.name)}?fieldManager=switchboard-speaker`, lease, 'application/json', timeout);
+    if (this.lease) {
+      try {
+        this.lease = await put(this.desired(now, this.lease));
+        return;
+      } catch (err) {
+        if (!isConflict(err) && !isNotFound(err)) throw err;
+      }
+    }
+    const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace);
+    if (current) {
+      this.lease = await put(this.desired(now, current));
+      return;
+    }
+    try {
+      this.lease = await client.create<Lease>(Leases, this.desired(now));
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      throw new Error('the lease appeared while creating it; retrying');
+    }
+  }
+
+  /** Graceful stop: fence at once and delete the lease so peers take over without waiting for it to expire. */
+  async release(): Promise<void> {
+    this.lastRenewStart = Number.NEGATIVE_INFINITY;
+    this.updateFence();
+    try {
+      await this.options.client.delete(Leases, this.name, { namespace: this.options.namespace, uid: this.lease?.metadata?.uid });
+      this.options.log.info('released the speaker lease', { lease: this.name });
+    } catch (err) {
+      if (!isNotFound(err)) this.options.log.warn('could not release the speaker lease', { error: String(err) });
+    }
+  }
+}
+
+interface Sighting {
+  renewTime: string;
+  seenAt: number;
+}
+
+/** Peers' liveness from their Leases, judged on this node's clock. */
+export class SpeakerLiveness {
+  private readonly sightings = new Map<string, Sighting>();
+  private readonly leases = new Map<string, Lease>();
+
+  /** Records a Lease as seen now; true when the holder's liveness may have changed. */
+  observe(lease: Lease, now: number): boolean {
+    const key = lease.metadata?.name ?? '';
+    const renewTime = lease.spec?.renewTime ?? lease.spec?.acquireTime ?? '';
+    const before = this.leases.get(key);
+    const previous = this.sightings.get(key);
+    const wasLive = before !== undefined && previous !== undefined && previous.seenAt + (before.spec?.leaseDurationSeconds ?? 0) * 1000 > now;
+    if (!previous || previous.renewTime !== renewTime) {
+      const stamped = Date.parse(renewTime);
+      const seenAt = previous || !Number.isFinite(stamped) ? now : Math.min(now, stamped);
+      this.sightings.set(key, { renewTime, seenAt });
+    }
+    this.leases.set(key, lease);
+    return !wasLive || before?.spec?.holderIdentity !== lease.spec?.holderIdentity;
+  }
+
+  forget(lease: Lease): void {
+    const key = lease.metadata?.name ?? '';
+    this.sightings.delete(key);
+    this.leases.delete(key);
+  }
+
+  /** The leases as this node judges them: renewTime replaced by when we saw it. */
+  private judged(): Lease[] {
+    return [...this.leases].map(([key, lease]) => ({ ...lease, spec: { ...lease.spec, renewTime: microTime(this.sightings.get(key)?.seenAt ?? 0) } }));
+  }
+
+  live(now: number): Set<string> {
+    return liveSpeakers(this.judged(), now);
+  }
+
+  /** When the next live lease expires (ms since the epoch), if any. */
+  nextExpiry(now: number): number | undefined {
+    let next: number | undefined;
+    for (const [key, lease] of this.leases) {
+      const expiry = (this.sightings.get(key)?.seenAt ?? 0) + (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
+      if (expiry > now && (next === undefined || expiry < next)) next = expiry;
+    }
+    return next;
+  }
+
+  /** What each live node published about its interfaces. */
+  published(): Map<string, PublishedInterface[]> {
+    const out = new Map<string, PublishedInterface[]>();
+    for (const lease of this.leases.values()) {
+      const text = lease.metadata?.annotations?.[INTERFACES_ANNOTATION];
+      const holder = lease.spec?.holderIdentity;
+      if (!text || !holder) continue;
+      try {
+        out.set(holder, JSON.parse(text) as PublishedInterface[]);
+      } catch {
+        // a malformed annotation: treat the node as able on every interface, like one that publishes nothing
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,120 @@
+// What this node announces, from the caches: one election per LoadBalancer Service holding addresses, then the
+// announcement table (address → allowed interfaces) of the Services this node wins. Pure, so every speaker
+// computes the same elections from the same inputs.
+import type { EndpointSlice, Node, Service } from '../runtime/wire.js';
+import { formatIP, parseIP, parsePrefix, rangeContains, type IPAddress } from '../../allocators/lb-addr.js';
+import { locateAddress, type LBPool } from '../../allocators/lb-pool.js';
+import { ANNOTATION_ALLOCATED_FROM_POOL, isHandledClass, isLoadBalancer, serviceKey } from '../../allocators/lb-service.js';
+import { advertisementsForPool, type ParsedL2Advertisement } from './advertisements.js';
+import { assessNodes, elect, electionHash, servingEndpoints, type ElectionResult } from './election.js';
+import type { PublishedInterface } from './node-lease.js';
+import type { Announcement } from './responder.js';
+
+export interface PlanInputs {
+  self: string;
+  services: readonly Service[];
+  /** EndpointSlices of a Service, by its key. */
+  slicesOf: (key: string) => readonly EndpointSlice[];
+  nodes: readonly Node[];
+  live: ReadonlySet<string>;
+  pools: readonly LBPool[];
+  advertisements: readonly ParsedL2Advertisement[];
+  /** What each node's speaker published about its interfaces (absent: assumed able everywhere). */
+  published: ReadonlyMap<string, readonly PublishedInterface[]>;
+  loadBalancerClass?: string;
+  handleUnsetClass?: boolean;
+  ignoreExcludeLabel?: boolean;
+}
+
+export interface ServicePlan {
+  key: string;
+  service: Service;
+  /** Canonical, IPv4 first. */
+  addresses: string[];
+  result: ElectionResult;
+}
+
+export interface SpeakerPlan {
+  services: Map<string, ServicePlan>;
+  /** The addresses this node announces. */
+  table: Map<string, Announcement>;
+}
+
+/** The Service's addresses from status.loadBalancer.ingress, canonical and IPv4 first. */
+export function serviceAddresses(svc: Service): string[] {
+  const ips = (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [parseIP(i.ip)] : [])).filter((a): a is IPAddress => a !== undefined);
+  return ips.sort((a, b) => (a.family === b.family ? 0 : a.family === 'IPv4' ? -1 : 1)).map(formatIP);
+}
+
+function poolOf(svc: Service, addresses: readonly string[], pools: readonly LBPool[]): LBPool | undefined {
+  for (const text of addresses) {
+    const ip = parseIP(text);
+    const at = ip && locateAddress(pools, ip);
+    if (at) return at.pool;
+  }
+  const named = svc.metadata?.annotations?.[ANNOTATION_ALLOCATED_FROM_POOL];
+  return pools.find((p) => p.name === named);
+}
+
+/** Per node, the interfaces whose published ranges hold one of the addresses. */
+function ableInterfaces(published: ReadonlyMap<string, readonly PublishedInterface[]>, addresses: readonly string[]): Map<string, Set<string>> {
+  const ips = addresses.flatMap((a) => parseIP(a) ?? []);
+  const out = new Map<string, Set<string>>();
+  for (const [node, interfaces] of published) {
+    const able = new Set<string>();
+    for (const i of interfaces) {
+      const holds = i.cidrs.some((c) => {
+        const p = parsePrefix(c);
+        return p.ok && ips.some((ip) => rangeContains(p.value.range, ip));
+      });
+      if (holds) able.add(i.name);
+    }
+    out.set(node, able);
+  }
+  return out;
+}
+
+export function planAnnouncements(inputs: PlanInputs): SpeakerPlan {
+  const views = assessNodes(inputs.nodes, inputs.live, { ignoreExcludeLabel: inputs.ignoreExcludeLabel });
+  const services = new Map<string, ServicePlan>();
+  for (const svc of inputs.services) {
+    if (!isLoadBalancer(svc) || !isHandledClass(svc, inputs.loadBalancerClass, inputs.handleUnsetClass)) continue;
+    const addresses = serviceAddresses(svc);
+    if (addresses.length === 0) continue;
+    const key = serviceKey(svc);
+    const pool = poolOf(svc, addresses, inputs.pools);
+    const result = elect(
+      {
+        service: svc,
+        addresses,
+        advertisements: pool ? advertisementsForPool(inputs.advertisements, pool) : [],
+        endpoints: servingEndpoints(inputs.slicesOf(key)),
+        nodeInterfaces: ableInterfaces(inputs.published, addresses),
+      },
+      views,
+    );
+    services.set(key, { key, service: svc, addresses, result });
+  }
+  // An address shared by Services whose elections differ (say a dual-stack and a single-stack Service) follows the
+  // Service with the smallest key, so it is never announced by two nodes.
+  const owner = new Map<string, ServicePlan>();
+  for (const plan of [...services.values()].sort((a, b) => (a.key < b.key ? -1 : 1))) {
+    for (const address of plan.addresses) if (!owner.has(address)) owner.set(address, plan);
+  }
+  const table = new Map<string, Announcement>();
+  for (const [address, plan] of owner) {
+    if (plan.result.winner !== inputs.self) continue;
+    table.set(address, { interfaces: plan.result.interfaces ? new Set(plan.result.interfaces) : undefined });
+  }
+  return { services, table };
+}
+
+/** The node that reports "nobody announces" for a Service: the live node with the smallest hash for its key. */
+export function deputyFor(key: string, live: ReadonlySet<string>): string | undefined {
+  let best: { node: string; hash: string } | undefined;
+  for (const node of live) {
+    const hash = electionHash(node, key);
+    if (!best || hash < best.hash) best = { node, hash };
+  }
+  return best?.node;
+}

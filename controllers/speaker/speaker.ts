@@ -1,0 +1,338 @@
+// The speaker process of one node (the DaemonSet's pod): renews the node's Lease, watches Services,
+// EndpointSlices, Nodes, the speakers' Leases, L2Advertisements and IPAddressPools, elects (plan.ts), answers
+// ARP/NDP for what this node wins (announcer.ts), and records who announces each Service in a ServiceL2Status
+// (plus a nodeAssigned Event when this node takes a Service over). Every node runs it; there is no leader.
+//
+// Failover: when a peer's Lease expires (on this node's clock) a timer set for that moment re-elects at once, and
+// the new winner announces with a gratuitous burst. A node that cannot renew its own Lease stops answering before
+// any peer may take over (node-lease.ts), so two nodes never answer for one address.
+import { sleep } from '../runtime/backoff.js';
+import { objectKey, isNotFound, type KubeClient } from '../runtime/client.js';
+import { Controller } from '../runtime/controller.js';
+import { involvedObjectOf, type EventSink } from '../runtime/events.js';
+import type { Informer } from '../runtime/informer.js';
+import type { Logger } from '../runtime/log.js';
+import type { Manager } from '../runtime/manager.js';
+import { EndpointSlices, Leases, Nodes, Services } from '../runtime/resources.js';
+import { byLabel } from '../runtime/store.js';
+import { telemetry } from '../runtime/telemetry.js';
+import type { EndpointSlice, KubeObject, Lease, Node, Service } from '../runtime/wire.js';
+import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
+import { L2Advertisements, type L2Advertisement } from '../../crds/l2advertisement.js';
+import {
+  L2ConditionAnnounced,
+  LABEL_NODE,
+  LABEL_SERVICE_NAME,
+  LABEL_SERVICE_NAMESPACE,
+  ServiceL2Statuses,
+  type ServiceL2Status,
+  type ServiceL2StatusStatus,
+} from '../../crds/servicel2status.js';
+import { parsePools, type LBPool } from '../../allocators/lb-pool.js';
+import { conditionSays, setCondition, type ConditionDraft } from '../loadbalancer/conditions.js';
+import { WrittenView } from '../loadbalancer/written-view.js';
+import { parseL2Advertisements, type ParsedL2Advertisement } from './advertisements.js';
+import { announcedCondition } from './election.js';
+import { Announcer } from './announcer.js';
+import { chooseInterfaces, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
+import { INTERFACES_ANNOTATION, LEASE_SELECTOR, NodeLease, SpeakerLiveness, type PublishedInterface } from './node-lease.js';
+import { deputyFor, planAnnouncements, type ServicePlan, type SpeakerPlan } from './plan.js';
+
+export interface SpeakerOptions {
+  node: string;
+  /** Namespace of the speakers' Leases. */
+  namespace: string;
+  leaseDurationMs: number;
+  leaseRenewIntervalMs: number;
+  garpCount: number;
+  garpIntervalMs: number;
+  garpRefreshIntervalMs: number;
+  interfaces: InterfaceSelection;
+  /** How often the interfaces are re-read (they come and go, and their addresses change). */
+  interfaceScanIntervalMs: number;
+  requireSubnet: boolean;
+  loadBalancerClass: string;
+  handleUnsetClass: boolean;
+  ignoreExcludeLabel: boolean;
+  /** Injected for tests: the interfaces of this node. */
+  readInterfaces?: () => SystemInterface[];
+}
+
+const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+const SERVICE_REF = { apiVersion: 'v1', kind: 'Service' };
+/** Informer events arrive in bursts (a rollout touches many slices): one election pass per burst. */
+const COALESCE_MS = 10;
+
+export class Speaker {
+  readonly lease: NodeLease;
+  readonly announcer: Announcer;
+  private readonly liveness = new SpeakerLiveness();
+  private readonly services: Informer<Service>;
+  private readonly slices: Informer<EndpointSlice>;
+  private readonly nodes: Informer<Node>;
+  private readonly leases: Informer<Lease>;
+  private readonly ads: Informer<L2Advertisement>;
+  private readonly pools: Informer<IPAddressPool>;
+  private readonly statuses: Informer<ServiceL2Status>;
+  private readonly statusView: WrittenView<ServiceL2Status>;
+  private readonly statusController: Controller;
+  private readonly client: KubeClient;
+  private readonly events: EventSink;
+  private readonly log: Logger;
+  private plan: SpeakerPlan = { services: new Map(), table: new Map() };
+  private parsedPools: LBPool[] = [];
+  private parsedAds: ParsedL2Advertisement[] = [];
+  private published: PublishedInterface[] | undefined;
+  private running = false;
+  private pendingPass: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private electionPasses = 0;
+
+  constructor(
+    manager: Manager,
+    private readonly options: SpeakerOptions,
+  ) {
+    this.client = manager.client;
+    this.events = manager.events;
+    this.log = manager.log.child('speaker', { node: options.node });
+    this.services = manager.informer<Service>(Services);
+    this.slices = manager.informer<EndpointSlice>(EndpointSlices, { indexers: { service: byLabel(SERVICE_NAME_LABEL) } });
+    this.nodes = manager.informer<Node>(Nodes);
+    this.leases = manager.informer<Lease>(Leases, { namespace: options.namespace, labelSelector: LEASE_SELECTOR });
+    this.ads = manager.informer<L2Advertisement>(L2Advertisements);
+    this.pools = manager.informer<IPAddressPool>(IPAddressPools);
+    this.statuses = manager.informer<ServiceL2Status>(ServiceL2Statuses, { labelSelector: LABEL_SERVICE_NAME });
+    this.statusView = new WrittenView(this.statuses.store);
+
+    this.lease = new NodeLease({
+      client: this.client,
+      namespace: options.namespace,
+      node: options.node,
+      durationMs: options.leaseDurationMs,
+      renewIntervalMs: options.leaseRenewIntervalMs,
+      log: this.log.child('lease'),
+      interfaces: () => this.published,
+      onFenceChange: () => this.elect(),
+      resync: () => this.resync(options.leaseDurationMs),
+    });
+    this.announcer = new Announcer({
+      garpCount: options.garpCount,
+      garpIntervalMs: options.garpIntervalMs,
+      refreshIntervalMs: options.garpRefreshIntervalMs,
+      requireSubnet: options.requireSubnet,
+      mayAnswer: () => this.lease.live,
+      log: this.log.child('announcer'),
+    });
+
+    this.statusController = new Controller({ name: 'servicel2status', reconcile: (key) => this.writeStatus(key), workers: 2, log: this.log });
+    manager.addController(this.statusController);
+    const later = () => this.schedule();
+    const watch = <T extends KubeObject>(informer: Informer<T>, extra?: (old: T, obj: T) => boolean) =>
+      informer.addEventHandler({ onAdd: later, onDelete: later, onUpdate: (old, obj) => (extra === undefined || extra(old, obj) ? later() : undefined) });
+    watch(this.services);
+    watch(this.slices);
+    watch(this.nodes, (a: Node, b: Node) => electionFacts(a) !== electionFacts(b));
+    watch(this.ads);
+    watch(this.pools);
+    this.leases.addEventHandler({
+      onAdd: (l) => this.observeLease(undefined, l),
+      onUpdate: (old, l) => this.observeLease(old, l),
+      onDelete: (l) => {
+        this.liveness.forget(l);
+        this.schedule(0);
+      },
+    });
+    this.statuses.addEventHandler({ onUpdate: (_old, s) => this.statusController.enqueue(objectKey(s)), onDelete: (s) => this.statusController.enqueue(objectKey(s)) });
+
+    manager.addRunnable({
+      name: 'speaker-lease',
+      needsLeaderElection: false,
+      run: async (signal) => {
+        await this.lease.run(signal);
+        await this.lease.release();
+      },
+    });
+    // "Leader" work runs once the caches are synced; every speaker "leads" (leader election is off).
+    manager.addRunnable({ name: 'speaker', needsLeaderElection: true, run: (signal) => this.run(signal) });
+    manager.health.addReadyCheck('speaker-lease', () => this.lease.live);
+    telemetry()
+      .meter.createObservableGauge('switchboard_speaker_lease_live', { description: '1 while this node renews its lease in time and may answer' })
+      .addCallback((r) => r.observe(this.lease.live ? 1 : 0, { node: options.node }));
+  }
+
+  private observeLease(old: Lease | undefined, lease: Lease): void {
+    const changed = this.liveness.observe(lease, Date.now());
+    const republished = old?.metadata?.annotations?.[INTERFACES_ANNOTATION] !== lease.metadata?.annotations?.[INTERFACES_ANNOTATION];
+    if (changed || republished) this.schedule(0);
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    this.running = true;
+    this.scanInterfaces();
+    const scan = setInterval(() => this.scanInterfaces(), this.options.interfaceScanIntervalMs);
+    this.elect();
+    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+    this.running = false;
+    clearInterval(scan);
+    if (this.pendingPass) clearTimeout(this.pendingPass);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.announcer.close();
+  }
+
+  /** Restarts the watches now (they back off while the API is away) and waits for their relists, up to `timeoutMs`. */
+  private async resync(timeoutMs: number): Promise<void> {
+    const informers: Pick<Informer<KubeObject>, 'stop' | 'start' | 'listCount' | 'resource'>[] = [this.services, this.slices, this.nodes, this.leases, this.ads, this.pools, this.statuses];
+    const before = informers.map((i) => i.listCount);
+    await Promise.all(
+      informers.map(async (i) => {
+        await i.stop();
+        i.start();
+      }),
+    );
+    const deadline = Date.now() + timeoutMs;
+    while (informers.some((i, k) => i.listCount === before[k]) && Date.now() < deadline) await sleep(20);
+    this.log.info('resynced after a fence', { relisted: informers.filter((i, k) => i.listCount !== before[k]).map((i) => i.resource.plural) });
+  }
+
+  private scanInterfaces(): void {
+    const all = (this.options.readInterfaces ?? readSystemInterfaces)();
+    const choice = chooseInterfaces(all, this.options.interfaces);
+    const published = choice.eligible.map((i) => ({ name: i.name, cidrs: this.options.requireSubnet ? i.cidrs : ['0.0.0.0/0', '::/0'] }));
+    if (JSON.stringify(published) !== JSON.stringify(this.published)) {
+      this.log.info('interfaces', { eligible: published, skipped: choice.skipped });
+      this.published = published;
+      this.announcer.setInterfaces(choice.eligible);
+      this.schedule();
+    }
+  }
+
+  private schedule(delayMs = COALESCE_MS): void {
+    if (!this.running) return;
+    if (this.pendingPass && delayMs > 0) return;
+    if (this.pendingPass) clearTimeout(this.pendingPass);
+    this.pendingPass = setTimeout(() => this.elect(), delayMs);
+  }
+
+  /** One election pass: the announcement table, and the ServiceL2Status writes it implies. */
+  private elect(): void {
+    if (this.pendingPass) clearTimeout(this.pendingPass);
+    this.pendingPass = undefined;
+    if (!this.running) return;
+    const now = Date.now();
+    this.parsedPools = parsePools(this.pools.store.list()).pools;
+    this.parsedAds = parseL2Advertisements(this.ads.store.list()).advertisements;
+    const live = this.liveness.live(now);
+    const previous = this.plan;
+    this.plan = planAnnouncements({
+      self: this.options.node,
+      services: this.services.store.list(),
+      slicesOf: (key) => this.slices.store.byIndex('service', key),
+      nodes: this.nodes.store.list(),
+      live,
+      pools: this.parsedPools,
+      advertisements: this.parsedAds,
+      published: this.liveness.published(),
+      loadBalancerClass: this.options.loadBalancerClass,
+      handleUnsetClass: this.options.handleUnsetClass,
+      ignoreExcludeLabel: this.options.ignoreExcludeLabel,
+    });
+    this.electionPasses++;
+    this.announcer.setTable(this.lease.live ? this.plan.table : new Map());
+    for (const key of new Set([...previous.services.keys(), ...this.plan.services.keys(), ...this.statusView.keys()])) {
+      if (this.statusNeedsWrite(key)) this.statusController.enqueue(key);
+    }
+    const next = this.liveness.nextExpiry(now);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = next === undefined ? undefined : setTimeout(() => this.elect(), next - now + 1);
+  }
+
+  /** The ServiceL2Status this node should write for a Service, if any: as its announcer, or as deputy when nobody announces. */
+  private desiredStatus(key: string): { plan: ServicePlan; status: ServiceL2StatusStatus; condition: ConditionDraft } | undefined {
+    const plan = this.plan.services.get(key);
+    if (!plan || !this.lease.live) return undefined;
+    const { winner } = plan.result;
+    const self = this.options.node;
+    if (winner !== self && (winner !== undefined || deputyFor(key, this.liveness.live(Date.now())) !== self)) return undefined;
+    const interfaces = winner === self ? [...new Set(plan.addresses.flatMap((a) => this.announcer.interfacesFor(a)))].sort() : [];
+    let condition: ConditionDraft = announcedCondition(plan.result);
+    if (winner === self && interfaces.length === 0) {
+      condition = { type: L2ConditionAnnounced, status: 'False', reason: 'AnnounceFailed', message: `node ${JSON.stringify(self)} was elected but has no usable interface on the subnet of ${plan.addresses.join(', ')}` };
+    }
+    const status: ServiceL2StatusStatus = {
+      node: winner ?? '',
+      serviceName: plan.service.metadata?.name,
+      serviceNamespace: plan.service.metadata?.namespace,
+      addresses: plan.addresses,
+      interfaces: interfaces.map((name) => ({ name })),
+    };
+    return { plan, status, condition };
+  }
+
+  private statusNeedsWrite(key: string): boolean {
+    const desired = this.desiredStatus(key);
+    const existing = this.statusView.get(key);
+    if (!desired) return existing !== undefined && !this.plan.services.has(key) && deputyFor(key, this.liveness.live(Date.now())) === this.options.node;
+    return !existing || !sameStatus(existing.status, desired.status) || !conditionSays(existing.status?.conditions, desired.condition);
+  }
+
+  private async writeStatus(key: string): Promise<void> {
+    const existing = this.statusView.get(key);
+    const desired = this.desiredStatus(key);
+    if (!desired) {
+      // The Service no longer announces anything (deleted, no address, not ours): its status goes, by the deputy.
+      if (existing && this.statusNeedsWrite(key)) {
+        await this.client.delete(ServiceL2Statuses, existing.metadata.name ?? '', { namespace: existing.metadata.namespace, uid: existing.metadata.uid }).catch((err: unknown) => {
+          if (!isNotFound(err)) throw err;
+        });
+      }
+      return;
+    }
+    if (existing && sameStatus(existing.status, desired.status) && conditionSays(existing.status?.conditions, desired.condition)) return;
+    const { plan, status, condition } = desired;
+    const svc = plan.service;
+    const labels = { [LABEL_NODE]: status.node ?? '', [LABEL_SERVICE_NAME]: svc.metadata?.name ?? '', [LABEL_SERVICE_NAMESPACE]: svc.metadata?.namespace ?? '' };
+    let object = existing;
+    if (!object) {
+      object = await this.client.create<ServiceL2Status>(ServiceL2Statuses, {
+        metadata: {
+          name: svc.metadata?.name,
+          namespace: svc.metadata?.namespace,
+          labels,
+          ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name: svc.metadata?.name ?? '', uid: svc.metadata?.uid ?? '' }],
+        },
+        spec: {},
+      });
+      this.statusView.wrote(key, undefined, object);
+    }
+    const conditions = setCondition(object.status?.conditions, condition, new Date(), svc.metadata?.generation);
+    const written = await this.client.replace<ServiceL2Status>(ServiceL2Statuses, { ...object, status: { ...status, observedGeneration: svc.metadata?.generation, conditions } }, 'status');
+    this.statusView.wrote(key, existing, written);
+    if (object.metadata.labels?.[LABEL_NODE] !== labels[LABEL_NODE]) {
+      const relabelled = await this.client.patch<ServiceL2Status>(ServiceL2Statuses, object.metadata.name ?? '', { metadata: { labels } }, 'merge', { namespace: object.metadata.namespace });
+      this.statusView.wrote(key, existing, relabelled);
+    }
+    const tookOver = status.node === this.options.node && existing?.status?.node !== this.options.node;
+    if (tookOver && condition.status === 'True') {
+      this.events.event(involvedObjectOf(svc, SERVICE_REF), 'Normal', 'nodeAssigned', plan.result.message);
+    } else if (tookOver) {
+      this.events.event(involvedObjectOf(svc, SERVICE_REF), 'Warning', 'announceFailed', condition.message);
+    }
+    this.log.info('recorded announcement', { service: key, node: status.node, reason: condition.reason, message: condition.message });
+  }
+
+  /** For tests: how many election passes ran. */
+  get passes(): number {
+    return this.electionPasses;
+  }
+}
+
+/** What the election reads of a Node (its status heartbeats are noise). */
+const electionFacts = (n: Node): string =>
+  JSON.stringify([n.metadata?.labels, n.status?.conditions?.find((c) => c.type === 'NetworkUnavailable')?.status]);
+
+const sameStatus = (a: ServiceL2StatusStatus | undefined, b: ServiceL2StatusStatus): boolean =>
+  (a?.node ?? '') === (b.node ?? '') &&
+  JSON.stringify(a?.addresses ?? []) === JSON.stringify(b.addresses ?? []) &&
+  JSON.stringify((a?.interfaces ?? []).map((i) => i.name)) === JSON.stringify((b.interfaces ?? []).map((i) => i.name)) &&
+  a?.serviceName === b.serviceName &&
+  a?.serviceNamespace === b.serviceNamespace;
