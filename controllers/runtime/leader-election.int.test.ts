@@ -35,6 +35,8 @@ function startReplica(id: string, namespace: string): Replica {
       '--leader-elect-renew-deadline=3s',
       `--leader-elect-retry-period=${RETRY_MS}ms`,
       '--metrics-bind-address=127.0.0.1:0',
+      // Keep the replicas' controllers to this test's namespace: other suites share the API server.
+      `--endpoint-controllers-namespace=${namespace}`,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
