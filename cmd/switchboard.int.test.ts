@@ -18,6 +18,12 @@ describe('switchboard up', () => {
     const kubeconfig = /export KUBECONFIG=(\S+)/.exec(stdout)?.[1];
     expect(kubeconfig).toBeDefined();
     expect(stdout).toContain('Stopped the local control plane.');
+    // The demo's summary shows all four jobs.
+    expect(stdout).toMatch(/EndpointSlices\s+svc\/web \(250 pods\)\s+3 slices of 100\+100\+50 endpoints/);
+    expect(stdout).toMatch(/ep\/big \(1100 pods\)\s+1000 addresses, over-capacity: truncated/);
+    expect(stdout).toContain('The Service "bad-port" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767');
+    expect(stdout).toMatch(/svc\/web-nodeport\s+clusterIP 10\.96\.\d+\.\d+, nodePort 3\d{4}/);
+    expect(stdout).toMatch(/svc\/web-lb\s+ingress 192\.0\.2\.\d+ \(pool demo-pool\)/);
     expect(existsSync(kubeconfig!)).toBe(false); // its state directory is gone
   });
 

@@ -9,6 +9,8 @@ import { Manager, shutdownSignal } from '../controllers/runtime/manager.js';
 import { Namespaces } from '../controllers/runtime/resources.js';
 import { isAlreadyExists } from '../controllers/runtime/client.js';
 import { LocalControlPlane } from '../e2e/controlplane/controlplane.js';
+import { freePort } from '../e2e/controlplane/processes.js';
+import { DEMO_NAMESPACE, formatRows, runDemo, type DemoRow } from './demo.js';
 import { parseBool, parseDuration } from './flags.js';
 import { jobs } from './jobs/index.js';
 import { runSpeaker } from './speaker.js';
@@ -121,7 +123,7 @@ async function up(args: string[]): Promise<number> {
     return 0;
   }
   const flags = { ...(values as ControllerFlags), 'leader-elect': 'false' };
-  const signal = values.once ? new AbortController().signal : shutdownSignal(createLogger('switchboard'));
+  const signal = shutdownSignal(createLogger('switchboard'));
   if (flags.kubeconfig) {
     console.log(`Running Switchboard against ${flags.kubeconfig}.`);
     return runController(flags, signal);
@@ -131,25 +133,50 @@ async function up(args: string[]): Promise<number> {
   const controlPlane = new LocalControlPlane({ log: say });
   say('No $KUBECONFIG: starting a local control plane (etcd + kube-apiserver + kube-controller-manager on 127.0.0.1)…');
   await controlPlane.start();
+  const stop = new AbortController();
+  signal.addEventListener('abort', () => stop.abort(), { once: true });
   try {
-    const client = KubeClient.fromFile(controlPlane.kubeconfig);
-    await ensureNamespace(client, flags.namespace);
-    client.close();
     const info = controlPlane.info;
+    const client = KubeClient.fromFile(info.kubeconfig);
+    await ensureNamespace(client, flags.namespace);
+    const webhookPort = await freePort();
+    const running = runController(
+      {
+        ...flags,
+        kubeconfig: info.kubeconfig,
+        'metrics-bind-address': values.once ? '0' : flags['metrics-bind-address'],
+        // The API server calls the allocation webhook on loopback; it must run for every Service write.
+        'webhook-url': `https://127.0.0.1:${webhookPort}`,
+        'webhook-bind-address': `127.0.0.1:${webhookPort}`,
+      },
+      stop.signal,
+    );
+    let rows: DemoRow[] = [];
+    try {
+      rows = await runDemo({ client, say, kubectl: (args, input) => controlPlane.kubectl(args, input) });
+    } catch (err) {
+      say(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+      stop.abort();
+      await running;
+      return 1;
+    } finally {
+      client.close();
+    }
     say('');
-    say('Switchboard is running on a local control plane.');
+    say('Switchboard is running on a local control plane:');
+    say(formatRows(rows));
+    say('');
     say(`  API server:   ${info.server}`);
     say(`  Service CIDR: ${info.serviceClusterIPRange}   NodePorts: ${info.serviceNodePortRange}`);
     say('Explore it with kubectl:');
     say(`  export KUBECONFIG=${info.kubeconfig}`);
-    say(`  ${info.kubectl} get namespaces`);
-    say(values.once ? '' : 'Press Ctrl-C to stop Switchboard and the control plane.');
-    const stop = new AbortController();
+    say(`  ${info.kubectl} -n ${DEMO_NAMESPACE} get services,endpointslices,endpoints`);
+    say(`  ${info.kubectl} get serviceclaims,ipaddresspools`);
     if (values.once) stop.abort();
-    else signal.addEventListener('abort', () => stop.abort(), { once: true });
-    const code = await runController({ ...flags, kubeconfig: info.kubeconfig, 'metrics-bind-address': values.once ? '0' : flags['metrics-bind-address'] }, stop.signal);
-    return code;
+    else say('Press Ctrl-C to stop Switchboard and the control plane.');
+    return await running;
   } finally {
+    stop.abort();
     await controlPlane.stop();
     say('Stopped the local control plane.');
   }
