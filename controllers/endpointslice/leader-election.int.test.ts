@@ -3,26 +3,17 @@
 // trigger times) and the final EndpointSlices, Endpoints and mirrored slices must match the final pods exactly,
 // without duplicate slices.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { KubeClient } from '../runtime/client.js';
 import { EndpointSlices, Endpoints as EndpointsResource, Leases, Nodes, Pods, Services } from '../runtime/resources.js';
 import type { EndpointSlice, Endpoints, Lease } from '../runtime/wire.js';
 import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from './shared/constants.js';
 import { createNode, createPod, forceDeletePod, setPodStatus } from './shared/cluster-fixtures.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, randomSuffix, testClient } from '../../e2e/jest/cluster.js';
+import { leads, replicaFlags, requireBuiltSwitchboard, spawnSwitchboard, type SwitchboardProcess as Replica } from '../../e2e/jest/switchboard-process.js';
 
-const BIN = fileURLToPath(new URL('../../dist/cmd/switchboard.js', import.meta.url));
 // Not the upstream values: another suite may run Switchboard's defaults on the shared control plane.
 const MANAGED_BY = 'endpointslice-controller.le.switchboard.dev';
 const MIRROR_MANAGED_BY = 'endpointslicemirroring-controller.le.switchboard.dev';
-
-interface Replica {
-  id: string;
-  child: ChildProcess;
-  output: string[];
-}
 
 interface PodModel {
   ip: string;
@@ -37,35 +28,18 @@ describe('endpoint controllers under leader election', () => {
   const replicas: Replica[] = [];
 
   function startReplica(id: string): Replica {
-    const child = spawn(
-      process.execPath,
-      [
-        BIN,
-        'controller',
-        `--kubeconfig=${controlPlaneInfo().kubeconfig}`,
-        `--namespace=${ns}`,
-        `--leader-elect-id=${id}`,
-        '--leader-elect-lease-duration=4s',
-        '--leader-elect-renew-deadline=3s',
-        '--leader-elect-retry-period=500ms',
-        '--metrics-bind-address=127.0.0.1:0',
-        `--endpoint-controllers-namespace=${ns}`,
-        `--endpointslice-managed-by=${MANAGED_BY}`,
-        `--mirroring-managed-by=${MIRROR_MANAGED_BY}`,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const output: string[] = [];
-    const collect = (b: Buffer) => output.push(...b.toString().split('\n').filter(Boolean));
-    child.stdout!.on('data', collect);
-    child.stderr!.on('data', collect);
-    const replica = { id, child, output };
+    const replica = spawnSwitchboard(id, [
+      ...replicaFlags(controlPlaneInfo().kubeconfig, ns, id),
+      `--endpoint-controllers-namespace=${ns}`,
+      `--endpointslice-managed-by=${MANAGED_BY}`,
+      `--mirroring-managed-by=${MIRROR_MANAGED_BY}`,
+    ]);
     replicas.push(replica);
     return replica;
   }
 
   beforeAll(async () => {
-    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` first (npm test does)`);
+    requireBuiltSwitchboard();
     client = testClient();
     ns = await createNamespace(client, 'esle');
     node = `esle-${randomSuffix()}`;
@@ -103,7 +77,6 @@ describe('endpoint controllers under leader election', () => {
     const leaderId = await eventually(async () => (await client.getOrUndefined<Lease>(Leases, 'switchboard-controller', ns))?.spec?.holderIdentity ?? false, 30_000);
     const leader = replicas.find((r) => r.id === leaderId)!;
     const follower = replicas.find((r) => r.id !== leaderId)!;
-    const leads = (r: Replica) => r.output.some((l) => l.includes('"starting controllers"'));
     await eventually(() => leads(leader), 15_000);
 
     // Churn: readiness flips, new pods, graceful and forced deletions, and edits of the mirrored Endpoints.

@@ -253,19 +253,21 @@ export class LoadBalancerController {
     } else {
       write = releaseWriteFor(svc);
     }
-    if (write.status) {
-      // CAS on the cached resourceVersion: a conflict means the cache is behind; the retry sees the newer Service.
-      this.serviceView.wrote(key, svc, await this.client.replace<Service>(Services, { ...svc, status: write.status }, 'status'));
-      if (a && this.isOurs(svc)) {
-        for (const e of a.events) this.events.event(involvedObjectOf(svc, SERVICE_REF), e.type, e.reason, e.message);
-        this.log.info(a.outcome === 'assigned' ? 'assigned' : 'pending', { service: key, ips: a.ips, pool: a.pool, reason: a.reason, message: a.message });
-      } else {
-        this.log.info('released', { service: key });
-      }
-    }
+    // The annotation first, so that once the status shows the decision everything about it is in place.
+    let base = svc;
     if (write.poolAnnotation !== undefined) {
       const patch = { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM_POOL]: write.poolAnnotation } } };
-      this.serviceView.wrote(key, svc, await this.client.patch<Service>(Services, svc.metadata?.name ?? '', patch, 'merge', { namespace: svc.metadata?.namespace }));
+      base = await this.client.patch<Service>(Services, svc.metadata?.name ?? '', patch, 'merge', { namespace: svc.metadata?.namespace });
+      this.serviceView.wrote(key, svc, base);
+    }
+    if (!write.status) return;
+    // CAS on the resourceVersion read: a conflict means the cache is behind; the retry sees the newer Service.
+    this.serviceView.wrote(key, svc, await this.client.replace<Service>(Services, { ...base, status: write.status }, 'status'));
+    if (a && this.isOurs(svc)) {
+      for (const e of a.events) this.events.event(involvedObjectOf(svc, SERVICE_REF), e.type, e.reason, e.message);
+      this.log.info(a.outcome === 'assigned' ? 'assigned' : 'pending', { service: key, ips: a.ips, pool: a.pool, reason: a.reason, message: a.message });
+    } else {
+      this.log.info('released', { service: key });
     }
   }
 
@@ -281,11 +283,6 @@ export class LoadBalancerController {
       // The webhook was bypassed or not installed: say it where `kubectl describe ipaddresspool` shows it.
       this.events.event(involvedObjectOf(pool, POOL_REF), 'Warning', 'InvalidConfiguration', `IPAddressPool ${JSON.stringify(name)} is not used: ${valid.message}`);
     }
-  }
-
-  /** For tests and debugging: the addresses held, by Service key. */
-  get assignments(): ReadonlyMap<string, readonly string[]> {
-    return this.current ?? new Map();
   }
 }
 

@@ -187,7 +187,7 @@ describe('LoadBalancer allocation on a real API server', () => {
     await client.delete(IPAddressPools, `${ns}-second`);
     const c = await pendingWith(ns, 'mover', 'NoPoolMatches');
     expect(c.message).toMatch(/^no available IPs: no IPAddressPool may serve this Service/);
-    expect((await get(ns, 'mover')).metadata?.annotations?.[ANNOTATION_ALLOCATED_FROM_POOL]).toBeUndefined();
+    await eventually(async () => (await get(ns, 'mover')).metadata?.annotations?.[ANNOTATION_ALLOCATED_FROM_POOL] === undefined);
   });
 
   it('releases the address when the type changes away, and does not hand a freed address to the next Service at once', async () => {

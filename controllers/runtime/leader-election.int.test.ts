@@ -2,52 +2,22 @@
 // one leads; when it is killed with SIGKILL the other takes over once the lease expires, and when it
 // is stopped with SIGTERM it releases the lease and the other takes over at once.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { KubeClient } from './client.js';
 import { Leases } from './resources.js';
 import type { Lease } from './wire.js';
 import { LeaderElector } from './leader-election.js';
 import { silentLogger } from './log.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
+import { leads, replicaFlags, requireBuiltSwitchboard, spawnSwitchboard, type SwitchboardProcess as Replica } from '../../e2e/jest/switchboard-process.js';
 
-const BIN = fileURLToPath(new URL('../../dist/cmd/switchboard.js', import.meta.url));
 const LEASE_MS = 4000;
 const RETRY_MS = 500;
 
-interface Replica {
-  id: string;
-  child: ChildProcess;
-  output: string[];
-}
-
 function startReplica(id: string, namespace: string): Replica {
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'controller',
-      `--kubeconfig=${controlPlaneInfo().kubeconfig}`,
-      `--namespace=${namespace}`,
-      `--leader-elect-id=${id}`,
-      `--leader-elect-lease-duration=${LEASE_MS}ms`,
-      '--leader-elect-renew-deadline=3s',
-      `--leader-elect-retry-period=${RETRY_MS}ms`,
-      '--metrics-bind-address=127.0.0.1:0',
-      // Keep the replicas' controllers to this test's namespace: other suites share the API server.
-      `--endpoint-controllers-namespace=${namespace}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const output: string[] = [];
-  const collect = (b: Buffer) => output.push(...b.toString().split('\n').filter(Boolean));
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  return { id, child, output };
+  const timings = { leaseDuration: `${LEASE_MS}ms`, renewDeadline: '3s', retryPeriod: `${RETRY_MS}ms` };
+  // Keep the replicas' controllers to this test's namespace: other suites share the API server.
+  return spawnSwitchboard(id, [...replicaFlags(controlPlaneInfo().kubeconfig, namespace, id, timings), `--endpoint-controllers-namespace=${namespace}`]);
 }
-
-const leads = (r: Replica) => r.output.some((l) => l.includes('"starting controllers"'));
 
 async function holder(client: KubeClient, namespace: string): Promise<string | undefined> {
   const lease = await client.getOrUndefined<Lease>(Leases, 'switchboard-controller', namespace);
@@ -60,7 +30,7 @@ describe('leader election between two controller processes', () => {
   const replicas: Replica[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` first (npm test does)`);
+    requireBuiltSwitchboard();
     client = testClient();
     ns = await createNamespace(client, 'le');
   });

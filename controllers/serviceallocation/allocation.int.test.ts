@@ -2,9 +2,7 @@
 // A control plane of its own: the webhook applies to every Service of the cluster, and the leak test kills it.
 // The API server dials one URL; a TCP balancer behind it spreads connections over the replicas like a Service.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { serviceIPRange, rangeContainsIP } from '../../allocators/ip-range.js';
 import { claimName } from '../../allocators/claim-names.js';
 import { heldClaims } from '../../allocators/service-allocation.js';
@@ -13,13 +11,13 @@ import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { LocalControlPlane } from '../../e2e/controlplane/controlplane.js';
 import { freePort } from '../../e2e/controlplane/processes.js';
 import { eventually } from '../../e2e/jest/cluster.js';
+import { replicaFlags, spawnSwitchboard, stopSwitchboard as stop, waitForOutput, type SwitchboardProcess } from '../../e2e/jest/switchboard-process.js';
 import { KubeClient, isAlreadyExists } from '../runtime/client.js';
 import { Events, Namespaces, Services } from '../runtime/resources.js';
 import type { KubeEvent, Service } from '../runtime/wire.js';
 import { Secrets } from './resources.js';
 import { OPT_OUT_LABEL, WEBHOOK_NAMES, deleteWebhookConfigurations } from './webhook-configuration.js';
 
-const BIN = fileURLToPath(new URL('../../dist/cmd/switchboard.js', import.meta.url));
 const NS = 'switchboard-system';
 const GRACE_MS = 2000;
 const SMALL_RANGE = '10.96.0.0/28';
@@ -75,56 +73,32 @@ class Balancer {
   }
 }
 
-interface Replica {
-  id: string;
+interface Replica extends SwitchboardProcess {
   port: number;
-  child: ChildProcess;
-  output: string[];
 }
 
 async function startReplica(cp: LocalControlPlane, balancer: Balancer, id: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Replica> {
   const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'controller',
-      `--kubeconfig=${cp.kubeconfig}`,
-      `--namespace=${NS}`,
-      `--leader-elect-id=${id}`,
-      '--leader-elect-lease-duration=4s',
-      '--leader-elect-renew-deadline=3s',
-      '--leader-elect-retry-period=500ms',
-      '--metrics-bind-address=127.0.0.1:0',
-      '--endpointslice-controller=false',
-      '--endpoints-controller=false',
-      '--endpointslice-mirroring-controller=false',
-      '--load-balancer-install-crds=false',
-      `--webhook-url=https://127.0.0.1:${balancer.port}`,
-      `--webhook-bind-address=127.0.0.1:${port}`,
-      `--claim-grace-period=${GRACE_MS}ms`,
-      ...extra,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
-  );
-  const output: string[] = [];
-  const collect = (b: Buffer) => output.push(...b.toString().split('\n').filter(Boolean));
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  const replica = { id, port, child, output };
-  await eventually(() => {
-    if (child.exitCode !== null) throw new Error(`replica ${id} exited:\n${output.slice(-20).join('\n')}`);
-    return output.some((l) => l.includes('"admission webhook serving"'));
-  }, 60_000);
+  const replica = {
+    ...spawnSwitchboard(
+      id,
+      [
+        ...replicaFlags(cp.kubeconfig, NS, id),
+        '--endpointslice-controller=false',
+        '--endpoints-controller=false',
+        '--endpointslice-mirroring-controller=false',
+        '--load-balancer-install-crds=false',
+        `--webhook-url=https://127.0.0.1:${balancer.port}`,
+        `--webhook-bind-address=127.0.0.1:${port}`,
+        `--claim-grace-period=${GRACE_MS}ms`,
+        ...extra,
+      ],
+      env,
+    ),
+    port,
+  };
+  await waitForOutput(replica, '"admission webhook serving"', 60_000);
   return replica;
-}
-
-function stop(replica: Replica, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (replica.child.exitCode !== null || replica.child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    replica.child.once('exit', () => resolve());
-    replica.child.kill(signal);
-  });
 }
 
 const svcYaml = (name: string, spec: string) => `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  namespace: default\nspec: ${spec}\n`;

@@ -322,6 +322,28 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
     process.stderr.write(`[l2] NDP: ${v6.vip} answered by ${v6.winner}\n`);
   });
 
+  it('answers the kernel’s unicast neighbor-unreachability probes for an IPv6 address', async () => {
+    const mac = byName(v6.winner).host.mac;
+    const ns = client4();
+    await runAsync(inNs(ns, 'sysctl', '-qw', 'net.ipv6.neigh.eth0.delay_first_probe_time=0'));
+    await runAsync(inNs(ns, 'ip', '-6', 'neigh', 'replace', v6.vip, 'lladdr', mac, 'dev', 'eth0', 'nud', 'stale'));
+    const capture = await Capture.start(ns, 'icmp6');
+    // One datagram to the address puts the STALE entry through DELAY into PROBE: the kernel's unicast solicitation.
+    const send = `require('dgram').createSocket('udp6').send('x', 9, ${JSON.stringify(v6.vip)}, () => process.exit(0))`;
+    await runAsync(inNs(ns, process.execPath, '-e', send));
+    const state = await eventually(async () => {
+      const line = await runAsync(inNs(ns, 'ip', '-6', 'neigh', 'show', v6.vip, 'dev', 'eth0'));
+      return /REACHABLE/.test(line) ? line : false;
+    }, 5000);
+    expect(state).toContain(`lladdr ${mac}`);
+    // tcpdump saw the unicast probe to the winner's MAC and its unicast answer.
+    await eventually(() => {
+      const probe = capture.frames.find((f) => f.dst === mac && f.text.includes(`neighbor solicitation, who has ${v6.vip}`));
+      return probe !== undefined && capture.frames.some((f) => f.ms >= probe.ms && isNaFrom(f, v6.vip, mac) && f.dst !== '33:33:00:00:00:01');
+    }, 5000);
+    capture.stop();
+  });
+
   it('says why nobody announces: externalTrafficPolicy Local without a local endpoint on any node', async () => {
     const vip = await service('local', 'IPv4', { local: true, endpointNode: 'elsewhere' });
     const announced = await eventually(async () => {

@@ -201,7 +201,7 @@ describe('announcer', () => {
   });
   const MAC = '02:00:00:00:00:0a';
 
-  function setup(o: { mayAnswer?: () => boolean; garpCount?: number } = {}) {
+  function setup(o: { mayAnswer?: () => boolean; garpCount?: number; refreshIntervalMs?: number } = {}) {
     const sockets: FakeSocket[] = [];
     const open = (options: RawSocketOptions): RawSocket => {
       const s: FakeSocket = { options, sent: [], groups: new Set() };
@@ -216,7 +216,7 @@ describe('announcer', () => {
     const announcer = new Announcer({
       garpCount: o.garpCount ?? 3,
       garpIntervalMs: 300,
-      refreshIntervalMs: 0,
+      refreshIntervalMs: o.refreshIntervalMs ?? 0,
       requireSubnet: true,
       mayAnswer: o.mayAnswer ?? (() => true),
       log: silentLogger,
@@ -257,6 +257,15 @@ describe('announcer', () => {
     expect(ndp.groups).toEqual(new Set());
     arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.200'));
     expect(arp.sent).toHaveLength(7);
+    announcer.close();
+  });
+
+  it('re-announces every address periodically when asked to', async () => {
+    jest.useFakeTimers();
+    const { announcer, arp } = setup({ garpCount: 1, refreshIntervalMs: 10_000 });
+    announcer.setTable(new Map([['192.0.2.200', {}]]));
+    await jest.advanceTimersByTimeAsync(25_000);
+    expect(kinds(arp.sent)).toEqual(Array(3).fill(['arp-request 192.0.2.200', 'arp-reply 192.0.2.200']).flat());
     announcer.close();
   });
 

@@ -28,10 +28,10 @@ import {
   type ServiceL2Status,
   type ServiceL2StatusStatus,
 } from '../../crds/servicel2status.js';
-import { parsePools, type LBPool } from '../../allocators/lb-pool.js';
+import { parsePools } from '../../allocators/lb-pool.js';
 import { conditionSays, setCondition, type ConditionDraft } from '../loadbalancer/conditions.js';
 import { WrittenView } from '../loadbalancer/written-view.js';
-import { parseL2Advertisements, type ParsedL2Advertisement } from './advertisements.js';
+import { parseL2Advertisements } from './advertisements.js';
 import { announcedCondition } from './election.js';
 import { Announcer } from './announcer.js';
 import { chooseInterfaces, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
@@ -80,13 +80,12 @@ export class Speaker {
   private readonly events: EventSink;
   private readonly log: Logger;
   private plan: SpeakerPlan = { services: new Map(), table: new Map() };
-  private parsedPools: LBPool[] = [];
-  private parsedAds: ParsedL2Advertisement[] = [];
+  /** Live speakers as of the last election pass. */
+  private live = new Set<string>();
   private published: PublishedInterface[] | undefined;
   private running = false;
   private pendingPass: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
-  private electionPasses = 0;
 
   constructor(
     manager: Manager,
@@ -219,24 +218,21 @@ export class Speaker {
     this.pendingPass = undefined;
     if (!this.running) return;
     const now = Date.now();
-    this.parsedPools = parsePools(this.pools.store.list()).pools;
-    this.parsedAds = parseL2Advertisements(this.ads.store.list()).advertisements;
-    const live = this.liveness.live(now);
+    this.live = this.liveness.live(now);
     const previous = this.plan;
     this.plan = planAnnouncements({
       self: this.options.node,
       services: this.services.store.list(),
       slicesOf: (key) => this.slices.store.byIndex('service', key),
       nodes: this.nodes.store.list(),
-      live,
-      pools: this.parsedPools,
-      advertisements: this.parsedAds,
+      live: this.live,
+      pools: parsePools(this.pools.store.list()).pools,
+      advertisements: parseL2Advertisements(this.ads.store.list()).advertisements,
       published: this.liveness.published(),
       loadBalancerClass: this.options.loadBalancerClass,
       handleUnsetClass: this.options.handleUnsetClass,
       ignoreExcludeLabel: this.options.ignoreExcludeLabel,
     });
-    this.electionPasses++;
     this.announcer.setTable(this.lease.live ? this.plan.table : new Map());
     for (const key of new Set([...previous.services.keys(), ...this.plan.services.keys(), ...this.statusView.keys()])) {
       if (this.statusNeedsWrite(key)) this.statusController.enqueue(key);
@@ -252,7 +248,7 @@ export class Speaker {
     if (!plan || !this.lease.live) return undefined;
     const { winner } = plan.result;
     const self = this.options.node;
-    if (winner !== self && (winner !== undefined || deputyFor(key, this.liveness.live(Date.now())) !== self)) return undefined;
+    if (winner !== self && (winner !== undefined || deputyFor(key, this.live) !== self)) return undefined;
     const interfaces = winner === self ? [...new Set(plan.addresses.flatMap((a) => this.announcer.interfacesFor(a)))].sort() : [];
     let condition: ConditionDraft = announcedCondition(plan.result);
     if (winner === self && interfaces.length === 0) {
@@ -271,7 +267,7 @@ export class Speaker {
   private statusNeedsWrite(key: string): boolean {
     const desired = this.desiredStatus(key);
     const existing = this.statusView.get(key);
-    if (!desired) return existing !== undefined && !this.plan.services.has(key) && deputyFor(key, this.liveness.live(Date.now())) === this.options.node;
+    if (!desired) return existing !== undefined && !this.plan.services.has(key) && deputyFor(key, this.live) === this.options.node;
     return !existing || !sameStatus(existing.status, desired.status) || !conditionSays(existing.status?.conditions, desired.condition);
   }
 
@@ -318,11 +314,6 @@ export class Speaker {
       this.events.event(involvedObjectOf(svc, SERVICE_REF), 'Warning', 'announceFailed', condition.message);
     }
     this.log.info('recorded announcement', { service: key, node: status.node, reason: condition.reason, message: condition.message });
-  }
-
-  /** For tests: how many election passes ran. */
-  get passes(): number {
-    return this.electionPasses;
   }
 }
 
