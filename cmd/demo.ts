@@ -19,6 +19,8 @@ export interface DemoRow {
 
 export interface DemoContext {
   client: KubeClient;
+  /** Answers ARP for the LoadBalancer address where it may; returns its table row. */
+  arping?(address: string): Promise<DemoRow>;
   kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }>;
   say(line: string): void;
 }
@@ -114,6 +116,7 @@ export async function runDemo(ctx: DemoContext): Promise<DemoRow[]> {
     return svc.status?.loadBalancer?.ingress?.[0]?.ip;
   });
   rows.push({ job: 'L2 LoadBalancer', object: 'svc/web-lb', result: `ingress ${lb} (pool demo-pool)` });
+  if (ctx.arping) rows.push(await ctx.arping(lb));
   return rows;
 }
 

@@ -11,6 +11,7 @@ import { isAlreadyExists } from '../controllers/runtime/client.js';
 import { LocalControlPlane } from '../e2e/controlplane/controlplane.js';
 import { freePort } from '../e2e/controlplane/processes.js';
 import { DEMO_NAMESPACE, formatRows, runDemo, type DemoRow } from './demo.js';
+import { speakerDemo } from './demo-speaker.js';
 import { parseBool, parseDuration } from './flags.js';
 import { jobs } from './jobs/index.js';
 import { runSpeaker } from './speaker.js';
@@ -153,7 +154,13 @@ async function up(args: string[]): Promise<number> {
     );
     let rows: DemoRow[] = [];
     try {
-      rows = await runDemo({ client, say, kubectl: (args, input) => controlPlane.kubectl(args, input) });
+      rows = await runDemo({
+        client,
+        say,
+        kubectl: (args, input) => controlPlane.kubectl(args, input),
+        arping: (address) =>
+          speakerDemo({ kubeconfig: info.kubeconfig, apiPort: Number(new URL(info.server).port), namespace: flags.namespace, nodeName: 'node-0', address, say }),
+      });
     } catch (err) {
       say(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
       stop.abort();
