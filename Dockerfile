@@ -2,6 +2,8 @@
 FROM node:20-bookworm AS build
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends g++ make python3 && rm -rf /var/lib/apt/lists/*
+# node-gyp builds the raw-socket addon against this image's own Node headers (/usr/local/include/node), not a download.
+ENV npm_config_nodedir=/usr/local
 COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./

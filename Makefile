@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 APT_PACKAGES := iproute2 iputils-arping ndisc6 tcpdump g++ make python3
 
-.PHONY: run test test-unit test-e2e bench build deploy lint deps system-deps controlplane clean
+.PHONY: run test test-unit test-e2e test-kind bench build deploy undeploy image lint deps system-deps controlplane clean
 
 run: deps build
 	node dist/cmd/switchboard.js up
@@ -27,8 +27,21 @@ lint: deps
 	npm run typecheck
 	@command -v duplicates >/dev/null && duplicates --most 20 || true
 
-deploy: build
-	kubectl apply -f crds/
+deploy:
+	kubectl apply -k config/default
+
+# The operator owns its webhook configurations (config/webhook/operator-managed/README.md): remove them first.
+undeploy:
+	kubectl delete mutatingwebhookconfiguration,validatingwebhookconfiguration switchboard-service-allocation --ignore-not-found
+	kubectl delete validatingwebhookconfiguration switchboard-lb-validation --ignore-not-found
+	kubectl delete -k config/default --ignore-not-found
+
+image:
+	docker build -t switchboard:dev .
+
+# Needs Docker and kind; cannot run on this project's machines (CI validates its parts instead).
+test-kind: deps
+	e2e/kind/run.sh
 
 controlplane: deps build
 	node dist/e2e/controlplane/cli.js start

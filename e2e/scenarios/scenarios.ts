@@ -8,7 +8,7 @@ import { parseIP } from '../../allocators/lb-addr.js';
 import { locateAddress, parsePools, validateIPAddressPool } from '../../allocators/lb-pool.js';
 import { ANNOTATION_ALLOCATED_FROM_POOL } from '../../allocators/lb-service.js';
 import { ALLOCATOR_ERRORS, clusterIPAllocationStatus, kubectlErrorOutput, nodePortAllocationStatus, webhookDenialStatus, type Status } from '../../allocators/status.js';
-import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../../controllers/endpointslice/shared/constants.js';
+import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, DEFAULT_MIRRORING_MANAGED_BY, LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../../controllers/endpointslice/shared/constants.js';
 import { invalidConfigStatus } from '../../controllers/loadbalancer/webhook.js';
 import { EndpointSlices, Endpoints as EndpointsResource, Namespaces, Services } from '../../controllers/runtime/resources.js';
 import type { EndpointSlice, Endpoints, KubeObject, Service } from '../../controllers/runtime/wire.js';
@@ -52,29 +52,50 @@ const workload = (name: string): Workload => ({ name, labels: { app: name }, rep
 
 const managers = (obj: KubeObject): string[] => [...new Set((obj.metadata?.managedFields ?? []).map((f) => f.manager ?? ''))];
 
+/** The ready addresses of a Service's slices (asserting each slice's managed-by, ports and sole writer). */
+async function sliceAddresses(env: ScenarioEnv, ns: string, service: string, managedBy: string, port: number): Promise<string[]> {
+  const slices = (await env.client.list<EndpointSlice>(EndpointSlices, { namespace: ns, labelSelector: `${LABEL_SERVICE_NAME}=${service}` })).items;
+  for (const slice of slices) {
+    assert.equal(slice.metadata?.labels?.[LABEL_MANAGED_BY], managedBy);
+    assert.deepEqual(slice.ports, [{ name: 'http', port, protocol: 'TCP' }]);
+    // kube-controller-manager's own endpoint controllers are off: nobody else writes them.
+    assert.deepEqual(managers(slice), ['switchboard']);
+  }
+  return slices.flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions?.ready).map((e) => e.addresses[0])).sort();
+}
+
 export const endpointSlicesFromPods: Scenario = {
   id: 'slices',
-  title: 'EndpointSlices and Endpoints list the ready pods of a Service, written by Switchboard alone',
+  title: 'EndpointSlices and Endpoints list the ready pods of a Service, hand-made Endpoints are mirrored, all by Switchboard alone',
   async run(env, ns) {
     const app = workload('web');
     await env.client.create<Service>(Services, {
       metadata: { name: app.name, namespace: ns },
       spec: { selector: app.labels, ports: [{ name: 'http', port: 80, targetPort: app.port, protocol: 'TCP' }] },
     });
+    // A Service without selector whose Endpoints someone maintains: the mirroring controller makes its slices.
+    const manual = ['198.51.100.20', '198.51.100.21'];
+    await env.client.create<Service>(Services, { metadata: { name: 'manual', namespace: ns }, spec: { ports: [{ name: 'http', port: 80, protocol: 'TCP' }] } });
+    await env.client.create<Endpoints>(EndpointsResource, {
+      metadata: { name: 'manual', namespace: ns },
+      subsets: [{ addresses: manual.map((ip) => ({ ip })), ports: [{ name: 'http', port: app.port, protocol: 'TCP' }] }],
+    });
     const ips = (await env.runPods(ns, app)).map((p) => p.ip).sort();
     await eventually(async () => {
-      const slices = (await env.client.list<EndpointSlice>(EndpointSlices, { namespace: ns, labelSelector: `${LABEL_SERVICE_NAME}=${app.name}` })).items;
-      const ready = slices.flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions?.ready).map((e) => e.addresses[0])).sort();
-      assert.deepEqual(ready, ips);
-      for (const slice of slices) {
-        assert.equal(slice.metadata?.labels?.[LABEL_MANAGED_BY], DEFAULT_ENDPOINTSLICE_MANAGED_BY);
-        assert.deepEqual(slice.ports, [{ name: 'http', port: app.port, protocol: 'TCP' }]);
-        // kube-controller-manager's own EndpointSlice controller is off: nobody else writes them.
-        assert.deepEqual(managers(slice), ['switchboard']);
-      }
+      assert.deepEqual(await sliceAddresses(env, ns, app.name, DEFAULT_ENDPOINTSLICE_MANAGED_BY, app.port), ips);
       const endpoints = await env.client.get<Endpoints>(EndpointsResource, app.name, ns);
       assert.deepEqual((endpoints.subsets ?? []).flatMap((s) => (s.addresses ?? []).map((a) => a.ip)).sort(), ips);
       assert.deepEqual(managers(endpoints), ['switchboard']);
+      assert.deepEqual(await sliceAddresses(env, ns, 'manual', DEFAULT_MIRRORING_MANAGED_BY, app.port), manual);
+      return true;
+    }, env.timeoutMs);
+
+    // What goes away goes: the Endpoints of a deleted Service, the mirrored slices of deleted Endpoints.
+    await env.client.delete(Services, app.name, { namespace: ns });
+    await env.client.delete(EndpointsResource, 'manual', { namespace: ns });
+    await eventually(async () => {
+      assert.equal(await env.client.getOrUndefined(EndpointsResource, app.name, ns), undefined);
+      assert.deepEqual((await env.client.list<EndpointSlice>(EndpointSlices, { namespace: ns, labelSelector: `${LABEL_SERVICE_NAME}=manual` })).items, []);
       return true;
     }, env.timeoutMs);
   },
@@ -122,7 +143,7 @@ export const loadBalancerAddress: Scenario = {
   id: 'lb',
   title: 'a LoadBalancer Service gets an address from an IPAddressPool, announced by one speaker (and reachable where the environment has a data path)',
   async run(env, ns) {
-    const pool = `e2e-${ns}`;
+    const pool = ns; // cluster-scoped, named after the scenario's namespace
     await env.client.create<IPAddressPool>(IPAddressPools, { metadata: { name: pool }, spec: { addresses: [env.loadBalancerRange], serviceAllocation: { namespaces: [ns] } } });
     await env.client.create(L2Advertisements, { metadata: { name: pool }, spec: { ipAddressPools: [pool] } });
     try {
@@ -167,7 +188,7 @@ export const invalidPoolRefused: Scenario = {
   title: 'kubectl gets a 422 from the pool webhook for an IPAddressPool whose ranges overlap',
   async run(env, ns) {
     // TEST-NET-2 ranges overlapping each other: invalid on their own, whatever other pools exist.
-    const pool: IPAddressPool = { apiVersion: `${SWITCHBOARD_GROUP}/${IPAddressPools.version}`, kind: 'IPAddressPool', metadata: { name: `e2e-${ns}` }, spec: { addresses: ['198.51.100.0/28', '198.51.100.8/29'] } };
+    const pool: IPAddressPool = { apiVersion: `${SWITCHBOARD_GROUP}/${IPAddressPools.version}`, kind: 'IPAddressPool', metadata: { name: `${ns}-overlapping` }, spec: { addresses: ['198.51.100.0/28', '198.51.100.8/29'] } };
     const expected = deniedOutput(`ipaddresspools.${SWITCHBOARD_GROUP}`, invalidConfigStatus('IPAddressPool', pool.metadata.name ?? '', validateIPAddressPool(pool)));
     // The webhook registers itself with failurePolicy Ignore: wait (on dry runs) until it answers.
     await eventually(async () => {
