@@ -62,6 +62,24 @@ export function formatIP(ip: IPAddress): string {
   return compressGroups(groups);
 }
 
+/** An address from its network-order bytes (4 for IPv4, 16 for IPv6). */
+export function fromBytes(bytes: ArrayLike<number>): IPAddress {
+  let value = 0n;
+  for (let i = 0; i < bytes.length; i++) value = (value << 8n) | BigInt(bytes[i]);
+  return { family: bytes.length === 4 ? 'IPv4' : 'IPv6', value };
+}
+
+/** The address's network-order bytes. */
+export function toBytes(ip: IPAddress): number[] {
+  const out = new Array<number>(addressBits(ip.family) / 8);
+  let v = ip.value;
+  for (let i = out.length - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
 export function canonicalIP(text: string): string | undefined {
   const ip = parseIP(text);
   return ip && formatIP(ip);

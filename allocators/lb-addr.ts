@@ -1,13 +1,8 @@
-// Address math for LoadBalancer pools: strict parsing (ipaddr.js), addresses as bigint, ranges and CIDRs.
-import ipaddr from 'ipaddr.js';
+// Address math for LoadBalancer pools: strict parsing, addresses as bigint, ranges and CIDRs. Addresses are
+// the allocators' own IPAddress (allocators/ip-address.ts); pools only read them more strictly.
+import { addressBits, formatIP, fromBytes, parseIPLiteral, toBytes, type IPAddress, type IPFamily } from './ip-address.js';
 
-/** The values Kubernetes uses in spec.ipFamilies. */
-export type IPFamily = 'IPv4' | 'IPv6';
-
-export interface IPAddress {
-  family: IPFamily;
-  value: bigint;
-}
+export { formatIP, fromBytes, toBytes, type IPAddress, type IPFamily };
 
 /** An inclusive range of addresses of one family. */
 export interface AddressRange {
@@ -27,48 +22,22 @@ export interface Prefix {
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; detail: string };
 
-export const familyBits = (family: IPFamily): number => (family === 'IPv4' ? 32 : 128);
-const familyByteLength = (family: IPFamily): number => familyBits(family) / 8;
+export const familyBits = addressBits;
 
 export const IP_DETAIL = 'must be a valid IPv4 or IPv6 address (e.g. 10.9.8.7 or 2001:db8::ffff)';
 
 /** Parses an address strictly: dotted-quad IPv4 without leading zeros, IPv6 without zone or IPv4-mapped form. */
 export function parseIP(text: string): IPAddress | undefined {
-  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return fromBytes(ipaddr.IPv4.parse(text).toByteArray());
-  if (!text.includes(':') || text.includes('%') || !ipaddr.IPv6.isValid(text)) return undefined;
-  const v6 = ipaddr.IPv6.parse(text);
+  const literal = parseIPLiteral(text);
   // Go reads ::ffff:a.b.c.d as IPv4; refusing it avoids an address that means different things to different readers.
-  if (v6.isIPv4MappedAddress()) return undefined;
-  return fromBytes(v6.toByteArray());
+  if (!literal || literal.hasLeadingZeros || literal.isIPv4Mapped) return undefined;
+  return { family: literal.family, value: literal.value };
 }
 
 /** The canonical text of an address (RFC 5952 for IPv6), or undefined when it does not parse. */
 export function canonicalIP(text: string): string | undefined {
   const a = parseIP(text);
   return a && formatIP(a);
-}
-
-export function fromBytes(bytes: ArrayLike<number>): IPAddress {
-  let value = 0n;
-  for (let i = 0; i < bytes.length; i++) value = (value << 8n) | BigInt(bytes[i]);
-  return { family: bytes.length === 4 ? 'IPv4' : 'IPv6', value };
-}
-
-export function toBytes(a: IPAddress): number[] {
-  const n = familyByteLength(a.family);
-  const out = new Array<number>(n);
-  let v = a.value;
-  for (let i = n - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
-}
-
-export function formatIP(a: IPAddress): string {
-  const bytes = toBytes(a);
-  if (a.family === 'IPv4') return bytes.join('.');
-  return (ipaddr.fromByteArray(bytes) as ipaddr.IPv6).toRFC5952String();
 }
 
 export const formatPrefix = (family: IPFamily, address: bigint, length: number): string => `${formatIP({ family, value: address })}/${length}`;

@@ -1,6 +1,7 @@
-// IP parsing the way the upstream controllers read pod and Endpoints IPs: sloppy IPv4 (leading zeros are
-// decimal), IPv4-mapped IPv6 counts as IPv4, and the canonical text is what Go's net.IP.String() prints.
-import ipaddr from 'ipaddr.js';
+// IP parsing the way the upstream controllers read pod and Endpoints IPs (the allocators' parser, which follows
+// Go): sloppy IPv4 (leading zeros are decimal), IPv4-mapped IPv6 counts as IPv4, and the canonical text is what
+// Go's net.IP.String() prints.
+import { formatIP, parseIP as parseAddress, toBytes } from '../../../allocators/ip-address.js';
 import type { AddressType } from './constants.js';
 
 export interface ParsedIP {
@@ -10,27 +11,11 @@ export interface ParsedIP {
   bytes: number[];
 }
 
-const IPV4_SLOPPY = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/;
-
-function parseIPv4Sloppy(text: string): ParsedIP | undefined {
-  const match = IPV4_SLOPPY.exec(text);
-  if (!match) return undefined;
-  const bytes = match.slice(1, 5).map((part) => Number.parseInt(part, 10));
-  if (bytes.some((b) => !(b >= 0 && b <= 255))) return undefined;
-  return { family: 'IPv4', canonical: bytes.join('.'), bytes };
-}
-
 /** Returns undefined for anything that is not an IP address (including zoned IPv6 like fe80::1%eth0). */
 export function parseIP(text: unknown): ParsedIP | undefined {
   if (typeof text !== 'string' || text.length === 0) return undefined;
-  if (!text.includes(':')) return parseIPv4Sloppy(text);
-  if (text.includes('%') || !ipaddr.IPv6.isValid(text)) return undefined;
-  const address = ipaddr.IPv6.parse(text);
-  if (address.isIPv4MappedAddress()) {
-    const v4 = address.toIPv4Address();
-    return { family: 'IPv4', canonical: v4.toString(), bytes: v4.toByteArray() };
-  }
-  return { family: 'IPv6', canonical: address.toRFC5952String(), bytes: address.toByteArray() };
+  const ip = parseAddress(text);
+  return ip && { family: ip.family, canonical: formatIP(ip), bytes: toBytes(ip) };
 }
 
 /**
