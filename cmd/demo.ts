@@ -2,7 +2,7 @@
 // a summary table. Nodes and Pods are made through the API with their status set by hand (there is no
 // kubelet), exactly as the integration tests do.
 import PQueue from 'p-queue';
-import { isAlreadyExists, type KubeClient } from '../controllers/runtime/client.js';
+import type { KubeClient } from '../controllers/runtime/client.js';
 import { EndpointSlices, Endpoints, Namespaces, Nodes, Pods, Services } from '../controllers/runtime/resources.js';
 import type { EndpointSlice, Endpoints as EndpointsObject, Service } from '../controllers/runtime/wire.js';
 import { IPAddressPools } from '../crds/ipaddresspool.js';
@@ -35,14 +35,6 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
   }
 }
 
-async function createIgnoringExisting(fn: () => Promise<unknown>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    if (!isAlreadyExists(err)) throw err;
-  }
-}
-
 /** `count` ready pods labelled app=<app> spread over the nodes, with IPs from 10.244.<base>.0 up. */
 async function readyPods(client: KubeClient, app: string, count: number, base: number): Promise<void> {
   const pool = new PQueue({ concurrency: 16 });
@@ -50,12 +42,10 @@ async function readyPods(client: KubeClient, app: string, count: number, base: n
     void pool.add(async () => {
       const name = `${app}-${i}`;
       const ip = `10.244.${base + Math.floor(i / 250)}.${(i % 250) + 1}`;
-      await createIgnoringExisting(() =>
-        client.create(Pods, {
-          metadata: { name, namespace: DEMO_NAMESPACE, labels: { app } },
-          spec: { nodeName: `node-${i % ZONES.length}`, containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10', ports: [{ name: 'http', containerPort: 8080 }] }] },
-        }),
-      );
+      await client.createIfAbsent(Pods, {
+        metadata: { name, namespace: DEMO_NAMESPACE, labels: { app } },
+        spec: { nodeName: `node-${i % ZONES.length}`, containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10', ports: [{ name: 'http', containerPort: 8080 }] }] },
+      });
       await client.patch(Pods, name, { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] } }, 'merge', { namespace: DEMO_NAMESPACE, subresource: 'status' });
     });
   }
@@ -63,7 +53,7 @@ async function readyPods(client: KubeClient, app: string, count: number, base: n
 }
 
 async function service(client: KubeClient, name: string, spec: Service['spec']): Promise<void> {
-  await createIgnoringExisting(() => client.create(Services, { metadata: { name, namespace: DEMO_NAMESPACE }, spec }));
+  await client.createIfAbsent(Services, { metadata: { name, namespace: DEMO_NAMESPACE }, spec });
 }
 
 async function slicesOf(client: KubeClient, name: string): Promise<EndpointSlice[]> {
@@ -73,9 +63,9 @@ async function slicesOf(client: KubeClient, name: string): Promise<EndpointSlice
 export async function runDemo(ctx: DemoContext): Promise<DemoRow[]> {
   const { client, say } = ctx;
   const rows: DemoRow[] = [];
-  await createIgnoringExisting(() => client.create(Namespaces, { metadata: { name: DEMO_NAMESPACE } }));
+  await client.createIfAbsent(Namespaces, { metadata: { name: DEMO_NAMESPACE } });
   for (const [i, zone] of ZONES.entries()) {
-    await createIgnoringExisting(() => client.create(Nodes, { metadata: { name: `node-${i}`, labels: { 'topology.kubernetes.io/zone': zone } } }));
+    await client.createIfAbsent(Nodes, { metadata: { name: `node-${i}`, labels: { 'topology.kubernetes.io/zone': zone } } });
   }
 
   say('demo: 250 ready pods behind Service "web", 1100 behind Service "big"…');
@@ -108,8 +98,8 @@ export async function runDemo(ctx: DemoContext): Promise<DemoRow[]> {
   rows.push({ job: 'ClusterIP + NodePort', object: 'svc/web-nodeport', result: `clusterIP ${np.spec?.clusterIP}, nodePort ${np.spec?.ports?.[0]?.nodePort}` });
 
   say('demo: an address pool and a LoadBalancer Service…');
-  await createIgnoringExisting(() => client.create(IPAddressPools, { metadata: { name: 'demo-pool' }, spec: { addresses: ['192.0.2.0/28'] } }));
-  await createIgnoringExisting(() => client.create(L2Advertisements, { metadata: { name: 'demo' }, spec: { ipAddressPools: ['demo-pool'] } }));
+  await client.createIfAbsent(IPAddressPools, { metadata: { name: 'demo-pool' }, spec: { addresses: ['192.0.2.0/28'] } });
+  await client.createIfAbsent(L2Advertisements, { metadata: { name: 'demo' }, spec: { ipAddressPools: ['demo-pool'] } });
   await service(client, 'web-lb', { type: 'LoadBalancer', selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] });
   const lb = await until('an address for "web-lb"', async () => {
     const svc = await client.get<Service>(Services, 'web-lb', DEMO_NAMESPACE);

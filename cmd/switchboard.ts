@@ -7,7 +7,6 @@ import { KubeClient } from '../controllers/runtime/client.js';
 import { createLogger, type LogLevel } from '../controllers/runtime/log.js';
 import { Manager, shutdownSignal } from '../controllers/runtime/manager.js';
 import { Namespaces } from '../controllers/runtime/resources.js';
-import { isAlreadyExists } from '../controllers/runtime/client.js';
 import { LocalControlPlane } from '../e2e/controlplane/controlplane.js';
 import { freePort } from '../e2e/controlplane/processes.js';
 import { DEMO_NAMESPACE, formatRows, runDemo, type DemoRow } from './demo.js';
@@ -77,14 +76,6 @@ function clientFor(kubeconfig: string): KubeClient {
   return kubeconfig ? KubeClient.fromFile(kubeconfig) : KubeClient.fromDefault();
 }
 
-async function ensureNamespace(client: KubeClient, name: string): Promise<void> {
-  try {
-    await client.create(Namespaces, { metadata: { name } });
-  } catch (err) {
-    if (!isAlreadyExists(err)) throw err;
-  }
-}
-
 /** Runs the controller manager until SIGTERM/SIGINT or `signal`; returns the process exit code. */
 async function runController(flags: ControllerFlags, signal: AbortSignal): Promise<number> {
   const log = createLogger('switchboard', { level: flags['log-level'] as LogLevel });
@@ -139,7 +130,7 @@ async function up(args: string[]): Promise<number> {
   try {
     const info = controlPlane.info;
     const client = KubeClient.fromFile(info.kubeconfig);
-    await ensureNamespace(client, flags.namespace);
+    await client.createIfAbsent(Namespaces, { metadata: { name: flags.namespace } });
     const webhookPort = await freePort();
     const running = runController(
       {

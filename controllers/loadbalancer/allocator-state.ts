@@ -2,7 +2,7 @@
 // goes to the back of the reuse order instead of to the next Service) and which addresses were held. Kept in a
 // ConfigMap in Switchboard's namespace; losing it only costs the reuse order, never correctness, because held
 // addresses are always rebuilt from the Services themselves.
-import { isAlreadyExists, isNotFound, type KubeClient } from '../runtime/client.js';
+import { isNotFound, type KubeClient } from '../runtime/client.js';
 import { ConfigMaps } from '../runtime/resources.js';
 import type { Logger } from '../runtime/log.js';
 
@@ -83,7 +83,7 @@ export class AllocatorStateStore {
         await this.client.patch(ConfigMaps, STATE_CONFIGMAP, { data: { state } }, 'merge', { namespace: this.namespace });
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        await this.client.create(ConfigMaps, body).catch((e: unknown) => (isAlreadyExists(e) ? undefined : Promise.reject(e)));
+        await this.client.createIfAbsent(ConfigMaps, body);
       }
       this.saved = state;
     } catch (err) {

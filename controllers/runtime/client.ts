@@ -288,6 +288,17 @@ export class KubeClient {
     return this.request<T>('POST', this.query(this.path(rt, ns), { fieldManager: this.fieldManager, dryRun: opts.dryRun ? 'All' : undefined }), withTypeMeta(rt, obj));
   }
 
+  /** Creates the object unless one of that name exists; false when it already did. */
+  async createIfAbsent<T extends KubeObject>(rt: ResourceType, obj: T): Promise<boolean> {
+    try {
+      await this.create(rt, obj);
+      return true;
+    } catch (err) {
+      if (isAlreadyExists(err)) return false;
+      throw err;
+    }
+  }
+
   /** PUT: an update that the server refuses with 409 Conflict if metadata.resourceVersion is stale. */
   replace<T extends KubeObject>(rt: ResourceType, obj: T, subresource?: string): Promise<T> {
     const meta = requireMeta(obj);
