@@ -7,12 +7,11 @@ ENV npm_config_nodedir=/usr/local
 COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
-COPY cmd cmd
+COPY api api
+COPY crds crds
 COPY controllers controllers
 COPY allocators allocators
-COPY crds crds
-COPY e2e e2e
-COPY bench bench
+COPY cmd cmd
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

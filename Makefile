@@ -18,7 +18,8 @@ test-e2e: deps
 	npm run test:integration
 
 bench: deps build
-	node dist/bench/run.js
+	npm run build:test
+	node dist-test/bench/run.js
 
 build: deps
 	npm run build
@@ -44,7 +45,7 @@ test-kind: deps
 	e2e/kind/run.sh
 
 controlplane: deps build
-	node dist/e2e/controlplane/cli.js start
+	node dist/cmd/up/controlplane/cli.js start
 
 deps: system-deps $(NPM_STAMP)
 

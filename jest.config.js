@@ -8,7 +8,7 @@ const common = {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: tsTransform,
   testEnvironment: 'node',
-  roots: ['<rootDir>/controllers', '<rootDir>/allocators', '<rootDir>/crds', '<rootDir>/e2e', '<rootDir>/cmd'],
+  roots: ['<rootDir>/api', '<rootDir>/controllers', '<rootDir>/allocators', '<rootDir>/crds', '<rootDir>/e2e', '<rootDir>/cmd', '<rootDir>/testing'],
 };
 
 export default {
@@ -17,13 +17,13 @@ export default {
       ...common,
       displayName: 'unit',
       testMatch: ['**/*.test.ts'],
-      testPathIgnorePatterns: ['\\.int\\.test\\.ts$', '/node_modules/', '/dist/'],
+      testPathIgnorePatterns: ['\\.int\\.test\\.ts$', '/node_modules/', '/dist/', '/dist-test/'],
     },
     {
       ...common,
       displayName: 'integration',
       testMatch: ['**/*.int.test.ts'],
-      testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+      testPathIgnorePatterns: ['/node_modules/', '/dist/', '/dist-test/'],
       globalSetup: '<rootDir>/e2e/jest/global-setup.mjs',
       globalTeardown: '<rootDir>/e2e/jest/global-teardown.mjs',
       setupFilesAfterEnv: ['<rootDir>/e2e/jest/integration-timeout.ts'],

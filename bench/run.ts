@@ -3,10 +3,10 @@
 import { performance } from 'node:perf_hooks';
 import { WorkQueue } from '../controllers/runtime/workqueue.js';
 import { reconcileEndpointSlices } from '../controllers/endpointslice/reconciler.js';
-import { FakeSliceStore, makeNode, makePods, makeService } from '../controllers/endpointslice/shared/fixtures.js';
-import { allocate } from '../allocators/lb-allocator.js';
-import { parsePools } from '../allocators/lb-pool.js';
-import { pool, service } from '../allocators/lb-fixtures.js';
+import { FakeSliceStore, makeNode, makePods, makeService } from '../testing/endpoint-objects.js';
+import { allocate } from '../allocators/loadbalancer/allocator.js';
+import { parsePools } from '../allocators/loadbalancer/pools.js';
+import { pool, service } from '../testing/lb.js';
 
 interface Row {
   benchmark: string;

@@ -6,7 +6,7 @@ import { Manager, shutdownSignal } from '../controllers/runtime/manager.js';
 import { DEFAULT_EXCLUDE_PATTERNS, parseNameList } from '../controllers/speaker/interfaces.js';
 import { loadAddon } from '../controllers/speaker/raw-socket.js';
 import { Speaker, type SpeakerOptions } from '../controllers/speaker/speaker.js';
-import { DEFAULT_LOAD_BALANCER_CLASS } from '../allocators/lb-service.js';
+import { DEFAULT_LOAD_BALANCER_CLASS } from '../allocators/loadbalancer/service-request.js';
 import { parseBool, parseDuration } from './flags.js';
 
 const speakerFlags = {

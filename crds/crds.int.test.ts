@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiError, isAlreadyExists, isNotFound, type KubeClient } from '../controllers/runtime/client.js';
-import type { ResourceType } from '../controllers/runtime/resources.js';
+import type { ResourceType } from '../api/resources.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, randomSuffix, testClient } from '../e2e/jest/cluster.js';
 import { IPAddressPools, type IPAddressPool } from './ipaddresspool.js';
 import { L2Advertisements } from './l2advertisement.js';
 import { crdManifests } from './manifests.js';
-import { asSwitchboard, metallbL2AdvertisementManifest, metallbPoolManifest } from './metallb-samples.js';
+import { asSwitchboard, metallbL2AdvertisementManifest, metallbPoolManifest } from '../testing/metallb-samples.js';
 import { ServiceL2Statuses, type ServiceL2Status } from './servicel2status.js';
 
 const run = promisify(execFile);

@@ -7,7 +7,7 @@ import type { IPAddressPool } from './ipaddresspool.js';
 import type { L2Advertisement } from './l2advertisement.js';
 import type { ServiceL2Status } from './servicel2status.js';
 import { LB_API_VERSION } from './meta.js';
-import { asSwitchboard, metallbL2AdvertisementManifest, metallbPoolManifest } from './metallb-samples.js';
+import { asSwitchboard, metallbL2AdvertisementManifest, metallbPoolManifest } from '../testing/metallb-samples.js';
 
 const HEADER = '# Generated from crds/manifests.ts: edit that file, then run\n#   UPDATE_CRDS=1 NODE_OPTIONS=--experimental-vm-modules npx jest crds/ --selectProjects unit\n';
 const render = (crd: CustomResourceDefinition): string => HEADER + dump(crd, { lineWidth: 120, noRefs: true });

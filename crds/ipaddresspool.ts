@@ -2,7 +2,7 @@
 // plus Switchboard's additions: allowNetworkAndBroadcast, disabled, and status conditions.
 // Cluster-scoped: a MetalLB manifest's metadata.namespace is ignored instead of hiding the pool in a namespace
 // nobody watches.
-import type { ObjectMeta } from '../controllers/runtime/wire.js';
+import type { ObjectMeta } from '../api/wire.js';
 import { lbResource, type Condition, type LabelSelector } from './meta.js';
 
 export const IPAddressPools = lbResource('ipaddresspools', 'IPAddressPool', false);

@@ -1,6 +1,6 @@
 // L2Advertisement: which pools are announced with ARP/NDP, from which nodes and on which interfaces.
 // MetalLB's field names and meaning; cluster-scoped like IPAddressPool.
-import type { ObjectMeta } from '../controllers/runtime/wire.js';
+import type { ObjectMeta } from '../api/wire.js';
 import { lbResource, type LabelSelector } from './meta.js';
 
 export const L2Advertisements = lbResource('l2advertisements', 'L2Advertisement', false);

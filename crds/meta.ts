@@ -1,7 +1,7 @@
 // Shared pieces of Switchboard's own custom resources (group switchboard.dev).
 import type { V1Condition, V1LabelSelector } from '@kubernetes/client-node';
-import type { ResourceType } from '../controllers/runtime/resources.js';
-import type { Wire } from '../controllers/runtime/wire.js';
+import type { ResourceType } from '../api/resources.js';
+import type { Wire } from '../api/wire.js';
 
 export const SWITCHBOARD_GROUP = 'switchboard.dev';
 export const LB_VERSION = 'v1beta1';

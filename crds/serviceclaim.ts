@@ -6,7 +6,7 @@
 // validating webhook, which sees the Service's final uid, fills the uid in with a test-and-set (confirmed);
 // the controller marks status.phase Bound once the Service exists and holds the value, and deletes the claim
 // when the Service lets go of the value (or never came to be).
-import type { ObjectMeta } from '../controllers/runtime/wire.js';
+import type { ObjectMeta } from '../api/wire.js';
 import { lbResource } from './meta.js';
 
 export const ServiceClaims = lbResource('serviceclaims', 'ServiceClaim', false);

@@ -2,7 +2,7 @@
 // Unlike MetalLB (one object per speaker in its own namespace, generateName l2-), Switchboard keeps one object per
 // Service, in the Service's namespace, named like the Service and owned by it, so `kubectl get servicel2status -n app`
 // answers "who announces my Service" and the object goes away with the Service.
-import type { ObjectMeta } from '../controllers/runtime/wire.js';
+import type { ObjectMeta } from '../api/wire.js';
 import { lbResource, type Condition } from './meta.js';
 
 export const ServiceL2Statuses = lbResource('servicel2statuses', 'ServiceL2Status', true);

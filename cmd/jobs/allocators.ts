@@ -1,12 +1,12 @@
 // ClusterIP and NodePort allocation as a job: the admission webhook on every replica, the claim and repair
 // controllers on the leader. It is on only when the API server can reach the webhook, i.e. with --webhook-url
 // (local control planes: the API server dials a URL) or --webhook-service-name (in-cluster: a Service).
-import { nodePortRange } from '../../allocators/port-range.js';
+import { nodePortRange } from '../../allocators/service/port-range.js';
 import { API_SERVER_REQUEST_BOUND_MS } from '../../controllers/serviceallocation/claim-reconciler.js';
 import { rangesOutsideApiServer, resolveServiceIPRanges } from '../../controllers/serviceallocation/api-ranges.js';
 import { ensureServiceClaimCRD } from '../../controllers/serviceallocation/crd.js';
 import { registerServiceAllocation } from '../../controllers/serviceallocation/index.js';
-import type { WebhookEndpoint } from '../../controllers/serviceallocation/webhook-configuration.js';
+import type { WebhookEndpoint } from '../../controllers/runtime/webhook/configuration.js';
 import type { Manager } from '../../controllers/runtime/manager.js';
 import { parseBool, parseDuration } from '../flags.js';
 import type { FlagValues, Job, JobContext, JobFlag } from './job.js';

@@ -13,8 +13,8 @@ import {
   DEFAULT_MAX_ENDPOINTS_PER_SUBSET,
   MAX_ENDPOINTS_PER_SLICE_LIMIT,
   DEFAULT_MIRRORING_MANAGED_BY,
-} from '../../controllers/endpointslice/shared/constants.js';
-import { EndpointCaches } from '../../controllers/endpointslice/shared/informers.js';
+} from '../../controllers/endpointutil/constants.js';
+import { EndpointCaches } from '../../controllers/endpointwiring/informers.js';
 import { parseBool, parseDuration } from '../flags.js';
 import type { FlagValues, Job, JobFlag } from './job.js';
 

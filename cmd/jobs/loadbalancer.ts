@@ -2,9 +2,9 @@
 // validating webhook for pools and L2Advertisements.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Nodes } from '../../controllers/runtime/resources.js';
+import { Nodes } from '../../api/resources.js';
 import type { Manager } from '../../controllers/runtime/manager.js';
-import type { Node } from '../../controllers/runtime/wire.js';
+import type { Node } from '../../api/wire.js';
 import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
 import { LoadBalancerController } from '../../controllers/loadbalancer/controller.js';
 import { ensureCRDs, missingCRDs } from '../../controllers/loadbalancer/crds.js';
@@ -15,7 +15,7 @@ import {
   type ClientConfig,
   type ServingCertificate,
 } from '../../controllers/loadbalancer/webhook.js';
-import { DEFAULT_LOAD_BALANCER_CLASS } from '../../allocators/lb-service.js';
+import { DEFAULT_LOAD_BALANCER_CLASS } from '../../allocators/loadbalancer/service-request.js';
 import { parseBool } from '../flags.js';
 import type { FlagValues, Job, JobContext } from './job.js';
 

@@ -5,12 +5,12 @@ import { Controller } from '../runtime/controller.js';
 import { involvedObjectOf } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
 import { defaultControllerRateLimiter } from '../runtime/rate-limiter.js';
-import { Endpoints as EndpointsResource } from '../runtime/resources.js';
-import type { Endpoints } from '../runtime/wire.js';
-import { StaleCacheError, isNamespaceTerminating, message } from '../endpointslice/shared/api-writes.js';
-import type { EndpointCaches } from '../endpointslice/shared/informers.js';
-import { type Reporting, controllerReporting, workLoop } from '../endpointslice/shared/controller-parts.js';
-import { type TriggerTimeState, computeTriggerTime } from '../endpointslice/shared/trigger-time.js';
+import { Endpoints as EndpointsResource } from '../../api/resources.js';
+import type { Endpoints } from '../../api/wire.js';
+import { StaleCacheError, isNamespaceTerminating, message } from '../endpointwiring/api-writes.js';
+import type { EndpointCaches } from '../endpointwiring/informers.js';
+import { type Reporting, controllerReporting, workLoop } from '../endpointwiring/controller-parts.js';
+import { type TriggerTimeState, computeTriggerTime } from '../endpointutil/trigger-time.js';
 import { isLeaderElectionEndpoints, reconcileEndpoints } from './reconciler.js';
 import { StaleEndpointsTracker } from './stale-tracker.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
-import type { Endpoints, Pod, Service } from '../runtime/wire.js';
-import { makePod, makePods, makeService } from '../endpointslice/shared/fixtures.js';
-import { countAddresses } from '../endpointslice/shared/subsets.js';
-import type { EndpointSubset } from '../endpointslice/shared/types.js';
+import type { Endpoints, Pod, Service } from '../../api/wire.js';
+import { makePod, makePods, makeService } from '../../testing/endpoint-objects.js';
+import { countAddresses } from '../endpointutil/subsets.js';
+import type { EndpointSubset } from '../endpointutil/types.js';
 import { type EndpointsReconcileInput, type EndpointsReconcileResult, reconcileEndpoints, truncateSubsets } from './reconciler.js';
 import { StaleEndpointsTracker } from './stale-tracker.js';
 

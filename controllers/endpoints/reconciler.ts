@@ -8,7 +8,7 @@
 // NotFound; with the precondition when one is given), or nothing. Before reconciling it should ask
 // `StaleEndpointsTracker.isStale` and retry if so. Upstream behaviour is spec/endpointslice.md §2, except the
 // deliberate improvements marked "Switchboard".
-import type { Endpoints, Pod, Service } from '../runtime/wire.js';
+import type { Endpoints, Pod, Service } from '../../api/wire.js';
 import {
   ANNOTATION_LEADER_ELECTION,
   ANNOTATION_OVER_CAPACITY,
@@ -19,16 +19,16 @@ import {
   LABEL_HEADLESS,
   LABEL_SKIP_MIRROR,
   OVER_CAPACITY_TRUNCATED,
-} from '../endpointslice/shared/constants.js';
-import { parseIP } from '../endpointslice/shared/ip.js';
-import { stringMapsEqual, withoutKeys } from '../endpointslice/shared/maps.js';
-import { isPodReady, podIPsOfFamily, podTargetRef, podsToPublish, shouldSetHostname } from '../endpointslice/shared/pod.js';
-import { resolvePodPorts, usableServicePorts } from '../endpointslice/shared/ports.js';
-import type { SkippedItem } from '../endpointslice/shared/report.js';
-import { hasSelector, isExternalName, isServiceIPSet } from '../endpointslice/shared/service.js';
-import { countAddresses, repackSubsets, subsetsEqual } from '../endpointslice/shared/subsets.js';
-import { applyTriggerTime } from '../endpointslice/shared/trigger-time.js';
-import type { EndpointSubset, SubsetAddress, SubsetPort } from '../endpointslice/shared/types.js';
+} from '../endpointutil/constants.js';
+import { parseIP } from '../endpointutil/ip.js';
+import { stringMapsEqual, withoutKeys } from '../endpointutil/maps.js';
+import { isPodReady, podIPsOfFamily, podTargetRef, podsToPublish, shouldSetHostname } from '../endpointutil/pod.js';
+import { resolvePodPorts, usableServicePorts } from '../endpointutil/ports.js';
+import type { SkippedItem } from '../endpointutil/report.js';
+import { hasSelector, isExternalName, isServiceIPSet } from '../endpointutil/service.js';
+import { countAddresses, repackSubsets, subsetsEqual } from '../endpointutil/subsets.js';
+import { applyTriggerTime } from '../endpointutil/trigger-time.js';
+import type { EndpointSubset, SubsetAddress, SubsetPort } from '../endpointutil/types.js';
 
 export interface EndpointsReconcileOptions {
   /** Value of the endpoints.kubernetes.io/managed-by label (1.33+); null leaves the label off (older clusters). */

@@ -1,7 +1,7 @@
 // Stale-cache guard of the Endpoints controller (upstream staleEndpointsTracker, with the #127370 fix): after a
 // PUT that changed the resourceVersion, the old resourceVersion must not be seen again in the cache; if it is,
 // the cache is behind our own write and the sync is retried. In-memory only.
-import type { Endpoints } from '../runtime/wire.js';
+import type { Endpoints } from '../../api/wire.js';
 
 function keyOf(namespace: string | undefined, name: string | undefined): string {
   return `${namespace ?? ''}/${name ?? ''}`;

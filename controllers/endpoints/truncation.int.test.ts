@@ -8,11 +8,11 @@
 // upstream orders subsets by a hash; the populations below are chosen so that the shares are exact.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeClient } from '../runtime/client.js';
-import { Endpoints as EndpointsResource, Namespaces, Pods, Services } from '../runtime/resources.js';
-import type { Endpoints, Service } from '../runtime/wire.js';
-import { ANNOTATION_OVER_CAPACITY, ANNOTATION_TRIGGER_TIME } from '../endpointslice/shared/constants.js';
-import { type RunningControllers, createNode, createPod, forceDeletePod, inParallel, runControllers, setPodStatus } from '../endpointslice/shared/cluster-fixtures.js';
-import { LocalControlPlane } from '../../e2e/controlplane/controlplane.js';
+import { Endpoints as EndpointsResource, Namespaces, Pods, Services } from '../../api/resources.js';
+import type { Endpoints, Service } from '../../api/wire.js';
+import { ANNOTATION_OVER_CAPACITY, ANNOTATION_TRIGGER_TIME } from '../endpointutil/constants.js';
+import { type RunningControllers, createNode, createPod, forceDeletePod, inParallel, runControllers, setPodStatus } from '../../testing/endpoint-cluster.js';
+import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { eventually } from '../../e2e/jest/cluster.js';
 import { parseEndpointsJobFlags, registerEndpointControllers, type EndpointControllers } from '../../cmd/jobs/endpoints.js';
 

@@ -5,13 +5,13 @@ import { objectKey, splitKey } from '../runtime/client.js';
 import { Controller } from '../runtime/controller.js';
 import { involvedObjectOf } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
-import type { Endpoints, Service } from '../runtime/wire.js';
-import { StaleCacheError, applySliceWrites } from '../endpointslice/shared/api-writes.js';
-import type { EndpointCaches } from '../endpointslice/shared/informers.js';
-import { PER_SYNC_BUCKETS, SliceControllerMetrics, exponentialBuckets } from '../endpointslice/shared/metrics.js';
-import { type Reporting, controllerReporting, retryLimiter, workLoop } from '../endpointslice/shared/controller-parts.js';
-import { sliceEventHandlers } from '../endpointslice/shared/slice-events.js';
-import { EndpointSliceTracker } from '../endpointslice/shared/tracker.js';
+import type { Endpoints, Service } from '../../api/wire.js';
+import { StaleCacheError, applySliceWrites } from '../endpointwiring/api-writes.js';
+import type { EndpointCaches } from '../endpointwiring/informers.js';
+import { PER_SYNC_BUCKETS, SliceControllerMetrics, exponentialBuckets } from '../endpointwiring/metrics.js';
+import { type Reporting, controllerReporting, retryLimiter, workLoop } from '../endpointwiring/controller-parts.js';
+import { sliceEventHandlers } from '../endpointwiring/slice-events.js';
+import { EndpointSliceTracker } from '../endpointutil/tracker.js';
 import { reconcileMirroredSlices, shouldMirror } from './reconciler.js';
 
 export interface MirroringControllerOptions {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import type { EndpointSlice, Endpoints, Service } from '../runtime/wire.js';
-import { FakeSliceStore, allAddresses, makeService, sliceSizes } from '../endpointslice/shared/fixtures.js';
-import type { EndpointSubset, SubsetAddress } from '../endpointslice/shared/types.js';
+import type { EndpointSlice, Endpoints, Service } from '../../api/wire.js';
+import { FakeSliceStore, allAddresses, makeService, sliceSizes } from '../../testing/endpoint-objects.js';
+import type { EndpointSubset, SubsetAddress } from '../endpointutil/types.js';
 import { type MirroringReconcileInput, type MirroringReconcileResult, reconcileMirroredSlices, shouldMirror } from './reconciler.js';
 
 const selectorless = makeService({ selector: null });

@@ -9,7 +9,7 @@
 // `EndpointSliceTracker.staleSlices` against the Endpoints object. It sends toCreate, toUpdate, toDelete in that
 // order. Updates carry no resourceVersion (the slice is rewritten whole, as upstream): unconditional PUTs.
 // `events` go on the Endpoints object. Upstream behaviour is spec/endpointslice.md §3.
-import type { EndpointSlice, Endpoints, Service } from '../runtime/wire.js';
+import type { EndpointSlice, Endpoints, Service } from '../../api/wire.js';
 import {
   ANNOTATION_LAST_APPLIED,
   ANNOTATION_LEADER_ELECTION,
@@ -22,16 +22,16 @@ import {
   LABEL_SERVICE_NAME,
   LABEL_SKIP_MIRROR,
   clampEndpointLimit,
-} from '../endpointslice/shared/constants.js';
-import { EndpointSet, endpointsEqualBeyondKey } from '../endpointslice/shared/endpoint-identity.js';
-import { isSpecialIP, parseIP } from '../endpointslice/shared/ip.js';
-import { stringMapsEqual, withoutKeys } from '../endpointslice/shared/maps.js';
-import { controllerOwnerReference, generateNamePrefix, managedSlices } from '../endpointslice/shared/owner.js';
-import { portSetKey } from '../endpointslice/shared/ports.js';
-import { type SliceWrites, noSliceWrites } from '../endpointslice/shared/report.js';
-import { hasSelector } from '../endpointslice/shared/service.js';
-import { repackSubsets } from '../endpointslice/shared/subsets.js';
-import type { SliceEndpoint, SlicePort, SubsetAddress, SubsetPort } from '../endpointslice/shared/types.js';
+} from '../endpointutil/constants.js';
+import { EndpointSet, endpointsEqualBeyondKey } from '../endpointutil/endpoint-identity.js';
+import { isSpecialIP, parseIP } from '../endpointutil/ip.js';
+import { stringMapsEqual, withoutKeys } from '../endpointutil/maps.js';
+import { controllerOwnerReference, generateNamePrefix, managedSlices } from '../endpointutil/owner.js';
+import { portSetKey } from '../endpointutil/ports.js';
+import { type SliceWrites, noSliceWrites } from '../endpointutil/report.js';
+import { hasSelector } from '../endpointutil/service.js';
+import { repackSubsets } from '../endpointutil/subsets.js';
+import type { SliceEndpoint, SlicePort, SubsetAddress, SubsetPort } from '../endpointutil/types.js';
 
 export interface MirroringReconcileOptions {
   /** Value of endpointslice.kubernetes.io/managed-by on mirrored slices. */

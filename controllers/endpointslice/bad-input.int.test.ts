@@ -4,10 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubeClient } from '../runtime/client.js';
 import { Informer } from '../runtime/informer.js';
-import { EndpointSlices, Endpoints as EndpointsResource, Events, Nodes, Services } from '../runtime/resources.js';
-import type { EndpointSlice, KubeEvent } from '../runtime/wire.js';
-import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from './shared/constants.js';
-import { type RunningControllers, createNode, createPod, runControllers } from './shared/cluster-fixtures.js';
+import { EndpointSlices, Endpoints as EndpointsResource, Events, Nodes, Services } from '../../api/resources.js';
+import type { EndpointSlice, KubeEvent } from '../../api/wire.js';
+import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { type RunningControllers, createNode, createPod, runControllers } from '../../testing/endpoint-cluster.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, randomSuffix, testClient } from '../../e2e/jest/cluster.js';
 import { parseEndpointsJobFlags, registerEndpointControllers, type EndpointControllers } from '../../cmd/jobs/endpoints.js';
 

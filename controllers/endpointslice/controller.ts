@@ -5,16 +5,16 @@ import { splitKey } from '../runtime/client.js';
 import { Controller } from '../runtime/controller.js';
 import { involvedObjectOf } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
-import type { EndpointSlice, Node, Pod, Service } from '../runtime/wire.js';
+import type { EndpointSlice, Node, Pod, Service } from '../../api/wire.js';
 import { reconcileEndpointSlices, type EndpointSliceReconcileResult } from './reconciler.js';
-import { StaleCacheError, applySliceWrites, message } from './shared/api-writes.js';
-import { type AddressType, LABEL_TOPOLOGY_ZONE } from './shared/constants.js';
-import type { EndpointCaches } from './shared/informers.js';
-import { PER_SYNC_BUCKETS, SliceControllerMetrics } from './shared/metrics.js';
-import { type Reporting, controllerReporting, retryLimiter, workLoop } from './shared/controller-parts.js';
-import { sliceEventHandlers } from './shared/slice-events.js';
-import { EndpointSliceTracker } from './shared/tracker.js';
-import { type TriggerTimeState, computeTriggerTime } from './shared/trigger-time.js';
+import { StaleCacheError, applySliceWrites, message } from '../endpointwiring/api-writes.js';
+import { type AddressType, LABEL_TOPOLOGY_ZONE } from '../endpointutil/constants.js';
+import type { EndpointCaches } from '../endpointwiring/informers.js';
+import { PER_SYNC_BUCKETS, SliceControllerMetrics } from '../endpointwiring/metrics.js';
+import { type Reporting, controllerReporting, retryLimiter, workLoop } from '../endpointwiring/controller-parts.js';
+import { sliceEventHandlers } from '../endpointwiring/slice-events.js';
+import { EndpointSliceTracker } from '../endpointutil/tracker.js';
+import { type TriggerTimeState, computeTriggerTime } from '../endpointutil/trigger-time.js';
 import { type ZoneEndpointCounts, isServiceOverloaded, topologyHintsEnabled, zoneRatiosFromNodes } from './topology.js';
 
 export interface EndpointSliceControllerOptions {

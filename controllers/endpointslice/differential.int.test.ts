@@ -10,10 +10,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeClient } from '../runtime/client.js';
 import { Informer } from '../runtime/informer.js';
-import { EndpointSlices, Endpoints as EndpointsResource, Namespaces, Pods, Services } from '../runtime/resources.js';
+import { EndpointSlices, Endpoints as EndpointsResource, Namespaces, Pods, Services } from '../../api/resources.js';
 import { byNamespace } from '../runtime/store.js';
-import type { EndpointSlice, Endpoints, Pod, Service } from '../runtime/wire.js';
-import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, DEFAULT_MIRRORING_MANAGED_BY, LABEL_MANAGED_BY, LABEL_SERVICE_NAME, LABEL_SKIP_MIRROR } from './shared/constants.js';
+import type { EndpointSlice, Endpoints, Pod, Service } from '../../api/wire.js';
+import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, DEFAULT_MIRRORING_MANAGED_BY, LABEL_MANAGED_BY, LABEL_SERVICE_NAME, LABEL_SKIP_MIRROR } from '../endpointutil/constants.js';
 import {
   type PodSpecLite,
   type RunningControllers,
@@ -26,8 +26,8 @@ import {
   setPodStatus,
   sliceSnapshot,
   snapshotEndpoints,
-} from './shared/cluster-fixtures.js';
-import { KUBELETLESS_OFF, LocalControlPlane } from '../../e2e/controlplane/controlplane.js';
+} from '../../testing/endpoint-cluster.js';
+import { KUBELETLESS_OFF, LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { eventually } from '../../e2e/jest/cluster.js';
 import { parseEndpointsJobFlags, registerEndpointControllers, type EndpointControllers } from '../../cmd/jobs/endpoints.js';
 

@@ -4,10 +4,10 @@
 // without duplicate slices.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubeClient } from '../runtime/client.js';
-import { EndpointSlices, Endpoints as EndpointsResource, Leases, Nodes, Pods, Services } from '../runtime/resources.js';
-import type { EndpointSlice, Endpoints, Lease } from '../runtime/wire.js';
-import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from './shared/constants.js';
-import { createNode, createPod, forceDeletePod, setPodStatus } from './shared/cluster-fixtures.js';
+import { EndpointSlices, Endpoints as EndpointsResource, Leases, Nodes, Pods, Services } from '../../api/resources.js';
+import type { EndpointSlice, Endpoints, Lease } from '../../api/wire.js';
+import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { createNode, createPod, forceDeletePod, setPodStatus } from '../../testing/endpoint-cluster.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, randomSuffix, testClient } from '../../e2e/jest/cluster.js';
 import { leads, replicaFlags, requireBuiltSwitchboard, spawnSwitchboard, type SwitchboardProcess as Replica } from '../../e2e/jest/switchboard-process.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import type { EndpointSlice, Node, Pod, Service } from '../runtime/wire.js';
-import { FakeSliceStore, allAddresses, makeNode, makePod, makePods, makeService, sliceSizes } from './shared/fixtures.js';
+import type { EndpointSlice, Node, Pod, Service } from '../../api/wire.js';
+import { FakeSliceStore, allAddresses, makeNode, makePod, makePods, makeService, sliceSizes } from '../../testing/endpoint-objects.js';
 import { type EndpointSliceReconcileInput, type EndpointSliceReconcileResult, reconcileEndpointSlices } from './reconciler.js';
 
 const nodes: Node[] = [makeNode('node-a', 'zone-a'), makeNode('node-b', 'zone-b')];

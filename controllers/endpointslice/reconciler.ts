@@ -9,22 +9,22 @@
 // (a recycled slice) is an unconditional PUT. `retry` asks for a later sync even when all writes succeed;
 // `skipped` lists input that could not be used, with a reason, for logs and Events; `events` go on the Service.
 // Upstream behaviour is spec/endpointslice.md §1, except two deliberate improvements marked "Switchboard".
-import type { EndpointSlice, Node, Pod, Service } from '../runtime/wire.js';
+import type { EndpointSlice, Node, Pod, Service } from '../../api/wire.js';
 import {
   type AddressType,
   DEFAULT_ENDPOINTSLICE_MANAGED_BY,
   DEFAULT_MAX_ENDPOINTS_PER_SLICE,
   LABEL_TOPOLOGY_ZONE,
   clampEndpointLimit,
-} from './shared/constants.js';
-import { EndpointSet, endpointsEqualBeyondKey } from './shared/endpoint-identity.js';
-import { managedSlices } from './shared/owner.js';
-import { isPodReady, isPodTerminating, podIPsOfFamily, podName, podTargetRef, podsToPublish, shouldSetHostname } from './shared/pod.js';
-import { type ResolvedPort, portSetKey, resolvePodPorts, usableServicePorts } from './shared/ports.js';
-import { type ControllerEvent, type SkippedItem, type SliceWrites, noSliceWrites } from './shared/report.js';
-import { addressTypesForService, hasSelector, isExternalName } from './shared/service.js';
-import { applyTriggerTime } from './shared/trigger-time.js';
-import type { SliceEndpoint, SlicePort } from './shared/types.js';
+} from '../endpointutil/constants.js';
+import { EndpointSet, endpointsEqualBeyondKey } from '../endpointutil/endpoint-identity.js';
+import { managedSlices } from '../endpointutil/owner.js';
+import { isPodReady, isPodTerminating, podIPsOfFamily, podName, podTargetRef, podsToPublish, shouldSetHostname } from '../endpointutil/pod.js';
+import { type ResolvedPort, portSetKey, resolvePodPorts, usableServicePorts } from '../endpointutil/ports.js';
+import { type ControllerEvent, type SkippedItem, type SliceWrites, noSliceWrites } from '../endpointutil/report.js';
+import { addressTypesForService, hasSelector, isExternalName } from '../endpointutil/service.js';
+import { applyTriggerTime } from '../endpointutil/trigger-time.js';
+import type { SliceEndpoint, SlicePort } from '../endpointutil/types.js';
 import { isOwnedBy, isSamePlaceholder, newServiceSlice, reservedLabelsOnService, sliceLabels } from './slice-meta.js';
 import {
   type SliceSets,

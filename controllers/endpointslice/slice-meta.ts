@@ -1,10 +1,10 @@
 // Metadata of the slices the EndpointSlice controller writes: labels, owner reference, name prefix, placeholder.
-import type { EndpointSlice, Service } from '../runtime/wire.js';
-import { type AddressType, LABEL_HEADLESS, LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from './shared/constants.js';
-import { stringMapsEqual, withoutKeys } from './shared/maps.js';
-import { controllerOwnerReference, generateNamePrefix } from './shared/owner.js';
-import { isServiceIPSet } from './shared/service.js';
-import type { Labels, OwnerReference, SlicePort } from './shared/types.js';
+import type { EndpointSlice, Service } from '../../api/wire.js';
+import { type AddressType, LABEL_HEADLESS, LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { stringMapsEqual, withoutKeys } from '../endpointutil/maps.js';
+import { controllerOwnerReference, generateNamePrefix } from '../endpointutil/owner.js';
+import { isServiceIPSet } from '../endpointutil/service.js';
+import type { Labels, OwnerReference, SlicePort } from '../endpointutil/types.js';
 
 /** Label keys the controller owns on a slice; the Service cannot set them through its own labels. */
 export const RESERVED_SLICE_LABELS = [LABEL_SERVICE_NAME, LABEL_MANAGED_BY, LABEL_HEADLESS] as const;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { makeNode } from './shared/fixtures.js';
+import { makeNode } from '../../testing/endpoint-objects.js';
 import { cpuMillis, isServiceOverloaded, topologyHintsEnabled, validTrafficDistribution, zoneRatiosFromNodes } from './topology.js';
 
 describe('cpuMillis', () => {

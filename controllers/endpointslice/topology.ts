@@ -3,15 +3,15 @@
 //
 // Slices in toCreate/toUpdate are the reconciler's own copies and are edited in place; slices in `unchanged` come
 // from the cache and are deep-copied before they move to toUpdate.
-import type { EndpointSlice, Node } from '../runtime/wire.js';
+import type { EndpointSlice, Node } from '../../api/wire.js';
 import {
   ANNOTATION_TOPOLOGY_AWARE_HINTS,
   ANNOTATION_TOPOLOGY_MODE,
   type AddressType,
   LABEL_TOPOLOGY_ZONE,
-} from './shared/constants.js';
-import type { ControllerEvent } from './shared/report.js';
-import type { SliceEndpoint } from './shared/types.js';
+} from '../endpointutil/constants.js';
+import type { ControllerEvent } from '../endpointutil/report.js';
+import type { SliceEndpoint } from '../endpointutil/types.js';
 
 /** Each zone may get at most 20% more than its share before hints are refused. */
 const OVERLOAD_THRESHOLD = 0.2;

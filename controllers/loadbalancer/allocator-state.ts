@@ -3,7 +3,7 @@
 // ConfigMap in Switchboard's namespace; losing it only costs the reuse order, never correctness, because held
 // addresses are always rebuilt from the Services themselves.
 import { isNotFound, type KubeClient } from '../runtime/client.js';
-import { ConfigMaps } from '../runtime/resources.js';
+import { ConfigMaps } from '../../api/resources.js';
 import type { Logger } from '../runtime/log.js';
 
 export const STATE_CONFIGMAP = 'switchboard-lb-allocator';

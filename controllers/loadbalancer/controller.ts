@@ -12,13 +12,13 @@ import { involvedObjectOf, type EventSink } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Logger } from '../runtime/log.js';
 import type { Manager } from '../runtime/manager.js';
-import { Namespaces, Services } from '../runtime/resources.js';
+import { Namespaces, Services } from '../../api/resources.js';
 import { telemetry } from '../runtime/telemetry.js';
-import type { Namespace, Service } from '../runtime/wire.js';
+import type { Namespace, Service } from '../../api/wire.js';
 import { IPAddressPools, PoolConditionValid, type IPAddressPool, type IPAddressPoolStatus } from '../../crds/ipaddresspool.js';
 import { LB_API_VERSION, type Condition } from '../../crds/meta.js';
-import { allocate, assignmentsFromServices, type ServiceAllocation } from '../../allocators/lb-allocator.js';
-import { parsePools, poolCounters, poolStatus, type ParsedPools, type PoolCounters } from '../../allocators/lb-pool.js';
+import { allocate, assignmentsFromServices, type ServiceAllocation } from '../../allocators/loadbalancer/allocator.js';
+import { parsePools, poolCounters, poolStatus, type ParsedPools, type PoolCounters } from '../../allocators/loadbalancer/pools.js';
 import {
   ANNOTATION_ADDRESS_POOL,
   ANNOTATION_ALLOCATED_FROM_POOL,
@@ -28,7 +28,7 @@ import {
   LEGACY_ANNOTATION_PREFIX,
   isHandledClass,
   isLoadBalancer,
-} from '../../allocators/lb-service.js';
+} from '../../allocators/loadbalancer/service-request.js';
 import { AllocatorStateStore, freedAfterRestart } from './allocator-state.js';
 import { conditionSays, setCondition } from './conditions.js';
 import { WrittenView } from './written-view.js';

@@ -2,10 +2,10 @@
 // LoadBalancerIPAllocated condition and the ip-allocated-from-pool annotation. Pure; the controller compares the
 // result with the cached Service and writes only differences, so a decision already recorded costs no request and
 // repeats no Event (restarts included: the Service itself remembers what was said).
-import type { Service } from '../runtime/wire.js';
+import type { Service } from '../../api/wire.js';
 import type { Condition } from '../../crds/meta.js';
-import { SERVICE_CONDITION_TYPE, allocationCondition, ingressFor, type ServiceAllocation } from '../../allocators/lb-allocator.js';
-import { ANNOTATION_ALLOCATED_FROM_POOL } from '../../allocators/lb-service.js';
+import { SERVICE_CONDITION_TYPE, allocationCondition, ingressFor, type ServiceAllocation } from '../../allocators/loadbalancer/allocator.js';
+import { ANNOTATION_ALLOCATED_FROM_POOL } from '../../allocators/loadbalancer/service-request.js';
 import { conditionSays, removeCondition, setCondition } from './conditions.js';
 
 export type IPMode = 'VIP' | 'Proxy';

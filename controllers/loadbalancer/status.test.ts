@@ -2,11 +2,11 @@
 // allocator memory across restarts: the pure parts of controllers/loadbalancer.
 import { describe, expect, it } from '@jest/globals';
 import { Store } from '../runtime/store.js';
-import type { Node, Service } from '../runtime/wire.js';
-import { SERVICE_CONDITION_TYPE, allocate } from '../../allocators/lb-allocator.js';
-import { pool, service } from '../../allocators/lb-fixtures.js';
-import { parsePools, poolStatus } from '../../allocators/lb-pool.js';
-import { ANNOTATION_ALLOCATED_FROM_POOL } from '../../allocators/lb-service.js';
+import type { Node, Service } from '../../api/wire.js';
+import { SERVICE_CONDITION_TYPE, allocate } from '../../allocators/loadbalancer/allocator.js';
+import { pool, service } from '../../testing/lb.js';
+import { parsePools, poolStatus } from '../../allocators/loadbalancer/pools.js';
+import { ANNOTATION_ALLOCATED_FROM_POOL } from '../../allocators/loadbalancer/service-request.js';
 import { freedAfterRestart } from './allocator-state.js';
 import { removeCondition, setCondition } from './conditions.js';
 import { allocationInputs, poolStatusFor } from './controller.js';

@@ -1,7 +1,7 @@
 // A controller's cache as seen through its own writes.
 import { objectKey } from '../runtime/client.js';
 import type { Store } from '../runtime/store.js';
-import type { KubeObject } from '../runtime/wire.js';
+import type { KubeObject } from '../../api/wire.js';
 
 /** A write the watch has not delivered within this long is forgotten (the object may be gone). */
 const TRUST_MS = 10_000;

@@ -5,8 +5,8 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { apiVersionOf, type ResourceType } from './resources.js';
-import type { KubeObject, ObjectMeta } from './wire.js';
+import { apiVersionOf, type ResourceType } from '../../api/resources.js';
+import type { KubeObject, ObjectMeta } from '../../api/wire.js';
 
 export interface StatusCause {
   reason?: string;

@@ -2,7 +2,7 @@
 // sync (and so hold up every job of the manager) before their CRD is Established.
 import { sleep } from './backoff.js';
 import { isAlreadyExists, type KubeClient } from './client.js';
-import type { ResourceType } from './resources.js';
+import type { ResourceType } from '../../api/resources.js';
 
 export const CustomResourceDefinitions: ResourceType = {
   group: 'apiextensions.k8s.io',

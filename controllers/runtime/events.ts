@@ -3,10 +3,10 @@
 // - more than 10 distinct messages for one (object, type, reason) within 10 minutes collapse into one
 //   "(combined from similar events): …" Event;
 // - a token bucket per object (burst 25, one more every 5 minutes) drops floods.
-import { Events } from './resources.js';
+import { Events } from '../../api/resources.js';
 import type { KubeClient } from './client.js';
 import type { Logger } from './log.js';
-import type { KubeEvent, KubeObject } from './wire.js';
+import type { KubeEvent, KubeObject } from '../../api/wire.js';
 
 export type EventType = 'Normal' | 'Warning';
 

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import PQueue from 'p-queue';
 import { Informer } from './informer.js';
 import type { KubeClient } from './client.js';
-import { ConfigMaps, Namespaces } from './resources.js';
-import type { KubeObject } from './wire.js';
-import { LocalControlPlane } from '../../e2e/controlplane/controlplane.js';
+import { ConfigMaps, Namespaces } from '../../api/resources.js';
+import type { KubeObject } from '../../api/wire.js';
+import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
 
 interface ConfigMap extends KubeObject {

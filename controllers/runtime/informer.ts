@@ -7,9 +7,9 @@
 import { Backoff, sleep } from './backoff.js';
 import { isGone, objectKey, type ApiStatus, type KubeClient, type ListOptions, type WatchEvent } from './client.js';
 import type { Logger } from './log.js';
-import type { ResourceType } from './resources.js';
+import type { ResourceType } from '../../api/resources.js';
 import { Store, type IndexFunc } from './store.js';
-import type { KubeObject } from './wire.js';
+import type { KubeObject } from '../../api/wire.js';
 
 export interface EventHandlers<T> {
   onAdd?(obj: T): void;

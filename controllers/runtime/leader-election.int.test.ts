@@ -3,8 +3,8 @@
 // is stopped with SIGTERM it releases the lease and the other takes over at once.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubeClient } from './client.js';
-import { Leases } from './resources.js';
-import type { Lease } from './wire.js';
+import { Leases } from '../../api/resources.js';
+import type { Lease } from '../../api/wire.js';
 import { LeaderElector } from './leader-election.js';
 import { silentLogger } from './log.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';

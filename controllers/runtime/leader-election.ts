@@ -7,8 +7,8 @@
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './client.js';
 import { sleep } from './backoff.js';
 import type { Logger } from './log.js';
-import { Leases } from './resources.js';
-import type { Lease } from './wire.js';
+import { Leases } from '../../api/resources.js';
+import type { Lease } from '../../api/wire.js';
 
 export interface LeaseRecord {
   holderIdentity?: string;

@@ -7,8 +7,8 @@ import { Controller } from './controller.js';
 import { involvedObjectOf } from './events.js';
 import { silentLogger } from './log.js';
 import { Manager } from './manager.js';
-import { ConfigMaps, Events } from './resources.js';
-import type { KubeEvent, KubeObject } from './wire.js';
+import { ConfigMaps, Events } from '../../api/resources.js';
+import type { KubeEvent, KubeObject } from '../../api/wire.js';
 import { createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
 
 function get(port: number, path: string): Promise<{ status: number; body: string }> {

@@ -10,9 +10,9 @@ import { EventRecorder } from './events.js';
 import { Informer, type InformerOptions } from './informer.js';
 import { LeaderElector } from './leader-election.js';
 import type { Logger } from './log.js';
-import type { ResourceType } from './resources.js';
+import type { ResourceType } from '../../api/resources.js';
 import { HealthServer, instrumentClient } from './telemetry.js';
-import type { KubeObject } from './wire.js';
+import type { KubeObject } from '../../api/wire.js';
 
 export interface LeaderElectionConfig {
   enabled: boolean;

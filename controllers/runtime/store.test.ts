@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { Store, byLabel, byNamespace } from './store.js';
-import type { KubeObject } from './wire.js';
+import type { KubeObject } from '../../api/wire.js';
 
 const obj = (namespace: string, name: string, labels: Record<string, string> = {}): KubeObject => ({ metadata: { namespace, name, labels } });
 

@@ -1,7 +1,7 @@
 // The informer's cache: objects by key plus secondary indexes (e.g. pods by namespace, slices by
 // Service), kept in step on every add, update and delete.
 import { objectKey } from './client.js';
-import type { KubeObject } from './wire.js';
+import type { KubeObject } from '../../api/wire.js';
 
 /** Index function: the index values an object is filed under. */
 export type IndexFunc<T> = (obj: T) => string[];

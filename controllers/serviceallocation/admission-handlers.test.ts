@@ -1,13 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { type ClaimValue, claimName } from '../../allocators/claim-names.js';
-import { serviceIPRange } from '../../allocators/ip-range.js';
-import { nodePortRange } from '../../allocators/port-range.js';
-import type { AllocationConfig } from '../../allocators/service-allocation.js';
+import { type ClaimValue, claimName } from '../../allocators/service/claim-names.js';
+import { serviceIPRange } from '../../allocators/service/ip-range.js';
+import { nodePortRange } from '../../allocators/service/port-range.js';
+import type { AllocationConfig } from '../../allocators/service/service-allocation.js';
 import type { ServiceClaim } from '../../crds/serviceclaim.js';
 import { ApiError, type KubeClient } from '../runtime/client.js';
 import { silentLogger } from '../runtime/log.js';
-import type { ResourceType } from '../runtime/resources.js';
-import type { Service } from '../runtime/wire.js';
+import type { ResourceType } from '../../api/resources.js';
+import type { Service } from '../../api/wire.js';
 import { type AdmissionRequest, mutateService, validateService } from './admission-handlers.js';
 
 /** ServiceClaims in memory with the API server's semantics for what the handlers use. */

@@ -7,21 +7,21 @@
 //   its final name and uid, just before it is written. It confirms each new value's claim for that uid with a
 //   test-and-set, re-creating a claim that was freed meanwhile; a value someone else took in between denies
 //   the request. This is what makes freeing reserved claims safe (see claim-reconciler.ts).
-import { allocationResponse, allowResponse, denyResponse, type AdmissionReviewResponse } from '../../allocators/admission.js';
-import { type ClaimValue, claimName } from '../../allocators/claim-names.js';
-import { type ServiceIdentity, claimObject, confirmPatch, reconfirmPatch, serviceIdentity, unconfirmPatch } from '../../allocators/claim-objects.js';
-import { type AllocationConfig, claimInConfiguredRange, executePlan, heldClaims, planAllocation } from '../../allocators/service-allocation.js';
+import { allocationResponse, allowResponse, denyResponse, type AdmissionReviewResponse } from '../../allocators/service/admission.js';
+import { type ClaimValue, claimName } from '../../allocators/service/claim-names.js';
+import { type ServiceIdentity, claimObject, confirmPatch, reconfirmPatch, serviceIdentity, unconfirmPatch } from '../../allocators/service/claim-objects.js';
+import { type AllocationConfig, claimInConfiguredRange, executePlan, heldClaims, planAllocation } from '../../allocators/service/service-allocation.js';
 import {
   type Status,
   clusterIPAllocationStatus,
   healthCheckNodePortStatus,
   internalErrorStatus,
   nodePortAllocationStatus,
-} from '../../allocators/status.js';
+} from '../../api/status.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { ApiError, isAlreadyExists, isNotFound, type KubeClient } from '../runtime/client.js';
 import type { Logger } from '../runtime/log.js';
-import type { Service } from '../runtime/wire.js';
+import type { Service } from '../../api/wire.js';
 import { ApiClaimStore, alreadyAllocated, apiFailureReason, type TakenValues } from './claim-store.js';
 
 export interface AdmissionRequest {

@@ -3,20 +3,20 @@
 // The API server dials one URL; a TCP balancer behind it spreads connections over the replicas like a Service.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { serviceIPRange, rangeContainsIP } from '../../allocators/ip-range.js';
-import { claimName } from '../../allocators/claim-names.js';
-import { heldClaims } from '../../allocators/service-allocation.js';
-import { kubectlErrorOutput, internalErrorStatus, webhookDenialStatus } from '../../allocators/status.js';
+import { serviceIPRange, rangeContainsIP } from '../../allocators/service/ip-range.js';
+import { claimName } from '../../allocators/service/claim-names.js';
+import { heldClaims } from '../../allocators/service/service-allocation.js';
+import { kubectlErrorOutput, internalErrorStatus, webhookDenialStatus } from '../../api/status.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
-import { LocalControlPlane } from '../../e2e/controlplane/controlplane.js';
-import { freePort } from '../../e2e/controlplane/processes.js';
+import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
+import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { eventually } from '../../e2e/jest/cluster.js';
 import { replicaFlags, spawnSwitchboard, stopSwitchboard as stop, waitForOutput, type SwitchboardProcess } from '../../e2e/jest/switchboard-process.js';
 import { KubeClient, isAlreadyExists } from '../runtime/client.js';
-import { Events, Namespaces, Services } from '../runtime/resources.js';
-import type { KubeEvent, Service } from '../runtime/wire.js';
+import { Events, Namespaces, Services } from '../../api/resources.js';
+import type { KubeEvent, Service } from '../../api/wire.js';
 import { Secrets } from './resources.js';
-import { OPT_OUT_LABEL, WEBHOOK_NAMES, deleteWebhookConfigurations } from './webhook-configuration.js';
+import { OPT_OUT_LABEL, WEBHOOK_NAMES, deleteWebhookConfigurations } from '../runtime/webhook/configuration.js';
 
 const NS = 'switchboard-system';
 const GRACE_MS = 2000;

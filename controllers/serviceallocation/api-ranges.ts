@@ -1,10 +1,10 @@
 // The API server's own Service CIDRs (ServiceCIDR objects; "kubernetes" is its --service-cluster-ip-range).
 // kube-apiserver still allocates whatever the webhook fills in, in its own allocator, so Switchboard's ranges
 // must lie inside these or every Service would be refused with "the provided network does not match".
-import { addressBits } from '../../allocators/ip-address.js';
-import { type ServiceIPRange, parseServiceClusterIPRangeFlag, serviceIPRange } from '../../allocators/ip-range.js';
+import { addressBits } from '../../api/ip.js';
+import { type ServiceIPRange, parseServiceClusterIPRangeFlag, serviceIPRange } from '../../allocators/service/ip-range.js';
 import type { KubeClient } from '../runtime/client.js';
-import type { KubeObject } from '../runtime/wire.js';
+import type { KubeObject } from '../../api/wire.js';
 import { ServiceCIDRs } from './resources.js';
 
 interface ServiceCIDR extends KubeObject {

@@ -1,16 +1,16 @@
 // Wiring of the claim controller (leader only): binds claims to the Services holding them, and frees claims
 // whose Service let go of the value, was deleted, or was never written. Decisions are claim-reconciler.ts's.
-import { heldClaims } from '../../allocators/service-allocation.js';
-import { claimName } from '../../allocators/claim-names.js';
-import { claimServiceKey, claimServiceUID, confirmPatch } from '../../allocators/claim-objects.js';
+import { heldClaims } from '../../allocators/service/service-allocation.js';
+import { claimName } from '../../allocators/service/claim-names.js';
+import { claimServiceKey, claimServiceUID, confirmPatch } from '../../allocators/service/claim-objects.js';
 import { CLAIM_PHASE_BOUND, ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { ApiError, isConflict, isNotFound, objectKey, splitKey, type KubeClient } from '../runtime/client.js';
 import { Controller, type ReconcileResult } from '../runtime/controller.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Logger } from '../runtime/log.js';
-import { Services } from '../runtime/resources.js';
+import { Services } from '../../api/resources.js';
 import { telemetry } from '../runtime/telemetry.js';
-import type { Service } from '../runtime/wire.js';
+import type { Service } from '../../api/wire.js';
 import { type ClaimAction, type ClaimTimings, holdsClaim, reconcileClaim } from './claim-reconciler.js';
 
 export const CLAIMS_BY_SERVICE = 'byService';

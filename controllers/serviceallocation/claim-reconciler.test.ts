@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
-import { ipClaim, nodePortClaim } from '../../allocators/claim-names.js';
-import { claimObject } from '../../allocators/claim-objects.js';
+import { ipClaim, nodePortClaim } from '../../allocators/service/claim-names.js';
+import { claimObject } from '../../allocators/service/claim-objects.js';
 import type { ServiceClaim } from '../../crds/serviceclaim.js';
-import type { Service } from '../runtime/wire.js';
+import type { Service } from '../../api/wire.js';
 import { type ClaimReconcileInput, reconcileClaim } from './claim-reconciler.js';
 
 const timings = { graceMs: 2_000, commitWindowMs: 40_000 };

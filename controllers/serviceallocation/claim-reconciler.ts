@@ -15,11 +15,11 @@
 //   at this very generation, and every webhook write to a claim changes its spec (spec.request), so no request
 //   has confirmed it since; one still in flight from before would write over an older Service version, which
 //   the API server refuses and retries through admission, confirming the claim anew (type change).
-import { heldClaims } from '../../allocators/service-allocation.js';
-import { claimName } from '../../allocators/claim-names.js';
-import { claimServiceUID, claimValueOf } from '../../allocators/claim-objects.js';
+import { heldClaims } from '../../allocators/service/service-allocation.js';
+import { claimName } from '../../allocators/service/claim-names.js';
+import { claimServiceUID, claimValueOf } from '../../allocators/service/claim-objects.js';
 import { CLAIM_PHASE_BOUND, type ServiceClaim } from '../../crds/serviceclaim.js';
-import type { Service } from '../runtime/wire.js';
+import type { Service } from '../../api/wire.js';
 
 /** kube-apiserver's requestTimeoutUpperBound: no create or update handler runs longer. */
 export const API_SERVER_REQUEST_BOUND_MS = 34_000;

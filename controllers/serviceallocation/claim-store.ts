@@ -1,10 +1,10 @@
 // The ClaimStore of allocators/service-allocation.ts on the API: a claim is a ServiceClaim created under the
 // value's name, so the API server's create-if-absent decides every race between requests and replicas.
 // The informer caches only let picks skip values known to be taken; they never decide that a value is free.
-import { type ClaimValue, claimName } from '../../allocators/claim-names.js';
-import { type ServiceIdentity, claimObject, reserveAgainPatch } from '../../allocators/claim-objects.js';
-import type { ClaimResult, ClaimStore, PickResult } from '../../allocators/service-allocation.js';
-import { ALLOCATOR_ERRORS } from '../../allocators/status.js';
+import { type ClaimValue, claimName } from '../../allocators/service/claim-names.js';
+import { type ServiceIdentity, claimObject, reserveAgainPatch } from '../../allocators/service/claim-objects.js';
+import type { ClaimResult, ClaimStore, PickResult } from '../../allocators/service/service-allocation.js';
+import { ALLOCATOR_ERRORS } from '../../api/status.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { ApiError, isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
 

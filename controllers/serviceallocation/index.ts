@@ -2,26 +2,26 @@
 // - on every replica: the claims and IPAddress caches and the HTTPS admission webhook (mutate + validate);
 // - on the leader: certificate renewal and the webhook configurations (caBundle), the claim controller
 //   (bind, release, free leaks) and the Service-side repair (adopt, report duplicates and out-of-range values).
-import { claimName } from '../../allocators/claim-names.js';
-import type { AllocationConfig } from '../../allocators/service-allocation.js';
+import { claimName } from '../../allocators/service/claim-names.js';
+import type { AllocationConfig } from '../../allocators/service/service-allocation.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { Backoff, sleep } from '../runtime/backoff.js';
 import { isNotFound, type KubeClient } from '../runtime/client.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Manager } from '../runtime/manager.js';
-import { Services, type ResourceType } from '../runtime/resources.js';
-import type { KubeObject, Service } from '../runtime/wire.js';
+import { Services, type ResourceType } from '../../api/resources.js';
+import type { KubeObject, Service } from '../../api/wire.js';
 import { mutateService, validateService, type AdmissionDeps } from './admission-handlers.js';
-import { certificateSetOf, ensureCertificateSecret, renewCertificateSecret, type Secret } from './certificate-secret.js';
-import type { CertificateSettings } from './certificates.js';
+import { certificateSetOf, ensureCertificateSecret, renewCertificateSecret, type Secret } from '../runtime/webhook/certificate-secret.js';
+import type { CertificateSettings } from '../runtime/webhook/certificates.js';
 import { claimController, claimIndexers } from './claim-controller.js';
 import type { ClaimTimings } from './claim-reconciler.js';
 import type { TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
 import { repairController } from './repair-controller.js';
 import { IPAddresses, MutatingWebhookConfigurations, Secrets, ValidatingWebhookConfigurations } from './resources.js';
-import { MUTATE_PATH, VALIDATE_PATH, applyWebhookConfigurations, type WebhookSettings } from './webhook-configuration.js';
-import { WebhookServer } from './webhook-server.js';
+import { MUTATE_PATH, VALIDATE_PATH, applyWebhookConfigurations, type WebhookSettings } from '../runtime/webhook/configuration.js';
+import { WebhookServer } from '../runtime/webhook/server.js';
 
 export interface ServiceAllocationOptions {
   readonly allocation: AllocationConfig;

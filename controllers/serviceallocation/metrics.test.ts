@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
-import { ipClaim, nodePortClaim } from '../../allocators/claim-names.js';
-import { claimObject } from '../../allocators/claim-objects.js';
-import { serviceIPRange } from '../../allocators/ip-range.js';
-import { nodePortRange } from '../../allocators/port-range.js';
+import { ipClaim, nodePortClaim } from '../../allocators/service/claim-names.js';
+import { claimObject } from '../../allocators/service/claim-objects.js';
+import { serviceIPRange } from '../../allocators/service/ip-range.js';
+import { nodePortRange } from '../../allocators/service/port-range.js';
 import { cidrWithin } from './api-ranges.js';
 import { rangeUsage } from './metrics.js';
 

@@ -1,9 +1,9 @@
 // Used and free values per range, counted from the claims cache at scrape time (upstream's names, with the
 // switchboard_ prefix instead of kube_apiserver_).
-import { claimValueOf } from '../../allocators/claim-objects.js';
-import { formatPortRange, portInRange } from '../../allocators/port-range.js';
-import { rangeContainsIP } from '../../allocators/ip-range.js';
-import type { AllocationConfig } from '../../allocators/service-allocation.js';
+import { claimValueOf } from '../../allocators/service/claim-objects.js';
+import { formatPortRange, portInRange } from '../../allocators/service/port-range.js';
+import { rangeContainsIP } from '../../allocators/service/ip-range.js';
+import type { AllocationConfig } from '../../allocators/service/service-allocation.js';
 import type { ServiceClaim } from '../../crds/serviceclaim.js';
 import { telemetry } from '../runtime/telemetry.js';
 

@@ -1,16 +1,16 @@
 // Wiring of the Service-side repair (leader only): claims the values of Services that hold them unclaimed
 // (Services from before Switchboard, or whose claim was lost) and reports duplicates and out-of-range values
 // with upstream's Events. Decisions are repair-reconciler.ts's.
-import { claimName } from '../../allocators/claim-names.js';
-import { claimObject, claimValueText, serviceIdentity } from '../../allocators/claim-objects.js';
-import { type AllocationConfig, heldClaims } from '../../allocators/service-allocation.js';
+import { claimName } from '../../allocators/service/claim-names.js';
+import { claimObject, claimValueText, serviceIdentity } from '../../allocators/service/claim-objects.js';
+import { type AllocationConfig, heldClaims } from '../../allocators/service/service-allocation.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { isAlreadyExists, objectKey } from '../runtime/client.js';
 import { Controller } from '../runtime/controller.js';
 import { involvedObjectOf, type EventSink } from '../runtime/events.js';
 import { telemetry } from '../runtime/telemetry.js';
-import type { Service } from '../runtime/wire.js';
-import { notAllocatedEvent } from '../../allocators/repair-events.js';
+import type { Service } from '../../api/wire.js';
+import { notAllocatedEvent } from '../../allocators/service/repair-events.js';
 import type { AllocationCaches } from './claim-controller.js';
 import { repairService } from './repair-reconciler.js';
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { ipClaim, nodePortClaim } from '../../allocators/claim-names.js';
-import { claimObject } from '../../allocators/claim-objects.js';
-import { serviceIPRange } from '../../allocators/ip-range.js';
-import { nodePortRange } from '../../allocators/port-range.js';
-import type { AllocationConfig } from '../../allocators/service-allocation.js';
+import { ipClaim, nodePortClaim } from '../../allocators/service/claim-names.js';
+import { claimObject } from '../../allocators/service/claim-objects.js';
+import { serviceIPRange } from '../../allocators/service/ip-range.js';
+import { nodePortRange } from '../../allocators/service/port-range.js';
+import type { AllocationConfig } from '../../allocators/service/service-allocation.js';
 import type { ServiceClaim } from '../../crds/serviceclaim.js';
-import type { Service } from '../runtime/wire.js';
+import type { Service } from '../../api/wire.js';
 import { repairService } from './repair-reconciler.js';
 
 const config: AllocationConfig = { ipRanges: [serviceIPRange('10.96.0.0/24')], nodePortRange: nodePortRange('30000-30099') };

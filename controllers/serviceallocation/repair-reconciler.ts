@@ -1,12 +1,12 @@
 // Pure core of the Service-side repair: one Service against the claims → claims to make (adopting values of
 // Services that predate Switchboard or lost their claim) and upstream's Events for what cannot be fixed.
-import { type ClaimValue, claimName } from '../../allocators/claim-names.js';
-import { claimNamesService, claimServiceKey } from '../../allocators/claim-objects.js';
-import { formatPortRange } from '../../allocators/port-range.js';
-import { alreadyAllocatedEvent, outOfRangeEvent, type RepairEvent } from '../../allocators/repair-events.js';
-import { type AllocationConfig, claimInConfiguredRange, heldClaims } from '../../allocators/service-allocation.js';
+import { type ClaimValue, claimName } from '../../allocators/service/claim-names.js';
+import { claimNamesService, claimServiceKey } from '../../allocators/service/claim-objects.js';
+import { formatPortRange } from '../../allocators/service/port-range.js';
+import { alreadyAllocatedEvent, outOfRangeEvent, type RepairEvent } from '../../allocators/service/repair-events.js';
+import { type AllocationConfig, claimInConfiguredRange, heldClaims } from '../../allocators/service/service-allocation.js';
 import type { ServiceClaim } from '../../crds/serviceclaim.js';
-import type { Service } from '../runtime/wire.js';
+import type { Service } from '../../api/wire.js';
 
 export interface RepairLookups {
   claim(name: string): ServiceClaim | undefined;

@@ -1,5 +1,5 @@
 // API resources only the allocation job uses (the shared ones live in controllers/runtime/resources.ts).
-import type { ResourceType } from '../runtime/resources.js';
+import type { ResourceType } from '../../api/resources.js';
 
 const admissionregistration = (plural: string, kind: string): ResourceType => ({
   group: 'admissionregistration.k8s.io',

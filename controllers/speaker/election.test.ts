@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import type { L2Advertisement } from '../../crds/l2advertisement.js';
-import type { Lease, Node, Service } from '../runtime/wire.js';
-import { renderFieldError } from '../../allocators/lb-errors.js';
-import { service } from '../../allocators/lb-fixtures.js';
+import type { Lease, Node, Service } from '../../api/wire.js';
+import { renderFieldError } from '../../allocators/loadbalancer/field-errors.js';
+import { service } from '../../testing/lb.js';
 import { advertisementsForPool, interfacesOf, parseL2Advertisements, validateL2Advertisement, type ParsedL2Advertisement } from './advertisements.js';
 import { EXCLUDE_FROM_LB_LABEL, announcedCondition, assessNodes, elect, electionHash, liveSpeakers, servingEndpoints, type ElectionRequest, type NodeView } from './election.js';
 

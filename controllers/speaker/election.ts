@@ -8,10 +8,10 @@
 // only the addresses it wins and removing a node moves only the addresses it held. Every exclusion keeps its reason
 // so "why does nobody announce?" has an answer (MetalLB #1154, #2274).
 import { createHash } from 'node:crypto';
-import type { EndpointSlice, Lease, Node, Service } from '../runtime/wire.js';
+import type { EndpointSlice, Lease, Node, Service } from '../../api/wire.js';
 import { L2ConditionAnnounced } from '../../crds/servicel2status.js';
-import { readAnnotation, ANNOTATION_ALLOW_SHARED_IP } from '../../allocators/lb-service.js';
-import type { Labels } from '../../allocators/lb-selector.js';
+import { readAnnotation, ANNOTATION_ALLOW_SHARED_IP } from '../../allocators/loadbalancer/service-request.js';
+import type { Labels } from '../../allocators/loadbalancer/selector.js';
 import { advertisementsForNode, advertisementsForService, interfacesOf, preferenceScore, type ParsedL2Advertisement } from './advertisements.js';
 
 export const EXCLUDE_FROM_LB_LABEL = 'node.kubernetes.io/exclude-from-external-load-balancers';

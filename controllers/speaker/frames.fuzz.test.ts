@@ -1,7 +1,7 @@
 // The parser and the responder face whatever arrives on the wire: they must never throw.
 import { describe, expect, it } from '@jest/globals';
 import { buildArp, parseFrame } from './frames.js';
-import { KERNEL_MAC, vectors } from './frames.vectors.js';
+import { KERNEL_MAC, vectors } from '../../testing/frame-vectors.js';
 import { announcementTable, decide, responderInterface } from './responder.js';
 
 /** mulberry32: a small seeded PRNG, so a failure can be replayed. */

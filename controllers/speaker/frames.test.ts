@@ -14,7 +14,7 @@ import {
   solicitedNodeMulticast,
   type Frame,
 } from './frames.js';
-import { KERNEL_MAC, REQUESTER_LINK_LOCAL, REQUESTER_MAC, frameOf } from './frames.vectors.js';
+import { KERNEL_MAC, REQUESTER_LINK_LOCAL, REQUESTER_MAC, frameOf } from '../../testing/frame-vectors.js';
 
 const parsed = (buf: Buffer): Frame => {
   const r = parseFrame(buf);

@@ -1,7 +1,7 @@
 // Ethernet frames the speaker reads and writes: ARP (RFC 826, RFC 5227 probes and announcements) and IPv6
 // Neighbor Discovery (RFC 4861 Neighbor Solicitation / Advertisement) over Ethernet.
 // The parser never throws: any input gives a frame or an error text. The builders take validated inputs.
-import { formatIP, fromBytes, parseIP, toBytes } from '../../allocators/lb-addr.js';
+import { formatIP, fromBytes, parseIP, toBytes } from '../../allocators/loadbalancer/addresses.js';
 
 export const ETHERTYPE_ARP = 0x0806;
 export const ETHERTYPE_IPV6 = 0x86dd;

@@ -12,8 +12,8 @@ import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../run
 import { sleep } from '../runtime/backoff.js';
 import { microTime } from '../runtime/leader-election.js';
 import type { Logger } from '../runtime/log.js';
-import { Leases, apiVersionOf } from '../runtime/resources.js';
-import type { Lease } from '../runtime/wire.js';
+import { Leases, apiVersionOf } from '../../api/resources.js';
+import type { Lease } from '../../api/wire.js';
 import { liveSpeakers } from './election.js';
 
 export const LEASE_COMPONENT_LABEL = 'switchboard.dev/component';

@@ -1,10 +1,10 @@
 // What this node announces, from the caches: one election per LoadBalancer Service holding addresses, then the
 // announcement table (address → allowed interfaces) of the Services this node wins. Pure, so every speaker
 // computes the same elections from the same inputs.
-import type { EndpointSlice, Node, Service } from '../runtime/wire.js';
-import { formatIP, parseIP, parsePrefix, rangeContains, type IPAddress } from '../../allocators/lb-addr.js';
-import { locateAddress, type LBPool } from '../../allocators/lb-pool.js';
-import { ANNOTATION_ALLOCATED_FROM_POOL, isHandledClass, isLoadBalancer, serviceKey } from '../../allocators/lb-service.js';
+import type { EndpointSlice, Node, Service } from '../../api/wire.js';
+import { formatIP, parseIP, parsePrefix, rangeContains, type IPAddress } from '../../allocators/loadbalancer/addresses.js';
+import { locateAddress, type LBPool } from '../../allocators/loadbalancer/pools.js';
+import { ANNOTATION_ALLOCATED_FROM_POOL, isHandledClass, isLoadBalancer, serviceKey } from '../../allocators/loadbalancer/service-request.js';
 import { advertisementsForPool, type ParsedL2Advertisement } from './advertisements.js';
 import { assessNodes, elect, electionHash, servingEndpoints, type ElectionResult } from './election.js';
 import type { PublishedInterface } from './node-lease.js';

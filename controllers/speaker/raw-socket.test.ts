@@ -91,8 +91,8 @@ suite(`raw socket in network namespaces${skipReason ? ` (skipped: ${skipReason})
     work = mkdtempSync(join(tmpdir(), 'sb-responder-'));
     symlinkSync(join(repo, 'node_modules'), join(work, 'node_modules'));
     writeFileSync(join(work, 'package.json'), '{"type":"module"}\n');
-    transpileClosure(join(here, 'standalone-responder.ts'), work);
-    const script = join(work, 'controllers/speaker/standalone-responder.js');
+    transpileClosure(join(repo, 'testing/standalone-responder.ts'), work);
+    const script = join(work, 'testing/standalone-responder.js');
     responder = spawn('ip', inNs(NS_RESPONDER, process.execPath, script, IF_RESPONDER, VIP4, VIP6, OFF_SUBNET_VIP).slice(1), {
       env: { ...process.env, SWITCHBOARD_RAWSOCK_ADDON: addonPath() },
     });

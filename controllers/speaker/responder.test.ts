@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { buildArpRequest, buildGratuitousArp, buildNeighborAdvertisement, buildNeighborSolicitation, buildUnsolicitedNeighborAdvertisement, parseFrame } from './frames.js';
-import { KERNEL_MAC, REQUESTER_LINK_LOCAL, REQUESTER_MAC, frameOf } from './frames.vectors.js';
+import { KERNEL_MAC, REQUESTER_LINK_LOCAL, REQUESTER_MAC, frameOf } from '../../testing/frame-vectors.js';
 import { announcementTable, decide, responderInterface, type ResponderDecision } from './responder.js';
 
 // The responder plays the kernel's part of the captures: it owns KERNEL_MAC and announces 10.250.77.1 / fd00:5b::1.

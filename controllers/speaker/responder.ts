@@ -4,7 +4,7 @@
 // (no "ARP flux" out of the wrong NIC) unless turned off; answers unicast NUD probes that carry no source
 // link-layer option (#2920); sets Override on solicited advertisements; reports frames from another MAC that claim
 // an address we announce (a sign of two announcers).
-import { formatIP, parseIP, parsePrefix, rangeContains, type Prefix } from '../../allocators/lb-addr.js';
+import { formatIP, parseIP, parsePrefix, rangeContains, type Prefix } from '../../allocators/loadbalancer/addresses.js';
 import {
   ALL_NODES,
   ARP_REQUEST,

@@ -13,10 +13,10 @@ import { involvedObjectOf, type EventSink } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Logger } from '../runtime/log.js';
 import type { Manager } from '../runtime/manager.js';
-import { EndpointSlices, Leases, Nodes, Services } from '../runtime/resources.js';
+import { EndpointSlices, Leases, Nodes, Services } from '../../api/resources.js';
 import { byLabel } from '../runtime/store.js';
 import { telemetry } from '../runtime/telemetry.js';
-import type { EndpointSlice, KubeObject, Lease, Node, Service } from '../runtime/wire.js';
+import type { EndpointSlice, KubeObject, Lease, Node, Service } from '../../api/wire.js';
 import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
 import { L2Advertisements, type L2Advertisement } from '../../crds/l2advertisement.js';
 import {
@@ -28,7 +28,7 @@ import {
   type ServiceL2Status,
   type ServiceL2StatusStatus,
 } from '../../crds/servicel2status.js';
-import { parsePools } from '../../allocators/lb-pool.js';
+import { parsePools } from '../../allocators/loadbalancer/pools.js';
 import { conditionSays, setCondition, type ConditionDraft } from '../loadbalancer/conditions.js';
 import { WrittenView } from '../loadbalancer/written-view.js';
 import { parseL2Advertisements } from './advertisements.js';

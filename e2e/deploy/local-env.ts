@@ -1,9 +1,9 @@
 // The scenarios' environment on a local, kubelet-less control plane: pods are created through the API on a Node
 // object and given the status a kubelet would report; there is no data path, so LoadBalancer addresses are checked
 // in the API only.
-import { createNode, createPod } from '../../controllers/endpointslice/shared/cluster-fixtures.js';
+import { createNode, createPod } from '../../testing/endpoint-cluster.js';
 import type { KubeClient } from '../../controllers/runtime/client.js';
-import type { LocalControlPlane } from '../controlplane/controlplane.js';
+import type { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import type { RunningPod, ScenarioEnv, Workload } from '../scenarios/env.js';
 
 export interface LocalEnvOptions {

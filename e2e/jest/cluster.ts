@@ -2,8 +2,8 @@
 // and a polling helper for conditions that settle asynchronously.
 import { randomBytes } from 'node:crypto';
 import { KubeClient, isNotFound } from '../../controllers/runtime/client.js';
-import { Namespaces } from '../../controllers/runtime/resources.js';
-import type { ControlPlaneInfo } from '../controlplane/controlplane.js';
+import { Namespaces } from '../../api/resources.js';
+import type { ControlPlaneInfo } from '../../cmd/up/controlplane/controlplane.js';
 
 export function controlPlaneInfo(): ControlPlaneInfo {
   const raw = process.env.SWITCHBOARD_TEST_CONTROLPLANE;

@@ -3,7 +3,7 @@
 // (`npm test` builds first).
 import { existsSync } from 'node:fs';
 
-const harness = new URL('../../dist/e2e/controlplane/controlplane.js', import.meta.url);
+const harness = new URL('../../dist/cmd/up/controlplane/controlplane.js', import.meta.url);
 
 export default async function globalSetup() {
   if (!existsSync(harness)) throw new Error('dist/ is missing: run `npm run build` (npm test does it for you)');

@@ -4,8 +4,8 @@
 import { spawn } from 'node:child_process';
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { KubeClient } from '../../controllers/runtime/client.js';
-import { Pods, type ResourceType } from '../../controllers/runtime/resources.js';
-import type { Pod, Wire } from '../../controllers/runtime/wire.js';
+import { Pods, type ResourceType } from '../../api/resources.js';
+import type { Pod, Wire } from '../../api/wire.js';
 import { eventually } from '../jest/cluster.js';
 import type { Kubectl, KubectlResult, RunningPod, ScenarioEnv, Workload } from '../scenarios/env.js';
 

@@ -5,8 +5,8 @@ import { describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { load } from 'js-yaml';
-import { KUBERNETES_VERSION } from '../controlplane/binaries.js';
-import { REPLACED_CONTROLLERS } from '../controlplane/controlplane.js';
+import { KUBERNETES_VERSION } from '../../cmd/up/controlplane/binaries.js';
+import { REPLACED_CONTROLLERS } from '../../cmd/up/controlplane/controlplane.js';
 import { readYamlFile, repoPath, type PodTemplateOwner } from '../deploy/manifests.js';
 
 const read = (relative: string): string => readFileSync(repoPath(relative), 'utf8');
@@ -63,18 +63,19 @@ describe('e2e/kind/run.sh', () => {
     expect(script).toContain('docker build --tag "$IMAGE"');
     expect(script).toContain('"$KIND" load docker-image "$IMAGE"');
     expect(script).toContain('k apply -k config/default');
-    expect(script).toContain('node dist/e2e/kind/run-scenarios.js');
+    expect(script).toContain('node dist-test/e2e/kind/run-scenarios.js');
     expect(existsSync(repoPath('e2e/kind/run-scenarios.ts'))).toBe(true);
-    // `npm run build` (tsconfig.build.json) compiles the runner.
+    // `npm run build:test` (tsconfig.test-build.json) compiles the runner, and run.sh runs it first.
+    expect(script).toContain('npm run build:test');
     const tsc = repoPath('node_modules/typescript/bin/tsc');
-    const build = JSON.parse(execFileSync(process.execPath, [tsc, '-p', repoPath('tsconfig.build.json'), '--showConfig'], { encoding: 'utf8' })) as { files: string[] };
+    const build = JSON.parse(execFileSync(process.execPath, [tsc, '-p', repoPath('tsconfig.test-build.json'), '--showConfig'], { encoding: 'utf8' })) as { files: string[] };
     expect(build.files).toContain('./e2e/kind/run-scenarios.ts');
   });
 
   it('hands the runner every variable it requires', () => {
     const required = [...read('e2e/kind/run-scenarios.ts').matchAll(/required\('(\w+)'\)/g)].map((m) => m[1]);
     expect(required.sort()).toEqual(['KUBECONFIG', 'SWITCHBOARD_E2E_LB_RANGE', 'SWITCHBOARD_IMAGE']);
-    const runnerLine = script.split('\n').findIndex((l) => l.includes('node dist/e2e/kind/run-scenarios.js'));
+    const runnerLine = script.split('\n').findIndex((l) => l.includes('node dist-test/e2e/kind/run-scenarios.js'));
     const invocation = script.split('\n').slice(runnerLine - 1, runnerLine + 1).join(' ');
     for (const name of required.filter((n) => n !== 'KUBECONFIG')) expect(invocation).toContain(`${name}=`);
     expect(script).toContain('export KUBECONFIG=');

@@ -1,4 +1,4 @@
-// `node dist/e2e/kind/run-scenarios.js`: the shared end-to-end scenarios against the kind cluster run.sh deployed
+// `node dist-test/e2e/kind/run-scenarios.js`: the shared end-to-end scenarios against the kind cluster run.sh deployed
 // Switchboard to. Configured through the environment run.sh sets:
 //   KUBECONFIG                  the kind cluster's kubeconfig
 //   KUBECTL                     kubectl (default: kubectl on PATH)

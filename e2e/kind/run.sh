@@ -37,7 +37,7 @@ say "building $IMAGE"
 docker build --tag "$IMAGE" "$ROOT"
 
 say "building the scenario runner"
-npm run build
+npm run build && npm run build:test
 
 say "creating kind cluster $CLUSTER"
 mkdir -p "$(dirname "$KUBECONFIG_FILE")"
@@ -101,7 +101,7 @@ LB_RANGE="$(node -e '
 say "running the scenarios (LoadBalancer addresses $LB_RANGE on $KIND_NETWORK $subnet)"
 status=0
 KUBECTL="$KUBECTL" SWITCHBOARD_IMAGE="$IMAGE" SWITCHBOARD_E2E_LB_RANGE="$LB_RANGE" KIND_NETWORK="$KIND_NETWORK" \
-  node dist/e2e/kind/run-scenarios.js || status=$?
+  node dist-test/e2e/kind/run-scenarios.js || status=$?
 
 say "checking the Switchboard pods' logs for refused requests"
 logs="$(k -n "$SYSTEM_NS" logs -l app.kubernetes.io/part-of=switchboard --all-containers --prefix --tail=-1 --max-log-requests=20)"

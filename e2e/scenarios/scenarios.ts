@@ -3,16 +3,16 @@
 // of a Service, NodePorts and ClusterIPs taken by Switchboard and kubectl's exact 422 for taken ones, a LoadBalancer
 // address from a pool (answered over L2 where the environment has a data path), and the pool webhook's 422.
 import assert from 'node:assert/strict';
-import { claimName, ipClaim, nodePortClaim } from '../../allocators/claim-names.js';
-import { parseIP } from '../../allocators/lb-addr.js';
-import { locateAddress, parsePools, validateIPAddressPool } from '../../allocators/lb-pool.js';
-import { ANNOTATION_ALLOCATED_FROM_POOL } from '../../allocators/lb-service.js';
-import { ALLOCATOR_ERRORS, clusterIPAllocationStatus, kubectlErrorOutput, nodePortAllocationStatus, webhookDenialStatus, type Status } from '../../allocators/status.js';
-import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, DEFAULT_MIRRORING_MANAGED_BY, LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../../controllers/endpointslice/shared/constants.js';
+import { claimName, ipClaim, nodePortClaim } from '../../allocators/service/claim-names.js';
+import { parseIP } from '../../allocators/loadbalancer/addresses.js';
+import { locateAddress, parsePools, validateIPAddressPool } from '../../allocators/loadbalancer/pools.js';
+import { ANNOTATION_ALLOCATED_FROM_POOL } from '../../allocators/loadbalancer/service-request.js';
+import { ALLOCATOR_ERRORS, clusterIPAllocationStatus, kubectlErrorOutput, nodePortAllocationStatus, webhookDenialStatus, type Status } from '../../api/status.js';
+import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, DEFAULT_MIRRORING_MANAGED_BY, LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../../controllers/endpointutil/constants.js';
 import { invalidConfigStatus } from '../../controllers/loadbalancer/webhook.js';
-import { EndpointSlices, Endpoints as EndpointsResource, Namespaces, Services } from '../../controllers/runtime/resources.js';
-import type { EndpointSlice, Endpoints, KubeObject, Service } from '../../controllers/runtime/wire.js';
-import { WEBHOOK_NAMES } from '../../controllers/serviceallocation/webhook-configuration.js';
+import { EndpointSlices, Endpoints as EndpointsResource, Namespaces, Services } from '../../api/resources.js';
+import type { EndpointSlice, Endpoints, KubeObject, Service } from '../../api/wire.js';
+import { WEBHOOK_NAMES } from '../../controllers/runtime/webhook/configuration.js';
 import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
 import { L2Advertisements } from '../../crds/l2advertisement.js';
 import { SWITCHBOARD_GROUP } from '../../crds/meta.js';

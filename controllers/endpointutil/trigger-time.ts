@@ -1,0 +1,89 @@
+// The last-change-trigger-time annotation (upstream TriggerTimeTracker), as a pure step function: the wiring
+// keeps one TriggerTimeState per Service between syncs and forgets it when the Service is deleted.
+import type { Pod, Service } from '../../api/wire.js';
+import { ANNOTATION_TRIGGER_TIME } from './constants.js';
+import { podReadyCondition } from './pod.js';
+
+/** What the previous sync of a Service saw. Times are canonical RFC 3339 (nanosecond) UTC strings. */
+export interface TriggerTimeState {
+  serviceTriggerTime?: string;
+  podTriggerTimes: Record<string, string>;
+}
+
+const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/i;
+
+/** Nanoseconds since the epoch, or undefined for a missing or unreadable time. */
+export function timeToNanos(text: string | undefined | null): bigint | undefined {
+  if (!text) return undefined;
+  const match = RFC3339.exec(text);
+  if (!match) return undefined;
+  const wholeSeconds = Date.parse(`${match[1]}${match[3].toUpperCase()}`);
+  if (Number.isNaN(wholeSeconds)) return undefined;
+  const fraction = BigInt((match[2] ?? '').padEnd(9, '0'));
+  return BigInt(wholeSeconds) * 1_000_000n + fraction;
+}
+
+/** Go's time.Format(time.RFC3339Nano) in UTC: no fractional part when zero, trailing zeros trimmed. */
+export function formatRFC3339Nano(nanos: bigint): string {
+  const seconds = nanos / 1_000_000_000n - (nanos % 1_000_000_000n < 0n ? 1n : 0n);
+  const fraction = nanos - seconds * 1_000_000_000n;
+  const base = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
+  const digits = fraction === 0n ? '' : `.${fraction.toString().padStart(9, '0').replace(/0+$/, '')}`;
+  return `${base}${digits}Z`;
+}
+
+/** Canonical form of an RFC 3339 time string, or undefined if it cannot be read. */
+export function canonicalTime(text: string | undefined | null): string | undefined {
+  const nanos = timeToNanos(text);
+  return nanos === undefined ? undefined : formatRFC3339Nano(nanos);
+}
+
+function isAfter(candidate: bigint, previous: string | undefined): boolean {
+  const before = timeToNanos(previous);
+  return before === undefined || candidate > before;
+}
+
+/**
+ * The trigger time for this sync and the state to keep for the next. The first sync of a Service returns its
+ * creationTimestamp; later syncs the earliest pod Ready transition (or Service creation) newer than what the
+ * previous sync saw; undefined means "remove the annotation". Only call it for pods matching the selector.
+ */
+export function computeTriggerTime(
+  previous: TriggerTimeState | undefined,
+  service: Service,
+  pods: readonly Pod[],
+): { triggerTime: string | undefined; state: TriggerTimeState } {
+  let earliestChange: bigint | undefined;
+  const consider = (nanos: bigint) => {
+    if (earliestChange === undefined || nanos < earliestChange) earliestChange = nanos;
+  };
+  const podTriggerTimes: Record<string, string> = {};
+  for (const pod of pods) {
+    const transition = timeToNanos(podReadyCondition(pod)?.lastTransitionTime);
+    const name = pod.metadata?.name ?? '';
+    if (transition === undefined) continue;
+    podTriggerTimes[name] = formatRFC3339Nano(transition);
+    if (isAfter(transition, previous?.podTriggerTimes[name])) consider(transition);
+  }
+  const created = timeToNanos(service.metadata?.creationTimestamp);
+  if (created !== undefined && isAfter(created, previous?.serviceTriggerTime)) consider(created);
+
+  const state: TriggerTimeState = { podTriggerTimes };
+  if (created !== undefined) state.serviceTriggerTime = formatRFC3339Nano(created);
+  if (previous === undefined) {
+    return { triggerTime: created === undefined ? undefined : formatRFC3339Nano(created), state };
+  }
+  return { triggerTime: earliestChange === undefined ? undefined : formatRFC3339Nano(earliestChange), state };
+}
+
+/** Sets the trigger-time annotation, or removes it when there is no trigger time. */
+export function applyTriggerTime(
+  annotations: Record<string, string> | undefined,
+  triggerTime: string | undefined,
+): Record<string, string> {
+  const next = { ...(annotations ?? {}) };
+  const canonical = canonicalTime(triggerTime);
+  if (canonical !== undefined) next[ANNOTATION_TRIGGER_TIME] = canonical;
+  else delete next[ANNOTATION_TRIGGER_TIME];
+  return next;
+}

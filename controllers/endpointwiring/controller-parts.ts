@@ -1,0 +1,32 @@
+// What each of the three endpoint controllers is built from besides its sync: a logger, an Event recorder that
+// signs Events with upstream's source component, a skip reporter, and a work loop with upstream's retry budget.
+import { hostname } from 'node:os';
+import { Controller, type Reconciler } from '../runtime/controller.js';
+import { EventRecorder } from '../runtime/events.js';
+import type { Logger } from '../runtime/log.js';
+import type { Manager } from '../runtime/manager.js';
+import { BucketRateLimiter, ItemExponentialFailureRateLimiter, MaxOfRateLimiter, type RateLimiter } from '../runtime/rate-limiter.js';
+import { SkipReporter } from './skip-reporter.js';
+
+export interface Reporting {
+  log: Logger;
+  events: EventRecorder;
+  skips: SkipReporter;
+}
+
+/** `component` is upstream's event source: endpoint-slice-controller, endpoint-controller, … */
+export function controllerReporting(manager: Manager, logName: string, component: string): Reporting {
+  const log = manager.log.child(logName);
+  const events = new EventRecorder(manager.client, component, hostname(), log.child('events'));
+  return { log, events, skips: new SkipReporter(log, events) };
+}
+
+/** Upstream's slice controllers: per key from `baseMs` doubling to `maxMs`, and 10 qps / burst 100 overall. */
+export function retryLimiter(baseMs: number, maxMs: number): RateLimiter<string> {
+  return new MaxOfRateLimiter(new ItemExponentialFailureRateLimiter<string>(baseMs, maxMs), new BucketRateLimiter<string>(10, 100));
+}
+
+/** A work loop named like upstream's queue, with upstream's retry budget: 15 retries, then the key is dropped. */
+export function workLoop(name: string, reconcile: Reconciler, workers: number, rateLimiter: RateLimiter<string>, log: Logger): Controller {
+  return new Controller({ name, reconcile, workers, maxRetries: 15, rateLimiter, log });
+}

@@ -1,0 +1,90 @@
+// The informers the three endpoint controllers share, with the indexes their syncs and event handlers look up,
+// and the cache queries built on them. Wiring only: the pure reconcilers never see an informer.
+import { objectKey } from '../runtime/client.js';
+import type { Informer } from '../runtime/informer.js';
+import type { Manager } from '../runtime/manager.js';
+import type { WorkQueue } from '../runtime/workqueue.js';
+import { EndpointSlices, Endpoints as EndpointsResource, Nodes, Pods, Services } from '../../api/resources.js';
+import { byLabel, byNamespace } from '../runtime/store.js';
+import type { EndpointSlice, Endpoints, Node, Pod, Service } from '../../api/wire.js';
+import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { servicesForPod, servicesForPodUpdate } from '../endpointutil/pod-change.js';
+import { serviceSelectsPod } from '../endpointutil/service.js';
+
+const BY_NAMESPACE = 'namespace';
+/** Slices filed under `namespace/<kubernetes.io/service-name>`. */
+const BY_SERVICE_NAME = 'service-name';
+
+export class EndpointCaches {
+  private servicesInformer?: Informer<Service>;
+  private podsInformer?: Informer<Pod>;
+  private nodesInformer?: Informer<Node>;
+  private slicesInformer?: Informer<EndpointSlice>;
+  private endpointsInformer?: Informer<Endpoints>;
+
+  /** `namespace` restricts every namespaced informer to it (empty: the whole cluster). */
+  constructor(
+    private readonly manager: Manager,
+    private readonly namespace = '',
+  ) {}
+
+  private scoped() {
+    return this.namespace ? { namespace: this.namespace } : {};
+  }
+
+  // Informers are made on first use, so a disabled controller costs no watch.
+  get services(): Informer<Service> {
+    return (this.servicesInformer ??= this.manager.informer<Service>(Services, { ...this.scoped(), indexers: { [BY_NAMESPACE]: byNamespace } }));
+  }
+
+  get pods(): Informer<Pod> {
+    return (this.podsInformer ??= this.manager.informer<Pod>(Pods, { ...this.scoped(), indexers: { [BY_NAMESPACE]: byNamespace } }));
+  }
+
+  get nodes(): Informer<Node> {
+    return (this.nodesInformer ??= this.manager.informer<Node>(Nodes));
+  }
+
+  get slices(): Informer<EndpointSlice> {
+    return (this.slicesInformer ??= this.manager.informer<EndpointSlice>(EndpointSlices, {
+      ...this.scoped(),
+      indexers: { [BY_SERVICE_NAME]: byLabel(LABEL_SERVICE_NAME) },
+    }));
+  }
+
+  get endpoints(): Informer<Endpoints> {
+    return (this.endpointsInformer ??= this.manager.informer<Endpoints>(EndpointsResource, this.scoped()));
+  }
+
+  /**
+   * The triggers the EndpointSlice and Endpoints controllers share: a Service event syncs that Service at once; a
+   * pod event syncs the Services it concerns (upstream's change detection) after the batch period.
+   */
+  queueServicesOnChange(queue: WorkQueue<string>, batchPeriodMs: number): void {
+    const now = (service: Service) => queue.add(objectKey(service));
+    this.services.addEventHandler({ onAdd: now, onUpdate: (_, service) => now(service), onDelete: now });
+    const later = (keys: Iterable<string>) => {
+      for (const key of keys) queue.addAfter(key, batchPeriodMs);
+    };
+    const servicesOf = (pod: Pod) => this.servicesIn(pod.metadata?.namespace ?? '');
+    this.pods.addEventHandler({
+      onAdd: (pod) => later(servicesForPod(pod, servicesOf(pod))),
+      onUpdate: (old, pod) => later(servicesForPodUpdate(old, pod, servicesOf(pod))),
+      onDelete: (pod) => later(servicesForPod(pod, servicesOf(pod))),
+    });
+  }
+
+  servicesIn(namespace: string): Service[] {
+    return this.services.store.byIndex(BY_NAMESPACE, namespace);
+  }
+
+  /** The cached pods the Service's selector matches (none for a nil selector). */
+  podsOf(service: Service): Pod[] {
+    return this.pods.store.byIndex(BY_NAMESPACE, service.metadata?.namespace ?? '').filter((pod) => serviceSelectsPod(service, pod));
+  }
+
+  /** Cached slices labelled for this Service and managed by `managedBy`. */
+  slicesOf(namespace: string, name: string, managedBy: string): EndpointSlice[] {
+    return this.slices.store.byIndex(BY_SERVICE_NAME, `${namespace}/${name}`).filter((slice) => slice.metadata?.labels?.[LABEL_MANAGED_BY] === managedBy);
+  }
+}

@@ -1,0 +1,37 @@
+// Which EndpointSlice events make a slice-writing controller sync the slice's owner (upstream onEndpointSliceAdd/
+// Update/Delete, the same in the EndpointSlice and mirroring controllers): its own slices when they changed behind
+// its back (not echoes of its own writes, which the tracker recognises), and any slice whose service-name label
+// or managed-by label moved.
+import type { EventHandlers } from '../runtime/informer.js';
+import type { Logger } from '../runtime/log.js';
+import type { EndpointSlice } from '../../api/wire.js';
+import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { type EndpointSliceTracker, sliceOwnerKey } from '../endpointutil/tracker.js';
+
+export function sliceEventHandlers(tracker: EndpointSliceTracker, managedBy: string, sync: (ownerKey: string) => void, log: Logger): EventHandlers<EndpointSlice> {
+  const ours = (slice: EndpointSlice) => slice.metadata?.labels?.[LABEL_MANAGED_BY] === managedBy;
+  const queueOwner = (slice: EndpointSlice) => {
+    if (slice.metadata?.labels?.[LABEL_SERVICE_NAME]) sync(sliceOwnerKey(slice));
+    else if (ours(slice)) {
+      const name = `${slice.metadata?.namespace}/${slice.metadata?.name}`;
+      log.info('slice carries our managed-by label but no service-name label: nothing to sync, left alone', { slice: name, managedBy });
+    }
+  };
+  return {
+    onAdd: (slice) => {
+      if (ours(slice) && tracker.shouldSync(slice)) queueOwner(slice);
+    },
+    onUpdate: (old, slice) => {
+      if (sliceOwnerKey(old) !== sliceOwnerKey(slice)) {
+        queueOwner(old);
+        queueOwner(slice);
+      } else if (ours(old) !== ours(slice) || (ours(slice) && tracker.shouldSync(slice))) {
+        queueOwner(slice);
+      }
+    },
+    onDelete: (slice) => {
+      // handleDeletion is false for a deletion we did not make.
+      if (ours(slice) && tracker.has(slice) && !tracker.handleDeletion(slice)) queueOwner(slice);
+    },
+  };
+}

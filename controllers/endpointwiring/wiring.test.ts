@@ -1,0 +1,148 @@
+// The wiring helpers' decisions without an API server: which slice events sync an owner, how skipped input is
+// reported, and how writes are sent.
+import { describe, expect, it } from '@jest/globals';
+import { ApiError, type KubeClient } from '../runtime/client.js';
+import type { EventSink, EventType } from '../runtime/events.js';
+import { createLogger } from '../runtime/log.js';
+import type { EndpointSlice } from '../../api/wire.js';
+import { applySliceWrites, isNamespaceTerminating } from './api-writes.js';
+import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import type { SkippedItem } from '../endpointutil/report.js';
+import { SkipReporter } from './skip-reporter.js';
+import { sliceEventHandlers } from './slice-events.js';
+import { EndpointSliceTracker } from '../endpointutil/tracker.js';
+
+const OURS = 'ours.example';
+
+function slice(uid: string, generation: number, labels: Record<string, string> = { [LABEL_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: OURS }): EndpointSlice {
+  return { metadata: { name: `web-${uid}`, namespace: 'ns', uid, generation, labels }, addressType: 'IPv4', endpoints: [] };
+}
+
+function capture() {
+  const lines: string[] = [];
+  return { lines, log: createLogger('test', { level: 'debug', write: (line) => lines.push(line) }) };
+}
+
+describe('sliceEventHandlers', () => {
+  function setUp() {
+    const tracker = new EndpointSliceTracker();
+    const synced: string[] = [];
+    const { lines, log } = capture();
+    return { tracker, synced, lines, handlers: sliceEventHandlers(tracker, OURS, (key) => synced.push(key), log) };
+  }
+
+  it('ignores echoes of our own writes and reacts to newer generations', () => {
+    const { tracker, synced, handlers } = setUp();
+    tracker.update(slice('a', 2));
+    handlers.onAdd!(slice('a', 2));
+    handlers.onUpdate!(slice('a', 1), slice('a', 2));
+    expect(synced).toEqual([]);
+    handlers.onUpdate!(slice('a', 2), slice('a', 3)); // someone edited it
+    handlers.onAdd!(slice('b', 1)); // a slice we do not know
+    expect(synced).toEqual(['ns/web', 'ns/web']);
+  });
+
+  it('syncs both owners when the service-name label moves, and either side of a managed-by change', () => {
+    const { synced, handlers } = setUp();
+    handlers.onUpdate!(slice('a', 1), slice('a', 1, { [LABEL_SERVICE_NAME]: 'other', [LABEL_MANAGED_BY]: OURS }));
+    handlers.onUpdate!(slice('b', 1, { [LABEL_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: 'someone-else' }), slice('b', 1));
+    handlers.onUpdate!(slice('c', 1, { [LABEL_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: 'x' }), slice('c', 2, { [LABEL_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: 'y' }));
+    expect(synced).toEqual(['ns/web', 'ns/other', 'ns/web']);
+  });
+
+  it('re-syncs after a deletion it did not make, not after its own', () => {
+    const { tracker, synced, handlers } = setUp();
+    tracker.update(slice('a', 1));
+    tracker.update(slice('b', 1));
+    tracker.expectDeletion(slice('b', 1));
+    handlers.onDelete!(slice('b', 1));
+    expect(synced).toEqual([]);
+    handlers.onDelete!(slice('a', 1));
+    expect(synced).toEqual(['ns/web']);
+  });
+
+  it('says so when a slice of ours names no Service', () => {
+    const { synced, lines, handlers } = setUp();
+    handlers.onAdd!(slice('a', 1, { [LABEL_MANAGED_BY]: OURS }));
+    expect(synced).toEqual([]);
+    expect(lines.join('\n')).toContain('no service-name label');
+  });
+});
+
+describe('SkipReporter', () => {
+  const item = (code: SkippedItem['code'], name: string): SkippedItem => ({ kind: code.startsWith('Service') ? 'ServicePort' : 'Pod', name, code, reason: `${code} for ${name}` });
+
+  function setUp() {
+    const events: { type: EventType; reason: string; message: string }[] = [];
+    const sink: EventSink = { event: (_obj, type, reason, message) => events.push({ type, reason, message }) };
+    const { lines, log } = capture();
+    return { events, lines, reporter: new SkipReporter(log, sink) };
+  }
+
+  it('reports a key again only when what it skips changes', () => {
+    const { lines, reporter } = setUp();
+    reporter.report('ns/web', {}, [item('PodNoIP', 'a')]);
+    reporter.report('ns/web', {}, [item('PodNoIP', 'a')]);
+    expect(lines).toHaveLength(1);
+    reporter.report('ns/web', {}, []);
+    reporter.report('ns/web', {}, [item('PodNoIP', 'a')]);
+    expect(lines).toHaveLength(2);
+  });
+
+  it('raises one Warning Event per reason for problems only the owner can fix', () => {
+    const { events, reporter } = setUp();
+    reporter.report('ns/web', {}, [item('ServicePortInvalid', '#0'), item('ServicePortCollision', 'http'), item('PodPortNotFound', 'p')]);
+    expect(events).toEqual([{ type: 'Warning', reason: 'SkippedServicePort', message: 'Skipped ServicePort #0: ServicePortInvalid for #0; ServicePort http: ServicePortCollision for http' }]);
+  });
+});
+
+describe('applySliceWrites', () => {
+  const namespaceTerminating = new ApiError(403, { reason: 'Forbidden', details: { causes: [{ reason: 'NamespaceTerminating' }] } }, 'POST', '/x');
+  const notFound = new ApiError(404, { reason: 'NotFound' }, 'DELETE', '/x');
+
+  // A stand-in for the three calls the function makes; the rest of KubeClient is never touched.
+  function fakeClient(fail: { create?: ApiError; delete?: ApiError } = {}) {
+    const calls: string[] = [];
+    let n = 0;
+    const client = {
+      create: async (_rt: unknown, obj: EndpointSlice) => {
+        calls.push('create');
+        if (fail.create) throw fail.create;
+        return { ...obj, metadata: { ...obj.metadata, name: `new-${++n}`, uid: `u${n}`, generation: 1 } };
+      },
+      replace: async (_rt: unknown, obj: EndpointSlice) => (calls.push(`update ${obj.metadata?.name}`), { ...obj, metadata: { ...obj.metadata, generation: 2 } }),
+      delete: async (_rt: unknown, name: string, opts: { uid?: string }) => {
+        calls.push(`delete ${name} uid=${opts.uid}`);
+        if (fail.delete) throw fail.delete;
+      },
+    };
+    return { calls, client: client as unknown as KubeClient };
+  }
+
+  const writes = () => ({ toCreate: [slice('', 0)], toUpdate: [slice('b', 1)], toDelete: [slice('c', 1)] });
+
+  it('sends creates, updates, then deletes with a uid precondition, and tells the tracker', async () => {
+    const { calls, client } = fakeClient();
+    const tracker = new EndpointSliceTracker();
+    const operations: string[] = [];
+    const result = await applySliceWrites(client, tracker, writes(), 'ns/web', (op) => operations.push(op));
+    expect(calls).toEqual(['create', 'update web-b', 'delete web-c uid=c']);
+    expect(operations).toEqual(['create', 'update', 'delete']);
+    expect(result.namespaceTerminating).toBe(false);
+    expect(tracker.shouldSync(slice('b', 2))).toBe(false);
+    expect(tracker.handleDeletion(slice('c', 1))).toBe(true);
+  });
+
+  it('stops quietly when the namespace is terminating', async () => {
+    const { calls, client } = fakeClient({ create: namespaceTerminating });
+    expect(isNamespaceTerminating(namespaceTerminating)).toBe(true);
+    const result = await applySliceWrites(client, new EndpointSliceTracker(), writes(), 'ns/web');
+    expect(result.namespaceTerminating).toBe(true);
+    expect(calls).toEqual(['create']);
+  });
+
+  it('counts a slice already gone as deleted', async () => {
+    const { client } = fakeClient({ delete: notFound });
+    await expect(applySliceWrites(client, new EndpointSliceTracker(), writes(), 'ns/web')).resolves.toMatchObject({ namespaceTerminating: false });
+  });
+});
