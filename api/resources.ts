@@ -21,3 +21,19 @@ export const Events = core('events', 'Event');
 export const ConfigMaps = core('configmaps', 'ConfigMap');
 export const EndpointSlices: ResourceType = { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', kind: 'EndpointSlice', namespaced: true };
 export const Leases: ResourceType = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true };
+
+const admissionregistration = (plural: string, kind: string): ResourceType => ({
+  group: 'admissionregistration.k8s.io',
+  version: 'v1',
+  plural,
+  kind,
+  namespaced: false,
+});
+
+export const MutatingWebhookConfigurations = admissionregistration('mutatingwebhookconfigurations', 'MutatingWebhookConfiguration');
+export const ValidatingWebhookConfigurations = admissionregistration('validatingwebhookconfigurations', 'ValidatingWebhookConfiguration');
+export const Secrets: ResourceType = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', namespaced: true };
+/** The API server publishes its --service-cluster-ip-range as the ServiceCIDR named "kubernetes". */
+export const ServiceCIDRs: ResourceType = { group: 'networking.k8s.io', version: 'v1', plural: 'servicecidrs', kind: 'ServiceCIDR', namespaced: false };
+/** The API server's own ClusterIP allocations, one object per IP. */
+export const IPAddresses: ResourceType = { group: 'networking.k8s.io', version: 'v1', plural: 'ipaddresses', kind: 'IPAddress', namespaced: false };

@@ -15,7 +15,7 @@ import { replicaFlags, spawnSwitchboard, stopSwitchboard as stop, waitForOutput,
 import { KubeClient, isAlreadyExists } from '../runtime/client.js';
 import { Events, Namespaces, Services } from '../../api/resources.js';
 import type { KubeEvent, Service } from '../../api/wire.js';
-import { Secrets } from './resources.js';
+import { Secrets } from '../../api/resources.js';
 import { OPT_OUT_LABEL, WEBHOOK_NAMES, deleteWebhookConfigurations } from '../runtime/webhook/configuration.js';
 
 const NS = 'switchboard-system';

@@ -5,7 +5,7 @@ import { addressBits } from '../../api/ip.js';
 import { type ServiceIPRange, parseServiceClusterIPRangeFlag, serviceIPRange } from '../../allocators/service/ip-range.js';
 import type { KubeClient } from '../runtime/client.js';
 import type { KubeObject } from '../../api/wire.js';
-import { ServiceCIDRs } from './resources.js';
+import { ServiceCIDRs } from '../../api/resources.js';
 
 interface ServiceCIDR extends KubeObject {
   spec?: { cidrs?: string[] };

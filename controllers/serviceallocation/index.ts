@@ -19,7 +19,7 @@ import type { ClaimTimings } from './claim-reconciler.js';
 import type { TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
 import { repairController } from './repair-controller.js';
-import { IPAddresses, MutatingWebhookConfigurations, Secrets, ValidatingWebhookConfigurations } from './resources.js';
+import { IPAddresses, MutatingWebhookConfigurations, Secrets, ValidatingWebhookConfigurations } from '../../api/resources.js';
 import { MUTATE_PATH, VALIDATE_PATH, applyWebhookConfigurations, type WebhookSettings } from '../runtime/webhook/configuration.js';
 import { WebhookServer } from '../runtime/webhook/server.js';
 

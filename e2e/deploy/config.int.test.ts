@@ -14,7 +14,7 @@ import { parseDuration } from '../../cmd/flags.js';
 import { allocatorsJob } from '../../cmd/jobs/allocators.js';
 import { KubeClient } from '../../controllers/runtime/client.js';
 import type { KubeObject } from '../../api/wire.js';
-import { MutatingWebhookConfigurations, ValidatingWebhookConfigurations } from '../../controllers/serviceallocation/resources.js';
+import { MutatingWebhookConfigurations, ValidatingWebhookConfigurations } from '../../api/resources.js';
 import { canonical, desiredConfigurations } from '../../controllers/runtime/webhook/configuration.js';
 import { WEBHOOK_CONFIGURATION as POOL_WEBHOOK_CONFIGURATION } from '../../controllers/loadbalancer/webhook.js';
 import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';

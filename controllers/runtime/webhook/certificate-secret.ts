@@ -12,7 +12,7 @@ import {
   renewServing,
   rotateCA,
 } from './certificates.js';
-import { Secrets } from '../../serviceallocation/resources.js';
+import { Secrets } from '../../../api/resources.js';
 
 export type Secret = Wire<V1Secret>;
 

@@ -4,7 +4,7 @@
 import { isAlreadyExists, isNotFound, type KubeClient } from '../client.js';
 import type { ResourceType } from '../../../api/resources.js';
 import type { KubeObject } from '../../../api/wire.js';
-import { MutatingWebhookConfigurations, ValidatingWebhookConfigurations } from '../../serviceallocation/resources.js';
+import { MutatingWebhookConfigurations, ValidatingWebhookConfigurations } from '../../../api/resources.js';
 
 export const MUTATE_PATH = '/mutate-services';
 export const VALIDATE_PATH = '/validate-services';
