@@ -4,7 +4,7 @@
 // staging modules at ./staging, so the generated module pins each of them to the matching v0.X.Y.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -134,11 +134,24 @@ export async function ensureBinaries(log: (line: string) => void = () => {}, opt
   const stamp = JSON.stringify({ goMod: goModFile(), ldflags: ldflags(), packages: PACKAGES });
   const stampFile = join(bin, '.stamp');
   const all = Object.keys(PACKAGES).map((name) => join(bin, name));
-  if (all.every((p) => existsSync(p)) && existsSync(stampFile) && (await readFile(stampFile, 'utf8')) === stamp) {
-    return binaries;
-  }
+  const built = async (): Promise<boolean> =>
+    all.every((p) => existsSync(p)) && existsSync(stampFile) && (await readFile(stampFile, 'utf8')) === stamp;
+  if (await built()) return binaries;
 
   await mkdir(bin, { recursive: true });
+  // Two processes building at once (parallel test runs on one machine) would race on go.mod and the output.
+  const release = await buildLock(dir, log);
+  try {
+    if (await built()) return binaries;
+    await build(go, dir, bin, log);
+    await writeFile(stampFile, stamp);
+  } finally {
+    await release();
+  }
+  return binaries;
+}
+
+async function build(go: string, dir: string, bin: string, log: (line: string) => void): Promise<void> {
   await writeFile(join(dir, 'go.mod'), goModFile());
   await writeFile(join(dir, 'tools.go'), toolsFile());
   const started = Date.now();
@@ -151,7 +164,36 @@ export async function ensureBinaries(log: (line: string) => void = () => {}, opt
   for (const [name, pkg] of Object.entries(PACKAGES)) {
     await rename(join(tmp, pkg.split('/').filter((part) => !/^v\d+$/.test(part)).pop()!), join(bin, name));
   }
-  await writeFile(stampFile, stamp);
   log(`Built in ${Math.round((Date.now() - started) / 1000)} s.`);
-  return binaries;
+}
+
+/** Holds `<dir>/.build-lock` (a directory: mkdir is atomic) until released; a lock whose owner died is taken over. */
+async function buildLock(dir: string, log: (line: string) => void): Promise<() => Promise<void>> {
+  const lock = join(dir, '.build-lock');
+  const ownerFile = join(lock, 'pid');
+  for (let waited = 0; ; waited++) {
+    try {
+      await mkdir(lock);
+      await writeFile(ownerFile, String(process.pid));
+      return () => rm(lock, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number(await readFile(ownerFile, 'utf8').catch(() => '0'));
+    if (owner > 0 && !processAlive(owner)) {
+      await rm(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (waited % 30 === 0) log(`Waiting for another build of the control plane binaries (pid ${owner || '?'})…`);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
