@@ -24,7 +24,7 @@ import {
   clampEndpointLimit,
 } from '../endpointutil/constants.js';
 import { EndpointSet, endpointsEqualBeyondKey } from '../endpointutil/endpoint-identity.js';
-import { isSpecialIP, parseIP } from '../endpointutil/ip.js';
+import { isSpecialIP, readIPField } from '../endpointutil/ip.js';
 import { stringMapsEqual, withoutKeys } from '../endpointutil/maps.js';
 import { controllerOwnerReference, generateNamePrefix, managedSlices } from '../endpointutil/owner.js';
 import { portSetKey } from '../endpointutil/ports.js';
@@ -110,7 +110,7 @@ function desiredGroups(endpoints: Endpoints, max: number, result: MirroringRecon
     let invalidHere = 0;
     for (const { address, ready } of candidates) {
       if (added >= max) break;
-      const ip = parseIP(address.ip);
+      const ip = readIPField(address.ip);
       // Special addresses would make the API server refuse the whole slice; treat them as invalid too.
       if (!ip || isSpecialIP(ip)) {
         invalidHere += 1;

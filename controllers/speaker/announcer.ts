@@ -4,7 +4,7 @@
 // neighbor advertisements, `garpCount` times `garpInterval` apart, plus an optional periodic refresh (MetalLB #2910).
 // An address is announced only on interfaces its advertisement allows and whose subnet holds it.
 import { createSocket, type Socket } from 'node:dgram';
-import { parseIP } from '../../allocators/loadbalancer/addresses.js';
+import { parseIPStrict } from '../../api/ip.js';
 import type { Logger } from '../runtime/log.js';
 import { telemetry } from '../runtime/telemetry.js';
 import { buildGratuitousArp, buildUnsolicitedNeighborAdvertisement, ipv6MulticastMac, solicitedNodeMulticast } from './frames.js';
@@ -86,7 +86,7 @@ function closePort(port: Port): void {
   port.mld.close();
 }
 
-const familyOf = (address: string): 'arp' | 'ndp' => (parseIP(address)?.family === 'IPv6' ? 'ndp' : 'arp');
+const familyOf = (address: string): 'arp' | 'ndp' => (parseIPStrict(address)?.family === 'IPv6' ? 'ndp' : 'arp');
 
 export class Announcer {
   private readonly ports = new Map<string, Port>();

@@ -4,7 +4,7 @@
 // address from a pool (answered over L2 where the environment has a data path), and the pool webhook's 422.
 import assert from 'node:assert/strict';
 import { claimName, ipClaim, nodePortClaim } from '../../allocators/service/claim-names.js';
-import { parseIP } from '../../allocators/loadbalancer/addresses.js';
+import { parseIPStrict } from '../../api/ip.js';
 import { locateAddress, parsePools, validateIPAddressPool } from '../../allocators/loadbalancer/pools.js';
 import { ANNOTATION_ALLOCATED_FROM_POOL } from '../../allocators/loadbalancer/service-request.js';
 import { ALLOCATOR_ERRORS, clusterIPAllocationStatus, kubectlErrorOutput, nodePortAllocationStatus, webhookDenialStatus, type Status } from '../../api/status.js';
@@ -134,7 +134,7 @@ export const nodePortAndClusterIP: Scenario = {
 
 /** Whether `ip` lies in the range a pool with `addresses` hands out. */
 function inRange(addresses: string, ip: string): boolean {
-  const address = parseIP(ip);
+  const address = parseIPStrict(ip);
   const pools = parsePools([{ metadata: { name: 'range' }, spec: { addresses: [addresses] } }]).pools;
   return address !== undefined && locateAddress(pools, address) !== undefined;
 }
