@@ -18,8 +18,8 @@ import {
   type AddressType,
   DEFAULT_MAX_ENDPOINTS_PER_SUBSET,
   DEFAULT_MIRRORING_MANAGED_BY,
+  LABEL_ENDPOINTSLICE_SERVICE_NAME,
   LABEL_MANAGED_BY,
-  LABEL_SERVICE_NAME,
   LABEL_SKIP_MIRROR,
   clampEndpointLimit,
 } from '../endpointutil/constants.js';
@@ -143,7 +143,7 @@ function desiredGroups(endpoints: Endpoints, max: number, result: MirroringRecon
 function mirroredSlice(endpoints: Endpoints, group: DesiredGroup, managedBy: string, name: string | undefined): EndpointSlice {
   const metadata: EndpointSlice['metadata'] = {
     namespace: endpoints.metadata?.namespace,
-    labels: { ...(endpoints.metadata?.labels ?? {}), [LABEL_SERVICE_NAME]: endpoints.metadata?.name ?? '', [LABEL_MANAGED_BY]: managedBy },
+    labels: { ...(endpoints.metadata?.labels ?? {}), [LABEL_ENDPOINTSLICE_SERVICE_NAME]: endpoints.metadata?.name ?? '', [LABEL_MANAGED_BY]: managedBy },
     annotations: withoutKeys(endpoints.metadata?.annotations, UNMIRRORED_ANNOTATIONS),
     ownerReferences: [controllerOwnerReference('Endpoints', endpoints)],
   };
@@ -236,7 +236,7 @@ export function reconcileMirroredSlices(input: MirroringReconcileInput): Mirrori
       result.stats.endpointsRemoved += changes.removed;
       const untouched =
         changes.added + changes.updated + changes.removed === 0 &&
-        stringMapsEqual(endpoints.metadata?.labels, withoutKeys(first.metadata?.labels, [LABEL_MANAGED_BY, LABEL_SERVICE_NAME])) &&
+        stringMapsEqual(endpoints.metadata?.labels, withoutKeys(first.metadata?.labels, [LABEL_MANAGED_BY, LABEL_ENDPOINTSLICE_SERVICE_NAME])) &&
         stringMapsEqual(wantedAnnotations, first.metadata?.annotations);
       if (untouched) continue;
     } else {
