@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import ipaddr from 'ipaddr.js';
-import { canonicalIP, familyOfIP, formatIP, otherFamily, parseIP, parseIPLiteral } from './ip.js';
+import { canonicalIPSloppy, canonicalIPStrict, familyOfIP, formatIP, otherFamily, parseIPLiteral, parseIPSloppy, parseIPStrict } from './ip.js';
 
-describe('parseIP / formatIP', () => {
+describe('parseIPSloppy / formatIP', () => {
   it.each([
     ['10.96.0.10', 'IPv4', '10.96.0.10'],
     ['0.0.0.0', 'IPv4', '0.0.0.0'],
@@ -26,7 +26,7 @@ describe('parseIP / formatIP', () => {
     ['00002001:db8::1', 'IPv6', '2001:db8::1'],
   ])('%s is %s, printed %s', (text, family, printed) => {
     expect(familyOfIP(text)).toBe(family);
-    expect(canonicalIP(text)).toBe(printed);
+    expect(canonicalIPSloppy(text)).toBe(printed);
   });
 
   it.each([
@@ -53,15 +53,15 @@ describe('parseIP / formatIP', () => {
     '2001:db8::g',
     '10.0.0.1/24',
   ])('%p is not an IP address', (text) => {
-    expect(parseIP(text)).toBeUndefined();
+    expect(parseIPSloppy(text)).toBeUndefined();
   });
 
   it('prints RFC 5952: only runs of two or more zero groups collapse, the first longest one wins', () => {
-    expect(canonicalIP('2001:db8:0:1:1:1:1:1')).toBe('2001:db8:0:1:1:1:1:1');
-    expect(canonicalIP('2001:0:0:1:0:0:0:1')).toBe('2001:0:0:1::1');
-    expect(canonicalIP('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
-    expect(canonicalIP('0:0:1:0:0:0:0:0')).toBe('0:0:1::');
-    expect(canonicalIP('1:0:0:0:0:0:0:0')).toBe('1::');
+    expect(canonicalIPSloppy('2001:db8:0:1:1:1:1:1')).toBe('2001:db8:0:1:1:1:1:1');
+    expect(canonicalIPSloppy('2001:0:0:1:0:0:0:1')).toBe('2001:0:0:1::1');
+    expect(canonicalIPSloppy('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+    expect(canonicalIPSloppy('0:0:1:0:0:0:0:0')).toBe('0:0:1::');
+    expect(canonicalIPSloppy('1:0:0:0:0:0:0:0')).toBe('1::');
   });
 
   it('flags what strict validation refuses', () => {
@@ -86,11 +86,11 @@ describe('parseIP / formatIP', () => {
       'fe80:0:0:1::',
     ];
     for (const text of samples) {
-      expect(canonicalIP(text)).toBe(ipaddr.IPv6.parse(text).toRFC5952String());
-      expect(canonicalIP(text.toUpperCase())).toBe(ipaddr.IPv6.parse(text).toRFC5952String());
+      expect(canonicalIPSloppy(text)).toBe(ipaddr.IPv6.parse(text).toRFC5952String());
+      expect(canonicalIPSloppy(text.toUpperCase())).toBe(ipaddr.IPv6.parse(text).toRFC5952String());
     }
     for (const text of ['10.0.0.1', '192.168.255.254', '1.2.3.4']) {
-      expect(canonicalIP(text)).toBe(ipaddr.IPv4.parse(text).toString());
+      expect(canonicalIPSloppy(text)).toBe(ipaddr.IPv4.parse(text).toString());
     }
   });
 
@@ -99,5 +99,17 @@ describe('parseIP / formatIP', () => {
     expect(formatIP({ family: 'IPv6', value: (1n << 128n) - 1n })).toBe('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff');
     expect(otherFamily('IPv4')).toBe('IPv6');
     expect(otherFamily('IPv6')).toBe('IPv4');
+  });
+});
+
+describe('parseIPStrict', () => {
+  it('parses addresses strictly', () => {
+    expect(canonicalIPStrict('192.168.1.1')).toBe('192.168.1.1');
+    expect(canonicalIPStrict('2001:DB8:0:0:0:0:0:1')).toBe('2001:db8::1');
+    expect(parseIPStrict('010.1.1.1')).toBeUndefined();
+    expect(parseIPStrict('1.2.3')).toBeUndefined();
+    expect(parseIPStrict('::ffff:1.2.3.4')).toBeUndefined();
+    expect(parseIPStrict('fe80::1%eth0')).toBeUndefined();
+    expect(parseIPStrict('')).toBeUndefined();
   });
 });

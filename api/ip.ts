@@ -1,4 +1,6 @@
-// IP literals as the apiserver reads and prints them (k8s.io/utils/net.ParseIPSloppy and Go's net.IP.String).
+// The one IP module: IP literals read sloppily (k8s.io/utils/net.ParseIPSloppy, how the apiserver reads stored
+// fields and the upstream controllers read pod and Endpoints IPs) or strictly (what Kubernetes' strict IP
+// validation accepts), and printed in canonical form (Go's net.IP.String).
 //
 // ipaddr.js is not used for parsing here on purpose: it reads "010.0.0.1" as octal (8.0.0.1) where Kubernetes
 // reads decimal (10.0.0.1), reads "::1.2.3.4" as IPv4-mapped, and accepts zone IDs ("fe80::1%eth0") that the
@@ -33,11 +35,23 @@ export function isIPFamily(value: unknown): value is IPFamily {
   return value === 'IPv4' || value === 'IPv6';
 }
 
-export function parseIP(text: string): IPAddress | undefined {
+/** Go's net.ParseIPSloppy: leading zeros in an IPv4 octet are decimal, "::ffff:a.b.c.d" is IPv4. */
+export function parseIPSloppy(text: string): IPAddress | undefined {
   const literal = parseIPLiteral(text);
   return literal && { family: literal.family, value: literal.value };
 }
 
+/**
+ * What Kubernetes' strict IP validation accepts: no leading zeros (refused by Go's net.ParseIP since 1.17 and by
+ * netip.ParseAddr), and no IPv4-mapped IPv6, which Go reads as IPv4 and other readers as IPv6.
+ */
+export function parseIPStrict(text: string): IPAddress | undefined {
+  const literal = parseIPLiteral(text);
+  if (!literal || literal.hasLeadingZeros || literal.isIPv4Mapped) return undefined;
+  return { family: literal.family, value: literal.value };
+}
+
+/** The sloppy reading of a literal, with what the strict reading would refuse. */
 export function parseIPLiteral(text: string): ParsedIPLiteral | undefined {
   // Go decides the syntax by the first '.' or ':' in the string.
   for (const ch of text) {
@@ -80,13 +94,21 @@ export function toBytes(ip: IPAddress): number[] {
   return out;
 }
 
-export function canonicalIP(text: string): string | undefined {
-  const ip = parseIP(text);
+/** The canonical text of a literal read sloppily, or undefined when it is no IP. */
+export function canonicalIPSloppy(text: string): string | undefined {
+  const ip = parseIPSloppy(text);
   return ip && formatIP(ip);
 }
 
+/** The canonical text of a literal read strictly, or undefined when strict reading refuses it. */
+export function canonicalIPStrict(text: string): string | undefined {
+  const ip = parseIPStrict(text);
+  return ip && formatIP(ip);
+}
+
+/** The family of a literal read sloppily. */
 export function familyOfIP(text: string): IPFamily | undefined {
-  return parseIP(text)?.family;
+  return parseIPSloppy(text)?.family;
 }
 
 function parseDottedQuad(text: string): { value: bigint; hasLeadingZeros: boolean } | undefined {

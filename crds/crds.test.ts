@@ -6,7 +6,7 @@ import { crdManifests, type CustomResourceDefinition, type JSONSchema } from './
 import type { IPAddressPool } from './ipaddresspool.js';
 import type { L2Advertisement } from './l2advertisement.js';
 import type { ServiceL2Status } from './servicel2status.js';
-import { LB_API_VERSION } from './meta.js';
+import { SWITCHBOARD_API_VERSION } from './meta.js';
 import { asSwitchboard, metallbL2AdvertisementManifest, metallbPoolManifest } from '../testing/metallb-samples.js';
 
 const HEADER = '# Generated from crds/manifests.ts: edit that file, then run\n#   UPDATE_CRDS=1 NODE_OPTIONS=--experimental-vm-modules npx jest crds/ --selectProjects unit\n';
@@ -79,7 +79,7 @@ describe('CRD manifests', () => {
 
   it('keeps every field of MetalLB IPAddressPool and L2Advertisement manifests once their apiVersion is changed', () => {
     const pool = load(asSwitchboard(metallbPoolManifest('production'))) as IPAddressPool;
-    expect(pool.apiVersion).toBe(LB_API_VERSION);
+    expect(pool.apiVersion).toBe(SWITCHBOARD_API_VERSION);
     expect(problems(pool, 'ipaddresspool.yaml')).toEqual([]);
     const adv = load(asSwitchboard(metallbL2AdvertisementManifest('example', 'production'))) as L2Advertisement;
     expect(problems(adv, 'l2advertisement.yaml')).toEqual([]);
@@ -87,7 +87,7 @@ describe('CRD manifests', () => {
 
   it('accepts the Switchboard additions and status, and flags what the API server would reject or prune', () => {
     const pool: IPAddressPool = {
-      apiVersion: LB_API_VERSION,
+      apiVersion: SWITCHBOARD_API_VERSION,
       kind: 'IPAddressPool',
       metadata: { name: 'p' },
       spec: { addresses: ['10.0.0.0/24'], allowNetworkAndBroadcast: true, disabled: true, serviceAllocation: { serviceSelectors: [selector] } },
@@ -111,7 +111,7 @@ describe('CRD manifests', () => {
 
   it('accepts a ServiceL2Status with its conditions', () => {
     const status: ServiceL2Status = {
-      apiVersion: LB_API_VERSION,
+      apiVersion: SWITCHBOARD_API_VERSION,
       kind: 'ServiceL2Status',
       metadata: { name: 'web', namespace: 'app' },
       status: {

@@ -3,9 +3,9 @@
 // Cluster-scoped: a MetalLB manifest's metadata.namespace is ignored instead of hiding the pool in a namespace
 // nobody watches.
 import type { ObjectMeta } from '../api/wire.js';
-import { lbResource, type Condition, type LabelSelector } from './meta.js';
+import { switchboardResource, type Condition, type LabelSelector } from './meta.js';
 
-export const IPAddressPools = lbResource('ipaddresspools', 'IPAddressPool', false);
+export const IPAddressPools = switchboardResource('ipaddresspools', 'IPAddressPool', false);
 
 export interface ServiceAllocation {
   /** Lower wins; 0 or unset sorts after every positive priority. */

@@ -1,9 +1,9 @@
 // L2Advertisement: which pools are announced with ARP/NDP, from which nodes and on which interfaces.
 // MetalLB's field names and meaning; cluster-scoped like IPAddressPool.
 import type { ObjectMeta } from '../api/wire.js';
-import { lbResource, type LabelSelector } from './meta.js';
+import { switchboardResource, type LabelSelector } from './meta.js';
 
-export const L2Advertisements = lbResource('l2advertisements', 'L2Advertisement', false);
+export const L2Advertisements = switchboardResource('l2advertisements', 'L2Advertisement', false);
 
 export interface PreferredNodeSelector {
   /** 1..100, summed over every matching selector of every advertisement that applies to the Service. */

@@ -1,7 +1,7 @@
 // The CustomResourceDefinitions of switchboard.dev/v1beta1, built here once and written to crds/*.yaml.
 // crds/crds.test.ts fails when a YAML file differs from what this module builds; regenerate the files with
 //   UPDATE_CRDS=1 NODE_OPTIONS=--experimental-vm-modules npx jest crds/ --selectProjects unit
-import { LB_VERSION, SWITCHBOARD_GROUP } from './meta.js';
+import { SWITCHBOARD_GROUP, SWITCHBOARD_VERSION } from './meta.js';
 import { PoolConditionValid } from './ipaddresspool.js';
 import { L2ConditionAnnounced } from './servicel2status.js';
 import { CLAIM_PHASE_BOUND, CLAIM_TYPE } from './serviceclaim.js';
@@ -162,7 +162,7 @@ const crd = (shape: CrdShape): CustomResourceDefinition => ({
     scope: shape.scope,
     versions: [
       {
-        name: LB_VERSION,
+        name: SWITCHBOARD_VERSION,
         served: true,
         storage: true,
         subresources: { status: {} },

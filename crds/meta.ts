@@ -4,17 +4,19 @@ import type { ResourceType } from '../api/resources.js';
 import type { Wire } from '../api/wire.js';
 
 export const SWITCHBOARD_GROUP = 'switchboard.dev';
-export const LB_VERSION = 'v1beta1';
-export const LB_API_VERSION = `${SWITCHBOARD_GROUP}/${LB_VERSION}`;
+/** Every kind of the group (pools, advertisements, ServiceL2Status, ServiceClaim) is served at this one version. */
+export const SWITCHBOARD_VERSION = 'v1beta1';
+export const SWITCHBOARD_API_VERSION = `${SWITCHBOARD_GROUP}/${SWITCHBOARD_VERSION}`;
 
 export type LabelSelector = Wire<V1LabelSelector>;
 export type LabelSelectorRequirement = NonNullable<LabelSelector['matchExpressions']>[number];
 /** metav1.Condition as it travels over the wire. */
 export type Condition = Wire<V1Condition>;
 
-export const lbResource = (plural: string, kind: string, namespaced: boolean): ResourceType => ({
+/** The descriptor of a kind in Switchboard's own API group. */
+export const switchboardResource = (plural: string, kind: string, namespaced: boolean): ResourceType => ({
   group: SWITCHBOARD_GROUP,
-  version: LB_VERSION,
+  version: SWITCHBOARD_VERSION,
   plural,
   kind,
   namespaced,

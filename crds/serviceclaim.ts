@@ -7,9 +7,9 @@
 // the controller marks status.phase Bound once the Service exists and holds the value, and deletes the claim
 // when the Service lets go of the value (or never came to be).
 import type { ObjectMeta } from '../api/wire.js';
-import { lbResource } from './meta.js';
+import { switchboardResource } from './meta.js';
 
-export const ServiceClaims = lbResource('serviceclaims', 'ServiceClaim', false);
+export const ServiceClaims = switchboardResource('serviceclaims', 'ServiceClaim', false);
 
 export const CLAIM_TYPE = { clusterIP: 'ClusterIP', nodePort: 'NodePort' } as const;
 export type ClaimType = (typeof CLAIM_TYPE)[keyof typeof CLAIM_TYPE];

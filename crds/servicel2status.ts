@@ -3,13 +3,14 @@
 // Service, in the Service's namespace, named like the Service and owned by it, so `kubectl get servicel2status -n app`
 // answers "who announces my Service" and the object goes away with the Service.
 import type { ObjectMeta } from '../api/wire.js';
-import { lbResource, type Condition } from './meta.js';
+import { switchboardResource, type Condition } from './meta.js';
 
-export const ServiceL2Statuses = lbResource('servicel2statuses', 'ServiceL2Status', true);
+export const ServiceL2Statuses = switchboardResource('servicel2statuses', 'ServiceL2Status', true);
 
-export const LABEL_NODE = 'switchboard.dev/node';
-export const LABEL_SERVICE_NAME = 'switchboard.dev/service-name';
-export const LABEL_SERVICE_NAMESPACE = 'switchboard.dev/service-namespace';
+// Labels the speaker puts on ServiceL2Status objects; its informer watches only objects with the service-name one.
+export const LABEL_L2STATUS_NODE = 'switchboard.dev/node';
+export const LABEL_L2STATUS_SERVICE_NAME = 'switchboard.dev/service-name';
+export const LABEL_L2STATUS_SERVICE_NAMESPACE = 'switchboard.dev/service-namespace';
 
 export interface ServiceL2StatusStatus {
   /** The announcing node; empty while nobody announces (see the Announced condition). */

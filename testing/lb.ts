@@ -1,9 +1,10 @@
 // Builders for LoadBalancer allocator tests (pools and Services with just the fields that matter).
 import type { IPAddressPool, IPAddressPoolSpec } from '../crds/ipaddresspool.js';
+import { SWITCHBOARD_API_VERSION } from '../crds/meta.js';
 import type { Service } from '../api/wire.js';
 
 export const pool = (name: string, addresses: string[], spec: Partial<IPAddressPoolSpec> = {}, created = '2026-01-01T00:00:00Z'): IPAddressPool => ({
-  apiVersion: 'switchboard.dev/v1beta1',
+  apiVersion: SWITCHBOARD_API_VERSION,
   kind: 'IPAddressPool',
   metadata: { name, creationTimestamp: created },
   spec: { addresses, ...spec },

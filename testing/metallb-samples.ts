@@ -1,5 +1,7 @@
 // MetalLB manifests as users write them (MetalLB docs style), for checking that Switchboard's CRDs take them with
 // only the apiVersion changed.
+import { SWITCHBOARD_API_VERSION } from '../crds/meta.js';
+
 export const METALLB_API_VERSION = 'metallb.io/v1beta1';
 
 export const metallbPoolManifest = (name: string): string => `apiVersion: ${METALLB_API_VERSION}
@@ -44,4 +46,4 @@ spec:
 `;
 
 /** The same manifest for Switchboard: only the apiVersion differs. */
-export const asSwitchboard = (manifest: string): string => manifest.replaceAll(METALLB_API_VERSION, 'switchboard.dev/v1beta1');
+export const asSwitchboard = (manifest: string): string => manifest.replaceAll(METALLB_API_VERSION, SWITCHBOARD_API_VERSION);

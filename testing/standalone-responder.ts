@@ -4,7 +4,7 @@
 // Prints one JSON line per event on stdout: ready, announce, reply, ignore (except frames that are simply not ours).
 import { networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { parseIP } from '../allocators/loadbalancer/addresses.js';
+import { parseIPStrict } from '../api/ip.js';
 import { buildGratuitousArp, buildUnsolicitedNeighborAdvertisement, ipv6MulticastMac, solicitedNodeMulticast } from '../controllers/speaker/frames.js';
 import { NEIGHBOR_SOLICITATION_FILTER, RawSocket, interfaceInfo } from '../controllers/speaker/raw-socket.js';
 import { announcementTable, decide, responderInterface, type ResponderInterface, type AnnouncementTable } from '../controllers/speaker/responder.js';
@@ -30,7 +30,7 @@ export function main(argv: string[]): () => void {
   const info = interfaceInfo(name);
   const iface = responderInterface(name, info.mac, (networkInterfaces()[name] ?? []).flatMap((a) => (a.cidr ? [a.cidr] : [])));
   const table = announcementTable(addresses.map((a) => [a]));
-  const v6 = [...table.keys()].filter((a) => parseIP(a)?.family === 'IPv6');
+  const v6 = [...table.keys()].filter((a) => parseIPStrict(a)?.family === 'IPv6');
   const onError = (err: unknown): void => log({ event: 'error', error: String(err) });
 
   const arp: RawSocket = RawSocket.open({ interface: name, protocol: 'arp', onFrame: (f) => answer(arp, iface, table)(f), onError });

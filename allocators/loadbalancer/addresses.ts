@@ -1,8 +1,6 @@
-// Address math for LoadBalancer pools: strict parsing, addresses as bigint, ranges and CIDRs. Addresses are
-// the allocators' own IPAddress (allocators/ip-address.ts); pools only read them more strictly.
-import { addressBits, formatIP, fromBytes, parseIPLiteral, toBytes, type IPAddress, type IPFamily } from '../../api/ip.js';
-
-export { formatIP, fromBytes, toBytes, type IPAddress, type IPFamily };
+// Address math for LoadBalancer pools: addresses as bigint, ranges and CIDRs. Pools read addresses strictly
+// (api/ip.ts parseIPStrict): a pool entry must mean the same address to every reader.
+import { addressBits, formatIP, parseIPStrict, type IPAddress, type IPFamily } from '../../api/ip.js';
 
 /** An inclusive range of addresses of one family. */
 export interface AddressRange {
@@ -22,27 +20,11 @@ export interface Prefix {
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; detail: string };
 
-export const familyBits = addressBits;
-
 export const IP_DETAIL = 'must be a valid IPv4 or IPv6 address (e.g. 10.9.8.7 or 2001:db8::ffff)';
-
-/** Parses an address strictly: dotted-quad IPv4 without leading zeros, IPv6 without zone or IPv4-mapped form. */
-export function parseIP(text: string): IPAddress | undefined {
-  const literal = parseIPLiteral(text);
-  // Go reads ::ffff:a.b.c.d as IPv4; refusing it avoids an address that means different things to different readers.
-  if (!literal || literal.hasLeadingZeros || literal.isIPv4Mapped) return undefined;
-  return { family: literal.family, value: literal.value };
-}
-
-/** The canonical text of an address (RFC 5952 for IPv6), or undefined when it does not parse. */
-export function canonicalIP(text: string): string | undefined {
-  const a = parseIP(text);
-  return a && formatIP(a);
-}
 
 export const formatPrefix = (family: IPFamily, address: bigint, length: number): string => `${formatIP({ family, value: address })}/${length}`;
 
-const hostMask = (family: IPFamily, length: number): bigint => (1n << BigInt(familyBits(family) - length)) - 1n;
+const hostMask = (family: IPFamily, length: number): bigint => (1n << BigInt(addressBits(family) - length)) - 1n;
 
 export function prefixRange(family: IPFamily, address: bigint, length: number): AddressRange {
   const mask = hostMask(family, length);
@@ -53,10 +35,10 @@ export function prefixRange(family: IPFamily, address: bigint, length: number): 
 export function parsePrefix(text: string): Parsed<Prefix> {
   const slash = text.indexOf('/');
   if (slash < 0) return { ok: false, detail: 'must be a CIDR such as 192.168.1.0/24 or 2001:db8::/64' };
-  const address = parseIP(text.slice(0, slash));
+  const address = parseIPStrict(text.slice(0, slash));
   if (!address) return { ok: false, detail: `"${text.slice(0, slash)}" ${IP_DETAIL}` };
   const lengthText = text.slice(slash + 1);
-  const bits = familyBits(address.family);
+  const bits = addressBits(address.family);
   const length = Number(lengthText);
   if (!/^(0|[1-9][0-9]{0,2})$/.test(lengthText) || length > bits) {
     return { ok: false, detail: `prefix length must be an integer between 0 and ${bits}` };
@@ -71,7 +53,7 @@ export function parseCIDR(text: string): Parsed<Prefix> {
   const { family, address, length, range } = parsed.value;
   if (address !== range.first) {
     const network = formatPrefix(family, range.first, length);
-    const single = formatPrefix(family, address, familyBits(family));
+    const single = formatPrefix(family, address, addressBits(family));
     return { ok: false, detail: `host bits are set; write ${network} for the whole network or ${single} for this one address` };
   }
   return parsed;
@@ -82,8 +64,8 @@ export function parseRange(text: string): Parsed<AddressRange> {
   const parts = text.split('-');
   if (parts.length !== 2) return { ok: false, detail: 'must be a CIDR or a range such as 192.168.1.10-192.168.1.20' };
   const [start, end] = parts.map((p) => p.trim());
-  const first = parseIP(start);
-  const last = parseIP(end);
+  const first = parseIPStrict(start);
+  const last = parseIPStrict(end);
   if (!first) return { ok: false, detail: `start "${start}" ${IP_DETAIL}` };
   if (!last) return { ok: false, detail: `end "${end}" ${IP_DETAIL}` };
   if (first.family !== last.family) return { ok: false, detail: 'start and end must be of the same IP family' };
@@ -100,7 +82,7 @@ export const rangeContains = (r: AddressRange, a: IPAddress): boolean => r.famil
 
 /** The minimal list of CIDRs that exactly cover a range (what ipaddr.Summarize does in MetalLB). */
 export function rangeToCIDRs(r: AddressRange): string[] {
-  const bits = familyBits(r.family);
+  const bits = addressBits(r.family);
   const out: string[] = [];
   let cursor = r.first;
   while (cursor <= r.last) {

@@ -11,7 +11,7 @@
 // - `disabled` pools drain: holders keep their addresses, nobody gets a new one.
 // - A Service with a sharing key prefers an address already used under that key (MetalLB may or may not co-locate).
 import type { Service } from '../../api/wire.js';
-import { formatIP, parseIP, type IPAddress, type IPFamily } from './addresses.js';
+import { canonicalIPStrict, formatIP, parseIPStrict, type IPAddress, type IPFamily } from '../../api/ip.js';
 import { exclusionOf, locateAddress, poolRefusal, type LBPool, type PoolEntry } from './pools.js';
 import {
   ANNOTATION_ALLOCATED_FROM_POOL,
@@ -131,7 +131,7 @@ class Usage {
   constructor(freedAt: ReadonlyMap<string, number>) {
     this.freedOrder = [...freedAt]
       .flatMap(([text, at]) => {
-        const address = parseIP(text);
+        const address = parseIPStrict(text);
         return address ? [{ address, at }] : [];
       })
       .sort((a, b) => a.at - b.at || (a.address.value < b.address.value ? -1 : 1));
@@ -421,7 +421,7 @@ class Pass {
     const restart: { req: ServiceRequest; events: AllocationEvent[] }[] = [];
     const kept: ServiceRequest[] = [];
     for (const req of holders) {
-      const held = (current.get(req.key) ?? []).flatMap((t) => parseIP(t) ?? []);
+      const held = (current.get(req.key) ?? []).flatMap((t) => parseIPStrict(t) ?? []);
       const events: AllocationEvent[] = [];
       if (held.length > 0 && this.keep(req, held, events)) kept.push(req);
       else restart.push({ req, events });
@@ -445,7 +445,7 @@ class Pass {
  * but present in `current` has been deleted and its addresses are freed.
  */
 export function allocate(rawInput: AllocatorInput): AllocatorResult {
-  const current = new Map([...rawInput.current].map(([k, ips]) => [k, ips.map(canonical)]));
+  const current = new Map([...rawInput.current].map(([k, ips]) => [k, ips.map(canonicalOrAsWritten)]));
   const input: AllocatorInput = { ...rawInput, current };
   const requests = new Map<string, ServiceRequest>();
   const released = new Map<string, ServiceAllocation>();
@@ -490,10 +490,7 @@ export function allocate(rawInput: AllocatorInput): AllocatorResult {
   return { services: new Map([...pass.results, ...released]), assignments, freedAt, usage };
 }
 
-const canonical = (text: string): string => {
-  const a = parseIP(text);
-  return a ? formatIP(a) : text;
-};
+const canonicalOrAsWritten = (text: string): string => canonicalIPStrict(text) ?? text;
 
 /** The current assignments as recorded in Services (status.loadBalancer.ingress), for the first pass after a start. */
 export function assignmentsFromServices(services: readonly Service[], loadBalancerClass?: string, handleUnsetClass = true): Map<string, string[]> {
@@ -501,7 +498,7 @@ export function assignmentsFromServices(services: readonly Service[], loadBalanc
   for (const svc of services) {
     if (!isHandledClass(svc, loadBalancerClass, handleUnsetClass)) continue;
     const ours = isLoadBalancer(svc) || Object.prototype.hasOwnProperty.call(svc.metadata?.annotations ?? {}, ANNOTATION_ALLOCATED_FROM_POOL);
-    const ips = (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [canonical(i.ip)] : []));
+    const ips = (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [canonicalOrAsWritten(i.ip)] : []));
     if (ours && ips.length > 0) out.set(serviceKey(svc), ips);
   }
   return out;

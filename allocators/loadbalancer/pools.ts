@@ -6,18 +6,8 @@
 import { PoolConditionDisabled, PoolConditionValid, type IPAddressPool } from '../../crds/ipaddresspool.js';
 import type { LabelSelector } from '../../crds/meta.js';
 import type { Namespace } from '../../api/wire.js';
-import {
-  familyBits,
-  formatIP,
-  parseCIDR,
-  parseRange,
-  rangeContains,
-  rangesOverlap,
-  rangeSize,
-  type AddressRange,
-  type IPAddress,
-  type IPFamily,
-} from './addresses.js';
+import { addressBits, formatIP, type IPAddress, type IPFamily } from '../../api/ip.js';
+import { parseCIDR, parseRange, rangeContains, rangesOverlap, rangeSize, type AddressRange } from './addresses.js';
 import { duplicateEntries, invalid, renderFieldErrors, required, type FieldError } from './field-errors.js';
 import { anySelectorMatches, selectorMatches, validateSelectors, type Labels } from './selector.js';
 
@@ -223,7 +213,7 @@ const isBuggy = (family: IPFamily, value: bigint): boolean => family === 'IPv4' 
 /** Why an address inside `entry` is not handed out, or undefined when it may be. */
 export function exclusionOf(pool: LBPool, entry: PoolEntry, value: bigint): string | undefined {
   const { family, first, last } = entry.range;
-  const edges = !pool.allowNetworkAndBroadcast && entry.prefixLength !== undefined && familyBits(family) - entry.prefixLength >= 2;
+  const edges = !pool.allowNetworkAndBroadcast && entry.prefixLength !== undefined && addressBits(family) - entry.prefixLength >= 2;
   if (edges && value === first) {
     return family === 'IPv4'
       ? `it is the network address of ${entry.text} (set allowNetworkAndBroadcast to use it)`

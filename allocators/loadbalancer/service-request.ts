@@ -2,7 +2,7 @@
 // Annotations are read under MetalLB's stable prefix `metallb.io/` and its legacy prefix `metallb.universe.tf/`;
 // the stable key wins when both are present.
 import type { Service } from '../../api/wire.js';
-import { formatIP, parseIP, type IPAddress, type IPFamily } from './addresses.js';
+import { formatIP, parseIPStrict, type IPAddress, type IPFamily } from '../../api/ip.js';
 import { labelSetString } from './selector.js';
 
 export const ANNOTATION_PREFIX = 'metallb.io/';
@@ -85,7 +85,7 @@ function clusterFamilies(svc: Service): IPFamily[] {
   const declared = (svc.spec?.ipFamilies ?? []).filter((f): f is IPFamily => f === 'IPv4' || f === 'IPv6');
   if (declared.length > 0) return declared;
   const ips = svc.spec?.clusterIPs?.length ? svc.spec.clusterIPs : svc.spec?.clusterIP ? [svc.spec.clusterIP] : [];
-  return ips.map(parseIP).flatMap((a) => (a ? [a.family] : []));
+  return ips.map(parseIPStrict).flatMap((a) => (a ? [a.family] : []));
 }
 
 /** `["1.2.3.4" "2001:db8::1"]`, the way MetalLB prints a list of IPs (Go %q). */
@@ -105,7 +105,7 @@ function readRequestedIPs(svc: Service): { ips?: IPAddress[]; error?: string; de
   const what = fromAnnotation !== '' ? annotation?.key : 'spec.loadBalancerIP';
   const ips: IPAddress[] = [];
   for (const text of texts) {
-    const ip = parseIP(text);
+    const ip = parseIPStrict(text);
     if (!ip) return { error: `invalid ${what}: ${JSON.stringify(text)} is not an IP address`, deprecatedKey };
     ips.push(ip);
   }

@@ -7,7 +7,7 @@
 //   nodePort 30080 -> nodeport-30080              (one per number: NodePorts are not per protocol, spec §4)
 // Every value has exactly one name, and a name decodes only if it is that exact spelling (no leading zeros,
 // lowercase), so value -> name is injective and name -> value -> name is the identity.
-import { type IPFamily, formatIP, parseIP } from '../../api/ip.js';
+import { type IPFamily, formatIP, parseIPSloppy } from '../../api/ip.js';
 
 export type ClaimValue =
   | { readonly kind: 'ip'; readonly family: IPFamily; readonly ip: string }
@@ -19,7 +19,7 @@ const NODE_PORT_NAME = /^nodeport-([1-9][0-9]{0,4})$/;
 
 /** The claim for an IP literal (any spelling the apiserver accepts); the value is kept in canonical form. */
 export function ipClaim(ipText: string): ClaimValue {
-  const ip = parseIP(ipText);
+  const ip = parseIPSloppy(ipText);
   if (!ip) throw new Error(`not an IP address: ${JSON.stringify(ipText)}`);
   return { kind: 'ip', family: ip.family, ip: formatIP(ip) };
 }
@@ -33,7 +33,7 @@ export function nodePortClaim(port: number): NodePortClaimValue {
 
 export function claimName(value: ClaimValue): string {
   if (value.kind === 'nodePort') return `nodeport-${nodePortClaim(value.port).port}`;
-  const ip = parseIP(value.ip);
+  const ip = parseIPSloppy(value.ip);
   if (!ip || ip.family !== value.family) throw new Error(`not an ${value.family} address: ${JSON.stringify(value.ip)}`);
   if (ip.family === 'IPv4') return `ipv4-${formatIP(ip).replaceAll('.', '-')}`;
   const groups: string[] = [];

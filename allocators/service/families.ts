@@ -2,7 +2,7 @@
 // ipFamilyPolicy and ipFamilies from the Service, the old Service on update, and the cluster's families
 // (spec §1.4; upstream ValidateServiceClusterIPsRelatedFields and initIPFamilyFields, v1.34).
 import type { Service } from '../../api/wire.js';
-import { type IPFamily, isIPFamily, otherFamily, parseIPLiteral } from '../../api/ip.js';
+import { type IPFamily, familyOfIP, isIPFamily, otherFamily, parseIPLiteral } from '../../api/ip.js';
 import {
   CLUSTER_IP_NONE,
   SERVICE_TYPE,
@@ -129,7 +129,7 @@ function legacyIPErrors(path: FieldPath, value: string, options: ValidationOptio
 }
 
 function ipFamilyOf(ip: string): IPFamily | 'unknown' {
-  return parseIPLiteral(ip)?.family ?? 'unknown';
+  return familyOfIP(ip) ?? 'unknown';
 }
 
 export interface FamilyResolution {

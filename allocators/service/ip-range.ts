@@ -12,7 +12,7 @@ import {
   dynamicPickOrder,
   staticBandSize,
 } from './bands.js';
-import { type IPFamily, addressBits, formatIP, parseIP, parseIPLiteral } from '../../api/ip.js';
+import { type IPFamily, addressBits, formatIP, parseIPLiteral, parseIPSloppy } from '../../api/ip.js';
 
 export const DEFAULT_SERVICE_CLUSTER_IP_RANGE = '10.0.0.0/24';
 /** kube-apiserver's floor on --service-cluster-ip-range, counted as 2^hostbits capped at 65536. */
@@ -89,7 +89,7 @@ export function ipAtOffset(range: ServiceIPRange, offset: bigint): string | unde
 
 /** The offset of a usable address of this range; undefined for other families, outside, network or broadcast. */
 export function offsetOfIP(range: ServiceIPRange, ipText: string): bigint | undefined {
-  const ip = parseIP(ipText);
+  const ip = parseIPSloppy(ipText);
   if (!ip || ip.family !== range.family) return undefined;
   const offset = ip.value - range.network - 1n;
   return offset >= 0n && offset < range.size ? offset : undefined;

@@ -14,7 +14,7 @@ import {
   isUnchangedPreferDualStack,
   resolveIPFamilies,
 } from './families.js';
-import { type IPFamily, canonicalIP, formatIP, parseIP } from '../../api/ip.js';
+import { type IPFamily, canonicalIPSloppy, formatIP, parseIPSloppy } from '../../api/ip.js';
 import { type ServiceIPRange, dynamicIPCandidates, rangeContainsIP, rangeHoldingIP } from './ip-range.js';
 import { type NodePortRange, dynamicPortCandidates, formatPortRange, portInRange } from './port-range.js';
 import {
@@ -544,7 +544,7 @@ export async function executePlan(
       if (dryRun) {
         // Upstream's dry-run asks one allocator (one CIDR) and so answers with the single-range error.
         if (!rangeContainsIP(ranges[0], step.requested)) {
-          return refuse(ipNotInRangeReason(canonicalIP(step.requested) ?? step.requested, ranges[0].cidr));
+          return refuse(ipNotInRangeReason(canonicalIPSloppy(step.requested) ?? step.requested, ranges[0].cidr));
         }
       } else if (!rangeHoldingIP(ranges, step.requested)) {
         return refuse(ALLOCATOR_ERRORS.mismatchedNetwork);
@@ -653,7 +653,7 @@ export function claimInConfiguredRange(config: AllocationConfig, value: ClaimVal
 export function heldClaims(service: Service): ClaimValue[] {
   const held: ClaimValue[] = [];
   if (serviceType(service) !== SERVICE_TYPE.externalName && !isHeadless(service)) {
-    for (const ip of service.spec?.clusterIPs ?? []) if (parseIP(ip)) held.push(ipClaim(ip));
+    for (const ip of service.spec?.clusterIPs ?? []) if (parseIPSloppy(ip)) held.push(ipClaim(ip));
   }
   held.push(...nonZeroNodePorts(service).flatMap(nodePortClaimOrSkip));
   if (needsHealthCheck(service)) held.push(...nodePortClaimOrSkip(service.spec?.healthCheckNodePort ?? 0));

@@ -20,7 +20,7 @@ import {
   LABEL_SKIP_MIRROR,
   OVER_CAPACITY_TRUNCATED,
 } from '../endpointutil/constants.js';
-import { parseIP } from '../endpointutil/ip.js';
+import { readIPField } from '../endpointutil/ip.js';
 import { stringMapsEqual, withoutKeys } from '../endpointutil/maps.js';
 import { isPodReady, podIPsOfFamily, podTargetRef, podsToPublish, shouldSetHostname } from '../endpointutil/pod.js';
 import { resolvePodPorts, usableServicePorts } from '../endpointutil/ports.js';
@@ -74,7 +74,7 @@ function primaryFamily(service: Service, pod: Pod): AddressType {
   if (first === 'IPv4' || first === 'IPv6') return first;
   // No ipFamilies (old apiserver): the ClusterIP's family, or for headless Services the pod's own primary IP.
   const reference = isServiceIPSet(service) ? service.spec?.clusterIP : pod.status?.podIP;
-  return parseIP(reference)?.family === 'IPv6' ? 'IPv6' : 'IPv4';
+  return readIPField(reference)?.family === 'IPv6' ? 'IPv6' : 'IPv4';
 }
 
 /** The pod's first IP of the family, copied verbatim (Endpoints IPs are not canonicalised). */

@@ -18,13 +18,13 @@ import {
   type AddressType,
   DEFAULT_MAX_ENDPOINTS_PER_SUBSET,
   DEFAULT_MIRRORING_MANAGED_BY,
+  LABEL_ENDPOINTSLICE_SERVICE_NAME,
   LABEL_MANAGED_BY,
-  LABEL_SERVICE_NAME,
   LABEL_SKIP_MIRROR,
   clampEndpointLimit,
 } from '../endpointutil/constants.js';
 import { EndpointSet, endpointsEqualBeyondKey } from '../endpointutil/endpoint-identity.js';
-import { isSpecialIP, parseIP } from '../endpointutil/ip.js';
+import { isSpecialIP, readIPField } from '../endpointutil/ip.js';
 import { stringMapsEqual, withoutKeys } from '../endpointutil/maps.js';
 import { controllerOwnerReference, generateNamePrefix, managedSlices } from '../endpointutil/owner.js';
 import { portSetKey } from '../endpointutil/ports.js';
@@ -110,7 +110,7 @@ function desiredGroups(endpoints: Endpoints, max: number, result: MirroringRecon
     let invalidHere = 0;
     for (const { address, ready } of candidates) {
       if (added >= max) break;
-      const ip = parseIP(address.ip);
+      const ip = readIPField(address.ip);
       // Special addresses would make the API server refuse the whole slice; treat them as invalid too.
       if (!ip || isSpecialIP(ip)) {
         invalidHere += 1;
@@ -143,7 +143,7 @@ function desiredGroups(endpoints: Endpoints, max: number, result: MirroringRecon
 function mirroredSlice(endpoints: Endpoints, group: DesiredGroup, managedBy: string, name: string | undefined): EndpointSlice {
   const metadata: EndpointSlice['metadata'] = {
     namespace: endpoints.metadata?.namespace,
-    labels: { ...(endpoints.metadata?.labels ?? {}), [LABEL_SERVICE_NAME]: endpoints.metadata?.name ?? '', [LABEL_MANAGED_BY]: managedBy },
+    labels: { ...(endpoints.metadata?.labels ?? {}), [LABEL_ENDPOINTSLICE_SERVICE_NAME]: endpoints.metadata?.name ?? '', [LABEL_MANAGED_BY]: managedBy },
     annotations: withoutKeys(endpoints.metadata?.annotations, UNMIRRORED_ANNOTATIONS),
     ownerReferences: [controllerOwnerReference('Endpoints', endpoints)],
   };
@@ -236,7 +236,7 @@ export function reconcileMirroredSlices(input: MirroringReconcileInput): Mirrori
       result.stats.endpointsRemoved += changes.removed;
       const untouched =
         changes.added + changes.updated + changes.removed === 0 &&
-        stringMapsEqual(endpoints.metadata?.labels, withoutKeys(first.metadata?.labels, [LABEL_MANAGED_BY, LABEL_SERVICE_NAME])) &&
+        stringMapsEqual(endpoints.metadata?.labels, withoutKeys(first.metadata?.labels, [LABEL_MANAGED_BY, LABEL_ENDPOINTSLICE_SERVICE_NAME])) &&
         stringMapsEqual(wantedAnnotations, first.metadata?.annotations);
       if (untouched) continue;
     } else {

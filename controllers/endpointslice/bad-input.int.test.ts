@@ -6,7 +6,7 @@ import type { KubeClient } from '../runtime/client.js';
 import { Informer } from '../runtime/informer.js';
 import { EndpointSlices, Endpoints as EndpointsResource, Events, Nodes, Services } from '../../api/resources.js';
 import type { EndpointSlice, KubeEvent } from '../../api/wire.js';
-import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
 import { type RunningControllers, createNode, createPod, runControllers } from '../../testing/endpoint-cluster.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, randomSuffix, testClient } from '../../e2e/jest/cluster.js';
 import { parseEndpointsJobFlags, registerEndpointControllers, type EndpointControllers } from '../../cmd/jobs/endpoints.js';
@@ -22,7 +22,7 @@ describe('endpoint controllers on bad input', () => {
   const nodes: string[] = [];
 
   const ours = (service: string) =>
-    slices.store.list().filter((s) => s.metadata?.labels?.[LABEL_SERVICE_NAME] === service && s.metadata?.labels?.[LABEL_MANAGED_BY] === MANAGED_BY);
+    slices.store.list().filter((s) => s.metadata?.labels?.[LABEL_ENDPOINTSLICE_SERVICE_NAME] === service && s.metadata?.labels?.[LABEL_MANAGED_BY] === MANAGED_BY);
   const events = async (name: string, reason: string) =>
     (await client.list<KubeEvent>(Events, { namespace: ns, fieldSelector: `involvedObject.name=${name},reason=${reason}` })).items;
   const logs = (text: string) => switchboard.logs.filter((l) => l.includes(text));
@@ -77,7 +77,7 @@ describe('endpoint controllers on bad input', () => {
     const stray = (labels: Record<string, string>) =>
       client.create<EndpointSlice>(EndpointSlices, { metadata: { generateName: 'stray-', namespace: ns, labels }, addressType: 'IPv4', endpoints: [{ addresses: ['10.80.9.9'] }], ports: [] });
     const orphan = await stray({ [LABEL_MANAGED_BY]: MANAGED_BY });
-    const unowned = await stray({ [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_SERVICE_NAME]: 'web' });
+    const unowned = await stray({ [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_ENDPOINTSLICE_SERVICE_NAME]: 'web' });
     const [mine] = ours('web');
     await client.patch(EndpointSlices, mine.metadata!.name!, { endpoints: [] }, 'merge', { namespace: ns });
 
@@ -121,7 +121,7 @@ describe('endpoint controllers on bad input', () => {
     await createPod(client, ns, { name: 'sel-0', labels: { app: 'sel' }, node: nodes[0], ips: ['10.83.0.1'] });
     await eventually(async () => ours('sel').length === 1 && (await client.getOrUndefined(EndpointsResource, 'sel', ns)) !== undefined);
     await client.patch(Services, 'sel', { spec: { selector: null } }, 'merge', { namespace: ns });
-    const mirrored = () => slices.store.list().filter((s) => s.metadata?.labels?.[LABEL_SERVICE_NAME] === 'sel' && s.metadata?.labels?.[LABEL_MANAGED_BY] === MIRROR_MANAGED_BY);
+    const mirrored = () => slices.store.list().filter((s) => s.metadata?.labels?.[LABEL_ENDPOINTSLICE_SERVICE_NAME] === 'sel' && s.metadata?.labels?.[LABEL_MANAGED_BY] === MIRROR_MANAGED_BY);
     await eventually(async () => ours('sel').length === 0 && (await client.getOrUndefined(EndpointsResource, 'sel', ns)) === undefined && mirrored().length === 0);
     await client.create(EndpointsResource, { metadata: { name: 'sel', namespace: ns }, subsets: [{ addresses: [{ ip: '10.83.1.1' }], ports: [{ name: 'http', port: 80, protocol: 'TCP' }] }] });
     await eventually(() => expect(mirrored().flatMap((s) => s.endpoints ?? []).map((e) => e.addresses[0])).toEqual(['10.83.1.1']));

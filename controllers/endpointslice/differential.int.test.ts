@@ -13,7 +13,7 @@ import { Informer } from '../runtime/informer.js';
 import { EndpointSlices, Endpoints as EndpointsResource, Namespaces, Pods, Services } from '../../api/resources.js';
 import { byNamespace } from '../runtime/store.js';
 import type { EndpointSlice, Endpoints, Pod, Service } from '../../api/wire.js';
-import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, DEFAULT_MIRRORING_MANAGED_BY, LABEL_MANAGED_BY, LABEL_SERVICE_NAME, LABEL_SKIP_MIRROR } from '../endpointutil/constants.js';
+import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, DEFAULT_MIRRORING_MANAGED_BY, LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY, LABEL_SKIP_MIRROR } from '../endpointutil/constants.js';
 import {
   type PodSpecLite,
   type RunningControllers,
@@ -141,7 +141,7 @@ class Scenario {
 
   private snapshots(service: string, mirror: boolean): { ours: SliceSnapshot; theirs: SliceSnapshot } {
     const of = (managedBy: string) =>
-      sliceSnapshot(slices.store.byIndex('ns', this.ns).filter((s) => s.metadata?.labels?.[LABEL_SERVICE_NAME] === service && s.metadata?.labels?.[LABEL_MANAGED_BY] === managedBy));
+      sliceSnapshot(slices.store.byIndex('ns', this.ns).filter((s) => s.metadata?.labels?.[LABEL_ENDPOINTSLICE_SERVICE_NAME] === service && s.metadata?.labels?.[LABEL_MANAGED_BY] === managedBy));
     return mirror ? { ours: of(OURS_MIRROR), theirs: of(DEFAULT_MIRRORING_MANAGED_BY) } : { ours: of(OURS), theirs: of(DEFAULT_ENDPOINTSLICE_MANAGED_BY) };
   }
 
@@ -456,7 +456,7 @@ const scenarios: Record<string, (s: Scenario) => Promise<void>> = {
     await s.service('edit');
     await s.pods(3, 'e', () => ({ app: 'edit' }));
     await s.settle('three', { edit: { endpoints: 3 } });
-    const own = () => slices.store.byIndex('ns', s.ns).filter((x) => x.metadata?.labels?.[LABEL_SERVICE_NAME] === 'edit');
+    const own = () => slices.store.byIndex('ns', s.ns).filter((x) => x.metadata?.labels?.[LABEL_ENDPOINTSLICE_SERVICE_NAME] === 'edit');
     // The same hand edits to both controllers' slices: both must restore what they manage.
     await Promise.all(own().map((x) => client.patch(EndpointSlices, x.metadata!.name!, { endpoints: x.endpoints.slice(0, 1) }, 'merge', { namespace: s.ns })));
     await s.settle('edits reverted', { edit: { endpoints: 3, slices: 1 } });
@@ -466,7 +466,7 @@ const scenarios: Record<string, (s: Scenario) => Promise<void>> = {
     await Promise.all(
       [OURS, DEFAULT_ENDPOINTSLICE_MANAGED_BY].map((managedBy) =>
         client.create(EndpointSlices, {
-          metadata: { generateName: 'stray-', namespace: s.ns, labels: { [LABEL_SERVICE_NAME]: 'edit', [LABEL_MANAGED_BY]: managedBy } },
+          metadata: { generateName: 'stray-', namespace: s.ns, labels: { [LABEL_ENDPOINTSLICE_SERVICE_NAME]: 'edit', [LABEL_MANAGED_BY]: managedBy } },
           addressType: 'IPv4',
           endpoints: [{ addresses: ['10.99.0.1'] }],
           ports: [],

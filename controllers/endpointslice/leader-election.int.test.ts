@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubeClient } from '../runtime/client.js';
 import { EndpointSlices, Endpoints as EndpointsResource, Leases, Nodes, Pods, Services } from '../../api/resources.js';
 import type { EndpointSlice, Endpoints, Lease } from '../../api/wire.js';
-import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
 import { createNode, createPod, forceDeletePod, setPodStatus } from '../../testing/endpoint-cluster.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, randomSuffix, testClient } from '../../e2e/jest/cluster.js';
 import { leads, replicaFlags, requireBuiltSwitchboard, spawnSwitchboard, type SwitchboardProcess as Replica } from '../../e2e/jest/switchboard-process.js';
@@ -126,7 +126,7 @@ describe('endpoint controllers under leader election', () => {
       notReady: [...pods.values()].filter((p) => !p.ready && !p.terminating).map((p) => p.ip).sort(),
     };
     const slicesOf = async (service: string, managedBy: string) =>
-      (await client.list<EndpointSlice>(EndpointSlices, { namespace: ns, labelSelector: `${LABEL_SERVICE_NAME}=${service},${LABEL_MANAGED_BY}=${managedBy}` })).items;
+      (await client.list<EndpointSlice>(EndpointSlices, { namespace: ns, labelSelector: `${LABEL_ENDPOINTSLICE_SERVICE_NAME}=${service},${LABEL_MANAGED_BY}=${managedBy}` })).items;
 
     await eventually(async () => {
       const slices = await slicesOf('web', MANAGED_BY);

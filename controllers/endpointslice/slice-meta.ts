@@ -1,13 +1,13 @@
 // Metadata of the slices the EndpointSlice controller writes: labels, owner reference, name prefix, placeholder.
 import type { EndpointSlice, Service } from '../../api/wire.js';
-import { type AddressType, LABEL_HEADLESS, LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { type AddressType, LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_HEADLESS, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
 import { stringMapsEqual, withoutKeys } from '../endpointutil/maps.js';
 import { controllerOwnerReference, generateNamePrefix } from '../endpointutil/owner.js';
 import { isServiceIPSet } from '../endpointutil/service.js';
 import type { Labels, OwnerReference, SlicePort } from '../endpointutil/types.js';
 
 /** Label keys the controller owns on a slice; the Service cannot set them through its own labels. */
-export const RESERVED_SLICE_LABELS = [LABEL_SERVICE_NAME, LABEL_MANAGED_BY, LABEL_HEADLESS] as const;
+export const RESERVED_SLICE_LABELS = [LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY, LABEL_HEADLESS] as const;
 
 export function reservedLabelsOnService(service: Service): string[] {
   return Object.keys(service.metadata?.labels ?? {}).filter((key) => (RESERVED_SLICE_LABELS as readonly string[]).includes(key));
@@ -22,7 +22,7 @@ export function sliceLabels(service: Service, managedBy: string, current?: Label
   const changed = !stringMapsEqual(withoutKeys(current, RESERVED_SLICE_LABELS), fromService);
   const labels: Labels = { ...fromService };
   if (!isServiceIPSet(service)) labels[LABEL_HEADLESS] = '';
-  labels[LABEL_SERVICE_NAME] = service.metadata?.name ?? '';
+  labels[LABEL_ENDPOINTSLICE_SERVICE_NAME] = service.metadata?.name ?? '';
   labels[LABEL_MANAGED_BY] = managedBy;
   return { labels, changed };
 }

@@ -1,7 +1,7 @@
 // Well-known label and annotation keys and the upstream default values shared by the three endpoint
 // controllers (spec/endpointslice.md §0).
 
-export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
+export const LABEL_ENDPOINTSLICE_SERVICE_NAME = 'kubernetes.io/service-name';
 export const LABEL_MANAGED_BY = 'endpointslice.kubernetes.io/managed-by';
 export const LABEL_SKIP_MIRROR = 'endpointslice.kubernetes.io/skip-mirror';
 export const LABEL_HEADLESS = 'service.kubernetes.io/headless';

@@ -1,29 +1,25 @@
-// IP parsing the way the upstream controllers read pod and Endpoints IPs (the allocators' parser, which follows
-// Go): sloppy IPv4 (leading zeros are decimal), IPv4-mapped IPv6 counts as IPv4, and the canonical text is what
-// Go's net.IP.String() prints.
-import { formatIP, parseIP as parseAddress, toBytes } from '../../api/ip.js';
-import type { AddressType } from './constants.js';
+// How the endpoint controllers read IPs in Pods, Services and Endpoints, as upstream does: Go's sloppy reading
+// (api/ip.ts), on a field that may hold anything; and which addresses the API server refuses in endpoint objects.
+import { formatIP, parseIPSloppy, toBytes, type IPAddress } from '../../api/ip.js';
 
-export interface ParsedIP {
-  family: AddressType;
+export interface FieldIP extends IPAddress {
   /** Canonical text: dotted decimal without leading zeros, or RFC 5952 IPv6. */
-  canonical: string;
-  bytes: number[];
+  readonly canonical: string;
 }
 
-/** Returns undefined for anything that is not an IP address (including zoned IPv6 like fe80::1%eth0). */
-export function parseIP(text: unknown): ParsedIP | undefined {
-  if (typeof text !== 'string' || text.length === 0) return undefined;
-  const ip = parseAddress(text);
-  return ip && { family: ip.family, canonical: formatIP(ip), bytes: toBytes(ip) };
+/** The IP an object's field holds; undefined for anything else (absent, not a string, zoned IPv6 like fe80::1%eth0). */
+export function readIPField(value: unknown): FieldIP | undefined {
+  if (typeof value !== 'string') return undefined;
+  const ip = parseIPSloppy(value);
+  return ip && { ...ip, canonical: formatIP(ip) };
 }
 
 /**
  * The addresses the API server's ValidateNonSpecialIP rejects in Endpoints and EndpointSlices: unspecified,
  * loopback, link-local unicast and link-local multicast. Other multicast passes, as upstream.
  */
-export function isSpecialIP(ip: ParsedIP): boolean {
-  const b = ip.bytes;
+export function isSpecialIP(ip: IPAddress): boolean {
+  const b = toBytes(ip);
   if (ip.family === 'IPv4') {
     const unspecified = b.every((x) => x === 0);
     return unspecified || b[0] === 127 || (b[0] === 169 && b[1] === 254) || (b[0] === 224 && b[1] === 0 && b[2] === 0);

@@ -1,7 +1,7 @@
 // Ownership of the slices the two slice-writing controllers manage: owner references, name prefixes, and which
 // listed slices are really theirs.
 import type { EndpointSlice, ObjectMeta } from '../../api/wire.js';
-import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from './constants.js';
+import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from './constants.js';
 import type { SkippedItem } from './report.js';
 import type { OwnerReference } from './types.js';
 
@@ -40,8 +40,8 @@ export function managedSlices(
     const name = meta?.name ?? '';
     if (!name) {
       skipped.push({ kind: 'EndpointSlice', name: meta?.generateName ?? '', code: 'SliceUnnamed', reason: 'slice has no metadata.name' });
-    } else if (meta?.namespace !== owner.namespace || meta?.labels?.[LABEL_SERVICE_NAME] !== owner.name || meta?.labels?.[LABEL_MANAGED_BY] !== managedBy) {
-      const reason = `slice is not labelled ${LABEL_SERVICE_NAME}=${owner.name}, ${LABEL_MANAGED_BY}=${managedBy} in namespace ${owner.namespace}`;
+    } else if (meta?.namespace !== owner.namespace || meta?.labels?.[LABEL_ENDPOINTSLICE_SERVICE_NAME] !== owner.name || meta?.labels?.[LABEL_MANAGED_BY] !== managedBy) {
+      const reason = `slice is not labelled ${LABEL_ENDPOINTSLICE_SERVICE_NAME}=${owner.name}, ${LABEL_MANAGED_BY}=${managedBy} in namespace ${owner.namespace}`;
       skipped.push({ kind: 'EndpointSlice', name, code: 'SliceNotOurs', reason });
     } else {
       usable.push(slice);

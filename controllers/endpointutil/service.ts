@@ -1,7 +1,7 @@
 // Service facts shared by the endpoint controllers.
 import type { Pod, Service } from '../../api/wire.js';
 import type { AddressType } from './constants.js';
-import { parseIP } from './ip.js';
+import { readIPField } from './ip.js';
 import type { Labels } from './types.js';
 
 /** A ClusterIP is set: neither "None" (headless) nor empty. */
@@ -45,7 +45,7 @@ export function addressTypesForService(service: Service): AddressType[] {
   }
   if (families.size > 0) return [...families];
   if (isServiceIPSet(service)) {
-    return [parseIP(service.spec?.clusterIP)?.family === 'IPv6' ? 'IPv6' : 'IPv4'];
+    return [readIPField(service.spec?.clusterIP)?.family === 'IPv6' ? 'IPv6' : 'IPv4'];
   }
   return ['IPv4', 'IPv6'];
 }

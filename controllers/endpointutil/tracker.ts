@@ -2,7 +2,7 @@
 // slice, so that the wiring can ignore echoes of its own writes and detect an informer cache that lags behind them.
 // In-memory only; the wiring calls update()/expectDeletion() after each successful write.
 import type { EndpointSlice, Service } from '../../api/wire.js';
-import { LABEL_SERVICE_NAME } from './constants.js';
+import { LABEL_ENDPOINTSLICE_SERVICE_NAME } from './constants.js';
 
 /** Tracked generation meaning "we deleted it and expect the cache to drop it". */
 export const DELETION_EXPECTED = -1;
@@ -37,7 +37,7 @@ export function isSliceCacheStale(expected: GenerationsBySlice, cachedSlices: re
 
 /** Key of the owning Service (or Endpoints, for mirrored slices): namespace/service-name label. */
 export function sliceOwnerKey(slice: EndpointSlice): string {
-  return `${slice.metadata?.namespace ?? ''}/${slice.metadata?.labels?.[LABEL_SERVICE_NAME] ?? ''}`;
+  return `${slice.metadata?.namespace ?? ''}/${slice.metadata?.labels?.[LABEL_ENDPOINTSLICE_SERVICE_NAME] ?? ''}`;
 }
 
 export class EndpointSliceTracker {

@@ -7,7 +7,7 @@ import type { WorkQueue } from '../runtime/workqueue.js';
 import { EndpointSlices, Endpoints as EndpointsResource, Nodes, Pods, Services } from '../../api/resources.js';
 import { byLabel, byNamespace } from '../runtime/store.js';
 import type { EndpointSlice, Endpoints, Node, Pod, Service } from '../../api/wire.js';
-import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
 import { servicesForPod, servicesForPodUpdate } from '../endpointutil/pod-change.js';
 import { serviceSelectsPod } from '../endpointutil/service.js';
 
@@ -48,7 +48,7 @@ export class EndpointCaches {
   get slices(): Informer<EndpointSlice> {
     return (this.slicesInformer ??= this.manager.informer<EndpointSlice>(EndpointSlices, {
       ...this.scoped(),
-      indexers: { [BY_SERVICE_NAME]: byLabel(LABEL_SERVICE_NAME) },
+      indexers: { [BY_SERVICE_NAME]: byLabel(LABEL_ENDPOINTSLICE_SERVICE_NAME) },
     }));
   }
 

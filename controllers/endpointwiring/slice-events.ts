@@ -5,13 +5,13 @@
 import type { EventHandlers } from '../runtime/informer.js';
 import type { Logger } from '../runtime/log.js';
 import type { EndpointSlice } from '../../api/wire.js';
-import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
 import { type EndpointSliceTracker, sliceOwnerKey } from '../endpointutil/tracker.js';
 
 export function sliceEventHandlers(tracker: EndpointSliceTracker, managedBy: string, sync: (ownerKey: string) => void, log: Logger): EventHandlers<EndpointSlice> {
   const ours = (slice: EndpointSlice) => slice.metadata?.labels?.[LABEL_MANAGED_BY] === managedBy;
   const queueOwner = (slice: EndpointSlice) => {
-    if (slice.metadata?.labels?.[LABEL_SERVICE_NAME]) sync(sliceOwnerKey(slice));
+    if (slice.metadata?.labels?.[LABEL_ENDPOINTSLICE_SERVICE_NAME]) sync(sliceOwnerKey(slice));
     else if (ours(slice)) {
       const name = `${slice.metadata?.namespace}/${slice.metadata?.name}`;
       log.info('slice carries our managed-by label but no service-name label: nothing to sync, left alone', { slice: name, managedBy });

@@ -6,7 +6,7 @@ import type { EventSink, EventType } from '../runtime/events.js';
 import { createLogger } from '../runtime/log.js';
 import type { EndpointSlice } from '../../api/wire.js';
 import { applySliceWrites, isNamespaceTerminating } from './api-writes.js';
-import { LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../endpointutil/constants.js';
+import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
 import type { SkippedItem } from '../endpointutil/report.js';
 import { SkipReporter } from './skip-reporter.js';
 import { sliceEventHandlers } from './slice-events.js';
@@ -14,7 +14,7 @@ import { EndpointSliceTracker } from '../endpointutil/tracker.js';
 
 const OURS = 'ours.example';
 
-function slice(uid: string, generation: number, labels: Record<string, string> = { [LABEL_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: OURS }): EndpointSlice {
+function slice(uid: string, generation: number, labels: Record<string, string> = { [LABEL_ENDPOINTSLICE_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: OURS }): EndpointSlice {
   return { metadata: { name: `web-${uid}`, namespace: 'ns', uid, generation, labels }, addressType: 'IPv4', endpoints: [] };
 }
 
@@ -44,9 +44,9 @@ describe('sliceEventHandlers', () => {
 
   it('syncs both owners when the service-name label moves, and either side of a managed-by change', () => {
     const { synced, handlers } = setUp();
-    handlers.onUpdate!(slice('a', 1), slice('a', 1, { [LABEL_SERVICE_NAME]: 'other', [LABEL_MANAGED_BY]: OURS }));
-    handlers.onUpdate!(slice('b', 1, { [LABEL_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: 'someone-else' }), slice('b', 1));
-    handlers.onUpdate!(slice('c', 1, { [LABEL_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: 'x' }), slice('c', 2, { [LABEL_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: 'y' }));
+    handlers.onUpdate!(slice('a', 1), slice('a', 1, { [LABEL_ENDPOINTSLICE_SERVICE_NAME]: 'other', [LABEL_MANAGED_BY]: OURS }));
+    handlers.onUpdate!(slice('b', 1, { [LABEL_ENDPOINTSLICE_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: 'someone-else' }), slice('b', 1));
+    handlers.onUpdate!(slice('c', 1, { [LABEL_ENDPOINTSLICE_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: 'x' }), slice('c', 2, { [LABEL_ENDPOINTSLICE_SERVICE_NAME]: 'web', [LABEL_MANAGED_BY]: 'y' }));
     expect(synced).toEqual(['ns/web', 'ns/other', 'ns/web']);
   });
 

@@ -16,7 +16,7 @@ import { Namespaces, Services } from '../../api/resources.js';
 import { telemetry } from '../runtime/telemetry.js';
 import type { Namespace, Service } from '../../api/wire.js';
 import { IPAddressPools, PoolConditionValid, type IPAddressPool, type IPAddressPoolStatus } from '../../crds/ipaddresspool.js';
-import { LB_API_VERSION, type Condition } from '../../crds/meta.js';
+import { SWITCHBOARD_API_VERSION, type Condition } from '../../crds/meta.js';
 import { allocate, assignmentsFromServices, type ServiceAllocation } from '../../allocators/loadbalancer/allocator.js';
 import { parsePools, poolCounters, poolStatus, type ParsedPools, type PoolCounters } from '../../allocators/loadbalancer/pools.js';
 import {
@@ -51,7 +51,7 @@ export interface LoadBalancerControllerOptions {
 }
 
 const SERVICE_REF = { apiVersion: 'v1', kind: 'Service' };
-const POOL_REF = { apiVersion: LB_API_VERSION, kind: 'IPAddressPool' };
+const POOL_REF = { apiVersion: SWITCHBOARD_API_VERSION, kind: 'IPAddressPool' };
 const ANNOTATIONS_READ = [ANNOTATION_ADDRESS_POOL, ANNOTATION_LOADBALANCER_IPS, ANNOTATION_ALLOW_SHARED_IP].flatMap((n) => [ANNOTATION_PREFIX + n, LEGACY_ANNOTATION_PREFIX + n]);
 
 /** Everything of a Service the allocator reads: a change here needs a new pass, a status change does not. */

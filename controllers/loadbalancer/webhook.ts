@@ -13,7 +13,7 @@ import type { Node } from '../../api/wire.js';
 import { certificateExpiry, createCertificateAuthority, issueCertificate } from '../runtime/pki.js';
 import { allowResponse, denyResponse, type AdmissionReviewResponse } from '../../allocators/service/admission.js';
 import type { Status } from '../../api/status.js';
-import { parseIP } from '../../allocators/loadbalancer/addresses.js';
+import { parseIPStrict as parseIP } from '../../api/ip.js';
 import { renderFieldErrors, fieldErrorBody, type FieldError } from '../../allocators/loadbalancer/field-errors.js';
 import { locateAddress, parsePools, validateIPAddressPoolChange } from '../../allocators/loadbalancer/pools.js';
 import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';

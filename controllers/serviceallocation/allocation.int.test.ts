@@ -13,9 +13,8 @@ import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { eventually } from '../../e2e/jest/cluster.js';
 import { replicaFlags, spawnSwitchboard, stopSwitchboard as stop, waitForOutput, type SwitchboardProcess } from '../../e2e/jest/switchboard-process.js';
 import { KubeClient, isAlreadyExists } from '../runtime/client.js';
-import { Events, Namespaces, Services } from '../../api/resources.js';
+import { Events, Namespaces, Secrets, Services } from '../../api/resources.js';
 import type { KubeEvent, Service } from '../../api/wire.js';
-import { Secrets } from '../../api/resources.js';
 import { OPT_OUT_LABEL, WEBHOOK_NAMES, deleteWebhookConfigurations } from '../runtime/webhook/configuration.js';
 
 const NS = 'switchboard-system';

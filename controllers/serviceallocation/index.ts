@@ -9,7 +9,7 @@ import { Backoff, sleep } from '../runtime/backoff.js';
 import { isNotFound, type KubeClient } from '../runtime/client.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Manager } from '../runtime/manager.js';
-import { Services, type ResourceType } from '../../api/resources.js';
+import { IPAddresses, MutatingWebhookConfigurations, Secrets, Services, ValidatingWebhookConfigurations, type ResourceType } from '../../api/resources.js';
 import type { KubeObject, Service } from '../../api/wire.js';
 import { mutateService, validateService, type AdmissionDeps } from './admission-handlers.js';
 import { certificateSetOf, ensureCertificateSecret, renewCertificateSecret, type Secret } from '../runtime/webhook/certificate-secret.js';
@@ -19,7 +19,6 @@ import type { ClaimTimings } from './claim-reconciler.js';
 import type { TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
 import { repairController } from './repair-controller.js';
-import { IPAddresses, MutatingWebhookConfigurations, Secrets, ValidatingWebhookConfigurations } from '../../api/resources.js';
 import { MUTATE_PATH, VALIDATE_PATH, applyWebhookConfigurations, type WebhookSettings } from '../runtime/webhook/configuration.js';
 import { WebhookServer } from '../runtime/webhook/server.js';
 

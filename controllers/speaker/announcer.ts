@@ -4,7 +4,7 @@
 // neighbor advertisements, `garpCount` times `garpInterval` apart, plus an optional periodic refresh (MetalLB #2910).
 // An address is announced only on interfaces its advertisement allows and whose subnet holds it.
 import { createSocket, type Socket } from 'node:dgram';
-import { parseIP } from '../../allocators/loadbalancer/addresses.js';
+import { parseIPStrict } from '../../api/ip.js';
 import type { Logger } from '../runtime/log.js';
 import { telemetry } from '../runtime/telemetry.js';
 import { buildGratuitousArp, buildUnsolicitedNeighborAdvertisement, ipv6MulticastMac, solicitedNodeMulticast } from './frames.js';
@@ -86,7 +86,7 @@ function closePort(port: Port): void {
   port.mld.close();
 }
 
-const familyOf = (address: string): 'arp' | 'ndp' => (parseIP(address)?.family === 'IPv6' ? 'ndp' : 'arp');
+const protocolFor = (address: string): 'arp' | 'ndp' => (parseIPStrict(address)?.family === 'IPv6' ? 'ndp' : 'arp');
 
 export class Announcer {
   private readonly ports = new Map<string, Port>();
@@ -106,7 +106,7 @@ export class Announcer {
     this.gratuitous = meter.createCounter('switchboard_speaker_gratuitous_sent', { description: 'Gratuitous ARP and unsolicited neighbor advertisements sent, by protocol' });
     this.ignored = meter.createCounter('switchboard_speaker_requests_ignored', { description: 'Requests not answered, by reason' });
     meter.createObservableGauge('switchboard_speaker_announced', { description: '1 for each address this node announces' }).addCallback((r) => {
-      for (const ip of this.table.keys()) r.observe(1, { ip, protocol: familyOf(ip) });
+      for (const ip of this.table.keys()) r.observe(1, { ip, protocol: protocolFor(ip) });
     });
     if (options.refreshIntervalMs > 0) {
       this.refreshTimer = setInterval(() => {
@@ -194,7 +194,7 @@ export class Announcer {
   private refreshGroups(port: Port): void {
     const needed = new Map<string, string>();
     for (const address of this.table.keys()) {
-      if (familyOf(address) !== 'ndp' || !this.mayAnnounce(address, port)) continue;
+      if (protocolFor(address) !== 'ndp' || !this.mayAnnounce(address, port)) continue;
       const group = solicitedNodeMulticast(address);
       needed.set(group, ipv6MulticastMac(group));
     }
@@ -230,7 +230,7 @@ export class Announcer {
   /** One gratuitous announcement of `address` on every interface allowed to carry it. */
   private announce(address: string): void {
     if (!this.options.mayAnswer()) return;
-    const protocol = familyOf(address);
+    const protocol = protocolFor(address);
     for (const port of this.ports.values()) {
       if (!this.mayAnnounce(address, port)) continue;
       try {

@@ -1,7 +1,7 @@
 // Ethernet frames the speaker reads and writes: ARP (RFC 826, RFC 5227 probes and announcements) and IPv6
 // Neighbor Discovery (RFC 4861 Neighbor Solicitation / Advertisement) over Ethernet.
 // The parser never throws: any input gives a frame or an error text. The builders take validated inputs.
-import { formatIP, fromBytes, parseIP, toBytes } from '../../allocators/loadbalancer/addresses.js';
+import { formatIP, fromBytes, parseIPStrict, toBytes } from '../../api/ip.js';
 
 export const ETHERTYPE_ARP = 0x0806;
 export const ETHERTYPE_IPV6 = 0x86dd;
@@ -90,7 +90,7 @@ const macBytes = (text: string): Buffer => {
 };
 
 const ipBytes = (text: string, family: 'IPv4' | 'IPv6'): Buffer => {
-  const ip = parseIP(text);
+  const ip = parseIPStrict(text);
   if (!ip || ip.family !== family) throw new Error(`invalid ${family} address ${JSON.stringify(text)}`);
   return Buffer.from(toBytes(ip));
 };

@@ -2,7 +2,8 @@
 // announcement table (address → allowed interfaces) of the Services this node wins. Pure, so every speaker
 // computes the same elections from the same inputs.
 import type { EndpointSlice, Node, Service } from '../../api/wire.js';
-import { formatIP, parseIP, parsePrefix, rangeContains, type IPAddress } from '../../allocators/loadbalancer/addresses.js';
+import { formatIP, parseIPStrict, type IPAddress } from '../../api/ip.js';
+import { parsePrefix, rangeContains } from '../../allocators/loadbalancer/addresses.js';
 import { locateAddress, type LBPool } from '../../allocators/loadbalancer/pools.js';
 import { ANNOTATION_ALLOCATED_FROM_POOL, isHandledClass, isLoadBalancer, serviceKey } from '../../allocators/loadbalancer/service-request.js';
 import { advertisementsForPool, type ParsedL2Advertisement } from './advertisements.js';
@@ -42,13 +43,13 @@ export interface SpeakerPlan {
 
 /** The Service's addresses from status.loadBalancer.ingress, canonical and IPv4 first. */
 export function serviceAddresses(svc: Service): string[] {
-  const ips = (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [parseIP(i.ip)] : [])).filter((a): a is IPAddress => a !== undefined);
+  const ips = (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [parseIPStrict(i.ip)] : [])).filter((a): a is IPAddress => a !== undefined);
   return ips.sort((a, b) => (a.family === b.family ? 0 : a.family === 'IPv4' ? -1 : 1)).map(formatIP);
 }
 
 function poolOf(svc: Service, addresses: readonly string[], pools: readonly LBPool[]): LBPool | undefined {
   for (const text of addresses) {
-    const ip = parseIP(text);
+    const ip = parseIPStrict(text);
     const at = ip && locateAddress(pools, ip);
     if (at) return at.pool;
   }
@@ -58,7 +59,7 @@ function poolOf(svc: Service, addresses: readonly string[], pools: readonly LBPo
 
 /** Per node, the interfaces whose published ranges hold one of the addresses. */
 function ableInterfaces(published: ReadonlyMap<string, readonly PublishedInterface[]>, addresses: readonly string[]): Map<string, Set<string>> {
-  const ips = addresses.flatMap((a) => parseIP(a) ?? []);
+  const ips = addresses.flatMap((a) => parseIPStrict(a) ?? []);
   const out = new Map<string, Set<string>>();
   for (const [node, interfaces] of published) {
     const able = new Set<string>();

@@ -4,7 +4,8 @@
 // (no "ARP flux" out of the wrong NIC) unless turned off; answers unicast NUD probes that carry no source
 // link-layer option (#2920); sets Override on solicited advertisements; reports frames from another MAC that claim
 // an address we announce (a sign of two announcers).
-import { formatIP, parseIP, parsePrefix, rangeContains, type Prefix } from '../../allocators/loadbalancer/addresses.js';
+import { formatIP, parseIPStrict } from '../../api/ip.js';
+import { parsePrefix, rangeContains, type Prefix } from '../../allocators/loadbalancer/addresses.js';
 import {
   ALL_NODES,
   ARP_REQUEST,
@@ -78,7 +79,7 @@ export function eligibility(target: string, iface: ResponderInterface, table: An
   if (announcement.interfaces && !announcement.interfaces.has(iface.name)) {
     return ignore('NotOnThisInterface', `${target} is announced on ${[...announcement.interfaces].join(', ')}, not ${iface.name}`, target);
   }
-  const address = parseIP(target);
+  const address = parseIPStrict(target);
   if (options.requireSubnet !== false && address && !iface.subnets.some((s) => rangeContains(s.range, address))) {
     return ignore('OutsideInterfaceSubnets', `${target} is in none of the subnets of ${iface.name}`, target);
   }
@@ -103,7 +104,7 @@ function decideArp(eth: EthernetHeader, arp: ArpMessage, iface: ResponderInterfa
 
 function decideSolicitation(eth: EthernetHeader, ipv6: IPv6Header, ns: NeighborSolicitation, iface: ResponderInterface, table: AnnouncementTable, options: ResponderOptions): ResponderDecision {
   // Texts the address parser refuses (e.g. IPv4-mapped) are never announced.
-  if (!parseIP(ns.target)) return ignore('NotAnnounced', `${ns.target} is not announced by this node`, ns.target);
+  if (!parseIPStrict(ns.target)) return ignore('NotAnnounced', `${ns.target} is not announced by this node`, ns.target);
   const group = solicitedNodeMulticast(ns.target);
   const toUs = (ipv6.dst === group && eth.dst === ipv6MulticastMac(group)) || (ipv6.dst === ns.target && eth.dst === iface.mac);
   if (!toUs) return ignore('NotAddressedToUs', `sent to ${ipv6.dst} (${eth.dst})`, ns.target);
@@ -142,7 +143,7 @@ export function decide(frame: Uint8Array, iface: ResponderInterface, table: Anno
 export function announcementTable(entries: Iterable<[address: string, interfaces?: readonly string[]]>): Map<string, Announcement> {
   const table = new Map<string, Announcement>();
   for (const [address, interfaces] of entries) {
-    const ip = parseIP(address);
+    const ip = parseIPStrict(address);
     if (!ip) throw new Error(`invalid address ${JSON.stringify(address)}`);
     table.set(formatIP(ip), { interfaces: interfaces ? new Set(interfaces) : undefined });
   }

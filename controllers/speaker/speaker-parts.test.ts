@@ -1,14 +1,12 @@
 // The speaker's parts without a network or an API server: the announcement plan, peer liveness on the local clock,
 // the lease fence, interface choice and the announcer over fake packet sockets.
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
-import type { KubeClient } from '../runtime/client.js';
-import { ApiError } from '../runtime/client.js';
+import { ApiError, type KubeClient } from '../runtime/client.js';
 import { microTime } from '../runtime/leader-election.js';
 import { silentLogger } from '../runtime/log.js';
 import type { EndpointSlice, Lease, Node, Service } from '../../api/wire.js';
-import { service } from '../../testing/lb.js';
 import { parsePools } from '../../allocators/loadbalancer/pools.js';
-import { pool } from '../../testing/lb.js';
+import { pool, service } from '../../testing/lb.js';
 import { parseL2Advertisements } from './advertisements.js';
 import { Announcer } from './announcer.js';
 import { buildArpRequest, buildNeighborSolicitation, ipv6MulticastMac, parseFrame, solicitedNodeMulticast } from './frames.js';

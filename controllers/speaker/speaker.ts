@@ -21,14 +21,15 @@ import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js'
 import { L2Advertisements, type L2Advertisement } from '../../crds/l2advertisement.js';
 import {
   L2ConditionAnnounced,
-  LABEL_NODE,
-  LABEL_SERVICE_NAME,
-  LABEL_SERVICE_NAMESPACE,
+  LABEL_L2STATUS_NODE,
+  LABEL_L2STATUS_SERVICE_NAME,
+  LABEL_L2STATUS_SERVICE_NAMESPACE,
   ServiceL2Statuses,
   type ServiceL2Status,
   type ServiceL2StatusStatus,
 } from '../../crds/servicel2status.js';
 import { parsePools } from '../../allocators/loadbalancer/pools.js';
+import { LABEL_ENDPOINTSLICE_SERVICE_NAME } from '../endpointutil/constants.js';
 import { conditionSays, setCondition, type ConditionDraft } from '../loadbalancer/conditions.js';
 import { WrittenView } from '../loadbalancer/written-view.js';
 import { parseL2Advertisements } from './advertisements.js';
@@ -58,7 +59,6 @@ export interface SpeakerOptions {
   readInterfaces?: () => SystemInterface[];
 }
 
-const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 const SERVICE_REF = { apiVersion: 'v1', kind: 'Service' };
 /** Informer events arrive in bursts (a rollout touches many slices): one election pass per burst. */
 const COALESCE_MS = 10;
@@ -95,12 +95,12 @@ export class Speaker {
     this.events = manager.events;
     this.log = manager.log.child('speaker', { node: options.node });
     this.services = manager.informer<Service>(Services);
-    this.slices = manager.informer<EndpointSlice>(EndpointSlices, { indexers: { service: byLabel(SERVICE_NAME_LABEL) } });
+    this.slices = manager.informer<EndpointSlice>(EndpointSlices, { indexers: { service: byLabel(LABEL_ENDPOINTSLICE_SERVICE_NAME) } });
     this.nodes = manager.informer<Node>(Nodes);
     this.leases = manager.informer<Lease>(Leases, { namespace: options.namespace, labelSelector: LEASE_SELECTOR });
     this.ads = manager.informer<L2Advertisement>(L2Advertisements);
     this.pools = manager.informer<IPAddressPool>(IPAddressPools);
-    this.statuses = manager.informer<ServiceL2Status>(ServiceL2Statuses, { labelSelector: LABEL_SERVICE_NAME });
+    this.statuses = manager.informer<ServiceL2Status>(ServiceL2Statuses, { labelSelector: LABEL_L2STATUS_SERVICE_NAME });
     this.statusView = new WrittenView(this.statuses.store);
 
     this.lease = new NodeLease({
@@ -286,7 +286,7 @@ export class Speaker {
     if (existing && sameStatus(existing.status, desired.status) && conditionSays(existing.status?.conditions, desired.condition)) return;
     const { plan, status, condition } = desired;
     const svc = plan.service;
-    const labels = { [LABEL_NODE]: status.node ?? '', [LABEL_SERVICE_NAME]: svc.metadata?.name ?? '', [LABEL_SERVICE_NAMESPACE]: svc.metadata?.namespace ?? '' };
+    const labels = { [LABEL_L2STATUS_NODE]: status.node ?? '', [LABEL_L2STATUS_SERVICE_NAME]: svc.metadata?.name ?? '', [LABEL_L2STATUS_SERVICE_NAMESPACE]: svc.metadata?.namespace ?? '' };
     let object = existing;
     if (!object) {
       object = await this.client.create<ServiceL2Status>(ServiceL2Statuses, {
@@ -303,7 +303,7 @@ export class Speaker {
     const conditions = setCondition(object.status?.conditions, condition, new Date(), svc.metadata?.generation);
     const written = await this.client.replace<ServiceL2Status>(ServiceL2Statuses, { ...object, status: { ...status, observedGeneration: svc.metadata?.generation, conditions } }, 'status');
     this.statusView.wrote(key, existing, written);
-    if (object.metadata.labels?.[LABEL_NODE] !== labels[LABEL_NODE]) {
+    if (object.metadata.labels?.[LABEL_L2STATUS_NODE] !== labels[LABEL_L2STATUS_NODE]) {
       const relabelled = await this.client.patch<ServiceL2Status>(ServiceL2Statuses, object.metadata.name ?? '', { metadata: { labels } }, 'merge', { namespace: object.metadata.namespace });
       this.statusView.wrote(key, existing, relabelled);
     }

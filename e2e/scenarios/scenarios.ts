@@ -4,11 +4,11 @@
 // address from a pool (answered over L2 where the environment has a data path), and the pool webhook's 422.
 import assert from 'node:assert/strict';
 import { claimName, ipClaim, nodePortClaim } from '../../allocators/service/claim-names.js';
-import { parseIP } from '../../allocators/loadbalancer/addresses.js';
+import { parseIPStrict } from '../../api/ip.js';
 import { locateAddress, parsePools, validateIPAddressPool } from '../../allocators/loadbalancer/pools.js';
 import { ANNOTATION_ALLOCATED_FROM_POOL } from '../../allocators/loadbalancer/service-request.js';
 import { ALLOCATOR_ERRORS, clusterIPAllocationStatus, kubectlErrorOutput, nodePortAllocationStatus, webhookDenialStatus, type Status } from '../../api/status.js';
-import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, DEFAULT_MIRRORING_MANAGED_BY, LABEL_MANAGED_BY, LABEL_SERVICE_NAME } from '../../controllers/endpointutil/constants.js';
+import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, DEFAULT_MIRRORING_MANAGED_BY, LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../../controllers/endpointutil/constants.js';
 import { invalidConfigStatus } from '../../controllers/loadbalancer/webhook.js';
 import { EndpointSlices, Endpoints as EndpointsResource, Namespaces, Services } from '../../api/resources.js';
 import type { EndpointSlice, Endpoints, KubeObject, Service } from '../../api/wire.js';
@@ -54,7 +54,7 @@ const managers = (obj: KubeObject): string[] => [...new Set((obj.metadata?.manag
 
 /** The ready addresses of a Service's slices (asserting each slice's managed-by, ports and sole writer). */
 async function sliceAddresses(env: ScenarioEnv, ns: string, service: string, managedBy: string, port: number): Promise<string[]> {
-  const slices = (await env.client.list<EndpointSlice>(EndpointSlices, { namespace: ns, labelSelector: `${LABEL_SERVICE_NAME}=${service}` })).items;
+  const slices = (await env.client.list<EndpointSlice>(EndpointSlices, { namespace: ns, labelSelector: `${LABEL_ENDPOINTSLICE_SERVICE_NAME}=${service}` })).items;
   for (const slice of slices) {
     assert.equal(slice.metadata?.labels?.[LABEL_MANAGED_BY], managedBy);
     assert.deepEqual(slice.ports, [{ name: 'http', port, protocol: 'TCP' }]);
@@ -95,7 +95,7 @@ export const endpointSlicesFromPods: Scenario = {
     await env.client.delete(EndpointsResource, 'manual', { namespace: ns });
     await eventually(async () => {
       assert.equal(await env.client.getOrUndefined(EndpointsResource, app.name, ns), undefined);
-      assert.deepEqual((await env.client.list<EndpointSlice>(EndpointSlices, { namespace: ns, labelSelector: `${LABEL_SERVICE_NAME}=manual` })).items, []);
+      assert.deepEqual((await env.client.list<EndpointSlice>(EndpointSlices, { namespace: ns, labelSelector: `${LABEL_ENDPOINTSLICE_SERVICE_NAME}=manual` })).items, []);
       return true;
     }, env.timeoutMs);
   },
@@ -134,7 +134,7 @@ export const nodePortAndClusterIP: Scenario = {
 
 /** Whether `ip` lies in the range a pool with `addresses` hands out. */
 function inRange(addresses: string, ip: string): boolean {
-  const address = parseIP(ip);
+  const address = parseIPStrict(ip);
   const pools = parsePools([{ metadata: { name: 'range' }, spec: { addresses: [addresses] } }]).pools;
   return address !== undefined && locateAddress(pools, address) !== undefined;
 }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createCertificateAuthority, generateSigningKeyPair, issueCertificate, type CertificateAuthority, type KeyPairPem } from '../../../controllers/runtime/pki.js';
+import { kubernetesServiceIP, parseServiceClusterIPRangeFlag } from '../../../allocators/service/ip-range.js';
 import { ensureBinaries, type Binaries } from './binaries.js';
 import { ManagedProcess, freePort, sweepStale } from './processes.js';
 
@@ -111,7 +112,7 @@ export class LocalControlPlane {
     const serving = await issueCertificate(this.ca, {
       commonName: 'kube-apiserver',
       dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
-      ipAddresses: ['127.0.0.1', firstServiceIP(this.serviceClusterIPRange)],
+      ipAddresses: ['127.0.0.1', kubernetesClusterIP(this.serviceClusterIPRange)],
       usage: 'server',
     });
     const admin = await issueCertificate(this.ca, { commonName: 'switchboard-admin', organizations: ['system:masters'], usage: 'client' });
@@ -284,14 +285,11 @@ export class LocalControlPlane {
   }
 }
 
-/** The first usable address of the first service CIDR: the `kubernetes` Service's ClusterIP. */
-function firstServiceIP(ranges: string): string {
-  const [cidr] = ranges.split(',');
-  const [base] = cidr.split('/');
-  if (base.includes(':')) return base.endsWith('::') ? `${base}1` : base;
-  const parts = base.split('.').map(Number);
-  parts[3] += 1;
-  return parts.join('.');
+/** The `kubernetes` Service's ClusterIP, which the apiserver's serving certificate must name. */
+function kubernetesClusterIP(ranges: string): string {
+  const ip = kubernetesServiceIP(parseServiceClusterIPRangeFlag(ranges)[0]);
+  if (!ip) throw new Error(`--service-cluster-ip-range=${ranges} has no usable address`);
+  return ip;
 }
 
 function kubeconfigFor(user: string, caPem: string, creds: KeyPairPem, server: string): string {

@@ -2,9 +2,8 @@
 // path. Every field the API server would default is set, so a stored configuration equals the desired one and
 // any drift (an edit, a stale caBundle) shows up as a difference to repair.
 import { isAlreadyExists, isNotFound, type KubeClient } from '../client.js';
-import type { ResourceType } from '../../../api/resources.js';
+import { MutatingWebhookConfigurations, ValidatingWebhookConfigurations, type ResourceType } from '../../../api/resources.js';
 import type { KubeObject } from '../../../api/wire.js';
-import { MutatingWebhookConfigurations, ValidatingWebhookConfigurations } from '../../../api/resources.js';
 
 export const MUTATE_PATH = '/mutate-services';
 export const VALIDATE_PATH = '/validate-services';
