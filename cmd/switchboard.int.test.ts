@@ -5,6 +5,8 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { controlPlaneInfo, createNamespace, deleteNamespace, testClient } from '../e2e/jest/cluster.js';
+import { replicaFlags, spawnSwitchboard, stopSwitchboard, waitForOutput } from '../e2e/jest/switchboard-process.js';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../dist/cmd/switchboard.js', import.meta.url));
@@ -32,5 +34,31 @@ describe('switchboard up', () => {
 
   it('prints usage for an unknown command and exits 2', async () => {
     await expect(run(process.execPath, [BIN, 'frobnicate'])).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "frobnicate"') });
+  });
+});
+
+describe('switchboard controller', () => {
+  // Each job's on/off flag: the endpoint controllers' three, the LoadBalancer job's, and no --webhook-url for allocation.
+  const EVERY_JOB_OFF = ['--endpointslice-controller=false', '--endpoints-controller=false', '--endpointslice-mirroring-controller=false', '--load-balancer-controller=false'];
+
+  it('lists every job\'s on/off flag in its help', async () => {
+    const { stdout } = await run(process.execPath, [BIN, 'controller', '--help']);
+    for (const flag of [...EVERY_JOB_OFF.map((f) => f.replace(/=false$/, '')), '--webhook-url']) expect(stdout).toContain(flag);
+  });
+
+  it('runs with every job turned off, logging no error', async () => {
+    const client = testClient();
+    const namespace = await createNamespace(client, 'jobs-off');
+    const replica = spawnSwitchboard('jobs-off', [...replicaFlags(controlPlaneInfo().kubeconfig, namespace, 'jobs-off'), ...EVERY_JOB_OFF]);
+    try {
+      await waitForOutput(replica, '"starting controllers"');
+    } finally {
+      await stopSwitchboard(replica);
+      await deleteNamespace(client, namespace);
+      client.close();
+    }
+    expect(replica.child.exitCode).toBe(0);
+    expect(replica.output.filter((line) => line.includes('"level":"error"'))).toEqual([]);
+    expect(replica.output.some((line) => line.includes('LoadBalancer allocation is off'))).toBe(true);
   });
 });

@@ -93,6 +93,11 @@ function webhookRunnable(manager: Manager, flags: FlagValues, context: JobContex
 export const loadBalancerJob: Job = {
   name: 'loadbalancer',
   flags: {
+    'load-balancer-controller': {
+      type: 'string',
+      default: 'true',
+      help: 'run LoadBalancer allocation and the pool webhook (false: the job needs no switchboard.dev LoadBalancer CRDs)',
+    },
     'load-balancer-class': { type: 'string', default: DEFAULT_LOAD_BALANCER_CLASS, help: 'spec.loadBalancerClass of the Services Switchboard allocates for' },
     'load-balancer-handle-unset-class': {
       type: 'string',
@@ -114,6 +119,10 @@ export const loadBalancerJob: Job = {
   },
   async register(manager: Manager, flags: FlagValues, context: JobContext): Promise<void> {
     const log = manager.log.child('loadbalancer');
+    if (!parseBool(flags['load-balancer-controller'], 'load-balancer-controller')) {
+      log.info('LoadBalancer allocation is off (--load-balancer-controller=false)');
+      return;
+    }
     const ipMode = oneOf(str(flags, 'load-balancer-ip-mode'), ['VIP', 'Proxy'] as const, 'load-balancer-ip-mode');
     if (parseBool(flags['load-balancer-install-crds'], 'load-balancer-install-crds')) {
       await ensureCRDs(manager.client).catch((err: unknown) => log.warn('could not install the CRDs', { error: String(err) }));
