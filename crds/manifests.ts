@@ -1,6 +1,6 @@
 // The CustomResourceDefinitions of switchboard.dev/v1beta1, built here once and written to crds/*.yaml.
 // crds/crds.test.ts fails when a YAML file differs from what this module builds; regenerate the files with
-//   UPDATE_CRDS=1 NODE_OPTIONS=--experimental-vm-modules npx jest crds/ --selectProjects unit
+// `npm run generate` (crds/generate.ts).
 import { SWITCHBOARD_GROUP, SWITCHBOARD_VERSION } from './meta.js';
 import { PoolConditionValid } from './ipaddresspool.js';
 import { L2ConditionAnnounced } from './servicel2status.js';

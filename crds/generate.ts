@@ -1,0 +1,27 @@
+// `npm run generate`: writes crds/*.yaml from crds/manifests.ts. crds/crds.test.ts fails when a file differs from what
+// renderCRD makes of its manifest. A development tool built into dist-test/ (it needs js-yaml, a devDependency), never
+// shipped.
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dump } from 'js-yaml';
+import { crdManifests, type CustomResourceDefinition } from './manifests.js';
+
+const HEADER = '# Generated from crds/manifests.ts: edit that file, then run `npm run generate`.\n';
+
+/** A CRD manifest as its YAML file holds it. */
+export function renderCRD(crd: CustomResourceDefinition): string {
+  return HEADER + dump(crd, { lineWidth: 120, noRefs: true });
+}
+
+function generate(): void {
+  // Run as dist-test/crds/generate.js: the YAML files live in the source tree's crds/.
+  const sourceDir = new URL('../../crds/', import.meta.url);
+  for (const [file, crd] of Object.entries(crdManifests)) {
+    const path = fileURLToPath(new URL(file, sourceDir));
+    writeFileSync(path, renderCRD(crd));
+    console.log(`wrote ${path}`);
+  }
+}
+
+// Run as a program (npm run generate), not when the test imports renderCRD.
+if (process.argv[1] === fileURLToPath(import.meta.url)) generate();
