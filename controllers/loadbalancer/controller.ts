@@ -6,6 +6,7 @@
 // cache, with compare-and-swap on resourceVersion, and record Events only together with a write. The addresses
 // held start from the Services' own status after a start or a leader change, so a restart never moves an address
 // and pending Services never take one that is held.
+import { aborted } from '../runtime/abort.js';
 import { objectKey, type KubeClient } from '../runtime/client.js';
 import { Controller } from '../runtime/controller.js';
 import { involvedObjectOf, type EventSink } from '../runtime/events.js';
@@ -150,7 +151,7 @@ export class LoadBalancerController {
       run: async (signal) => {
         this.current = undefined;
         this.controller.enqueue(PASS);
-        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        await aborted(signal);
         await this.state?.close();
       },
     });

@@ -4,6 +4,7 @@
 // run only while this replica leads.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { aborted } from './abort.js';
 import type { KubeClient } from './client.js';
 import type { Controller } from './controller.js';
 import { EventRecorder } from './events.js';
@@ -151,13 +152,6 @@ export class Manager {
     this.log.info('stopping controllers');
     await Promise.all([...this.controllers.map((c) => c.stop()), ...leaderOnly]);
   }
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
 }
 
 /** An AbortSignal that fires on SIGTERM or SIGINT (a second signal exits at once). */

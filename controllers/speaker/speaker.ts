@@ -6,7 +6,7 @@
 // Failover: when a peer's Lease expires (on this node's clock) a timer set for that moment re-elects at once, and
 // the new winner announces with a gratuitous burst. A node that cannot renew its own Lease stops answering before
 // any peer may take over (node-lease.ts), so two nodes never answer for one address.
-import { sleep } from '../runtime/backoff.js';
+import { aborted, sleep } from '../runtime/abort.js';
 import { objectKey, isNotFound, type KubeClient } from '../runtime/client.js';
 import { Controller } from '../runtime/controller.js';
 import { involvedObjectOf, type EventSink } from '../runtime/events.js';
@@ -170,7 +170,7 @@ export class Speaker {
     this.scanInterfaces();
     const scan = setInterval(() => this.scanInterfaces(), this.options.interfaceScanIntervalMs);
     this.elect();
-    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+    await aborted(signal);
     this.running = false;
     clearInterval(scan);
     if (this.pendingPass) clearTimeout(this.pendingPass);
