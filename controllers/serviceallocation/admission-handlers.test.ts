@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { scriptedRandom } from '../../allocators/service/bands.js';
 import { type ClaimValue, claimName } from '../../allocators/service/claim-names.js';
 import { serviceIPRange } from '../../allocators/service/ip-range.js';
 import { nodePortRange } from '../../allocators/service/port-range.js';
@@ -66,7 +67,10 @@ function setup() {
   const api = new ClaimsApi();
   // The handlers use only create, getOrUndefined, patch and delete, which ClaimsApi implements.
   const client = api as unknown as KubeClient;
-  const deps = { client, taken: { isKnownTaken: (v: ClaimValue) => api.claims.has(claimName(v)) }, config, log: silentLogger };
+  // Dynamic picks start at the dynamic band's first value (10.96.0.1, 30016), not at a random one: a random
+  // ClusterIP for the `thief` below would be the 10.96.0.5 that `web` asks for one time in fourteen.
+  const random = scriptedRandom();
+  const deps = { client, taken: { isKnownTaken: (v: ClaimValue) => api.claims.has(claimName(v)) }, config, log: silentLogger, random };
   return { api, deps };
 }
 

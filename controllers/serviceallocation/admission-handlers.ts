@@ -8,6 +8,7 @@
 //   test-and-set, re-creating a claim that was freed meanwhile; a value someone else took in between denies
 //   the request. This is what makes freeing reserved claims safe (see claim-reconciler.ts).
 import { allocationResponse, allowResponse, denyResponse, type AdmissionReviewResponse } from '../../allocators/service/admission.js';
+import type { RandomBelow } from '../../allocators/service/bands.js';
 import { type ClaimValue, claimName } from '../../allocators/service/claim-names.js';
 import { type ServiceIdentity, claimObject, confirmPatch, reconfirmPatch, serviceIdentity, unconfirmPatch } from '../../allocators/service/claim-objects.js';
 import { type AllocationConfig, claimInConfiguredRange, executePlan, heldClaims, planAllocation } from '../../allocators/service/service-allocation.js';
@@ -46,6 +47,8 @@ export interface AdmissionDeps {
   readonly taken: TakenValues;
   readonly config: AllocationConfig;
   readonly log: Logger;
+  /** Where dynamic picks start; crypto-random unless a test pins it. */
+  readonly random?: RandomBelow;
   /**
    * Fault injection for the leak test: once a request has created claims, never answer it, so that the replica
    * can be killed between claim and Service write. Set from SWITCHBOARD_FAULT_INJECTION=stall-after-claim.
@@ -79,7 +82,7 @@ export async function mutateService(request: AdmissionRequest, deps: AdmissionDe
   const plan = planAllocation(old, service, deps.config);
   // A create with generateName has no name yet: its claims are reserved for "" until validation names them.
   const store = new ApiClaimStore(deps.client, deps.taken, serviceIdentity(service), request.uid);
-  const outcome = await executePlan(plan, deps.config, store, { dryRun }).catch(async (err: unknown) => {
+  const outcome = await executePlan(plan, deps.config, store, { dryRun, random: deps.random }).catch(async (err: unknown) => {
     await store.releaseCreated();
     throw err;
   });
