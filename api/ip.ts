@@ -7,7 +7,6 @@
 // apiserver rejects. The tests cross-check this parser against ipaddr.js on the inputs where both should agree.
 
 export type IPFamily = 'IPv4' | 'IPv6';
-export const IP_FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
 
 /** An address as a number in its family's width (32 or 128 bits). IPv4-mapped IPv6 literals are IPv4, as in Go. */
 export interface IPAddress {

@@ -9,7 +9,6 @@ export const SWITCHBOARD_VERSION = 'v1beta1';
 export const SWITCHBOARD_API_VERSION = `${SWITCHBOARD_GROUP}/${SWITCHBOARD_VERSION}`;
 
 export type LabelSelector = Wire<V1LabelSelector>;
-export type LabelSelectorRequirement = NonNullable<LabelSelector['matchExpressions']>[number];
 /** metav1.Condition as it travels over the wire. */
 export type Condition = Wire<V1Condition>;
 

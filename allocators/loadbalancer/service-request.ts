@@ -12,7 +12,6 @@ export const ANNOTATION_LOADBALANCER_IPS = 'loadBalancerIPs';
 export const ANNOTATION_ALLOW_SHARED_IP = 'allow-shared-ip';
 /** Written by the controller next to status.loadBalancer.ingress. */
 export const ANNOTATION_ALLOCATED_FROM_POOL = `${ANNOTATION_PREFIX}ip-allocated-from-pool`;
-export const LEGACY_ANNOTATION_ALLOCATED_FROM_POOL = `${LEGACY_ANNOTATION_PREFIX}ip-allocated-from-pool`;
 
 /** The loadBalancerClass Switchboard answers to by default (Services without a class are handled too). */
 export const DEFAULT_LOAD_BALANCER_CLASS = 'switchboard.dev/l2';

@@ -5,7 +5,6 @@ import {
   bandOfOffset,
   cryptoRandomBelow,
   dynamicPickOrder,
-  firstFreeOffset,
   scriptedRandom,
   staticBandSize,
 } from './bands.js';
@@ -78,17 +77,6 @@ describe('dynamicPickOrder', () => {
 
   it('yields nothing for an empty range', () => {
     expect([...dynamicPickOrder({ size: 0n, staticSize: 0n }, scriptedRandom())]).toEqual([]);
-  });
-});
-
-describe('firstFreeOffset', () => {
-  it('prefers the dynamic band and falls back to the static band when it is full', () => {
-    const range = { size: 20n, staticSize: 16n };
-    expect(firstFreeOffset(range, (o) => o === 17n, scriptedRandom(1n))).toBe(18n);
-    expect(firstFreeOffset(range, (o) => o >= 16n || o === 4n, scriptedRandom(0n, 4n))).toBe(5n);
-  });
-  it('answers undefined when everything is taken', () => {
-    expect(firstFreeOffset({ size: 5n, staticSize: 0n }, () => true, scriptedRandom(2n))).toBeUndefined();
   });
 });
 

@@ -83,13 +83,3 @@ function* wrapAround(first: bigint, length: bigint, random: RandomBelow): Genera
   const start = random(length);
   for (let i = 0n; i < length; i++) yield first + ((start + i) % length);
 }
-
-/** First offset in pick order for which `isTaken` is false; undefined when the range is full. */
-export function firstFreeOffset(
-  range: BandedRange,
-  isTaken: (offset: bigint) => boolean,
-  random: RandomBelow = cryptoRandomBelow,
-): bigint | undefined {
-  for (const offset of dynamicPickOrder(range, random)) if (!isTaken(offset)) return offset;
-  return undefined;
-}

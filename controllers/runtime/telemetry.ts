@@ -1,7 +1,7 @@
 // Metrics (OpenTelemetry, exported for Prometheus), traces around reconciles and API calls, and the
 // HTTP endpoints /metrics, /healthz and /readyz.
 import { createServer, type Server } from 'node:http';
-import { metrics, trace, SpanStatusCode, type Attributes, type Counter, type Histogram, type Meter, type Tracer } from '@opentelemetry/api';
+import { metrics, trace, SpanStatusCode, type Attributes, type Meter, type Tracer } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -51,11 +51,6 @@ export async function traced<T>(name: string, attributes: Attributes, fn: () => 
       span.end();
     }
   });
-}
-
-export interface ApiMetrics {
-  requests: Counter;
-  latency: Histogram;
 }
 
 /** Counts and times every request a client makes (switchboard_api_requests_total, …_duration_seconds). */

@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url';
 import { loadAll } from 'js-yaml';
 import type { Kubectl } from '../scenarios/env.js';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const repoPath = (relative: string): string => fileURLToPath(new URL(`../../${relative}`, import.meta.url));
 
 /** A rendered object, as parsed from YAML (fields are read by path, so a loose shape is enough). */

@@ -73,10 +73,3 @@ export function stopSwitchboard(p: SwitchboardProcess, signal: NodeJS.Signals = 
     p.child.kill(signal);
   });
 }
-
-/** The port a process serves /metrics on, from its "serving metrics and health" log line. */
-export function metricsPortOf(p: SwitchboardProcess): number | undefined {
-  const line = p.output.find((l) => l.includes('"serving metrics and health"'));
-  const m = line ? /"port":(\d+)/.exec(line) : null;
-  return m ? Number(m[1]) : undefined;
-}

@@ -29,8 +29,6 @@ const PACKAGES: Record<string, string> = {
   kubectl: 'k8s.io/kubernetes/cmd/kubectl',
 };
 
-export type BinaryName = keyof typeof PACKAGES & string;
-
 export interface Binaries {
   etcd: string;
   kubeApiserver: string;
