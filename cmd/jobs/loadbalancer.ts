@@ -3,7 +3,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Nodes } from '../../api/resources.js';
-import { aborted } from '../../controllers/runtime/abort.js';
 import type { Manager } from '../../controllers/runtime/manager.js';
 import type { Node } from '../../api/wire.js';
 import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
@@ -81,7 +80,7 @@ function webhookRunnable(manager: Manager, flags: FlagValues, context: JobContex
           await registerValidatingWebhook(manager.client, { clientConfig: config, caPem: certificate.caPem, failurePolicy });
           log.info('registered the validating webhook', { clientConfig: config, failurePolicy });
         }
-        await aborted(signal);
+        await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
       } finally {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections(); // the API server keeps connections alive

@@ -1,6 +1,6 @@
 // Installing Switchboard's own CRDs and waiting until the API server serves them: a job's informers cannot
 // sync (and so hold up every job of the manager) before their CRD is Established.
-import { sleep } from './abort.js';
+import { sleep } from './backoff.js';
 import { isAlreadyExists, type KubeClient } from './client.js';
 import type { ResourceType } from '../../api/resources.js';
 

@@ -4,8 +4,7 @@
 // - 410 Gone (the version was compacted away) triggers a relist; objects missing from the new list
 //   are reported deleted, so handlers always end on the server's final state.
 // - Reconnects back off exponentially, bounded, with jitter.
-import { sleep } from './abort.js';
-import { Backoff } from './backoff.js';
+import { Backoff, sleep } from './backoff.js';
 import { isGone, objectKey, type ApiStatus, type KubeClient, type ListOptions, type WatchEvent } from './client.js';
 import type { Logger } from './log.js';
 import type { ResourceType } from '../../api/resources.js';

@@ -5,7 +5,7 @@
 // - the leader renews every retryPeriod and steps down if it cannot renew within renewDeadline;
 // - on shutdown it releases the lease so a successor need not wait out the duration.
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './client.js';
-import { sleep } from './abort.js';
+import { sleep } from './backoff.js';
 import type { Logger } from './log.js';
 import { Leases } from '../../api/resources.js';
 import type { Lease } from '../../api/wire.js';

@@ -8,10 +8,10 @@
 //   test-and-set, re-creating a claim that was freed meanwhile; a value someone else took in between denies
 //   the request. This is what makes freeing reserved claims safe (see claim-reconciler.ts).
 import { allocationResponse, allowResponse, denyResponse, type AdmissionReviewResponse } from '../../allocators/service/admission.js';
-import type { RandomBelow } from '../../allocators/service/bands.js';
 import { type ClaimValue, claimName } from '../../allocators/service/claim-names.js';
 import { type ServiceIdentity, claimObject, confirmPatch, reconfirmPatch, serviceIdentity, unconfirmPatch } from '../../allocators/service/claim-objects.js';
 import { type AllocationConfig, claimInConfiguredRange, executePlan, heldClaims, planAllocation } from '../../allocators/service/service-allocation.js';
+import type { RandomBelow } from '../../allocators/service/bands.js';
 import {
   type Status,
   clusterIPAllocationStatus,

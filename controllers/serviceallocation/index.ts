@@ -5,8 +5,7 @@
 import { claimName } from '../../allocators/service/claim-names.js';
 import type { AllocationConfig } from '../../allocators/service/service-allocation.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
-import { aborted, sleep } from '../runtime/abort.js';
-import { Backoff } from '../runtime/backoff.js';
+import { Backoff, sleep } from '../runtime/backoff.js';
 import { isNotFound, type KubeClient } from '../runtime/client.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Manager } from '../runtime/manager.js';
@@ -76,7 +75,7 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
       secrets.addEventHandler({ onAdd: reload, onUpdate: (_old, s) => reload(s) });
       const port = await server.listen(options.webhook.bindAddress);
       log.info('admission webhook serving', { address: options.webhook.bindAddress, port });
-      await aborted(signal);
+      await untilAborted(signal);
       await server.close();
     },
   });
@@ -138,6 +137,10 @@ async function untilDone<T>(fn: () => Promise<T>, signal: AbortSignal, log: Mana
     }
   }
   return undefined;
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 }
 
 /** A sleep that an event can cut short. */

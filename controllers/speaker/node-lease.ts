@@ -9,7 +9,7 @@
 //   the first time counts from its renewTime when that is in the past, so a long-dead node is dead at once.
 import { createHash } from 'node:crypto';
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
-import { sleep } from '../runtime/abort.js';
+import { sleep } from '../runtime/backoff.js';
 import { microTime } from '../runtime/leader-election.js';
 import type { Logger } from '../runtime/log.js';
 import { Leases, apiVersionOf } from '../../api/resources.js';

@@ -6,7 +6,8 @@
 // Failover: when a peer's Lease expires (on this node's clock) a timer set for that moment re-elects at once, and
 // the new winner announces with a gratuitous burst. A node that cannot renew its own Lease stops answering before
 // any peer may take over (node-lease.ts), so two nodes never answer for one address.
-import { aborted, sleep } from '../runtime/abort.js';
+import { aborted } from '../runtime/abort.js';
+import { sleep } from '../runtime/backoff.js';
 import { objectKey, isNotFound, type KubeClient } from '../runtime/client.js';
 import { Controller } from '../runtime/controller.js';
 import { involvedObjectOf, type EventSink } from '../runtime/events.js';
