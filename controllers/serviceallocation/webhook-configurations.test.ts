@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { canonical, desiredConfigurations } from './configuration.js';
+import { canonical } from '../runtime/webhook/configuration.js';
+import { desiredConfigurations } from './webhook-configurations.js';
 
 describe('webhook configurations', () => {
   it('register both webhooks on Service create and update, failing closed, without side effects on dry-run', () => {
