@@ -63,7 +63,7 @@ export class CertificateManager {
     const secret: Secret = {
       metadata: { name, namespace, labels: { 'app.kubernetes.io/part-of': 'switchboard' } },
       type: 'kubernetes.io/tls',
-      data: secretData(await newCertificateSet(this.settings)),
+      data: secretData(await newCertificateSet(this.settings, this.now())),
     };
     try {
       return await this.client.create(Secrets, secret);

@@ -7,7 +7,7 @@ const settings: CertificateSettings = { servingValidityMs: 30 * 24 * HOUR, caVal
 
 describe('webhook certificates', () => {
   it('keeps a fresh set and says when to look again', async () => {
-    const set = await newCertificateSet(settings);
+    const set = await newCertificateSet(settings, Date.now());
     const plan = planCertificates(set, set.caBundlePem, settings, Date.now());
     expect(plan.kind).toBe('keep');
     // Renewal is due with a third of the lifetime left: about 20 days from now.
@@ -18,7 +18,7 @@ describe('webhook certificates', () => {
   });
 
   it('renews the serving certificate in the last third of its life, for new hosts, or for a shorter validity', async () => {
-    const set = await newCertificateSet(settings);
+    const set = await newCertificateSet(settings, Date.now());
     expect(planCertificates(set, set.caBundlePem, settings, Date.now() + 21 * 24 * HOUR)).toMatchObject({ kind: 'renew-serving' });
     expect(planCertificates(set, set.caBundlePem, { ...settings, ipAddresses: ['127.0.0.1'] }, Date.now())).toEqual({
       kind: 'renew-serving',
@@ -33,7 +33,7 @@ describe('webhook certificates', () => {
 
   it('rotates the CA by adding the new one first and keeping the serving certificate until its own renewal', async () => {
     const shortCA = { ...settings, caValidityMs: 90 * 24 * HOUR };
-    const set = await newCertificateSet(shortCA);
+    const set = await newCertificateSet(shortCA, Date.now());
     const inRotation = Date.now() + 31 * 24 * HOUR; // less than two serving lifetimes left on the CA
     expect(planCertificates(set, set.caBundlePem, shortCA, inRotation)).toMatchObject({ kind: 'rotate-ca' });
     const rotated = await rotateCA(set, shortCA, Date.now());
@@ -47,7 +47,7 @@ describe('webhook certificates', () => {
   });
 
   it('renews what it cannot read: a new serving certificate at once, a new CA in front of the readable ones', async () => {
-    const set = await newCertificateSet(settings);
+    const set = await newCertificateSet(settings, Date.now());
     expect(planCertificates({ ...set, certPem: 'garbage' }, set.caBundlePem, settings, Date.now())).toMatchObject({ kind: 'renew-serving' });
     const keyless = { ...set, caKeyPem: '' }; // e.g. a Secret written by an older release: ca.crt, tls.crt, tls.key
     expect(planCertificates(keyless, set.caBundlePem, settings, Date.now())).toMatchObject({ kind: 'rotate-ca' });
@@ -58,20 +58,21 @@ describe('webhook certificates', () => {
 
   it('moves a serving certificate in use to a new CA only once the webhook configurations trust that CA', async () => {
     const shortCA = { ...settings, caValidityMs: 90 * 24 * HOUR };
-    const rotated = await rotateCA(await newCertificateSet(shortCA), shortCA, Date.now());
+    const rotated = await rotateCA(await newCertificateSet(shortCA, Date.now()), shortCA, Date.now());
     const [newCA, oldCA] = splitPemBundle(rotated.caBundlePem);
     const renewalDue = Date.now() + 21 * 24 * HOUR;
     expect(planCertificates(rotated, oldCA, shortCA, renewalDue)).toEqual({ kind: 'keep', recheckInMs: 1000 });
     expect(planCertificates(rotated, newCA + oldCA, shortCA, renewalDue)).toMatchObject({ kind: 'renew-serving' });
-    // A certificate nobody can use is replaced at once, published or not.
-    expect(planCertificates({ ...rotated, certPem: '' }, oldCA, shortCA, Date.now())).toMatchObject({ kind: 'renew-serving' });
+    // Even a certificate nobody can use waits: the loop publishes before it renews, so only within one step.
+    expect(planCertificates({ ...rotated, certPem: '' }, oldCA, shortCA, Date.now())).toEqual({ kind: 'keep', recheckInMs: 1000 });
+    expect(planCertificates({ ...rotated, certPem: '' }, newCA, shortCA, Date.now())).toMatchObject({ kind: 'renew-serving' });
   });
 
   it('drops only expired CAs from a bundle', async () => {
-    const set = await newCertificateSet(settings);
+    const set = await newCertificateSet(settings, Date.now());
     expect(liveAuthorities(set.caBundlePem + 'junk', Date.now())).toEqual([set.caBundlePem]);
     expect(liveAuthorities(set.caBundlePem, Date.now() + 3651 * 24 * HOUR)).toEqual([]);
     expect(signedByBundle(set.certPem, set.caBundlePem)).toBe(true);
-    expect(signedByBundle(set.certPem, (await newCertificateSet(settings)).caBundlePem)).toBe(false);
+    expect(signedByBundle(set.certPem, (await newCertificateSet(settings, Date.now())).caBundlePem)).toBe(false);
   });
 });

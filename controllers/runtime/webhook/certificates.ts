@@ -94,17 +94,18 @@ export function planCertificates(set: CertificateSet, publishedBundlePem: string
   const rotateCAAt = signer.notAfter - 2 * settings.servingValidityMs;
   if (now >= rotateCAAt) return { kind: 'rotate-ca', reason: 'the CA expires within two serving lifetimes' };
   const serving = info(set.certPem);
-  if (!serving || !keyMatches(serving.cert, set.keyPem) || now >= serving.notAfter || !signedByBundle(set.certPem, liveAuthorities(set.caBundlePem, now).join(''))) {
-    // Nothing valid is being served: any certificate is better, published or not.
-    return { kind: 'renew-serving', reason: 'the serving certificate is missing, unreadable, expired or not signed by a trusted CA' };
-  }
-  const due = dueReason(serving, settings, now);
-  if (due === undefined) return { kind: 'keep', recheckInMs: Math.max(1000, Math.min(renewAt(serving, settings), rotateCAAt) - now) };
-  if (!splitPemBundle(publishedBundlePem).includes(signer.pem)) return { kind: 'keep', recheckInMs: 1000 };
+  const due = serving ? dueReason(serving, set, settings, now) : 'the serving certificate is missing or unreadable';
+  if (serving && due === undefined) return { kind: 'keep', recheckInMs: Math.max(1000, Math.min(renewAt(serving, settings), rotateCAAt) - now) };
+  // Even a broken serving certificate waits for this: the loop publishes before it renews, so only within one step.
+  if (due === undefined || !splitPemBundle(publishedBundlePem).includes(signer.pem)) return { kind: 'keep', recheckInMs: 1000 };
   return { kind: 'renew-serving', reason: due };
 }
 
-function dueReason(serving: CertInfo, settings: CertificateSettings, now: number): string | undefined {
+/** Why the serving certificate must be renewed, if it must. */
+function dueReason(serving: CertInfo, set: CertificateSet, settings: CertificateSettings, now: number): string | undefined {
+  if (!keyMatches(serving.cert, set.keyPem) || now >= serving.notAfter || !signedByBundle(set.certPem, liveAuthorities(set.caBundlePem, now).join(''))) {
+    return 'the serving certificate does not match its key, is expired or is not signed by a trusted CA';
+  }
   if (now >= renewAt(serving, settings)) return 'the serving certificate is in the last third of its lifetime';
   if (serving.notAfter - now > settings.servingValidityMs) return 'the serving certificate outlives the configured validity';
   const missing = missingHosts(serving.cert, settings);
@@ -122,9 +123,9 @@ function missingHosts(cert: X509Certificate, settings: CertificateSettings): str
 // ---------------------------------------------------------------------------------------------------------------
 // Making new sets (asynchronous only because WebCrypto is)
 
-export async function newCertificateSet(settings: CertificateSettings): Promise<CertificateSet> {
-  const ca = await createCertificateAuthority('switchboard-webhook-ca', settings.caValidityMs / DAY_MS);
-  const serving = await issueServing(ca, settings, Date.now());
+export async function newCertificateSet(settings: CertificateSettings, now: number): Promise<CertificateSet> {
+  const ca = await createCertificateAuthority('switchboard-webhook-ca', settings.caValidityMs / DAY_MS, now);
+  const serving = await issueServing(ca, settings, now);
   return { caBundlePem: ca.certPem, caKeyPem: ca.keyPem, ...serving };
 }
 
@@ -138,7 +139,7 @@ export async function renewServing(set: CertificateSet, settings: CertificateSet
 
 /** A new CA in front of the bundle's live ones; the serving certificate is left as it is (see the file comment). */
 export async function rotateCA(set: CertificateSet, settings: CertificateSettings, now: number): Promise<CertificateSet> {
-  const ca = await createCertificateAuthority('switchboard-webhook-ca', settings.caValidityMs / DAY_MS);
+  const ca = await createCertificateAuthority('switchboard-webhook-ca', settings.caValidityMs / DAY_MS, now);
   return { ...set, caBundlePem: ca.certPem + liveAuthorities(set.caBundlePem, now).join(''), caKeyPem: ca.keyPem };
 }
 
@@ -151,6 +152,7 @@ async function issueServing(ca: CertificateAuthority, settings: CertificateSetti
     ipAddresses: [...settings.ipAddresses],
     usage: 'server',
     validDays: Math.min(settings.servingValidityMs, caLeft) / DAY_MS,
+    issuedAt: now,
   });
 }
 
