@@ -62,7 +62,10 @@ export interface PoolValidationOptions {
   readonly certificates: AdmissionWebhookOptions['certificates'];
 }
 
-function poolWebhook(resource: string, path: string, rt: ResourceType, options: PoolValidationOptions & { endpoint: WebhookEndpoint }, caBundle: string): Webhook {
+/** What the configuration depends on. */
+type PoolRegistration = Pick<PoolValidationOptions, 'endpoint' | 'failurePolicy'>;
+
+function poolWebhook(resource: string, path: string, rt: ResourceType, options: PoolRegistration & { endpoint: WebhookEndpoint }, caBundle: string): Webhook {
   return {
     name: `${resource}.${SWITCHBOARD_GROUP}`,
     clientConfig: clientConfig(options.endpoint, path, caBundle),
@@ -78,7 +81,7 @@ function poolWebhook(resource: string, path: string, rt: ResourceType, options: 
 }
 
 /** The ValidatingWebhookConfiguration for pools and advertisements (none without an endpoint). */
-export function poolValidationConfigurations(options: PoolValidationOptions, caBundle: string): DesiredConfiguration[] {
+export function poolValidationConfigurations(options: PoolRegistration, caBundle: string): DesiredConfiguration[] {
   const { endpoint } = options;
   if (!endpoint) return [];
   const withEndpoint = { ...options, endpoint };
