@@ -1,5 +1,7 @@
 // The validating webhook for IPAddressPool and L2Advertisement: denies invalid or overlapping pools and invalid
 // advertisements with native-looking 422 messages, and warns (without denying) when a pool holds a node's address.
+// It is served by the runtime's webhook stack, which keeps its certificate in a Secret, rotates it and writes the
+// configuration below with the CA bundle.
 //
 // Unlike MetalLB, it registers with failurePolicy Ignore by default: an unreachable webhook (MetalLB's most common
 // install complaint) then never blocks `kubectl apply`; the pool's Valid=False condition and a Warning Event say

@@ -112,8 +112,3 @@ export async function generateSigningKeyPair(): Promise<{ privateKeyPem: string;
   const spki = await webcrypto.subtle.exportKey('spki', keys.publicKey);
   return { privateKeyPem: await privateKeyPem(keys.privateKey), publicKeyPem: pem(spki, 'PUBLIC KEY') };
 }
-
-/** When the certificate in `certPem` stops being valid. */
-export function certificateExpiry(certPem: string): Date {
-  return new x509.X509Certificate(certPem).notAfter;
-}

@@ -121,13 +121,8 @@ function managedSource(manager: Manager, options: { secret: SecretRef; settings:
   const certificates = new CertificateManager(manager.client, options.secret, options.settings, log);
   const key = `${options.secret.namespace}/${options.secret.name}`;
   const secrets = manager.informer<Secret>(Secrets, { namespace: options.secret.namespace, fieldSelector: `metadata.name=${options.secret.name}` });
-  // What this replica last wrote or read, so that the next step never starts from an informer that lags it.
-  let latest: Secret | undefined;
-  const current = async (): Promise<Secret> => {
-    const cached = secrets.store.get(key);
-    latest = newer(cached, latest) ?? (await certificates.ensure());
-    return latest;
-  };
+  // An informer lagging a write costs at most a conflict and a retry: every write is conditional.
+  const current = async (): Promise<Secret> => secrets.store.get(key) ?? (await certificates.ensure());
   return {
     serving: async () => certificateSetOf(await certificates.ensure()),
     onChange: (listener) => {
@@ -135,18 +130,8 @@ function managedSource(manager: Manager, options: { secret: SecretRef; settings:
       secrets.addEventHandler({ onAdd: onSecret, onUpdate: (_old, secret) => onSecret(secret) });
     },
     caBundle: async () => certificateSetOf(await current()).caBundlePem,
-    renew: async (publishedBundlePem) => {
-      const renewed = await certificates.renew(await current(), publishedBundlePem);
-      latest = renewed.secret;
-      return renewed.recheckInMs;
-    },
+    renew: async (publishedBundlePem) => (await certificates.renew(await current(), publishedBundlePem)).recheckInMs,
   };
-}
-
-/** The later of two versions of one object (resourceVersions are etcd revisions: compared as numbers). */
-function newer(a: Secret | undefined, b: Secret | undefined): Secret | undefined {
-  if (!a || !b) return a ?? b;
-  return Number(a.metadata?.resourceVersion ?? 0) >= Number(b.metadata?.resourceVersion ?? 0) ? a : b;
 }
 
 /** Retries `fn` with backoff until it succeeds; undefined if `signal` aborts first. */
