@@ -99,7 +99,8 @@ export class WebhookServer {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(response));
     } catch (err) {
       this.log.warn('bad admission request', { path, error: String(err) });
-      if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' }).end(`${String(err)}\n`);
+      // The body may be left unread (over the limit): the connection cannot carry another request.
+      if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain', connection: 'close' }).end(`${String(err)}\n`);
     } finally {
       this.requests.add(1, { path, outcome });
       this.latency.record(Number(process.hrtime.bigint() - started) / 1e9, { path });
