@@ -1,5 +1,6 @@
 // Field errors and Status bodies exactly as the apiserver builds them (apimachinery's field and api/errors
-// packages), the allocation errors of spec §5, and what kubectl prints for a Status (spec §5.4).
+// packages), the allocation errors of spec §5, and what kubectl prints for a Status (spec §5.4). The one renderer
+// of field errors: Service allocation, LoadBalancer pools and L2Advertisements all report through it.
 //
 // Bad values carry their Go type because the text depends on it: a string is quoted, an int32 is bare, and a
 // slice prints as JSON (apimachinery v0.34, our pinned Kubernetes v1.34.4: `["10.96.0.50"]`) or, in the releases
