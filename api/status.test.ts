@@ -6,6 +6,7 @@ import {
   aggregateMessage,
   clusterIPAllocationStatus,
   duplicate,
+  duplicateEntries,
   duplicateNodePortStatus,
   dynamicClusterIPStatus,
   dynamicNodePortStatus,
@@ -96,6 +97,13 @@ describe('field errors', () => {
     expect(aggregateMessage([a])).toBe('spec.ports[0].nodePort: Duplicate value: 1');
     expect(aggregateMessage([a, b, a])).toBe('[spec.ports[0].nodePort: Duplicate value: 1, spec.ports[0].nodePort: Duplicate value: 2]');
     expect(aggregateMessage([a, a])).toBe('spec.ports[0].nodePort: Duplicate value: 1');
+  });
+
+  it('reports the repeats of a list at their index, under a path written out or built', () => {
+    const repeats = duplicateEntries(['eth0', 'eth1', 'eth0', 'eth0'], 'spec.interfaces');
+    expect(repeats.map((e) => errorString(e))).toEqual(['spec.interfaces[2]: Duplicate value: "eth0"', 'spec.interfaces[3]: Duplicate value: "eth0"']);
+    expect(duplicateEntries(['a', 'a'], FieldPath.of('spec', 'ipAddressPools'))).toEqual([duplicate('spec.ipAddressPools[1]', 'a')]);
+    expect(duplicateEntries(undefined, 'spec.interfaces')).toEqual([]);
   });
 });
 

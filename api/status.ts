@@ -1,5 +1,6 @@
 // Field errors and Status bodies exactly as the apiserver builds them (apimachinery's field and api/errors
-// packages), the allocation errors of spec §5, and what kubectl prints for a Status (spec §5.4).
+// packages), the allocation errors of spec §5, and what kubectl prints for a Status (spec §5.4). The one renderer
+// of field errors: Service allocation, LoadBalancer pools and L2Advertisements all report through it.
 //
 // Bad values carry their Go type because the text depends on it: a string is quoted, an int32 is bare, and a
 // slice prints as JSON (apimachinery v0.34, our pinned Kubernetes v1.34.4: `["10.96.0.50"]`) or, in the releases
@@ -131,34 +132,48 @@ export interface FieldError {
   readonly detail: string;
 }
 
-export function invalid(path: FieldPath, value: GoValue, detail: string): FieldError {
+/** Where an error is: a FieldPath, or a path already written out ("spec.addresses[1]"). */
+export type FieldLocation = FieldPath | string;
+
+export function invalid(path: FieldLocation, value: GoValue, detail: string): FieldError {
   return { type: 'FieldValueInvalid', field: path.toString(), badValue: value, detail };
 }
 
-export function required(path: FieldPath, detail = ''): FieldError {
+export function required(path: FieldLocation, detail = ''): FieldError {
   return { type: 'FieldValueRequired', field: path.toString(), badValue: '', detail };
 }
 
-export function duplicate(path: FieldPath, value: GoValue): FieldError {
+export function duplicate(path: FieldLocation, value: GoValue): FieldError {
   return { type: 'FieldValueDuplicate', field: path.toString(), badValue: value, detail: '' };
 }
 
-export function forbidden(path: FieldPath, detail: string): FieldError {
+export function forbidden(path: FieldLocation, detail: string): FieldError {
   return { type: 'FieldValueForbidden', field: path.toString(), badValue: '', detail };
 }
 
-export function notSupported(path: FieldPath, value: GoValue, validValues: readonly string[]): FieldError {
+export function notSupported(path: FieldLocation, value: GoValue, validValues: readonly string[]): FieldError {
   const detail = validValues.length === 0 ? '' : `supported values: ${validValues.map(goQuote).join(', ')}`;
   return { type: 'FieldValueNotSupported', field: path.toString(), badValue: value, detail };
 }
 
-export function tooMany(path: FieldPath, actual: number, max: number): FieldError {
+export function tooMany(path: FieldLocation, actual: number, max: number): FieldError {
   const detail = max >= 0 ? `must have at most ${max} ${max === 1 ? 'item' : 'items'}` : 'has too many items';
   return { type: 'FieldValueTooMany', field: path.toString(), badValue: actual >= 0 ? actual : OMITTED_VALUE, detail };
 }
 
-export function internalFieldError(path: FieldPath, message: string): FieldError {
+export function internalFieldError(path: FieldLocation, message: string): FieldError {
   return { type: 'InternalError', field: path.toString(), badValue: null, detail: message };
+}
+
+/** The repeats in a list of strings, as Duplicate errors at their index (the first occurrence is fine). */
+export function duplicateEntries(values: readonly string[] | undefined, path: FieldLocation): FieldError[] {
+  const seen = new Set<string>();
+  const errors: FieldError[] = [];
+  (values ?? []).forEach((value, i) => {
+    if (seen.has(value)) errors.push(duplicate(`${path.toString()}[${i}]`, value));
+    seen.add(value);
+  });
+  return errors;
 }
 
 /** ErrorBody(): the text without the field, e.g. `Invalid value: 80: provided port is not in the valid range…`. */

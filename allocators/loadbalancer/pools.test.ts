@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseIPStrict } from '../../api/ip.js';
 import { parseCIDR, parseRange, rangeToCIDRs, formatRange } from './addresses.js';
-import { renderFieldError, renderFieldErrors } from './field-errors.js';
+import { aggregateMessage, errorString } from '../../api/status.js';
 import {
   exclusionOf,
   locateAddress,
@@ -21,7 +21,7 @@ const one = (p: ReturnType<typeof pool>, namespaces: Parameters<typeof parsePool
   expect(parsed.invalid).toEqual(new Map());
   return parsed.pools[0];
 };
-const messages = (p: ReturnType<typeof pool>): string[] => validateIPAddressPool(p).map(renderFieldError);
+const messages = (p: ReturnType<typeof pool>): string[] => validateIPAddressPool(p).map((e) => errorString(e));
 const ip = (s: string) => parseIPStrict(s) ?? (() => { throw new Error(s); })();
 
 describe('address parsing', () => {
@@ -97,7 +97,7 @@ describe('pool validation', () => {
       'spec.addresses[1]: Invalid value: "10.0.0.200-10.0.1.5": overlaps with spec.addresses[0] "10.0.0.0/24" of the same pool',
     ]);
     const existing = [pool('a', ['1.1.1.1-1.1.1.100']), pool('b', ['2001:db8::/64'])];
-    expect(renderFieldErrors(validateIPAddressPoolChange(pool('c', ['1.1.1.15-1.1.1.20', '2001:db8::5/128']), existing))).toBe(
+    expect(aggregateMessage(validateIPAddressPoolChange(pool('c', ['1.1.1.15-1.1.1.20', '2001:db8::5/128']), existing))).toBe(
       '[spec.addresses[0]: Invalid value: "1.1.1.15-1.1.1.20": overlaps with already defined "1.1.1.1-1.1.1.100" in IPAddressPool "a", ' +
         'spec.addresses[1]: Invalid value: "2001:db8::5/128": overlaps with already defined "2001:db8::/64" in IPAddressPool "b"]',
     );
@@ -109,7 +109,7 @@ describe('pool validation', () => {
   it('keeps the older of two overlapping pools when the webhook was bypassed, and says why the other is out', () => {
     const parsed = parsePools([pool('new', ['10.0.0.128/25'], {}, '2026-03-01T00:00:00Z'), pool('old', ['10.0.0.0/24'], {}, '2026-01-01T00:00:00Z')]);
     expect(parsed.pools.map((p) => p.name)).toEqual(['old']);
-    expect(renderFieldErrors(parsed.invalid.get('new') ?? [])).toBe(
+    expect(aggregateMessage(parsed.invalid.get('new') ?? [])).toBe(
       'spec.addresses[0]: Invalid value: "10.0.0.128/25": overlaps with already defined "10.0.0.0/24" in IPAddressPool "old"',
     );
   });
@@ -159,7 +159,7 @@ describe('label selectors', () => {
     expect(selectorMatches(s, { app: 'web', tier: 'b', canary: '' })).toBe(false);
     expect(selectorMatches(s, { app: 'web' })).toBe(false);
     expect(selectorMatches({ matchExpressions: [{ key: 'a', operator: 'Bogus' }] }, { a: '1' })).toBe(false);
-    expect(validateSelector({ matchLabels: { 'bad key!': 'v' }, matchExpressions: [{ key: 'k', operator: 'Exists', values: ['x'] }] }, 's').map(renderFieldError)).toEqual([
+    expect(validateSelector({ matchLabels: { 'bad key!': 'v' }, matchExpressions: [{ key: 'k', operator: 'Exists', values: ['x'] }] }, 's').map((e) => errorString(e))).toEqual([
       expect.stringMatching(/^s\.matchLabels: Invalid value: "bad key!": name part must consist/),
       "s.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
     ]);

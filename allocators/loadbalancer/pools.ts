@@ -8,7 +8,7 @@ import type { LabelSelector } from '../../crds/meta.js';
 import type { Namespace } from '../../api/wire.js';
 import { addressBits, formatIP, type IPAddress, type IPFamily } from '../../api/ip.js';
 import { parseCIDR, parseRange, rangeContains, rangesOverlap, rangeSize, type AddressRange } from './addresses.js';
-import { duplicateEntries, invalid, renderFieldErrors, required, type FieldError } from './field-errors.js';
+import { aggregateMessage, duplicateEntries, invalid, required, type FieldError } from '../../api/status.js';
 import { anySelectorMatches, selectorMatches, validateSelectors, type Labels } from './selector.js';
 
 export interface PoolEntry {
@@ -308,7 +308,7 @@ export function poolStatus(
   const pool = parsed.pools.find((p) => p.name === name);
   const counters = pool ? poolCounters(pool, usage.get(name) ?? []) : { assignedIPv4: 0, availableIPv4: 0, assignedIPv6: 0, availableIPv6: 0 };
   const valid: PoolConditionDraft = errors
-    ? { type: PoolConditionValid, status: 'False', reason: 'InvalidSpec', message: renderFieldErrors(errors) }
+    ? { type: PoolConditionValid, status: 'False', reason: 'InvalidSpec', message: aggregateMessage(errors) }
     : { type: PoolConditionValid, status: 'True', reason: 'Valid', message: 'the pool is in use' };
   const disabled: PoolConditionDraft = pool?.disabled
     ? { type: PoolConditionDisabled, status: 'True', reason: 'Draining', message: 'no new allocations; Services keep the addresses they hold' }

@@ -1,6 +1,6 @@
 // Label selectors (metav1.LabelSelector): matching and validation.
 import type { LabelSelector } from '../../crds/meta.js';
-import { forbidden, invalid, notSupported, required, type FieldError } from './field-errors.js';
+import { forbidden, invalid, notSupported, required, type FieldError } from '../../api/status.js';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -64,7 +64,7 @@ export function validateSelector(selector: LabelSelector, field: string): FieldE
   (selector.matchExpressions ?? []).forEach((req, i) => {
     const at = `${field}.matchExpressions[${i}]`;
     const keyDetail = labelKeyDetail(req.key ?? '');
-    if (keyDetail) out.push(invalid(`${at}.key`, req.key, keyDetail));
+    if (keyDetail) out.push(invalid(`${at}.key`, req.key ?? null, keyDetail));
     const values = req.values ?? [];
     if (!OPERATORS.includes(req.operator)) out.push(notSupported(`${at}.operator`, req.operator, OPERATORS));
     else if ((req.operator === 'In' || req.operator === 'NotIn') && values.length === 0) {

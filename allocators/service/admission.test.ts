@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Service } from '../../api/wire.js';
-import { allocationPatch, allocationResponse, allowResponse, denyResponse } from './admission.js';
+import { allowResponse, denyResponse } from '../../api/admission.js';
+import { allocationPatch, allocationResponse } from './admission.js';
 import { ALLOCATOR_ERRORS, clusterIPAllocationStatus, dynamicClusterIPStatus } from '../../api/status.js';
 
 const request: Service = {

@@ -6,6 +6,8 @@ import { API_SERVER_REQUEST_BOUND_MS } from '../../controllers/serviceallocation
 import { rangesOutsideApiServer, resolveServiceIPRanges } from '../../controllers/serviceallocation/api-ranges.js';
 import { ensureServiceClaimCRD } from '../../controllers/serviceallocation/crd.js';
 import { registerServiceAllocation } from '../../controllers/serviceallocation/index.js';
+import { certificateHosts } from '../../controllers/runtime/webhook/admission-webhook.js';
+import { DEFAULT_CA_VALIDITY_MS } from '../../controllers/runtime/webhook/certificates.js';
 import type { WebhookEndpoint } from '../../controllers/runtime/webhook/configuration.js';
 import type { Manager } from '../../controllers/runtime/manager.js';
 import { parseBool, parseDuration } from '../flags.js';
@@ -33,8 +35,6 @@ const flags = {
 
 type FlagName = keyof typeof flags;
 
-const CA_VALIDITY_MS = 3650 * 24 * 3600 * 1000;
-
 function endpointOf(get: (name: FlagName) => string, context: JobContext): WebhookEndpoint | undefined {
   const url = get('webhook-url');
   const service = get('webhook-service-name');
@@ -47,16 +47,6 @@ function endpointOf(get: (name: FlagName) => string, context: JobContext): Webho
   const port = Number(get('webhook-service-port'));
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--webhook-service-port: not a port: "${get('webhook-service-port')}"`);
   return { service: { namespace: get('webhook-service-namespace') || context.namespace, name: service, port } };
-}
-
-/** The names the API server verifies the serving certificate against. */
-function certificateHosts(endpoint: WebhookEndpoint): { dnsNames: string[]; ipAddresses: string[] } {
-  if ('url' in endpoint) {
-    const host = new URL(endpoint.url).hostname.replace(/^\[|\]$/g, '');
-    return /^[\d.]+$|:/.test(host) ? { dnsNames: [], ipAddresses: [host] } : { dnsNames: [host], ipAddresses: [] };
-  }
-  const { name, namespace } = endpoint.service;
-  return { dnsNames: [`${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`, `${name}.${namespace}`, name], ipAddresses: [] };
 }
 
 async function register(manager: Manager, values: FlagValues, context: JobContext): Promise<void> {
@@ -98,7 +88,7 @@ async function register(manager: Manager, values: FlagValues, context: JobContex
       certificateSecret: get('webhook-cert-secret'),
       certificates: {
         servingValidityMs: parseDuration(get('webhook-cert-validity'), 'webhook-cert-validity'),
-        caValidityMs: CA_VALIDITY_MS,
+        caValidityMs: DEFAULT_CA_VALIDITY_MS,
         ...certificateHosts(endpoint),
       },
     },

@@ -2,21 +2,15 @@
 // validating webhook for pools and L2Advertisements.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Nodes } from '../../api/resources.js';
 import type { Manager } from '../../controllers/runtime/manager.js';
-import type { Node } from '../../api/wire.js';
-import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
+import { certificateHosts, type AdmissionWebhookOptions } from '../../controllers/runtime/webhook/admission-webhook.js';
+import { DEFAULT_CA_VALIDITY_MS } from '../../controllers/runtime/webhook/certificates.js';
+import type { WebhookEndpoint } from '../../controllers/runtime/webhook/configuration.js';
 import { LoadBalancerController } from '../../controllers/loadbalancer/controller.js';
 import { ensureCRDs, missingCRDs } from '../../controllers/loadbalancer/crds.js';
-import {
-  registerValidatingWebhook,
-  serveWebhook,
-  sharedServingCertificate,
-  type ClientConfig,
-  type ServingCertificate,
-} from '../../controllers/loadbalancer/webhook.js';
+import { registerPoolValidation } from '../../controllers/loadbalancer/webhook.js';
 import { DEFAULT_LOAD_BALANCER_CLASS } from '../../allocators/loadbalancer/service-request.js';
-import { parseBool } from '../flags.js';
+import { parseBool, parseDuration } from '../flags.js';
 import type { FlagValues, Job, JobContext } from './job.js';
 
 const str = (flags: FlagValues, name: string): string => String(flags[name] ?? '');
@@ -33,61 +27,39 @@ export function parseServiceRef(text: string): { namespace: string; name: string
   return { namespace: m[1], name: m[2], port: m[3] ? Number(m[3]) : 443 };
 }
 
-async function servingCertificate(manager: Manager, flags: FlagValues, context: JobContext, config: ClientConfig | undefined): Promise<ServingCertificate> {
+/** Files from --pool-webhook-cert-dir, served as they are; otherwise a certificate set kept in a Secret and rotated. */
+function poolCertificates(flags: FlagValues, context: JobContext, endpoint: WebhookEndpoint | undefined): AdmissionWebhookOptions['certificates'] {
   const dir = str(flags, 'pool-webhook-cert-dir');
   if (dir) {
     const read = (f: string) => readFileSync(join(dir, f), 'utf8');
-    let caPem = '';
+    let caBundlePem = '';
     try {
-      caPem = read('ca.crt');
+      caBundlePem = read('ca.crt');
     } catch {
-      caPem = ''; // a publicly trusted certificate needs no caBundle
+      caBundlePem = ''; // a publicly trusted certificate needs no caBundle
     }
-    return { certPem: read('tls.crt'), keyPem: read('tls.key'), caPem };
+    return { provided: { certPem: read('tls.crt'), keyPem: read('tls.key'), caBundlePem } };
   }
-  const hosts =
-    config === undefined
-      ? ['localhost', '127.0.0.1']
-      : 'url' in config
-        ? [new URL(config.url).hostname.replace(/^\[|\]$/g, '')]
-        : [`${config.service.name}.${config.service.namespace}.svc`, `${config.service.name}.${config.service.namespace}.svc.cluster.local`];
-  return sharedServingCertificate(manager.client, context.namespace, hosts);
-}
-
-function webhookRunnable(manager: Manager, flags: FlagValues, context: JobContext) {
-  const url = str(flags, 'pool-webhook-url');
-  const serviceRef = str(flags, 'pool-webhook-service');
-  const config: ClientConfig | undefined = url ? { url } : serviceRef ? { service: parseServiceRef(serviceRef) } : undefined;
-  const failurePolicy = oneOf(str(flags, 'pool-webhook-failure-policy'), ['Ignore', 'Fail'] as const, 'pool-webhook-failure-policy');
-  const pools = manager.informer<IPAddressPool>(IPAddressPools);
-  const nodes = manager.informer<Node>(Nodes);
-  const log = manager.log.child('pool-webhook');
   return {
-    name: 'pool-webhook',
-    needsLeaderElection: false,
-    run: async (signal: AbortSignal): Promise<void> => {
-      const certificate = await servingCertificate(manager, flags, context, config);
-      const { server, port } = await serveWebhook({
-        address: str(flags, 'pool-webhook-bind-address'),
-        certificate,
-        pools: () => pools.store.list(),
-        nodes: () => nodes.store.list(),
-        log,
-      });
-      log.info('serving the pool validation webhook', { port });
-      try {
-        if (config) {
-          await registerValidatingWebhook(manager.client, { clientConfig: config, caPem: certificate.caPem, failurePolicy });
-          log.info('registered the validating webhook', { clientConfig: config, failurePolicy });
-        }
-        await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
-      } finally {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeAllConnections(); // the API server keeps connections alive
-        await closed;
-      }
+    secret: { namespace: context.namespace, name: str(flags, 'pool-webhook-cert-secret') },
+    settings: {
+      servingValidityMs: parseDuration(str(flags, 'pool-webhook-cert-validity'), 'pool-webhook-cert-validity'),
+      caValidityMs: DEFAULT_CA_VALIDITY_MS,
+      ...certificateHosts(endpoint),
     },
   };
+}
+
+function registerPoolWebhook(manager: Manager, flags: FlagValues, context: JobContext): void {
+  const url = str(flags, 'pool-webhook-url');
+  const serviceRef = str(flags, 'pool-webhook-service');
+  const endpoint: WebhookEndpoint | undefined = url ? { url } : serviceRef ? { service: parseServiceRef(serviceRef) } : undefined;
+  registerPoolValidation(manager, {
+    bindAddress: str(flags, 'pool-webhook-bind-address'),
+    endpoint,
+    failurePolicy: oneOf(str(flags, 'pool-webhook-failure-policy'), ['Ignore', 'Fail'] as const, 'pool-webhook-failure-policy'),
+    certificates: poolCertificates(flags, context, endpoint),
+  });
 }
 
 export const loadBalancerJob: Job = {
@@ -114,7 +86,9 @@ export const loadBalancerJob: Job = {
     'pool-webhook-bind-address': { type: 'string', default: '', help: 'host:port of the IPAddressPool/L2Advertisement validating webhook; empty disables it' },
     'pool-webhook-url': { type: 'string', default: '', help: 'register the webhook with this base URL (e.g. https://127.0.0.1:9443)' },
     'pool-webhook-service': { type: 'string', default: '', help: 'register the webhook behind this Service: namespace/name[:port]' },
-    'pool-webhook-cert-dir': { type: 'string', default: '', help: 'tls.crt, tls.key (and ca.crt) to serve with; empty: a self-made certificate kept in a Secret' },
+    'pool-webhook-cert-dir': { type: 'string', default: '', help: 'tls.crt, tls.key (and ca.crt) to serve with; empty: a self-made certificate kept in --pool-webhook-cert-secret' },
+    'pool-webhook-cert-secret': { type: 'string', default: 'switchboard-lb-webhook-tls', help: 'Secret (in --namespace) with the CA bundle and serving certificate of the pool webhook' },
+    'pool-webhook-cert-validity': { type: 'string', default: '720h', help: 'lifetime of a pool webhook serving certificate; renewed with a third left' },
     'pool-webhook-failure-policy': { type: 'string', default: 'Ignore', help: 'Ignore (pool status conditions report errors) or Fail' },
   },
   async register(manager: Manager, flags: FlagValues, context: JobContext): Promise<void> {
@@ -143,6 +117,6 @@ export const loadBalancerJob: Job = {
       namespace: context.namespace,
       persistState: parseBool(flags['load-balancer-persist-state'], 'load-balancer-persist-state'),
     });
-    if (str(flags, 'pool-webhook-bind-address')) manager.addRunnable(webhookRunnable(manager, flags, context));
+    if (str(flags, 'pool-webhook-bind-address')) registerPoolWebhook(manager, flags, context);
   },
 };

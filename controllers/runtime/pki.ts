@@ -30,6 +30,8 @@ export interface LeafOptions {
   ipAddresses?: string[];
   usage: 'server' | 'client' | 'both';
   validDays?: number;
+  /** When it is issued (ms since the epoch); now by default. */
+  issuedAt?: number;
 }
 
 async function generateKeys(): Promise<CryptoKeyPair> {
@@ -54,9 +56,10 @@ function distinguishedName(commonName: string, organizations: string[] = []): st
   return [`CN=${escape(commonName)}`, ...organizations.map((o) => `O=${escape(o)}`)].join(', ');
 }
 
-export async function createCertificateAuthority(commonName: string, validDays = 3650): Promise<CertificateAuthority> {
+/** A self-signed CA valid for `validDays` from `issuedAt` (ms since the epoch). */
+export async function createCertificateAuthority(commonName: string, validDays = 3650, issuedAt = Date.now()): Promise<CertificateAuthority> {
   const keys = await generateKeys();
-  const now = Date.now();
+  const now = issuedAt;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
     name: distinguishedName(commonName),
@@ -75,7 +78,7 @@ export async function createCertificateAuthority(commonName: string, validDays =
 
 export async function issueCertificate(ca: CertificateAuthority, options: LeafOptions): Promise<KeyPairPem> {
   const keys = await generateKeys();
-  const now = Date.now();
+  const now = options.issuedAt ?? Date.now();
   const usages: string[] = [];
   if (options.usage !== 'client') usages.push(x509.ExtendedKeyUsage.serverAuth);
   if (options.usage !== 'server') usages.push(x509.ExtendedKeyUsage.clientAuth);
@@ -108,9 +111,4 @@ export async function generateSigningKeyPair(): Promise<{ privateKeyPem: string;
   const keys = await generateKeys();
   const spki = await webcrypto.subtle.exportKey('spki', keys.publicKey);
   return { privateKeyPem: await privateKeyPem(keys.privateKey), publicKeyPem: pem(spki, 'PUBLIC KEY') };
-}
-
-/** When the certificate in `certPem` stops being valid. */
-export function certificateExpiry(certPem: string): Date {
-  return new x509.X509Certificate(certPem).notAfter;
 }

@@ -9,7 +9,7 @@ import { ApiError, type KubeClient } from '../runtime/client.js';
 import { silentLogger } from '../runtime/log.js';
 import type { ResourceType } from '../../api/resources.js';
 import type { Service } from '../../api/wire.js';
-import { type AdmissionRequest, mutateService, validateService } from './admission-handlers.js';
+import { type ServiceAdmissionRequest, mutateService, validateService } from './admission-handlers.js';
 
 /** ServiceClaims in memory with the API server's semantics for what the handlers use. */
 class ClaimsApi {
@@ -79,7 +79,7 @@ const service = (name: string, spec: Service['spec'], uid?: string): Service => 
   spec: { ports: [{ port: 80, protocol: 'TCP' }], ...spec },
 });
 
-const request = (uid: string, object: Service, extra: Partial<AdmissionRequest> = {}): AdmissionRequest => ({
+const request = (uid: string, object: Service, extra: Partial<ServiceAdmissionRequest> = {}): ServiceAdmissionRequest => ({
   uid,
   kind: { group: '', version: 'v1', kind: 'Service' },
   operation: 'CREATE',

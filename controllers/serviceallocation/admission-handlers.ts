@@ -7,7 +7,8 @@
 //   its final name and uid, just before it is written. It confirms each new value's claim for that uid with a
 //   test-and-set, re-creating a claim that was freed meanwhile; a value someone else took in between denies
 //   the request. This is what makes freeing reserved claims safe (see claim-reconciler.ts).
-import { allocationResponse, allowResponse, denyResponse, type AdmissionReviewResponse } from '../../allocators/service/admission.js';
+import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionReviewResponse } from '../../api/admission.js';
+import { allocationResponse } from '../../allocators/service/admission.js';
 import { type ClaimValue, claimName } from '../../allocators/service/claim-names.js';
 import { type ServiceIdentity, claimObject, confirmPatch, reconfirmPatch, serviceIdentity, unconfirmPatch } from '../../allocators/service/claim-objects.js';
 import { type AllocationConfig, claimInConfiguredRange, executePlan, heldClaims, planAllocation } from '../../allocators/service/service-allocation.js';
@@ -25,22 +26,8 @@ import type { Logger } from '../runtime/log.js';
 import type { Service } from '../../api/wire.js';
 import { ApiClaimStore, alreadyAllocated, apiFailureReason, type TakenValues } from './claim-store.js';
 
-export interface AdmissionRequest {
-  uid: string;
-  kind?: { group?: string; version?: string; kind?: string };
-  operation?: string;
-  dryRun?: boolean;
-  namespace?: string;
-  name?: string;
-  object?: Service;
-  oldObject?: Service;
-}
-
-export interface AdmissionReviewRequest {
-  apiVersion?: string;
-  kind?: string;
-  request?: AdmissionRequest;
-}
+/** An AdmissionReview request for a Service. */
+export type ServiceAdmissionRequest = AdmissionRequest<Service>;
 
 export interface AdmissionDeps {
   readonly client: KubeClient;
@@ -57,13 +44,13 @@ export interface AdmissionDeps {
 }
 
 /** The Service under review, with the namespace from the request when the object leaves it out. */
-function requestedService(request: AdmissionRequest, which: 'object' | 'oldObject'): Service | undefined {
+function requestedService(request: ServiceAdmissionRequest, which: 'object' | 'oldObject'): Service | undefined {
   const service = request[which];
   if (!service) return undefined;
   return { ...service, metadata: { ...service.metadata, namespace: service.metadata?.namespace || request.namespace || '' } };
 }
 
-function isServiceWrite(request: AdmissionRequest): boolean {
+function isServiceWrite(request: ServiceAdmissionRequest): boolean {
   const kind = request.kind;
   return (
     (kind?.group ?? '') === '' &&
@@ -73,7 +60,7 @@ function isServiceWrite(request: AdmissionRequest): boolean {
   );
 }
 
-export async function mutateService(request: AdmissionRequest, deps: AdmissionDeps): Promise<AdmissionReviewResponse> {
+export async function mutateService(request: ServiceAdmissionRequest, deps: AdmissionDeps): Promise<AdmissionReviewResponse> {
   const service = requestedService(request, 'object');
   if (!service || !isServiceWrite(request)) return allowResponse(request.uid);
   const old = request.operation === 'UPDATE' ? requestedService(request, 'oldObject') : undefined;
@@ -98,7 +85,7 @@ export async function mutateService(request: AdmissionRequest, deps: AdmissionDe
   return allocationResponse(request.uid, request.object ?? service, outcome);
 }
 
-export async function validateService(request: AdmissionRequest, deps: AdmissionDeps): Promise<AdmissionReviewResponse> {
+export async function validateService(request: ServiceAdmissionRequest, deps: AdmissionDeps): Promise<AdmissionReviewResponse> {
   const service = requestedService(request, 'object');
   if (!service || !isServiceWrite(request) || request.dryRun) return allowResponse(request.uid);
   const owner = serviceIdentity(service) as Required<ServiceIdentity>;

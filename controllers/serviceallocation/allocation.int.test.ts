@@ -15,7 +15,8 @@ import { replicaFlags, spawnSwitchboard, stopSwitchboard as stop, waitForOutput,
 import { KubeClient, isAlreadyExists } from '../runtime/client.js';
 import { Events, Namespaces, Secrets, Services } from '../../api/resources.js';
 import type { KubeEvent, Service } from '../../api/wire.js';
-import { OPT_OUT_LABEL, WEBHOOK_NAMES, deleteWebhookConfigurations } from '../runtime/webhook/configuration.js';
+import { deleteWebhookConfigurations } from '../runtime/webhook/configuration.js';
+import { OPT_OUT_LABEL, WEBHOOK_NAMES } from './webhook-configurations.js';
 
 const NS = 'switchboard-system';
 const GRACE_MS = 2000;

@@ -1,7 +1,7 @@
 // L2Advertisement parsing, validation and selection: which advertisements apply to a pool, a Service and a node.
 import type { L2Advertisement, PreferredNodeSelector } from '../../crds/l2advertisement.js';
 import type { LabelSelector } from '../../crds/meta.js';
-import { duplicateEntries, invalid, type FieldError } from '../../allocators/loadbalancer/field-errors.js';
+import { duplicateEntries, invalid, type FieldError } from '../../api/status.js';
 import { anySelectorMatches, selectorMatches, validateSelector, validateSelectors, type Labels } from '../../allocators/loadbalancer/selector.js';
 
 export interface ParsedL2Advertisement {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { L2Advertisement } from '../../crds/l2advertisement.js';
 import type { Lease, Node, Service } from '../../api/wire.js';
-import { renderFieldError } from '../../allocators/loadbalancer/field-errors.js';
+import { errorString } from '../../api/status.js';
 import { service } from '../../testing/lb.js';
 import { advertisementsForPool, interfacesOf, parseL2Advertisements, validateL2Advertisement, type ParsedL2Advertisement } from './advertisements.js';
 import { EXCLUDE_FROM_LB_LABEL, announcedCondition, assessNodes, elect, electionHash, liveSpeakers, servingEndpoints, type ElectionRequest, type NodeView } from './election.js';
@@ -40,7 +40,7 @@ describe('L2Advertisement', () => {
         nodeSelectors: [{ matchExpressions: [{ key: 'k', operator: 'In' }] }],
         preferredNodeSelectors: [{ weight: 0, preference: {} }],
       }),
-    ).map(renderFieldError);
+    ).map((e) => errorString(e));
     expect(errors).toEqual([
       'spec.ipAddressPools[1]: Duplicate value: "a"',
       "spec.nodeSelectors[0].matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",

@@ -2,19 +2,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { buildArp, parseFrame } from './frames.js';
 import { KERNEL_MAC, vectors } from '../../testing/frame-vectors.js';
+import { prng } from '../../testing/prng.js';
 import { announcementTable, decide, responderInterface } from './responder.js';
-
-/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20260101);
 const ROUNDS = Number(process.env.FUZZ_ROUNDS ?? 20000);

@@ -15,8 +15,10 @@ import { allocatorsJob } from '../../cmd/jobs/allocators.js';
 import { KubeClient } from '../../controllers/runtime/client.js';
 import type { KubeObject } from '../../api/wire.js';
 import { MutatingWebhookConfigurations, ValidatingWebhookConfigurations } from '../../api/resources.js';
-import { canonical, desiredConfigurations } from '../../controllers/runtime/webhook/configuration.js';
-import { WEBHOOK_CONFIGURATION as POOL_WEBHOOK_CONFIGURATION } from '../../controllers/loadbalancer/webhook.js';
+import { canonical } from '../../controllers/runtime/webhook/configuration.js';
+import { desiredConfigurations } from '../../controllers/serviceallocation/webhook-configurations.js';
+import { WEBHOOK_CONFIGURATION as POOL_WEBHOOK_CONFIGURATION, poolValidationConfigurations } from '../../controllers/loadbalancer/webhook.js';
+import { loadBalancerJob, parseServiceRef } from '../../cmd/jobs/loadbalancer.js';
 import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { eventually } from '../jest/cluster.js';
@@ -296,14 +298,22 @@ describe('config/default on a control plane of its own', () => {
     const args = container(deployment).args ?? [];
     const flag = (name: string) => flagValue(args, name) ?? String(allocatorsJob.flags[name].default);
     // What the code wants for the manifests' flags is the reference, but for the caBundle.
-    const desired = desiredConfigurations(
-      {
-        configurationName: flag('webhook-configuration-name'),
-        endpoint: { service: { namespace: NS, name: flag('webhook-service-name'), port: Number(flag('webhook-service-port')) } },
-        timeoutSeconds: Math.round(parseDuration(flag('webhook-timeout'), 'webhook-timeout') / 1000),
-      },
-      '',
-    );
+    const poolFlag = (name: string) => expandArgs([flagValue(args, name) ?? String(loadBalancerJob.flags[name].default)], downwardValues(container(deployment), 'p'))[0];
+    const desired = [
+      ...desiredConfigurations(
+        {
+          configurationName: flag('webhook-configuration-name'),
+          endpoint: { service: { namespace: NS, name: flag('webhook-service-name'), port: Number(flag('webhook-service-port')) } },
+          timeoutSeconds: Math.round(parseDuration(flag('webhook-timeout'), 'webhook-timeout') / 1000),
+        },
+        '',
+      ),
+      ...poolValidationConfigurations(
+        { endpoint: { service: parseServiceRef(poolFlag('pool-webhook-service')) }, failurePolicy: poolFlag('pool-webhook-failure-policy') === 'Fail' ? 'Fail' : 'Ignore' },
+        '',
+      ),
+    ];
+    expect(desired).toHaveLength(3);
     for (const { rt, object } of desired) {
       const ref = find(reference, rt.kind, object.metadata?.name ?? '');
       expect(canonical({ metadata: ref.metadata, webhooks: ref.webhooks })).toBe(canonical({ metadata: object.metadata, webhooks: withoutCABundle(object.webhooks) }));

@@ -12,7 +12,7 @@ import { DEFAULT_ENDPOINTSLICE_MANAGED_BY, DEFAULT_MIRRORING_MANAGED_BY, LABEL_E
 import { invalidConfigStatus } from '../../controllers/loadbalancer/webhook.js';
 import { EndpointSlices, Endpoints as EndpointsResource, Namespaces, Services } from '../../api/resources.js';
 import type { EndpointSlice, Endpoints, KubeObject, Service } from '../../api/wire.js';
-import { WEBHOOK_NAMES } from '../../controllers/runtime/webhook/configuration.js';
+import { WEBHOOK_NAMES } from '../../controllers/serviceallocation/webhook-configurations.js';
 import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
 import { L2Advertisements } from '../../crds/l2advertisement.js';
 import { SWITCHBOARD_GROUP } from '../../crds/meta.js';

@@ -1,31 +1,36 @@
 import { describe, expect, it } from '@jest/globals';
-import { canonical, desiredConfigurations } from './configuration.js';
+import { newCertificateSet, type CertificateSettings } from './certificates.js';
+import { clientConfig, mergedBundle } from './configuration.js';
 
-describe('webhook configurations', () => {
-  it('register both webhooks on Service create and update, failing closed, without side effects on dry-run', () => {
-    const [mutating, validating] = desiredConfigurations({ configurationName: 'sb', endpoint: { url: 'https://127.0.0.1:9443/' }, timeoutSeconds: 10 }, 'CA');
-    expect(mutating.rt.kind).toBe('MutatingWebhookConfiguration');
-    expect(validating.rt.kind).toBe('ValidatingWebhookConfiguration');
-    const hook = mutating.object.webhooks?.[0] ?? {};
-    expect(hook).toMatchObject({
-      name: 'allocate.services.switchboard.dev',
-      clientConfig: { url: 'https://127.0.0.1:9443/mutate-services', caBundle: Buffer.from('CA').toString('base64') },
-      rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['services'] }],
-      failurePolicy: 'Fail',
-      sideEffects: 'NoneOnDryRun',
-      timeoutSeconds: 10,
-      reinvocationPolicy: 'Never',
+const DAY = 24 * 3600_000;
+const settings: CertificateSettings = { servingValidityMs: DAY, caValidityMs: 10 * DAY, dnsNames: ['hook.system.svc'], ipAddresses: [] };
+
+describe('the configuration writer', () => {
+  it('adds the CAs a configuration lacks in front and keeps every valid CA it trusts, in its order', async () => {
+    const now = Date.now();
+    const [a, b, c] = await Promise.all([newCertificateSet(settings, now), newCertificateSet(settings, now), newCertificateSet(settings, now)]);
+    const [caA, caB, caC] = [a.caBundlePem, b.caBundlePem, c.caBundlePem];
+    expect(mergedBundle(caB + caA, caA, now)).toBe(caB + caA);
+    // A writer with an older view of the Secret leaves the newer CA where it is.
+    expect(mergedBundle(caA, caB + caA, now)).toBe(caB + caA);
+    expect(mergedBundle(caC, caB + caA, now)).toBe(caC + caB + caA);
+    expect(mergedBundle(caA, '', now)).toBe(caA);
+    expect(mergedBundle(caA, 'not a certificate', now)).toBe(caA);
+  });
+
+  it('drops a CA only once it has expired', async () => {
+    const now = Date.now();
+    const old = await newCertificateSet(settings, now - 11 * DAY);
+    const current = await newCertificateSet(settings, now);
+    expect(mergedBundle(current.caBundlePem, current.caBundlePem + old.caBundlePem, now)).toBe(current.caBundlePem);
+    expect(mergedBundle(current.caBundlePem + old.caBundlePem, '', now)).toBe(current.caBundlePem);
+  });
+
+  it('points the API server at a URL or a Service path with the bundle in base64', () => {
+    expect(clientConfig({ url: 'https://127.0.0.1:9443/' }, '/validate', 'CA')).toEqual({ url: 'https://127.0.0.1:9443/validate', caBundle: Buffer.from('CA').toString('base64') });
+    expect(clientConfig({ service: { namespace: 'sys', name: 'hook', port: 443 } }, '/validate', 'CA')).toEqual({
+      service: { namespace: 'sys', name: 'hook', port: 443, path: '/validate' },
+      caBundle: Buffer.from('CA').toString('base64'),
     });
-    expect(validating.object.webhooks?.[0]).toMatchObject({ clientConfig: { url: 'https://127.0.0.1:9443/validate-services' } });
-  });
-
-  it('call a Service in-cluster', () => {
-    const [mutating] = desiredConfigurations({ configurationName: 'sb', endpoint: { service: { namespace: 'sys', name: 'sb', port: 443 } }, timeoutSeconds: 5 }, 'CA');
-    expect(mutating.object.webhooks?.[0]).toMatchObject({ clientConfig: { service: { namespace: 'sys', name: 'sb', port: 443, path: '/mutate-services' } } });
-  });
-
-  it('compare stored and desired objects whatever their key order', () => {
-    expect(canonical({ b: 1, a: [{ d: 2, c: 3 }] })).toBe(canonical({ a: [{ c: 3, d: 2 }], b: 1 }));
-    expect(canonical({ a: [1, 2] })).not.toBe(canonical({ a: [2, 1] }));
   });
 });

@@ -1,90 +1,88 @@
-// The MutatingWebhookConfiguration and ValidatingWebhookConfiguration that put Switchboard in the Service write
-// path. Every field the API server would default is set, so a stored configuration equals the desired one and
-// any drift (an edit, a stale caBundle) shows up as a difference to repair.
+// The configuration writer: creates and repairs the Mutating- and ValidatingWebhookConfigurations a webhook
+// needs, with the caBundle of its certificate manager injected. Callers describe every field the API server
+// would default, so a stored configuration equals the desired one and any drift (an edit, a stale caBundle)
+// shows up as a difference to repair.
+//
+// The caBundle written is the certificate set's bundle plus every still-valid CA the stored configuration
+// already trusts: trust is only added here, and a CA leaves only once expired. A replica still serving a
+// certificate of an older CA, or a writer with a stale view of the Secret, then never cuts anyone off.
 import { isAlreadyExists, isNotFound, type KubeClient } from '../client.js';
 import { MutatingWebhookConfigurations, ValidatingWebhookConfigurations, type ResourceType } from '../../../api/resources.js';
 import type { KubeObject } from '../../../api/wire.js';
+import { liveAuthorities } from './certificates.js';
 
-export const MUTATE_PATH = '/mutate-services';
-export const VALIDATE_PATH = '/validate-services';
-export const WEBHOOK_NAMES = { mutate: 'allocate.services.switchboard.dev', validate: 'confirm.services.switchboard.dev' } as const;
-/** Namespaces labelled with this = disabled are left to the API server's own allocator. */
-export const OPT_OUT_LABEL = 'switchboard.dev/service-allocation';
-
-/** How the API server reaches the webhook: a URL (local control planes) or a Service (in-cluster). */
+/** How the API server reaches a webhook: a URL (local control planes) or a Service (in-cluster). */
 export type WebhookEndpoint =
   | { readonly url: string }
   | { readonly service: { readonly namespace: string; readonly name: string; readonly port: number } };
 
-export interface WebhookSettings {
-  readonly configurationName: string;
-  readonly endpoint: WebhookEndpoint;
-  readonly timeoutSeconds: number;
+export type ClientConfig = { url: string; caBundle: string } | { service: { namespace: string; name: string; port: number; path: string }; caBundle: string };
+
+export interface Webhook {
+  readonly name: string;
+  readonly clientConfig: ClientConfig;
+  readonly [field: string]: unknown;
 }
 
-interface WebhookConfiguration extends KubeObject {
-  webhooks?: Record<string, unknown>[];
+export interface WebhookConfiguration extends KubeObject {
+  webhooks?: Webhook[];
 }
 
-function clientConfig(endpoint: WebhookEndpoint, path: string, caBundle: string): Record<string, unknown> {
-  const caBundleB64 = Buffer.from(caBundle).toString('base64');
-  if ('url' in endpoint) return { url: `${endpoint.url.replace(/\/+$/, '')}${path}`, caBundle: caBundleB64 };
-  return { service: { ...endpoint.service, path }, caBundle: caBundleB64 };
+export interface DesiredConfiguration {
+  readonly rt: ResourceType;
+  readonly object: WebhookConfiguration;
 }
 
-function webhook(name: string, path: string, settings: WebhookSettings, caBundle: string): Record<string, unknown> {
-  return {
-    name,
-    clientConfig: clientConfig(settings.endpoint, path, caBundle),
-    rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['services'], scope: 'Namespaced' }],
-    // Without us a Service would get values nobody claimed: refuse instead.
-    failurePolicy: 'Fail',
-    matchPolicy: 'Equivalent',
-    namespaceSelector: { matchExpressions: [{ key: OPT_OUT_LABEL, operator: 'NotIn', values: ['disabled'] }] },
-    objectSelector: {},
-    // Dry-run requests reach us and take no claims.
-    sideEffects: 'NoneOnDryRun',
-    timeoutSeconds: settings.timeoutSeconds,
-    admissionReviewVersions: ['v1'],
-  };
+/** The configurations of one webhook for a given caBundle (PEM). */
+export type ConfigurationsFor = (caBundlePem: string) => DesiredConfiguration[];
+
+export function clientConfig(endpoint: WebhookEndpoint, path: string, caBundlePem: string): ClientConfig {
+  const caBundle = Buffer.from(caBundlePem).toString('base64');
+  if ('url' in endpoint) return { url: `${endpoint.url.replace(/\/+$/, '')}${path}`, caBundle };
+  return { service: { ...endpoint.service, path }, caBundle };
 }
 
-export function desiredConfigurations(settings: WebhookSettings, caBundle: string): { rt: ResourceType; object: WebhookConfiguration }[] {
-  const metadata = { name: settings.configurationName, labels: { 'app.kubernetes.io/part-of': 'switchboard' } };
-  return [
-    {
-      rt: MutatingWebhookConfigurations,
-      object: {
-        metadata,
-        webhooks: [{ ...webhook(WEBHOOK_NAMES.mutate, MUTATE_PATH, settings, caBundle), reinvocationPolicy: 'Never' }],
-      },
-    },
-    { rt: ValidatingWebhookConfigurations, object: { metadata, webhooks: [webhook(WEBHOOK_NAMES.validate, VALIDATE_PATH, settings, caBundle)] } },
-  ];
+/** Every CA any webhook of a stored configuration trusts, in their order. */
+function trustedBy(configuration: WebhookConfiguration): string {
+  const pems = (configuration.webhooks ?? []).map((w) => Buffer.from(w.clientConfig?.caBundle ?? '', 'base64').toString('utf8'));
+  return pems.join('');
 }
 
-/** Creates or repairs both configurations; returns how many writes it made. */
-export async function applyWebhookConfigurations(client: KubeClient, settings: WebhookSettings, caBundle: string): Promise<number> {
+/** The bundle to write: CAs of `bundlePem` the configuration lacks, in front of those it keeps (still valid). */
+export function mergedBundle(bundlePem: string, storedPem: string, now: number): string {
+  const kept = [...new Set(liveAuthorities(storedPem, now))];
+  const added = liveAuthorities(bundlePem, now).filter((pem) => !kept.includes(pem));
+  return [...added, ...kept].join('');
+}
+
+/** Creates or repairs every configuration so that it trusts `caBundlePem`; returns how many writes it made. */
+export async function applyWebhookConfigurations(client: KubeClient, configurationsFor: ConfigurationsFor, caBundlePem: string, now = Date.now()): Promise<number> {
   let writes = 0;
-  for (const { rt, object } of desiredConfigurations(settings, caBundle)) {
-    const stored = await client.getOrUndefined<WebhookConfiguration>(rt, settings.configurationName);
+  const fresh = configurationsFor(mergedBundle(caBundlePem, '', now));
+  for (const [i, { rt, object }] of fresh.entries()) {
+    const name = object.metadata?.name ?? '';
+    let stored = await client.getOrUndefined<WebhookConfiguration>(rt, name);
     if (!stored) {
       try {
         await client.create(rt, object);
         writes++;
+        continue;
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
+        // Another writer made it first: merge into theirs.
+        stored = await client.get<WebhookConfiguration>(rt, name);
       }
-      continue;
     }
-    if (canonical(stored.webhooks) === canonical(object.webhooks)) continue;
-    await client.replace(rt, { ...object, metadata: { ...object.metadata, resourceVersion: stored.metadata?.resourceVersion } });
+    const desired = configurationsFor(mergedBundle(caBundlePem, trustedBy(stored), now))[i].object;
+    if (canonical(stored.webhooks) === canonical(desired.webhooks)) continue;
+    // Conditional on the version read: a concurrent writer's trust is merged on the retry, never overwritten.
+    await client.replace(rt, { ...desired, metadata: { ...desired.metadata, resourceVersion: stored.metadata?.resourceVersion } });
     writes++;
   }
   return writes;
 }
 
-/** Removes both configurations (tests and uninstall). */
+/** Removes a webhook's Mutating- and ValidatingWebhookConfiguration of that name (tests and uninstall). */
 export async function deleteWebhookConfigurations(client: KubeClient, configurationName: string): Promise<void> {
   for (const rt of [MutatingWebhookConfigurations, ValidatingWebhookConfigurations]) {
     await client.delete(rt, configurationName).catch((err: unknown) => {

@@ -1,15 +1,15 @@
-// The HTTPS server the API server calls: AdmissionReview in, AdmissionReview out, one handler per path.
-// The serving certificate can be swapped while running (rotation); connections already open keep theirs.
+// The webhook server: the HTTPS server the API server calls, AdmissionReview in, AdmissionReview out, one
+// handler per path. Bodies are bounded, every request is counted and timed, and the serving certificate can be
+// swapped while running (rotation); connections already open keep theirs.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AdmissionReviewResponse } from '../../../allocators/service/admission.js';
-import { denyResponse } from '../../../allocators/service/admission.js';
+import { denyResponse, type AdmissionRequest, type AdmissionReviewRequest, type AdmissionReviewResponse } from '../../../api/admission.js';
 import { internalErrorStatus } from '../../../api/status.js';
 import type { Logger } from '../log.js';
 import { parseAddress, telemetry } from '../telemetry.js';
-import type { AdmissionRequest, AdmissionReviewRequest } from '../../serviceallocation/admission-handlers.js';
 
-export type AdmissionHandler = (request: AdmissionRequest) => Promise<AdmissionReviewResponse>;
+/** Answers the requests of one path; `T` is the resource the path is registered for in the configurations. */
+export type AdmissionHandler<T = unknown> = (request: AdmissionRequest<T>) => Promise<AdmissionReviewResponse> | AdmissionReviewResponse;
 
 export interface ServingCertificate {
   readonly certPem: string;
@@ -22,16 +22,20 @@ const MAX_BODY_BYTES = 6 * 1024 * 1024;
 export class WebhookServer {
   private server: Server | undefined;
   private current: ServingCertificate | undefined;
+  private readonly handlers = new Map<string, AdmissionHandler>();
   private readonly requests;
   private readonly latency;
 
-  constructor(
-    private readonly handlers: Record<string, AdmissionHandler>,
-    private readonly log: Logger,
-  ) {
+  constructor(private readonly log: Logger) {
     const meter = telemetry().meter;
     this.requests = meter.createCounter('switchboard_webhook_requests', { description: 'Admission requests by webhook path and outcome' });
     this.latency = meter.createHistogram('switchboard_webhook_request_duration_seconds', { description: 'Admission request latency', unit: 's' });
+  }
+
+  /** Serves `path` with `handler`; the API server sends it the objects its configurations register it for. */
+  handle<T>(path: string, handler: AdmissionHandler<T>): void {
+    if (this.handlers.has(path)) throw new Error(`webhook path ${path} is served twice`);
+    this.handlers.set(path, handler as AdmissionHandler);
   }
 
   get serving(): boolean {
@@ -51,7 +55,7 @@ export class WebhookServer {
   async listen(address: string): Promise<number> {
     if (!this.current) throw new Error('no serving certificate');
     const { host, port } = parseAddress(address);
-    const server = createServer({ cert: this.current.certPem, key: this.current.keyPem }, (req, res) => void this.handle(req, res));
+    const server = createServer({ cert: this.current.certPem, key: this.current.keyPem }, (req, res) => void this.answer(req, res));
     server.requestTimeout = 60_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -72,10 +76,10 @@ export class WebhookServer {
     });
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     const path = (req.url ?? '/').split('?')[0];
-    const handler = this.handlers[path];
+    const handler = this.handlers.get(path);
     let outcome = 'error';
     try {
       if (!handler) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
@@ -95,7 +99,8 @@ export class WebhookServer {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(response));
     } catch (err) {
       this.log.warn('bad admission request', { path, error: String(err) });
-      if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' }).end(`${String(err)}\n`);
+      // The body may be left unread (over the limit): the connection cannot carry another request.
+      if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain', connection: 'close' }).end(`${String(err)}\n`);
     } finally {
       this.requests.add(1, { path, outcome });
       this.latency.record(Number(process.hrtime.bigint() - started) / 1e9, { path });
