@@ -1,5 +1,6 @@
 // The one-way import rule of the README's map: api ← crds ← runtime ← allocators ← controllers ← cmd. A product file
 // may import its own layer or a lower one, never a higher one, and never test support (testing/, e2e/, bench/, tests).
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +67,14 @@ describe('import direction', () => {
 
   it('has no import against the direction api ← crds ← runtime ← allocators ← controllers ← cmd', () => {
     expect(violations(files, (f) => readFileSync(join(ROOT, f), 'utf8'))).toEqual([]);
+  });
+
+  it('builds only product code into dist/ (tsconfig.build.json): no test, fixture or tool', () => {
+    const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+    const config = execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--showConfig'], { encoding: 'utf8' });
+    const built = (JSON.parse(config) as { files: string[] }).files.map((f) => normalize(f));
+    expect(built).toContain('cmd/switchboard.ts');
+    expect(built.filter((f) => isTest(f) || layerOf(f) < 0 || f === 'crds/generate.ts')).toEqual([]);
   });
 
   it('catches an upward import, a dynamic one and an import of test support', () => {
