@@ -231,9 +231,11 @@ export class KubeClient {
     let abortRequest = () => {};
     const done = new Promise<void>((resolve, reject) => {
       const req = (this.base.protocol === 'https:' ? httpsRequest : httpRequest)(reqOpts, (res) => {
+        // Decode the stream, not each chunk: a chunk may end inside a multi-byte character.
+        res.setEncoding('utf8');
         if ((res.statusCode ?? 0) !== 200) {
           let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('data', (c: string) => (text += c));
           res.on('end', () => {
             const parsed = safeJson(text);
             reject(new ApiError(res.statusCode ?? 0, isStatus(parsed) ? parsed : { message: text }, 'WATCH', path));
@@ -241,8 +243,8 @@ export class KubeClient {
           return;
         }
         let buffered = '';
-        res.on('data', (chunk: Buffer) => {
-          buffered += chunk.toString('utf8');
+        res.on('data', (chunk: string) => {
+          buffered += chunk;
           let nl: number;
           while ((nl = buffered.indexOf('\n')) >= 0) {
             const line = buffered.slice(0, nl).trim();

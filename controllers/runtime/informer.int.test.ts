@@ -1,5 +1,5 @@
 // The informer against a real API server: its cache ends equal to the server after bursts, an API
-// server restart, and a watch that expired (etcd compacted) while it was away.
+// server restart, a watch that expired (etcd compacted) while it was away, and objects full of multi-byte text.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import PQueue from 'p-queue';
 import { Informer } from './informer.js';
@@ -77,6 +77,29 @@ describe('informer on the shared control plane', () => {
       expect(handlerView).toEqual(expected);
     }, 30_000);
     expect(informer.listCount).toBe(1);
+    await informer.stop();
+  });
+
+  it('keeps multi-byte text intact however the watch stream is chunked', async () => {
+    const informer = new Informer<ConfigMap>(client, ConfigMaps, { namespace: ns, labelSelector: 'text=multibyte' });
+    informer.start();
+    await informer.waitForSync();
+    // ~60 KB per object in 2-, 3- and 4-byte characters: the stream's TLS records and chunks split many of them.
+    const text = (i: number) => `${i}: Grüße · 東京の設定 · 😀🚀🧪 · Ελληνικά · `.repeat(1200);
+    for (let i = 0; i < 5; i++) {
+      await client.create<ConfigMap>(ConfigMaps, {
+        metadata: { name: `utf8-${i}`, namespace: ns, labels: { text: 'multibyte' }, annotations: { 'example.com/text': text(i), 'example.com/label': 'значение ✓' } },
+        data: { text: text(i + 100) },
+      });
+    }
+    await eventually(() => informer.store.list().length === 5, 30_000);
+    const server = await client.listAll<ConfigMap>(ConfigMaps, { namespace: ns, labelSelector: 'text=multibyte' });
+    for (const expected of server.items) {
+      const cached = informer.store.get(`${ns}/${expected.metadata!.name}`);
+      expect(cached?.metadata?.annotations).toEqual(expected.metadata!.annotations);
+      expect(cached?.data).toEqual(expected.data);
+    }
+    expect(informer.store.get(`${ns}/utf8-3`)?.metadata?.annotations?.['example.com/text']).toBe(text(3));
     await informer.stop();
   });
 });
