@@ -1,9 +1,9 @@
 // The client's transport rules against a small local HTTP server that plays the API server: watch streams decoded
-// as streams (multi-byte characters split across chunks).
+// as streams (multi-byte characters split across chunks), and a watch that goes silent is ended.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { KubeClient, type WatchEvent } from './client.js';
+import { KubeClient, type ClientTuning, type WatchEvent } from './client.js';
 import { ConfigMaps } from '../../api/resources.js';
 import type { KubeObject } from '../../api/wire.js';
 
@@ -19,7 +19,7 @@ afterEach(async () => {
 });
 
 /** A plain-HTTP fake API server on loopback and a client for it. */
-async function fakeApiServer(handler: Handler): Promise<KubeClient> {
+async function fakeApiServer(handler: Handler, tuning: ClientTuning = {}): Promise<KubeClient> {
   const server = createServer(handler);
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -32,7 +32,7 @@ async function fakeApiServer(handler: Handler): Promise<KubeClient> {
     contexts: [{ name: 'fake', cluster: 'fake', user: 'nobody' }],
     currentContext: 'fake',
   });
-  return new KubeClient(kc, 'test');
+  return new KubeClient(kc, 'test', tuning);
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -65,4 +65,23 @@ describe('watch streams', () => {
     client.close();
   });
 
+  it('ends a watch that delivers no event and no bookmark for the idle timeout', async () => {
+    const client = await fakeApiServer(
+      (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write(JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '5' } } }) + '\n');
+        // …then silence, with the connection left open.
+      },
+      { watchIdleTimeoutMs: 300 },
+    );
+    const events: WatchEvent<KubeObject>[] = [];
+    const started = Date.now();
+    const handle = await client.watch<KubeObject>(ConfigMaps, { namespace: 'ns' }, (e) => events.push(e));
+    const outcome = await Promise.race([handle.done.then(() => 'ended', (err: unknown) => err), delay(3000).then(() => 'still open after 3 s')]);
+    expect(outcome).toBeInstanceOf(Error);
+    expect(String(outcome)).toMatch(/no event or bookmark for 300 ms/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(events).toHaveLength(1);
+    client.close();
+  });
 });

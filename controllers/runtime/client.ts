@@ -1,7 +1,7 @@
 // A thin Kubernetes API client over node:https. @kubernetes/client-node loads the kubeconfig (file or
 // in-cluster) and applies its credentials; this module adds what controllers need and the generated
 // clients make awkward: any resource by descriptor, raw JSON objects, every patch type, streaming
-// watches that can be aborted, and errors that keep the API's Status.
+// watches that can be aborted (and that end when they go silent), and errors that keep the API's Status.
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
@@ -98,30 +98,45 @@ export interface RequestObserver {
   (verb: string, resource: string, code: number, seconds: number): void;
 }
 
+/** How the client judges a watch; every field is optional and off when absent. */
+export interface ClientTuning {
+  /**
+   * A watch that delivers no byte (event or bookmark) for this long is taken as dead and ended with an error, so
+   * its informer restarts it. The API server sends a bookmark about once a minute on an idle watch.
+   */
+  watchIdleTimeoutMs?: number;
+}
+
 export class KubeClient {
   private readonly agent: HttpsAgent | HttpAgent;
   private readonly base: URL;
+  private readonly watchIdleTimeoutMs: number;
   /** Called after every request, for metrics. */
   observer?: RequestObserver;
 
-  constructor(readonly kubeConfig: KubeConfig, readonly fieldManager = 'switchboard') {
+  constructor(
+    readonly kubeConfig: KubeConfig,
+    readonly fieldManager = 'switchboard',
+    tuning: ClientTuning = {},
+  ) {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     this.base = new URL(cluster.server);
     this.agent = this.base.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
+    this.watchIdleTimeoutMs = tuning.watchIdleTimeoutMs ?? 0;
   }
 
   /** $KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
-  static fromDefault(fieldManager?: string): KubeClient {
+  static fromDefault(fieldManager?: string, tuning?: ClientTuning): KubeClient {
     const kc = new KubeConfig();
     kc.loadFromDefault();
-    return new KubeClient(kc, fieldManager);
+    return new KubeClient(kc, fieldManager, tuning);
   }
 
-  static fromFile(path: string, fieldManager?: string): KubeClient {
+  static fromFile(path: string, fieldManager?: string, tuning?: ClientTuning): KubeClient {
     const kc = new KubeConfig();
     kc.loadFromFile(path);
-    return new KubeClient(kc, fieldManager);
+    return new KubeClient(kc, fieldManager, tuning);
   }
 
   get server(): string {
@@ -216,7 +231,10 @@ export class KubeClient {
     return { metadata: { resourceVersion }, items };
   }
 
-  /** Streams watch events to `onEvent` until the server ends the stream or `abort()` is called. */
+  /**
+   * Streams watch events to `onEvent` until the server ends the stream or `abort()` is called. With a
+   * watchIdleTimeoutMs, a stream silent for that long (no event, no bookmark) rejects `done`.
+   */
   async watch<T>(rt: ResourceType, opts: WatchOptions, onEvent: (event: WatchEvent<T>) => void): Promise<WatchHandle> {
     const path = this.query(this.path(rt, opts.namespace), {
       watch: 1,
@@ -242,8 +260,21 @@ export class KubeClient {
           });
           return;
         }
+        const idleMs = this.watchIdleTimeoutMs;
+        let idleTimer: NodeJS.Timeout | undefined;
+        const armIdleTimer = () => {
+          if (idleMs <= 0) return;
+          clearTimeout(idleTimer);
+          idleTimer = setTimeout(() => {
+            reject(new Error(`watch ${path}: no event or bookmark for ${idleMs} ms; taking the connection for dead`));
+            res.destroy();
+          }, idleMs);
+        };
+        armIdleTimer();
+        res.on('close', () => clearTimeout(idleTimer));
         let buffered = '';
         res.on('data', (chunk: string) => {
+          armIdleTimer();
           buffered += chunk;
           let nl: number;
           while ((nl = buffered.indexOf('\n')) >= 0) {
