@@ -135,9 +135,10 @@ export class NodeLease {
   /** One renewal: a PUT on the lease we wrote last (one request), else read-then-write; create when missing. */
   private async renew(now: number): Promise<void> {
     const { client, namespace } = this.options;
-    const timeout = this.options.durationMs; // a renewal that late is useless: the fence has tripped
+    // A renewal that takes longer than the lease is useless (the fence has tripped): every request of it ends then.
+    const bounded = { signal: AbortSignal.timeout(this.options.durationMs), unthrottled: true };
     const put = (lease: Lease) =>
-      client.request<Lease>('PUT', `${client.path(Leases, namespace, this.name)}?fieldManager=switchboard-speaker`, lease, 'application/json', timeout);
+      client.request<Lease>('PUT', `${client.path(Leases, namespace, this.name)}?fieldManager=switchboard-speaker`, lease, 'application/json', bounded);
     if (this.lease) {
       try {
         this.lease = await put(this.desired(now, this.lease));
@@ -146,13 +147,13 @@ export class NodeLease {
         if (!isConflict(err) && !isNotFound(err)) throw err;
       }
     }
-    const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace);
+    const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace, bounded);
     if (current) {
       this.lease = await put(this.desired(now, current));
       return;
     }
     try {
-      this.lease = await client.create<Lease>(Leases, this.desired(now));
+      this.lease = await client.create<Lease>(Leases, this.desired(now), bounded);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
       throw new Error('the lease appeared while creating it; retrying');
