@@ -1,6 +1,7 @@
 // Leader election with real replicas: two `switchboard controller` processes on one Lease. Exactly
 // one leads; when it is killed with SIGKILL the other takes over once the lease expires, and when it
-// is stopped with SIGTERM it releases the lease and the other takes over at once.
+// is stopped with SIGTERM it releases the lease and the other takes over at once. In-process electors: never two
+// leaders; a leader whose connection goes silent stops within its renew deadline, before anyone takes over.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubeClient } from './client.js';
 import { Leases } from '../../api/resources.js';
@@ -8,6 +9,7 @@ import type { Lease } from '../../api/wire.js';
 import { LeaderElector } from './leader-election.js';
 import { silentLogger } from './log.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
+import { StallingProxy, apiServerPort, clientThrough } from '../../testing/stalling-proxy.js';
 import { leads, replicaFlags, requireBuiltSwitchboard, spawnSwitchboard, type SwitchboardProcess as Replica } from '../../e2e/jest/switchboard-process.js';
 
 const LEASE_MS = 4000;
@@ -122,6 +124,78 @@ describe('leader election between in-process electors', () => {
     for (const s of stops) s.abort();
     await Promise.all(runs);
     expect(peak).toBe(1);
+  });
+});
+
+describe('a leader whose connection to the API server goes silent', () => {
+  let client: KubeClient;
+  let ns: string;
+  let proxy: StallingProxy;
+
+  beforeAll(async () => {
+    client = testClient();
+    ns = await createNamespace(client, 'le3');
+    proxy = await StallingProxy.start(apiServerPort(controlPlaneInfo().kubeconfig));
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await deleteNamespace(client, ns);
+    client.close();
+  });
+
+  const LEASE = 3000;
+  const RENEW_DEADLINE = 2000;
+  const RETRY = 300;
+
+  function elector(c: KubeClient, lease: string, identity: string, onStarted: (signal: AbortSignal) => Promise<void>): LeaderElector {
+    return new LeaderElector({
+      client: c,
+      namespace: ns,
+      name: lease,
+      identity,
+      leaseDurationMs: LEASE,
+      renewDeadlineMs: RENEW_DEADLINE,
+      retryPeriodMs: RETRY,
+      log: silentLogger,
+      onStartedLeading: onStarted,
+    });
+  }
+
+  const untilAborted = (signal: AbortSignal) => new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+
+  it('stops within its renew deadline, before a follower can take over', async () => {
+    const proxied = clientThrough(proxy, controlPlaneInfo().kubeconfig);
+    const stop = new AbortController();
+    let leaderStoppedAt = 0;
+    let followerStartedAt = 0;
+    const leaderRun = elector(proxied, 'silent', 'stall-a', async (signal) => {
+      await untilAborted(signal);
+      leaderStoppedAt = Date.now();
+    }).run(stop.signal);
+    await eventually(async () => (await client.getOrUndefined<Lease>(Leases, 'silent', ns))?.spec?.holderIdentity === 'stall-a', 10_000, 50);
+    const followerRun = elector(client, 'silent', 'stall-b', async (signal) => {
+      followerStartedAt = Date.now();
+      await untilAborted(signal);
+    }).run(stop.signal);
+    await new Promise((r) => setTimeout(r, 4 * RETRY)); // the follower has seen the leader renew
+
+    const stalledAt = Date.now();
+    proxy.stall(); // the leader's requests now hang: no answer, no error, no close
+    const leaderReturned = await Promise.race([leaderRun.then(() => Date.now()), new Promise<number>((r) => setTimeout(() => r(0), 10_000))]);
+    await eventually(() => followerStartedAt > 0, 15_000, 20);
+    stop.abort();
+    await followerRun;
+    proxied.close();
+    proxy.resume();
+
+    process.stderr.write(
+      `[leader election] silent connection: leader stopped ${leaderStoppedAt - stalledAt} ms after the stall, follower took over ${followerStartedAt - stalledAt} ms after it (renew deadline ${RENEW_DEADLINE} ms, lease ${LEASE} ms)\n`,
+    );
+    // The last successful renewal started before the stall; the fence trips renewDeadline after that start.
+    expect(leaderStoppedAt).toBeGreaterThan(0);
+    expect(leaderStoppedAt - stalledAt).toBeLessThanOrEqual(RENEW_DEADLINE + 250);
+    expect(leaderReturned).toBeGreaterThan(0);
+    expect(leaderStoppedAt).toBeLessThan(followerStartedAt);
   });
 });
 
