@@ -87,6 +87,9 @@ export interface LeaderElectionOptions {
   now?: () => number;
 }
 
+/** client-go's HealthzAdaptor tolerance as kube-controller-manager sets it: a leader this late past its lease is wedged. */
+export const LEADER_HEALTHZ_TOLERANCE_MS = 20_000;
+
 export class LeaderElector {
   private observed: Observation | undefined;
   private lease: Lease | undefined;
@@ -111,6 +114,15 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * client-go's leader-election health check: false when we believe we lead but have not renewed for the lease
+   * duration plus `toleranceMs`. The fence steps a leader down long before that, so failing means the elector is
+   * wedged (its loop no longer runs) and the process must be restarted.
+   */
+  healthy(toleranceMs = LEADER_HEALTHZ_TOLERANCE_MS): boolean {
+    return !this.leading || this.now() - this.lastRenewStart <= this.leaseDurationMs + toleranceMs;
   }
 
   /**
