@@ -1,6 +1,6 @@
 // The manager's outward signs on a real API server: /metrics, /healthz and /readyz, Events that are
-// correlated like client-go's, controllers that reconcile what informers see, and a run that ends at once when
-// leadership is lost.
+// correlated like client-go's (and re-created when they expired), controllers that reconcile what informers see,
+// and a run that ends at once when leadership is lost.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { request } from 'node:http';
 import type { KubeClient } from './client.js';
@@ -99,6 +99,25 @@ describe('manager', () => {
       return events.length === 1 && events[0].count === 3 ? events[0] : false;
     });
     expect(bumped).toMatchObject({ type: 'Warning', message: 'something happened', involvedObject: { kind: 'ConfigMap', name: 'evented' }, source: { component: 'switchboard-test' } });
+  });
+
+  it('re-creates a repeated Event that expired (or was deleted) since it was last written', async () => {
+    const cm = await client.create<KubeObject>(ConfigMaps, { metadata: { name: 'expiring', namespace: ns } });
+    const involved = involvedObjectOf(cm, { apiVersion: 'v1', kind: 'ConfigMap' });
+    const expiring = async () => (await client.list<KubeEvent>(Events, { namespace: ns })).items.filter((e) => e.reason === 'Expiring');
+    manager.events.event(involved, 'Normal', 'Expiring', 'still pending');
+    const [first] = await eventually(async () => {
+      const events = await expiring();
+      return events.length === 1 ? events : false;
+    });
+    // What the API server's event TTL does after an hour.
+    await client.delete(Events, first.metadata!.name!, { namespace: ns });
+    manager.events.event(involved, 'Normal', 'Expiring', 'still pending');
+    const recreated = await eventually(async () => {
+      const events = await expiring();
+      return events.length === 1 ? events[0] : false;
+    }, 10_000);
+    expect(recreated).toMatchObject({ message: 'still pending', count: 2, involvedObject: { name: 'expiring' } });
   });
 });
 
