@@ -107,6 +107,8 @@ export class EventRecorder implements EventSink {
   private readonly correlator = new EventCorrelator();
   private readonly names = new Map<string, { name: string; namespace: string }>();
   private pending = 0;
+  /** The last write per correlation key: writes of one key run in order, so a count never goes back. */
+  private readonly lastWrite = new Map<string, Promise<void>>();
   /** Emitted Events, for metrics: reason → count. */
   readonly emitted = new Map<string, number>();
 
@@ -125,7 +127,12 @@ export class EventRecorder implements EventSink {
     this.emitted.set(reason, (this.emitted.get(reason) ?? 0) + 1);
     if (this.pending > 1000) return; // the API is not keeping up; events are best-effort
     this.pending += 1;
-    void this.write(involved, type, reason, c, now).finally(() => (this.pending -= 1));
+    const write = (this.lastWrite.get(c.key) ?? Promise.resolve()).then(() => this.write(involved, type, reason, c, now));
+    this.lastWrite.set(c.key, write);
+    void write.finally(() => {
+      this.pending -= 1;
+      if (this.lastWrite.get(c.key) === write) this.lastWrite.delete(c.key);
+    });
   }
 
   private async write(involved: InvolvedObject, type: EventType, reason: string, c: Exclude<Correlation, { action: 'drop' }>, now: number): Promise<void> {

@@ -77,11 +77,12 @@ describe('leader election between two controller processes', () => {
     const replica = spawnSwitchboard('replica-w', [
       ...replicaFlags(controlPlaneInfo().kubeconfig, ns, 'replica-w', { leaseDuration: `${LEASE_MS}ms`, renewDeadline: '3s', retryPeriod: `${RETRY_MS}ms` }),
       `--endpoint-controllers-namespace=${ns}`,
+      '--leader-elect-lease-name=taken-away', // its own Lease: the one it loses stays taken
       '--pool-webhook-bind-address=127.0.0.1:0',
     ]);
     replicas.push(replica);
     await eventually(() => leads(replica) && replica.output.some((l) => l.includes('"serving the pool validation webhook"')), 30_000);
-    const lease = await client.get<Lease>(Leases, 'switchboard-controller', ns);
+    const lease = await client.get<Lease>(Leases, 'taken-away', ns);
     const stolenAt = Date.now();
     await client.replace<Lease>(Leases, { ...lease, spec: { ...lease.spec, holderIdentity: 'thief', leaseDurationSeconds: 3600 } });
     const code = await Promise.race([
