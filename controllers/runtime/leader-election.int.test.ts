@@ -216,7 +216,7 @@ describe('a leader whose connection to the API server goes silent', () => {
     );
     // The last successful renewal started before the stall; the fence trips renewDeadline after that start.
     expect(leaderStoppedAt).toBeGreaterThan(0);
-    expect(leaderStoppedAt - stalledAt).toBeLessThanOrEqual(RENEW_DEADLINE + 250);
+    expect(leaderStoppedAt - stalledAt).toBeLessThanOrEqual(RENEW_DEADLINE + 500); // timer and scheduling slack
     expect(leaderReturned).toBeGreaterThan(0);
     expect(leaderStoppedAt).toBeLessThan(followerStartedAt);
   });

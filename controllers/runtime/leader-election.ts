@@ -131,7 +131,7 @@ export class LeaderElector {
    * loss it returns at once, without waiting for the leader's work to finish (the caller exits).
    */
   async run(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted && !(await this.tryAcquireOrRenew(AbortSignal.any([signal, AbortSignal.timeout(this.renewDeadlineMs)])))) {
+    while (!signal.aborted && !(await this.tryAcquire(signal))) {
       await sleep(jittered(this.retryPeriodMs), signal);
     }
     if (signal.aborted) return;
@@ -166,6 +166,21 @@ export class LeaderElector {
     }
     this.leading = false;
     this.options.onStoppedLeading?.();
+  }
+
+  /** One round as a candidate, bounded by the renew deadline (the fence starts from the round's start anyway). */
+  private async tryAcquire(signal: AbortSignal): Promise<boolean> {
+    // Not AbortSignal.any: on Node 20 every call leaves a little behind on the long-lived `signal`.
+    const attempt = new AbortController();
+    const abort = () => attempt.abort();
+    const timer = setTimeout(abort, this.renewDeadlineMs);
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      return await this.tryAcquireOrRenew(attempt.signal);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', abort);
+    }
   }
 
   /** One round, bounded by `signal`; true when we hold the lease afterwards. */
