@@ -1,4 +1,6 @@
 // Command-line flags: Kubernetes-style names (--leader-elect-lease-duration=15s) and durations.
+import type { ParseArgsConfig } from 'node:util';
+import type { ClientTuning } from '../controllers/runtime/client.js';
 
 /** "1500ms", "15s", "2m", "1h" or a bare number of seconds → milliseconds. */
 export function parseDuration(value: string, flag: string): number {
@@ -14,4 +16,30 @@ export function parseBool(value: string | boolean, flag: string): boolean {
   if (/^(true|1|yes)$/i.test(value)) return true;
   if (/^(false|0|no)$/i.test(value)) return false;
   throw new Error(`--${flag}: expected true or false, got "${value}"`);
+}
+
+/**
+ * The API client's flags, shared by `controller` and `speaker`: client-go's QPS/burst token bucket and the time
+ * after which a silent watch is taken for dead.
+ */
+export function clientFlags(defaults: { qps: number; burst: number }) {
+  return {
+    'kube-api-qps': { type: 'string', default: String(defaults.qps) },
+    'kube-api-burst': { type: 'string', default: String(defaults.burst) },
+    'watch-idle-timeout': { type: 'string', default: '90s' },
+  } satisfies ParseArgsConfig['options'];
+}
+
+export const clientFlagHelp: Record<keyof ReturnType<typeof clientFlags>, string> = {
+  'kube-api-qps': 'requests per second to the API server once the burst is spent (lease renewals excepted); 0 turns the limit off',
+  'kube-api-burst': 'requests the client may make at once before --kube-api-qps applies',
+  'watch-idle-timeout': 'restart a watch that delivered no event and no bookmark for this long (the API server sends a bookmark about once a minute); 0 disables',
+};
+
+export function clientTuning(values: { [K in keyof ReturnType<typeof clientFlags>]: string }): ClientTuning {
+  const qps = Number(values['kube-api-qps']);
+  if (!Number.isFinite(qps) || qps < 0) throw new Error(`--kube-api-qps: expected a number ≥ 0, got "${values['kube-api-qps']}"`);
+  const burst = Number(values['kube-api-burst']);
+  if (!Number.isInteger(burst) || burst < 1) throw new Error(`--kube-api-burst: expected a whole number ≥ 1, got "${values['kube-api-burst']}"`);
+  return { qps, burst, watchIdleTimeoutMs: parseDuration(values['watch-idle-timeout'], 'watch-idle-timeout') };
 }

@@ -7,7 +7,7 @@ import { DEFAULT_EXCLUDE_PATTERNS, parseNameList } from '../controllers/speaker/
 import { loadAddon } from '../controllers/speaker/raw-socket.js';
 import { Speaker, type SpeakerOptions } from '../controllers/speaker/speaker.js';
 import { DEFAULT_LOAD_BALANCER_CLASS } from '../allocators/loadbalancer/service-request.js';
-import { parseBool, parseDuration } from './flags.js';
+import { clientFlagHelp, clientFlags, clientTuning, parseBool, parseDuration } from './flags.js';
 
 const speakerFlags = {
   'node-name': { type: 'string', default: process.env.NODE_NAME ?? '' },
@@ -26,6 +26,8 @@ const speakerFlags = {
   'load-balancer-handle-unset-class': { type: 'string', default: 'true' },
   'ignore-exclude-lb': { type: 'string', default: 'false' },
   'metrics-bind-address': { type: 'string', default: ':9473' },
+  // kube-controller-manager's per-client figures: a steady few requests a second, bursts of status writes on failover.
+  ...clientFlags({ qps: 20, burst: 30 }),
   'log-level': { type: 'string', default: process.env.SWITCHBOARD_LOG_LEVEL ?? 'info' },
   help: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
@@ -47,6 +49,7 @@ const help: Record<keyof typeof speakerFlags, string> = {
   'load-balancer-handle-unset-class': 'also announce Services without loadBalancerClass',
   'ignore-exclude-lb': 'let nodes labelled node.kubernetes.io/exclude-from-external-load-balancers announce',
   'metrics-bind-address': 'host:port serving /metrics, /healthz and /readyz; "0" disables',
+  ...clientFlagHelp,
   'log-level': 'debug, info, warn or error',
   help: 'show the flags',
 };
@@ -97,7 +100,8 @@ export async function runSpeaker(args: string[]): Promise<number> {
   const options = speakerOptions(values);
   loadAddon(); // fail at start, with the build command, rather than at the first interface
   const log = createLogger('switchboard-speaker', { level: values['log-level'] as LogLevel });
-  const client = values.kubeconfig ? KubeClient.fromFile(values.kubeconfig, 'switchboard-speaker') : KubeClient.fromDefault('switchboard-speaker');
+  const tuning = clientTuning(values);
+  const client = values.kubeconfig ? KubeClient.fromFile(values.kubeconfig, 'switchboard-speaker', tuning) : KubeClient.fromDefault('switchboard-speaker', tuning);
   const manager = new Manager({
     client,
     log,

@@ -11,7 +11,7 @@ import { LocalControlPlane } from './up/controlplane/controlplane.js';
 import { freePort } from './up/controlplane/processes.js';
 import { DEMO_NAMESPACE, formatRows, runDemo, type DemoRow } from './up/demo.js';
 import { speakerDemo } from './up/demo-speaker.js';
-import { parseBool, parseDuration } from './flags.js';
+import { clientFlagHelp, clientFlags, clientTuning, parseBool, parseDuration } from './flags.js';
 import { jobs } from './jobs/index.js';
 import { runSpeaker } from './speaker.js';
 import type { FlagValues } from './jobs/job.js';
@@ -36,6 +36,9 @@ const controllerFlags = {
   'leader-elect-id': { type: 'string', default: '' },
   'leader-elect-lease-name': { type: 'string', default: 'switchboard-controller' },
   'metrics-bind-address': { type: 'string', default: ':8080' },
+  // kube-controller-manager's 20/30 is per controller (each has its own client); this one client serves the three
+  // endpoint controllers, the claim and LoadBalancer controllers and the admission webhook's claim writes.
+  ...clientFlags({ qps: 100, burst: 150 }),
   'log-level': { type: 'string', default: process.env.SWITCHBOARD_LOG_LEVEL ?? 'info' },
   help: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
@@ -58,6 +61,7 @@ const flagHelp: Record<keyof typeof controllerFlags, string> = {
   'leader-elect-id': 'identity in the Lease; empty means hostname_random',
   'leader-elect-lease-name': 'name of the leader-election Lease',
   'metrics-bind-address': 'host:port serving /metrics, /healthz and /readyz; "0" disables',
+  ...clientFlagHelp,
   'log-level': 'debug, info, warn or error',
   help: 'show the flags',
 };
@@ -72,14 +76,15 @@ function parseControllerFlags(args: string[]): ControllerFlags {
   return values as ControllerFlags;
 }
 
-function clientFor(kubeconfig: string): KubeClient {
-  return kubeconfig ? KubeClient.fromFile(kubeconfig) : KubeClient.fromDefault();
+function clientFor(flags: ControllerFlags): KubeClient {
+  const tuning = clientTuning(flags);
+  return flags.kubeconfig ? KubeClient.fromFile(flags.kubeconfig, undefined, tuning) : KubeClient.fromDefault(undefined, tuning);
 }
 
 /** Runs the controller manager until SIGTERM/SIGINT or `signal`; returns the process exit code. */
 async function runController(flags: ControllerFlags, signal: AbortSignal): Promise<number> {
   const log = createLogger('switchboard', { level: flags['log-level'] as LogLevel });
-  const client = clientFor(flags.kubeconfig);
+  const client = clientFor(flags);
   const manager = new Manager({
     client,
     log,

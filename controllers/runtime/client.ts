@@ -1,11 +1,15 @@
 // A thin Kubernetes API client over node:https. @kubernetes/client-node loads the kubeconfig (file or
 // in-cluster) and applies its credentials; this module adds what controllers need and the generated
 // clients make awkward: any resource by descriptor, raw JSON objects, every patch type, streaming
-// watches that can be aborted, and errors that keep the API's Status.
+// watches that can be aborted, and errors that keep the API's Status. Like client-go's rest client it
+// spaces requests with a QPS/burst token bucket, retries 429 (and 5xx) answers that carry Retry-After,
+// and ends a watch that has gone silent.
 import { KubeConfig } from '@kubernetes/client-node';
-import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions as HttpRequestOptions } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { apiVersionOf, type ResourceType } from '../../api/resources.js';
+import { sleep } from './backoff.js';
+import { BucketRateLimiter } from './rate-limiter.js';
 import type { KubeObject, ObjectMeta } from '../../api/wire.js';
 
 export interface StatusCause {
@@ -98,30 +102,65 @@ export interface RequestObserver {
   (verb: string, resource: string, code: number, seconds: number): void;
 }
 
+/** How the client paces itself and judges a watch; every field is optional and off when absent. */
+export interface ClientTuning {
+  /** Client-side token bucket (client-go's QPS/Burst): requests per second once the burst is spent. */
+  qps?: number;
+  /** Requests allowed at once before the QPS applies. */
+  burst?: number;
+  /**
+   * A watch that delivers no byte (event or bookmark) for this long is taken as dead and ended with an error, so
+   * its informer restarts it. The API server sends a bookmark about once a minute on an idle watch.
+   */
+  watchIdleTimeoutMs?: number;
+}
+
+/** Per request: a time limit on the socket's silence and a signal that aborts it (throttling included). */
+export interface RequestOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /**
+   * Skips the token bucket. For lease renewals only: they pace themselves and must never queue behind bulk
+   * traffic (kube-controller-manager gives leader election a client of its own for the same reason).
+   */
+  unthrottled?: boolean;
+}
+
+/** client-go's default: a 429 or 5xx answer with Retry-After is retried this many times. */
+const MAX_RETRIES = 10;
+
 export class KubeClient {
   private readonly agent: HttpsAgent | HttpAgent;
   private readonly base: URL;
+  private readonly limiter: BucketRateLimiter<void> | undefined;
+  private readonly watchIdleTimeoutMs: number;
   /** Called after every request, for metrics. */
   observer?: RequestObserver;
 
-  constructor(readonly kubeConfig: KubeConfig, readonly fieldManager = 'switchboard') {
+  constructor(
+    readonly kubeConfig: KubeConfig,
+    readonly fieldManager = 'switchboard',
+    tuning: ClientTuning = {},
+  ) {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     this.base = new URL(cluster.server);
     this.agent = this.base.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
+    this.limiter = tuning.qps ? new BucketRateLimiter<void>(tuning.qps, Math.max(1, tuning.burst ?? 1)) : undefined;
+    this.watchIdleTimeoutMs = tuning.watchIdleTimeoutMs ?? 0;
   }
 
   /** $KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
-  static fromDefault(fieldManager?: string): KubeClient {
+  static fromDefault(fieldManager?: string, tuning?: ClientTuning): KubeClient {
     const kc = new KubeConfig();
     kc.loadFromDefault();
-    return new KubeClient(kc, fieldManager);
+    return new KubeClient(kc, fieldManager, tuning);
   }
 
-  static fromFile(path: string, fieldManager?: string): KubeClient {
+  static fromFile(path: string, fieldManager?: string, tuning?: ClientTuning): KubeClient {
     const kc = new KubeConfig();
     kc.loadFromFile(path);
-    return new KubeClient(kc, fieldManager);
+    return new KubeClient(kc, fieldManager, tuning);
   }
 
   get server(): string {
@@ -136,9 +175,9 @@ export class KubeClient {
     return `${prefix}${ns}/${rt.plural}${n}${sub}`;
   }
 
-  private async options(method: string, path: string, headers: Record<string, string>): Promise<RequestOptions> {
+  private async options(method: string, path: string, headers: Record<string, string>): Promise<HttpRequestOptions> {
     const url = new URL(path, this.base);
-    const opts: RequestOptions = {
+    const opts: HttpRequestOptions = {
       method,
       protocol: url.protocol,
       hostname: url.hostname,
@@ -151,7 +190,7 @@ export class KubeClient {
     return opts;
   }
 
-  private send(opts: RequestOptions, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
+  private send(opts: HttpRequestOptions, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const req = (this.base.protocol === 'https:' ? httpsRequest : httpRequest)(opts, resolve);
       req.on('error', reject);
@@ -160,20 +199,50 @@ export class KubeClient {
     });
   }
 
+  /**
+   * Sends a request through the token bucket and answers its response, retrying (at most MAX_RETRIES times) an
+   * answer that asks for it with Retry-After: APF's 429 comes before the request is served, so a write is safe to
+   * repeat too.
+   */
+  private async exchange(method: string, path: string, payload: string | undefined, headers: Record<string, string>, options: RequestOptions): Promise<{ res: IncomingMessage; started: bigint }> {
+    for (let retries = 0; ; retries++) {
+      await this.throttle(options);
+      const opts = await this.options(method, path, headers);
+      opts.signal = options.signal;
+      const started = process.hrtime.bigint();
+      const res = await this.send(opts, payload, options.timeoutMs ?? 0);
+      const retryAfterMs = retries < MAX_RETRIES ? retryAfterOf(res) : undefined;
+      if (retryAfterMs === undefined) return { res, started };
+      this.observe(method, path, res.statusCode ?? 0, started);
+      res.resume(); // drain it so the connection is reused
+      await sleep(retryAfterMs, options.signal);
+    }
+  }
+
+  private observe(method: string, path: string, code: number, started: bigint): void {
+    this.observer?.(method, resourceOf(path), code, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /** Waits for a token of the QPS/burst bucket; throws if `signal` aborts first. */
+  private async throttle({ signal, unthrottled }: RequestOptions): Promise<void> {
+    signal?.throwIfAborted();
+    const waitMs = unthrottled ? 0 : (this.limiter?.when() ?? 0);
+    if (waitMs > 0) await sleep(waitMs, signal);
+    signal?.throwIfAborted();
+  }
+
   /** One request; resolves with the parsed JSON body, throws ApiError on a non-2xx answer. */
-  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 30_000): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', options: RequestOptions = {}): Promise<T> {
     const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     // An explicit length: Node sends a DELETE body neither chunked nor measured, so the server would read it
     // as the start of the next request on the kept-alive connection (a stray 400 Bad Request).
     const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': contentType, 'content-length': String(Buffer.byteLength(payload)) };
-    const opts = await this.options(method, path, headers);
-    const started = process.hrtime.bigint();
-    const res = await this.send(opts, payload, timeoutMs);
+    const { res, started } = await this.exchange(method, path, payload, headers, { timeoutMs: 30_000, ...options });
     const chunks: Buffer[] = [];
     for await (const chunk of res) chunks.push(chunk as Buffer);
     const text = Buffer.concat(chunks).toString('utf8');
     const code = res.statusCode ?? 0;
-    this.observer?.(method, resourceOf(path), code, Number(process.hrtime.bigint() - started) / 1e9);
+    this.observe(method, path, code, started);
     const parsed: unknown = text ? safeJson(text) : undefined;
     if (code < 200 || code > 299) {
       const status: ApiStatus = isStatus(parsed) ? parsed : { message: text.slice(0, 500), code };
@@ -216,7 +285,10 @@ export class KubeClient {
     return { metadata: { resourceVersion }, items };
   }
 
-  /** Streams watch events to `onEvent` until the server ends the stream or `abort()` is called. */
+  /**
+   * Streams watch events to `onEvent` until the server ends the stream or `abort()` is called. With a
+   * watchIdleTimeoutMs, a stream silent for that long (no event, no bookmark) rejects `done`.
+   */
   async watch<T>(rt: ResourceType, opts: WatchOptions, onEvent: (event: WatchEvent<T>) => void): Promise<WatchHandle> {
     const path = this.query(this.path(rt, opts.namespace), {
       watch: 1,
@@ -226,66 +298,79 @@ export class KubeClient {
       labelSelector: opts.labelSelector,
       fieldSelector: opts.fieldSelector,
     });
-    const reqOpts = await this.options('GET', path, {});
-    let aborted = false;
-    let abortRequest = () => {};
-    const done = new Promise<void>((resolve, reject) => {
-      const req = (this.base.protocol === 'https:' ? httpsRequest : httpRequest)(reqOpts, (res) => {
-        if ((res.statusCode ?? 0) !== 200) {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => {
-            const parsed = safeJson(text);
-            reject(new ApiError(res.statusCode ?? 0, isStatus(parsed) ? parsed : { message: text }, 'WATCH', path));
-          });
-          return;
-        }
-        let buffered = '';
-        res.on('data', (chunk: Buffer) => {
-          buffered += chunk.toString('utf8');
-          let nl: number;
-          while ((nl = buffered.indexOf('\n')) >= 0) {
-            const line = buffered.slice(0, nl).trim();
-            buffered = buffered.slice(nl + 1);
-            if (!line) continue;
-            const parsed = safeJson(line);
-            if (parsed && typeof parsed === 'object' && 'type' in parsed) onEvent(parsed as WatchEvent<T>);
-          }
-        });
-        res.on('end', () => resolve());
-        res.on('error', (err) => (aborted ? resolve() : reject(err)));
-        res.on('aborted', () => (aborted ? resolve() : reject(new Error('watch stream aborted by the server'))));
+    const aborter = new AbortController();
+    const done = this.exchange('GET', path, undefined, {}, { signal: aborter.signal })
+      .then(({ res }) => this.readWatchStream(res, path, onEvent))
+      .catch((err: unknown) => {
+        if (!aborter.signal.aborted) throw err;
       });
-      req.on('error', (err) => (aborted ? resolve() : reject(err)));
-      abortRequest = () => req.destroy();
-      req.end();
-    });
-    return {
-      done,
-      abort: () => {
-        aborted = true;
-        abortRequest();
-      },
-    };
+    return { done, abort: () => aborter.abort() };
   }
 
-  get<T>(rt: ResourceType, name: string, namespace?: string): Promise<T> {
-    return this.request<T>('GET', this.path(rt, namespace, name));
+  private readWatchStream<T>(res: IncomingMessage, path: string, onEvent: (event: WatchEvent<T>) => void): Promise<void> {
+    // Decode the stream, not each chunk: a chunk may end inside a multi-byte character.
+    res.setEncoding('utf8');
+    return new Promise<void>((resolve, reject) => {
+      if ((res.statusCode ?? 0) !== 200) {
+        let text = '';
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          const parsed = safeJson(text);
+          reject(new ApiError(res.statusCode ?? 0, isStatus(parsed) ? parsed : { message: text }, 'WATCH', path));
+        });
+        res.on('error', reject);
+        return;
+      }
+      const idleMs = this.watchIdleTimeoutMs;
+      let idleTimer: NodeJS.Timeout | undefined;
+      const armIdleTimer = () => {
+        if (idleMs <= 0) return;
+        clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => res.destroy(new Error(`watch ${path}: no event or bookmark for ${idleMs} ms; taking the connection for dead`)), idleMs);
+      };
+      const settle = (err?: Error) => {
+        clearTimeout(idleTimer);
+        if (err) reject(err);
+        else resolve();
+      };
+      armIdleTimer();
+      let buffered = '';
+      res.on('data', (chunk: string) => {
+        armIdleTimer();
+        buffered += chunk;
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (!line) continue;
+          const parsed = safeJson(line);
+          if (parsed && typeof parsed === 'object' && 'type' in parsed) onEvent(parsed as WatchEvent<T>);
+        }
+      });
+      res.on('end', () => settle());
+      res.on('error', settle);
+      res.on('close', () => settle(res.complete ? undefined : new Error('watch stream closed before its end')));
+    });
+  }
+
+  get<T>(rt: ResourceType, name: string, namespace?: string, options?: RequestOptions): Promise<T> {
+    return this.request<T>('GET', this.path(rt, namespace, name), undefined, undefined, options);
   }
 
   /** The object or undefined when it does not exist. */
-  async getOrUndefined<T>(rt: ResourceType, name: string, namespace?: string): Promise<T | undefined> {
+  async getOrUndefined<T>(rt: ResourceType, name: string, namespace?: string, options?: RequestOptions): Promise<T | undefined> {
     try {
-      return await this.get<T>(rt, name, namespace);
+      return await this.get<T>(rt, name, namespace, options);
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
     }
   }
 
-  create<T extends KubeObject>(rt: ResourceType, obj: T, opts: { dryRun?: boolean } = {}): Promise<T> {
+  create<T extends KubeObject>(rt: ResourceType, obj: T, opts: { dryRun?: boolean } & RequestOptions = {}): Promise<T> {
     const ns = obj.metadata?.namespace;
-    return this.request<T>('POST', this.query(this.path(rt, ns), { fieldManager: this.fieldManager, dryRun: opts.dryRun ? 'All' : undefined }), withTypeMeta(rt, obj));
+    const { dryRun, ...options } = opts;
+    return this.request<T>('POST', this.query(this.path(rt, ns), { fieldManager: this.fieldManager, dryRun: dryRun ? 'All' : undefined }), withTypeMeta(rt, obj), undefined, options);
   }
 
   /** Creates the object unless one of that name exists; false when it already did. */
@@ -300,9 +385,9 @@ export class KubeClient {
   }
 
   /** PUT: an update that the server refuses with 409 Conflict if metadata.resourceVersion is stale. */
-  replace<T extends KubeObject>(rt: ResourceType, obj: T, subresource?: string): Promise<T> {
+  replace<T extends KubeObject>(rt: ResourceType, obj: T, subresource?: string, options?: RequestOptions): Promise<T> {
     const meta = requireMeta(obj);
-    return this.request<T>('PUT', this.query(this.path(rt, meta.namespace, meta.name, subresource), { fieldManager: this.fieldManager }), withTypeMeta(rt, obj));
+    return this.request<T>('PUT', this.query(this.path(rt, meta.namespace, meta.name, subresource), { fieldManager: this.fieldManager }), withTypeMeta(rt, obj), undefined, options);
   }
 
   patch<T>(rt: ResourceType, name: string, patch: unknown, type: PatchType = 'merge', opts: { namespace?: string; subresource?: string; force?: boolean } = {}): Promise<T> {
@@ -341,6 +426,15 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** How long a 429 or 5xx answer asks us to wait before retrying (its Retry-After seconds), if it asks. */
+function retryAfterOf(res: IncomingMessage): number | undefined {
+  const code = res.statusCode ?? 0;
+  if (code !== 429 && code < 500) return undefined;
+  const header = res.headers['retry-after'];
+  if (header === undefined || !/^\d+$/.test(header.trim())) return undefined;
+  return Number(header) * 1000;
 }
 
 function isStatus(v: unknown): v is ApiStatus {

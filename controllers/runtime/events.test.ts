@@ -1,5 +1,7 @@
 import { describe, it, expect } from '@jest/globals';
-import { EventCorrelator, type EventDraft } from './events.js';
+import type { KubeClient } from './client.js';
+import { EventCorrelator, EventRecorder, type EventDraft } from './events.js';
+import type { KubeEvent } from '../../api/wire.js';
 
 const svc = { apiVersion: 'v1', kind: 'Service', namespace: 'ns', name: 'web', uid: 'u1' };
 const draft = (message: string, reason = 'FailedToUpdateEndpointSlices'): EventDraft => ({ involved: svc, type: 'Warning', reason, message });
@@ -34,5 +36,24 @@ describe('EventCorrelator', () => {
     expect(actions.filter((a) => a !== 'drop')).toHaveLength(25);
     expect(c.correlate(draft('same'), 30 + 300_000).action).toBe('bump');
     expect(c.correlate(draft('same'), 31 + 300_000).action).toBe('drop');
+  });
+});
+
+describe('EventRecorder', () => {
+  it('writes the bumps of one Event in order, so its count never goes back, however the API answers', async () => {
+    const counts: number[] = [];
+    let patches = 0;
+    const fake = {
+      create: async (_rt: unknown, event: KubeEvent) => event,
+      // The first bump answers slowly, the second at once: written concurrently, the count would end at 2.
+      patch: async (_rt: unknown, _name: string, patch: { count: number }) => {
+        if (patches++ === 0) await new Promise((r) => setTimeout(r, 50));
+        counts.push(patch.count);
+      },
+    } as unknown as KubeClient; // the two methods EventRecorder uses
+    const recorder = new EventRecorder(fake, 'test', 'host', undefined, () => 0);
+    for (let i = 0; i < 3; i++) recorder.event(svc, 'Warning', 'Slow', 'same');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(counts).toEqual([2, 3]);
   });
 });

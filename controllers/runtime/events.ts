@@ -2,9 +2,10 @@
 // - identical events (same object, type, reason, message) bump `count` on the existing Event;
 // - more than 10 distinct messages for one (object, type, reason) within 10 minutes collapse into one
 //   "(combined from similar events): …" Event;
-// - a token bucket per object (burst 25, one more every 5 minutes) drops floods.
+// - a token bucket per object (burst 25, one more every 5 minutes) drops floods;
+// - a bumped Event that is gone (the API server's event TTL, an hour by default) is created again.
 import { Events } from '../../api/resources.js';
-import type { KubeClient } from './client.js';
+import { isNotFound, type KubeClient } from './client.js';
 import type { Logger } from './log.js';
 import type { KubeEvent, KubeObject } from '../../api/wire.js';
 
@@ -106,6 +107,8 @@ export class EventRecorder implements EventSink {
   private readonly correlator = new EventCorrelator();
   private readonly names = new Map<string, { name: string; namespace: string }>();
   private pending = 0;
+  /** The last write per correlation key: writes of one key run in order, so a count never goes back. */
+  private readonly lastWrite = new Map<string, Promise<void>>();
   /** Emitted Events, for metrics: reason → count. */
   readonly emitted = new Map<string, number>();
 
@@ -124,7 +127,12 @@ export class EventRecorder implements EventSink {
     this.emitted.set(reason, (this.emitted.get(reason) ?? 0) + 1);
     if (this.pending > 1000) return; // the API is not keeping up; events are best-effort
     this.pending += 1;
-    void this.write(involved, type, reason, c, now).finally(() => (this.pending -= 1));
+    const write = (this.lastWrite.get(c.key) ?? Promise.resolve()).then(() => this.write(involved, type, reason, c, now));
+    this.lastWrite.set(c.key, write);
+    void write.finally(() => {
+      this.pending -= 1;
+      if (this.lastWrite.get(c.key) === write) this.lastWrite.delete(c.key);
+    });
   }
 
   private async write(involved: InvolvedObject, type: EventType, reason: string, c: Exclude<Correlation, { action: 'drop' }>, now: number): Promise<void> {
@@ -133,8 +141,13 @@ export class EventRecorder implements EventSink {
     try {
       const existing = this.names.get(c.key);
       if (c.action === 'bump' && existing) {
-        await this.client.patch(Events, existing.name, { count: c.count, lastTimestamp: timestamp, message: c.message }, 'merge', { namespace: existing.namespace });
-        return;
+        try {
+          await this.client.patch(Events, existing.name, { count: c.count, lastTimestamp: timestamp, message: c.message }, 'merge', { namespace: existing.namespace });
+          return;
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          // Expired or deleted: write it anew with the count so far, as client-go does.
+        }
       }
       const name = `${involved.name ?? 'unknown'}.${(BigInt(now) * 1_000_000n + BigInt(Math.floor(Math.random() * 1e6))).toString(16)}`;
       const event: KubeEvent = {

@@ -1,13 +1,16 @@
 // The informer against a real API server: its cache ends equal to the server after bursts, an API
-// server restart, and a watch that expired (etcd compacted) while it was away.
+// server restart, a watch that expired (etcd compacted) while it was away, a watch whose connection went
+// silent without closing, and objects full of multi-byte text.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import PQueue from 'p-queue';
+import { Backoff } from './backoff.js';
 import { Informer } from './informer.js';
 import type { KubeClient } from './client.js';
 import { ConfigMaps, Namespaces } from '../../api/resources.js';
 import type { KubeObject } from '../../api/wire.js';
 import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
-import { createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
+import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
+import { StallingProxy, apiServerPort, clientThrough } from '../../testing/stalling-proxy.js';
 
 interface ConfigMap extends KubeObject {
   data?: Record<string, string>;
@@ -78,6 +81,73 @@ describe('informer on the shared control plane', () => {
     }, 30_000);
     expect(informer.listCount).toBe(1);
     await informer.stop();
+  });
+
+  it('keeps multi-byte text intact however the watch stream is chunked', async () => {
+    const informer = new Informer<ConfigMap>(client, ConfigMaps, { namespace: ns, labelSelector: 'text=multibyte' });
+    informer.start();
+    await informer.waitForSync();
+    // ~60 KB per object in 2-, 3- and 4-byte characters: the stream's TLS records and chunks split many of them.
+    const text = (i: number) => `${i}: Grüße · 東京の設定 · 😀🚀🧪 · Ελληνικά · `.repeat(1200);
+    for (let i = 0; i < 5; i++) {
+      await client.create<ConfigMap>(ConfigMaps, {
+        metadata: { name: `utf8-${i}`, namespace: ns, labels: { text: 'multibyte' }, annotations: { 'example.com/text': text(i), 'example.com/label': 'значение ✓' } },
+        data: { text: text(i + 100) },
+      });
+    }
+    await eventually(() => informer.store.list().length === 5, 30_000);
+    const server = await client.listAll<ConfigMap>(ConfigMaps, { namespace: ns, labelSelector: 'text=multibyte' });
+    for (const expected of server.items) {
+      const cached = informer.store.get(`${ns}/${expected.metadata!.name}`);
+      expect(cached?.metadata?.annotations).toEqual(expected.metadata!.annotations);
+      expect(cached?.data).toEqual(expected.data);
+    }
+    expect(informer.store.get(`${ns}/utf8-3`)?.metadata?.annotations?.['example.com/text']).toBe(text(3));
+    await informer.stop();
+  });
+});
+
+describe('informer behind a connection that goes silent', () => {
+  let client: KubeClient;
+  let proxy: StallingProxy;
+  let ns: string;
+
+  beforeAll(async () => {
+    client = testClient();
+    ns = await createNamespace(client, 'stall');
+    proxy = await StallingProxy.start(apiServerPort(controlPlaneInfo().kubeconfig));
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await deleteNamespace(client, ns);
+    client.close();
+  });
+
+  it('restarts a watch that delivers nothing within the idle timeout, missing nothing', async () => {
+    const IDLE_MS = 1500;
+    const proxied = clientThrough(proxy, controlPlaneInfo().kubeconfig, { watchIdleTimeoutMs: IDLE_MS });
+    // No jitter: the retry after the stall waits exactly 200 ms.
+    const informer = new Informer<ConfigMap>(proxied, ConfigMaps, { namespace: ns, backoff: new Backoff(200, 200, 2, 0) });
+    informer.start();
+    await informer.waitForSync();
+    await client.create<ConfigMap>(ConfigMaps, { metadata: { name: 'before', namespace: ns } });
+    await eventually(() => informer.store.get(`${ns}/before`) !== undefined, 10_000);
+
+    // The watch's connection goes silent (no FIN, no RST) while the server keeps changing.
+    proxy.stall();
+    await client.create<ConfigMap>(ConfigMaps, { metadata: { name: 'during', namespace: ns } });
+    await new Promise((r) => setTimeout(r, 500));
+    proxy.resume();
+    const resumedAt = Date.now();
+    await client.create<ConfigMap>(ConfigMaps, { metadata: { name: 'after', namespace: ns } });
+    await eventually(() => informer.store.get(`${ns}/during`) !== undefined && informer.store.get(`${ns}/after`) !== undefined, 15_000, 50);
+    const recoveredMs = Date.now() - resumedAt;
+    process.stderr.write(`[informer] silent watch restarted; caught up ${recoveredMs} ms after the link came back (idle timeout ${IDLE_MS} ms)\n`);
+    // Silent since the stall: ended by IDLE_MS after it, then 200 ms of backoff and a watch from the last version.
+    expect(recoveredMs).toBeLessThan(IDLE_MS + 3000);
+    expect(informer.listCount).toBe(1);
+    await informer.stop();
+    proxied.close();
   });
 });
 

@@ -1,13 +1,16 @@
 // Leader election with real replicas: two `switchboard controller` processes on one Lease. Exactly
 // one leads; when it is killed with SIGKILL the other takes over once the lease expires, and when it
-// is stopped with SIGTERM it releases the lease and the other takes over at once.
+// is stopped with SIGTERM it releases the lease and the other takes over at once. In-process electors: never two
+// leaders; a leader whose connection goes silent stops within its renew deadline, before anyone takes over; and a
+// wedged leader fails its health check.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubeClient } from './client.js';
 import { Leases } from '../../api/resources.js';
 import type { Lease } from '../../api/wire.js';
-import { LeaderElector } from './leader-election.js';
+import { LEADER_HEALTHZ_TOLERANCE_MS, LeaderElector } from './leader-election.js';
 import { silentLogger } from './log.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
+import { StallingProxy, apiServerPort, clientThrough } from '../../testing/stalling-proxy.js';
 import { leads, replicaFlags, requireBuiltSwitchboard, spawnSwitchboard, type SwitchboardProcess as Replica } from '../../e2e/jest/switchboard-process.js';
 
 const LEASE_MS = 4000;
@@ -69,6 +72,27 @@ describe('leader election between two controller processes', () => {
     expect(takeoverMs).toBeLessThanOrEqual(LEASE_MS + 2 * 2.2 * RETRY_MS + 500);
   });
 
+  it('exits non-zero as soon as it loses the lease, though its webhook would serve until SIGTERM', async () => {
+    // The pool webhook runs on every replica, leader or not; served here without registering it with the API server.
+    const replica = spawnSwitchboard('replica-w', [
+      ...replicaFlags(controlPlaneInfo().kubeconfig, ns, 'replica-w', { leaseDuration: `${LEASE_MS}ms`, renewDeadline: '3s', retryPeriod: `${RETRY_MS}ms` }),
+      `--endpoint-controllers-namespace=${ns}`,
+      '--leader-elect-lease-name=taken-away', // its own Lease: the one it loses stays taken
+      '--pool-webhook-bind-address=127.0.0.1:0',
+    ]);
+    replicas.push(replica);
+    await eventually(() => leads(replica) && replica.output.some((l) => l.includes('"serving the pool validation webhook"')), 30_000);
+    const lease = await client.get<Lease>(Leases, 'taken-away', ns);
+    const stolenAt = Date.now();
+    await client.replace<Lease>(Leases, { ...lease, spec: { ...lease.spec, holderIdentity: 'thief', leaseDurationSeconds: 3600 } });
+    const code = await Promise.race([
+      new Promise<number | null>((resolve) => replica.child.once('exit', (c) => resolve(c))),
+      new Promise<string>((resolve) => setTimeout(() => resolve('still running after 10 s'), 10_000)),
+    ]);
+    process.stderr.write(`[leader election] lease taken away: exited with ${String(code)} after ${Date.now() - stolenAt} ms\n`);
+    expect(code).toBe(1);
+  });
+
   it('hands over at once when the leader shuts down gracefully (SIGTERM releases the lease)', async () => {
     const { leader, follower } = await electOne();
     const stoppedAt = Date.now();
@@ -122,6 +146,96 @@ describe('leader election between in-process electors', () => {
     for (const s of stops) s.abort();
     await Promise.all(runs);
     expect(peak).toBe(1);
+  });
+});
+
+describe('a leader whose connection to the API server goes silent', () => {
+  let client: KubeClient;
+  let ns: string;
+  let proxy: StallingProxy;
+
+  beforeAll(async () => {
+    client = testClient();
+    ns = await createNamespace(client, 'le3');
+    proxy = await StallingProxy.start(apiServerPort(controlPlaneInfo().kubeconfig));
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await deleteNamespace(client, ns);
+    client.close();
+  });
+
+  const LEASE = 3000;
+  const RENEW_DEADLINE = 2000;
+  const RETRY = 300;
+
+  function elector(c: KubeClient, lease: string, identity: string, onStarted: (signal: AbortSignal) => Promise<void>, now?: () => number): LeaderElector {
+    return new LeaderElector({
+      client: c,
+      namespace: ns,
+      name: lease,
+      identity,
+      leaseDurationMs: LEASE,
+      renewDeadlineMs: RENEW_DEADLINE,
+      retryPeriodMs: RETRY,
+      log: silentLogger,
+      onStartedLeading: onStarted,
+      now,
+    });
+  }
+
+  const untilAborted = (signal: AbortSignal) => new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+
+  it('stops within its renew deadline, before a follower can take over', async () => {
+    const proxied = clientThrough(proxy, controlPlaneInfo().kubeconfig);
+    const stop = new AbortController();
+    let leaderStoppedAt = 0;
+    let followerStartedAt = 0;
+    const leaderRun = elector(proxied, 'silent', 'stall-a', async (signal) => {
+      await untilAborted(signal);
+      leaderStoppedAt = Date.now();
+    }).run(stop.signal);
+    await eventually(async () => (await client.getOrUndefined<Lease>(Leases, 'silent', ns))?.spec?.holderIdentity === 'stall-a', 10_000, 50);
+    const followerRun = elector(client, 'silent', 'stall-b', async (signal) => {
+      followerStartedAt = Date.now();
+      await untilAborted(signal);
+    }).run(stop.signal);
+    await new Promise((r) => setTimeout(r, 4 * RETRY)); // the follower has seen the leader renew
+
+    const stalledAt = Date.now();
+    proxy.stall(); // the leader's requests now hang: no answer, no error, no close
+    const leaderReturned = await Promise.race([leaderRun.then(() => Date.now()), new Promise<number>((r) => setTimeout(() => r(0), 10_000))]);
+    await eventually(() => followerStartedAt > 0, 15_000, 20);
+    stop.abort();
+    await followerRun;
+    proxied.close();
+    proxy.resume();
+
+    process.stderr.write(
+      `[leader election] silent connection: leader stopped ${leaderStoppedAt - stalledAt} ms after the stall, follower took over ${followerStartedAt - stalledAt} ms after it (renew deadline ${RENEW_DEADLINE} ms, lease ${LEASE} ms)\n`,
+    );
+    // The last successful renewal started before the stall; the fence trips renewDeadline after that start.
+    expect(leaderStoppedAt).toBeGreaterThan(0);
+    expect(leaderStoppedAt - stalledAt).toBeLessThanOrEqual(RENEW_DEADLINE + 500); // timer and scheduling slack
+    expect(leaderReturned).toBeGreaterThan(0);
+    expect(leaderStoppedAt).toBeLessThan(followerStartedAt);
+  });
+
+  it('fails its health check when it believes it leads but has not renewed for lease + tolerance', async () => {
+    let skewMs = 0;
+    const stop = new AbortController();
+    // Leader work that ignores the stop: a graceful stop waits for it forever, so the elector is wedged as leader.
+    const wedged = elector(client, 'wedged', 'wedged', () => new Promise<void>(() => {}), () => Date.now() + skewMs);
+    void wedged.run(stop.signal);
+    await eventually(() => wedged.isLeader, 10_000, 50);
+    expect(wedged.healthy()).toBe(true);
+    stop.abort();
+    await new Promise((r) => setTimeout(r, 2 * RETRY));
+    expect(wedged.isLeader).toBe(true);
+    skewMs = LEASE + LEADER_HEALTHZ_TOLERANCE_MS - 1000;
+    expect(wedged.healthy()).toBe(true);
+    skewMs = LEASE + LEADER_HEALTHZ_TOLERANCE_MS + 1000;
+    expect(wedged.healthy()).toBe(false);
   });
 });
 

@@ -2,11 +2,14 @@
 // - a candidate takes the lease when it is free, held by itself, or not renewed for leaseDuration as
 //   observed on the candidate's own clock (never trusting another machine's renewTime);
 // - every write carries the resourceVersion it read, so two candidates can never both win a round;
-// - the leader renews every retryPeriod and steps down if it cannot renew within renewDeadline;
+// - the leader renews every retryPeriod and steps down renewDeadline after the START of its last successful
+//   renewal (a RenewalFence), aborting whatever renewal is still in flight: followers wait leaseDuration from
+//   when they saw that renewal, so the leader has stopped before any of them can take over;
 // - on shutdown it releases the lease so a successor need not wait out the duration.
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './client.js';
 import { sleep } from './backoff.js';
 import type { Logger } from './log.js';
+import { RenewalFence } from './renewal-fence.js';
 import { Leases } from '../../api/resources.js';
 import type { Lease } from '../../api/wire.js';
 
@@ -84,6 +87,9 @@ export interface LeaderElectionOptions {
   now?: () => number;
 }
 
+/** client-go's HealthzAdaptor tolerance as kube-controller-manager sets it: a leader this late past its lease is wedged. */
+export const LEADER_HEALTHZ_TOLERANCE_MS = 20_000;
+
 export class LeaderElector {
   private observed: Observation | undefined;
   private lease: Lease | undefined;
@@ -93,6 +99,8 @@ export class LeaderElector {
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
   private readonly now: () => number;
+  /** The start of our last successful acquire or renew, on our clock. */
+  private lastRenewStart = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
@@ -109,52 +117,87 @@ export class LeaderElector {
   }
 
   /**
+   * client-go's leader-election health check: false when we believe we lead but have not renewed for the lease
+   * duration plus `toleranceMs`. The fence steps a leader down long before that, so failing means the elector is
+   * wedged (its loop no longer runs) and the process must be restarted.
+   */
+  healthy(toleranceMs = LEADER_HEALTHZ_TOLERANCE_MS): boolean {
+    return !this.leading || this.now() - this.lastRenewStart <= this.leaseDurationMs + toleranceMs;
+  }
+
+  /**
    * Campaigns until `signal` aborts: acquire, lead (calling onStartedLeading with a signal that aborts
-   * when leadership is lost), and release on shutdown. Returns when leadership ends or `signal` aborts.
+   * when leadership is lost), and release on shutdown. Returns when leadership ends or `signal` aborts; after a
+   * loss it returns at once, without waiting for the leader's work to finish (the caller exits).
    */
   async run(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted && !(await this.tryAcquireOrRenew())) {
+    while (!signal.aborted && !(await this.tryAcquire(signal))) {
       await sleep(jittered(this.retryPeriodMs), signal);
     }
     if (signal.aborted) return;
     this.leading = true;
     const leadership = new AbortController();
+    const stepDown = (why: string) => {
+      if (leadership.signal.aborted) return;
+      this.options.log?.warn('lost leadership', { identity: this.options.identity, holder: this.lastLeader, why });
+      leadership.abort();
+    };
+    const fence = new RenewalFence(this.renewDeadlineMs, (live) => live || stepDown('not renewed within the renew deadline'), this.now);
+    fence.renewed(this.lastRenewStart);
     const stopLeading = () => leadership.abort();
     signal.addEventListener('abort', stopLeading, { once: true });
     this.options.log?.info('became leader', { lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity });
     const work = Promise.resolve(this.options.onStartedLeading(leadership.signal)).catch((err) =>
       this.options.log?.error('leader work failed', { error: String(err) }),
     );
-    let lastRenew = this.now();
     while (!leadership.signal.aborted) {
       await sleep(this.retryPeriodMs, leadership.signal);
       if (leadership.signal.aborted) break;
-      if (await this.tryAcquireOrRenew()) {
-        lastRenew = this.now();
-      } else if (this.now() - lastRenew >= this.renewDeadlineMs || (this.lastLeader && this.lastLeader !== this.options.identity)) {
-        this.options.log?.warn('lost leadership', { identity: this.options.identity, holder: this.lastLeader });
-        leadership.abort();
-      }
+      // The attempt shares the leadership signal: the fence aborts its requests when the deadline passes.
+      if (await this.tryAcquireOrRenew(leadership.signal)) fence.renewed(this.lastRenewStart);
+      else if (this.lastLeader && this.lastLeader !== this.options.identity) stepDown('another candidate holds the lease');
     }
+    fence.stop();
     signal.removeEventListener('abort', stopLeading);
+    if (signal.aborted) {
+      // A graceful stop: release only once our work has stopped writing, so the successor never overlaps it.
+      await work;
+      await this.release();
+    }
     this.leading = false;
-    await work;
-    if (signal.aborted) await this.release();
     this.options.onStoppedLeading?.();
   }
 
-  /** One round; true when we hold the lease afterwards. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /** One round as a candidate, bounded by the renew deadline (the fence starts from the round's start anyway). */
+  private async tryAcquire(signal: AbortSignal): Promise<boolean> {
+    // Not AbortSignal.any: on Node 20 every call leaves a little behind on the long-lived `signal`.
+    const attempt = new AbortController();
+    const abort = () => attempt.abort();
+    const timer = setTimeout(abort, this.renewDeadlineMs);
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      return await this.tryAcquireOrRenew(attempt.signal);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', abort);
+    }
+  }
+
+  /** One round, bounded by `signal`; true when we hold the lease afterwards. */
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
     const { client, namespace, name, identity } = this.options;
     const durationSeconds = Math.ceil(this.leaseDurationMs / 1000);
+    const started = this.now();
+    const bounded = { signal, unthrottled: true };
     try {
-      const current = await client.getOrUndefined<Lease>(Leases, name, namespace);
+      const current = await client.getOrUndefined<Lease>(Leases, name, namespace, bounded);
       const now = this.now();
       if (!current) {
         const decision = decide(identity, {}, undefined, now, durationSeconds);
         if (decision.action === 'wait') return false;
-        this.lease = await client.create<Lease>(Leases, { metadata: { name, namespace }, spec: decision.record });
+        this.lease = await client.create<Lease>(Leases, { metadata: { name, namespace }, spec: decision.record }, bounded);
         this.observe(decision.record, now);
+        this.lastRenewStart = started;
         return true;
       }
       const record = (current.spec ?? {}) as LeaseRecord;
@@ -163,8 +206,9 @@ export class LeaderElector {
         if (!this.observed || !sameRecord(this.observed.record, record)) this.observe(record, now);
         return false;
       }
-      this.lease = await client.replace<Lease>(Leases, { ...current, spec: { ...current.spec, ...decision.record } });
+      this.lease = await client.replace<Lease>(Leases, { ...current, spec: { ...current.spec, ...decision.record } }, undefined, bounded);
       this.observe(decision.record, now);
+      this.lastRenewStart = started;
       return true;
     } catch (err) {
       // Another candidate wrote first (conflict / already exists): we simply did not win this round.
@@ -186,10 +230,10 @@ export class LeaderElector {
   private async release(): Promise<void> {
     const { client, namespace, name, identity } = this.options;
     try {
-      const current = await client.get<Lease>(Leases, name, namespace);
+      const current = await client.get<Lease>(Leases, name, namespace, { unthrottled: true });
       if (current.spec?.holderIdentity !== identity) return;
       const now = microTime(this.now());
-      await client.replace<Lease>(Leases, { ...current, spec: { ...current.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: now, acquireTime: now } });
+      await client.replace<Lease>(Leases, { ...current, spec: { ...current.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: now, acquireTime: now } }, undefined, { unthrottled: true });
       this.options.log?.info('released lease', { lease: `${namespace}/${name}` });
     } catch (err) {
       if (!isNotFound(err)) this.options.log?.warn('could not release lease', { error: String(err) });

@@ -1,5 +1,6 @@
 // The manager's outward signs on a real API server: /metrics, /healthz and /readyz, Events that are
-// correlated like client-go's, and controllers that reconcile what informers see.
+// correlated like client-go's (and re-created when they expired), controllers that reconcile what informers see,
+// and a run that ends at once when leadership is lost.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { request } from 'node:http';
 import type { KubeClient } from './client.js';
@@ -7,8 +8,9 @@ import { Controller } from './controller.js';
 import { involvedObjectOf } from './events.js';
 import { silentLogger } from './log.js';
 import { Manager } from './manager.js';
-import { ConfigMaps, Events } from '../../api/resources.js';
-import type { KubeEvent, KubeObject } from '../../api/wire.js';
+import { ConfigMaps, Events, Leases } from '../../api/resources.js';
+import type { KubeEvent, KubeObject, Lease } from '../../api/wire.js';
+import { microTime } from './leader-election.js';
 import { createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
 
 function get(port: number, path: string): Promise<{ status: number; body: string }> {
@@ -97,5 +99,72 @@ describe('manager', () => {
       return events.length === 1 && events[0].count === 3 ? events[0] : false;
     });
     expect(bumped).toMatchObject({ type: 'Warning', message: 'something happened', involvedObject: { kind: 'ConfigMap', name: 'evented' }, source: { component: 'switchboard-test' } });
+  });
+
+  it('re-creates a repeated Event that expired (or was deleted) since it was last written', async () => {
+    const cm = await client.create<KubeObject>(ConfigMaps, { metadata: { name: 'expiring', namespace: ns } });
+    const involved = involvedObjectOf(cm, { apiVersion: 'v1', kind: 'ConfigMap' });
+    const expiring = async () => (await client.list<KubeEvent>(Events, { namespace: ns })).items.filter((e) => e.reason === 'Expiring');
+    manager.events.event(involved, 'Normal', 'Expiring', 'still pending');
+    const [first] = await eventually(async () => {
+      const events = await expiring();
+      return events.length === 1 ? events : false;
+    });
+    // What the API server's event TTL does after an hour.
+    await client.delete(Events, first.metadata!.name!, { namespace: ns });
+    manager.events.event(involved, 'Normal', 'Expiring', 'still pending');
+    const recreated = await eventually(async () => {
+      const events = await expiring();
+      return events.length === 1 ? events[0] : false;
+    }, 10_000);
+    expect(recreated).toMatchObject({ message: 'still pending', count: 2, involvedObject: { name: 'expiring' } });
+  });
+});
+
+describe('manager losing its leadership', () => {
+  let client: KubeClient;
+  let ns: string;
+
+  beforeAll(async () => {
+    client = testClient();
+    ns = await createNamespace(client, 'mgr-lost');
+  });
+  afterAll(async () => {
+    await deleteNamespace(client, ns);
+    client.close();
+  });
+
+  it('stops leader-only work at once and ends its run, though every-replica runnables would run until shutdown', async () => {
+    const shutdown = new AbortController();
+    const manager = new Manager({
+      client,
+      log: silentLogger,
+      component: 'switchboard-test',
+      metricsAddress: '127.0.0.1:0',
+      leaderElection: { enabled: true, namespace: ns, leaseName: 'lost', identity: 'me', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 300 },
+    });
+    const stoppedAt: Record<string, number> = {};
+    let leading = false;
+    const runUntilAborted = (name: string, onStart?: () => void) => (signal: AbortSignal) =>
+      new Promise<void>((resolve) => {
+        onStart?.();
+        signal.addEventListener('abort', () => ((stoppedAt[name] = Date.now()), resolve()), { once: true });
+      });
+    manager.addRunnable({ name: 'webhook-like', needsLeaderElection: false, run: runUntilAborted('webhook-like') });
+    manager.addRunnable({ name: 'leader-only', needsLeaderElection: true, run: runUntilAborted('leader-only', () => (leading = true)) });
+    const run = manager.run(shutdown.signal);
+    await eventually(() => leading, 15_000, 50);
+    expect(await get(manager.metricsPort, '/healthz')).toMatchObject({ status: 200, body: expect.stringContaining('[+]leader-election ok') });
+
+    // Another holder takes the lease over (as after a long partition): our next renewal sees it.
+    const lease = await client.get<Lease>(Leases, 'lost', ns);
+    const takenAt = Date.now();
+    await client.replace<Lease>(Leases, { ...lease, spec: { ...lease.spec, holderIdentity: 'thief', leaseDurationSeconds: 3600, renewTime: microTime(takenAt) } });
+    const outcome = await Promise.race([run, new Promise<string>((r) => setTimeout(() => r('still running after 10 s'), 10_000))]);
+    shutdown.abort();
+    expect(outcome).toBe('lost-leadership');
+    // One retry period (jitter-free while leading) after the takeover, plus the request times.
+    expect(stoppedAt['leader-only'] - takenAt).toBeLessThan(1500);
+    expect(stoppedAt['webhook-like']).toBeGreaterThanOrEqual(stoppedAt['leader-only']);
   });
 });

@@ -103,25 +103,29 @@ export class Manager {
   }
 
   /**
-   * Runs until `signal` aborts (or leadership is lost, which ends the run: a replica that lost the
-   * lease may hold stale state, so it restarts rather than campaigning again).
+   * Runs until `signal` aborts, or until leadership is lost: then leader-only work is stopped at once and the run
+   * ends without waiting for anything (controller-runtime's zero grace after a loss), so the process can exit
+   * non-zero and restart with fresh state rather than linger as a replica that never campaigns again.
    */
   async run(signal: AbortSignal): Promise<'stopped' | 'lost-leadership'> {
     if (this.options.metricsAddress) {
       this.metricsPort = await this.health.listen(this.options.metricsAddress);
       this.log.info('serving metrics and health', { address: this.options.metricsAddress, port: this.metricsPort });
     }
-    const everyReplica = signal.aborted ? [] : this.startRunnables(false, signal);
+    // Everything but the leader's work stops on shutdown or on a lost lease.
+    const everything = new AbortController();
+    const stopEverything = () => everything.abort();
+    signal.addEventListener('abort', stopEverything, { once: true });
+    const everyReplica = signal.aborted ? [] : this.startRunnables(false, everything.signal);
     for (const informer of this.informers.values()) informer.start();
     await Promise.race([Promise.all([...this.informers.values()].map((i) => i.waitForSync())), aborted(signal)]);
     this.log.info('caches synced', { informers: this.informers.size });
 
-    let outcome: 'stopped' | 'lost-leadership' = 'stopped';
     const le = this.options.leaderElection;
     if (!le.enabled) {
       await this.lead(signal);
     } else {
-      this.elector = new LeaderElector({
+      const elector = new LeaderElector({
         client: this.client,
         namespace: le.namespace,
         name: le.leaseName,
@@ -133,14 +137,22 @@ export class Manager {
         onStartedLeading: (leading) => this.lead(leading),
         onNewLeader: (id) => this.log.info('leader observed', { leader: id, self: id === this.identity }),
       });
-      this.health.addHealthCheck('leader-election', () => true);
-      await this.elector.run(signal);
-      if (!signal.aborted) outcome = 'lost-leadership';
+      this.elector = elector;
+      this.health.addHealthCheck('leader-election', () => elector.healthy());
+      await elector.run(signal);
+      if (!signal.aborted) {
+        this.log.error('leader election lost; stopping everything', { identity: this.identity });
+        everything.abort();
+        for (const informer of this.informers.values()) void informer.stop();
+        await this.health.close();
+        return 'lost-leadership';
+      }
     }
+    signal.removeEventListener('abort', stopEverything);
     await Promise.all(everyReplica);
     for (const informer of this.informers.values()) await informer.stop();
     await this.health.close();
-    return outcome;
+    return 'stopped';
   }
 
   private async lead(signal: AbortSignal): Promise<void> {

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
 import { sleep } from '../runtime/backoff.js';
 import { microTime } from '../runtime/leader-election.js';
+import { RenewalFence } from '../runtime/renewal-fence.js';
 import type { Logger } from '../runtime/log.js';
 import { Leases, apiVersionOf } from '../../api/resources.js';
 import type { Lease } from '../../api/wire.js';
@@ -55,25 +56,24 @@ const FENCE_MARGIN_MS = 100;
 
 export class NodeLease {
   readonly name: string;
-  private lastRenewStart = Number.NEGATIVE_INFINITY;
-  private fenced = true;
   private everLive = false;
-  private fenceTimer: NodeJS.Timeout | undefined;
+  private readonly fence: RenewalFence;
   private lease: Lease | undefined;
   private readonly now: () => number;
 
   constructor(private readonly options: NodeLeaseOptions) {
     this.name = leaseNameFor(options.node);
     this.now = options.now ?? Date.now;
+    this.fence = new RenewalFence(options.durationMs - FENCE_MARGIN_MS, (live) => this.onFenceChange(live), this.now);
   }
 
   /** True while the last successful renewal is recent enough for this node to answer. */
   get live(): boolean {
-    return this.now() < this.lastRenewStart + this.options.durationMs - FENCE_MARGIN_MS;
+    return this.fence.live;
   }
 
   get isFenced(): boolean {
-    return this.fenced;
+    return !this.fence.live;
   }
 
   /** Renews until `signal` aborts. */
@@ -81,33 +81,26 @@ export class NodeLease {
     while (!signal.aborted) {
       const started = this.now();
       try {
-        if (this.fenced && this.everLive && this.options.resync) {
+        if (this.isFenced && this.everLive && this.options.resync) {
           await this.options.client.getOrUndefined<Lease>(Leases, this.name, this.options.namespace); // throws while the API is away
           await this.options.resync();
         }
         await this.renew(started);
-        this.lastRenewStart = started;
         this.everLive = true;
-        this.updateFence();
+        this.fence.renewed(started);
       } catch (err) {
         this.options.log.warn('could not renew the speaker lease', { lease: `${this.options.namespace}/${this.name}`, error: String(err), fenced: !this.live });
         this.lease = undefined;
       }
       await sleep(Math.max(0, this.options.renewIntervalMs - (this.now() - started)), signal);
     }
-    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fence.stop();
   }
 
-  private updateFence(): void {
-    const live = this.live;
-    if (this.fenceTimer) clearTimeout(this.fenceTimer);
-    this.fenceTimer = undefined;
-    if (live) this.fenceTimer = setTimeout(() => this.updateFence(), this.lastRenewStart + this.options.durationMs - FENCE_MARGIN_MS - this.now());
-    if (live === !this.fenced) return;
-    this.fenced = !live;
-    if (this.fenced) this.options.log.warn('speaker lease not renewed in time: fenced, not answering', { lease: this.name });
-    else this.options.log.info('speaker lease renewed: answering', { lease: this.name });
-    this.options.onFenceChange(this.fenced);
+  private onFenceChange(live: boolean): void {
+    if (live) this.options.log.info('speaker lease renewed: answering', { lease: this.name });
+    else this.options.log.warn('speaker lease not renewed in time: fenced, not answering', { lease: this.name });
+    this.options.onFenceChange(!live);
   }
 
   private desired(now: number, current?: Lease): Lease {
@@ -135,9 +128,10 @@ export class NodeLease {
   /** One renewal: a PUT on the lease we wrote last (one request), else read-then-write; create when missing. */
   private async renew(now: number): Promise<void> {
     const { client, namespace } = this.options;
-    const timeout = this.options.durationMs; // a renewal that late is useless: the fence has tripped
+    // A renewal that takes longer than the lease is useless (the fence has tripped): every request of it ends then.
+    const bounded = { signal: AbortSignal.timeout(this.options.durationMs), unthrottled: true };
     const put = (lease: Lease) =>
-      client.request<Lease>('PUT', `${client.path(Leases, namespace, this.name)}?fieldManager=switchboard-speaker`, lease, 'application/json', timeout);
+      client.request<Lease>('PUT', `${client.path(Leases, namespace, this.name)}?fieldManager=switchboard-speaker`, lease, 'application/json', bounded);
     if (this.lease) {
       try {
         this.lease = await put(this.desired(now, this.lease));
@@ -146,13 +140,13 @@ export class NodeLease {
         if (!isConflict(err) && !isNotFound(err)) throw err;
       }
     }
-    const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace);
+    const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace, bounded);
     if (current) {
       this.lease = await put(this.desired(now, current));
       return;
     }
     try {
-      this.lease = await client.create<Lease>(Leases, this.desired(now));
+      this.lease = await client.create<Lease>(Leases, this.desired(now), bounded);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
       throw new Error('the lease appeared while creating it; retrying');
@@ -161,8 +155,7 @@ export class NodeLease {
 
   /** Graceful stop: fence at once and delete the lease so peers take over without waiting for it to expire. */
   async release(): Promise<void> {
-    this.lastRenewStart = Number.NEGATIVE_INFINITY;
-    this.updateFence();
+    this.fence.drop();
     try {
       await this.options.client.delete(Leases, this.name, { namespace: this.options.namespace, uid: this.lease?.metadata?.uid });
       this.options.log.info('released the speaker lease', { lease: this.name });
