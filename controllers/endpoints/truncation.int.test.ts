@@ -102,14 +102,16 @@ function counts(endpoints: Endpoints): Expected {
 
 /**
  * Waits until every Service's Endpoints has the expected counts and then stays the same for a second (the counts
- * alone can be right while a controller is still working through the last pod changes), and records them.
+ * alone can be right while a controller is still working through the last pod changes), and records them. Once
+ * more than 1000 pods are ready the counts stop moving while the set kept still may, and a key waiting out a
+ * retry backoff writes nothing for seconds: where the writer can say it has no work left, that is awaited too.
  */
-async function settled(phase: Phase): Promise<Map<string, string[]>> {
+async function settled(phase: Phase, writer: Writer): Promise<Map<string, string[]>> {
   for (;;) {
     const first = await withCounts(phase);
     await new Promise((r) => setTimeout(r, 1000));
     const second = await withCounts(phase);
-    if (JSON.stringify([...first]) === JSON.stringify([...second])) return second;
+    if (JSON.stringify([...first]) === JSON.stringify([...second]) && (writer.idle?.() ?? true)) return second;
   }
 }
 
@@ -139,6 +141,8 @@ async function deleteAllEndpoints(): Promise<void> {
 /** A controller that takes its turn writing the Endpoints: start it, and the result stops it. */
 interface Writer {
   start(): Promise<() => Promise<void>>;
+  /** Whether the writer has no work queued, in progress or waiting to be retried (where it can tell). */
+  idle?(): boolean;
 }
 
 const upstreamWriter: Writer = {
@@ -150,13 +154,16 @@ const upstreamWriter: Writer = {
 
 /** Log lines of Switchboard's last turn. */
 let switchboardLogs: string[] = [];
+let switchboardRunning: RunningControllers<EndpointControllers> | undefined;
 const switchboardWriter: Writer = {
   async start() {
     const config = parseEndpointsJobFlags({ 'endpointslice-controller': 'false', 'endpointslice-mirroring-controller': 'false', 'endpoint-controllers-namespace': NS });
-    const running: RunningControllers<EndpointControllers> = await runControllers(controlPlane.kubeconfig, (manager) => registerEndpointControllers(manager, config));
+    const running = await runControllers(controlPlane.kubeconfig, (manager) => registerEndpointControllers(manager, config));
+    switchboardRunning = running;
     switchboardLogs = running.logs;
     return () => running.stop();
   },
+  idle: () => switchboardRunning?.controllers.endpoints?.controller.queue.idle() ?? false,
 };
 
 /**
@@ -168,14 +175,14 @@ async function takeTurns(phase: Phase, previous: Phase | undefined, first: Write
   let before: Map<string, string[]>;
   try {
     if (previous) await applyPhase(phase, previous);
-    before = await settled(phase);
+    before = await settled(phase, first);
   } finally {
     await stopFirst();
   }
   await deleteAllEndpoints();
   const stopSecond = await second.start();
   try {
-    const after = await settled(phase);
+    const after = await settled(phase, second);
     const [upstream, ours] = first === upstreamWriter ? [before, after] : [after, before];
     expectSame(upstream, ours);
   } finally {

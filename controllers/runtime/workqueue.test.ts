@@ -76,6 +76,25 @@ describe('WorkQueue', () => {
     }
   });
 
+  it('is idle only with nothing queued, handed out or waiting to be added', async () => {
+    jest.useFakeTimers();
+    try {
+      const q = new WorkQueue<string>();
+      expect(q.idle()).toBe(true);
+      q.addAfter('a', 1000);
+      expect(q.idle()).toBe(false); // waiting
+      jest.advanceTimersByTime(1000);
+      expect(q.idle()).toBe(false); // queued
+      const key = await q.get();
+      expect(q.idle()).toBe(false); // handed out
+      q.done(key!);
+      expect(q.idle()).toBe(true);
+      q.shutDown();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('a shorter delayed add replaces a longer one', () => {
     jest.useFakeTimers();
     try {

@@ -127,6 +127,11 @@ export class WorkQueue<T = string> {
     return this.queue.length;
   }
 
+  /** Nothing queued, handed out or waiting for a delayed or rate-limited add. */
+  idle(): boolean {
+    return this.queue.length === 0 && this.processing.size === 0 && this.waiting.size === 0;
+  }
+
   isShuttingDown(): boolean {
     return this.shuttingDown;
   }
