@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 APT_PACKAGES := iproute2 iputils-arping ndisc6 tcpdump g++ make python3
 
-.PHONY: run test test-unit test-e2e test-kind bench build deploy undeploy image lint deps system-deps controlplane clean
+.PHONY: run test test-unit test-e2e test-chaos test-kind bench build deploy undeploy image lint deps system-deps controlplane clean
 
 run: deps build
 	node dist/cmd/switchboard.js up
@@ -16,6 +16,11 @@ test-unit: deps
 
 test-e2e: deps
 	npm run test:integration
+
+# The fault suite in full (make test runs it with few trials): see e2e/chaos/.
+test-chaos: deps
+	npm run build
+	SWITCHBOARD_CHAOS=full NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects integration --testPathPatterns e2e/chaos
 
 bench: deps build
 	npm run build:test
