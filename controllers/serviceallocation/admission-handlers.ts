@@ -34,8 +34,8 @@ import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { isAlreadyExists, type KubeClient } from '../runtime/client.js';
 import type { Logger } from '../runtime/log.js';
 import type { Service } from '../../api/wire.js';
-import { ApiClaimStore, alreadyAllocated, apiFailureReason, liveHolder, lostRace, type TakenValues, type TakeoverReporter } from './claim-store.js';
-import { type TakeoverReason, decideTakeover, isReservation } from './claim-takeover.js';
+import { ApiClaimStore, alreadyAllocated, apiFailureReason, decideTakeoverLive, lostRace, type TakenValues, type TakeoverReporter } from './claim-store.js';
+import type { TakeoverDecision, TakeoverReason } from './claim-takeover.js';
 
 /** An AdmissionReview request for a Service. */
 export type ServiceAdmissionRequest = AdmissionRequest<Service>;
@@ -174,13 +174,12 @@ async function confirmClaim(
     let takeover: TakeoverReason | undefined;
     if (!ours) {
       // Another Service's claim, while kube-apiserver holds the value for this request (see claim-takeover.ts).
-      let holder: Service | undefined;
+      let decision: TakeoverDecision;
       try {
-        holder = isReservation(claim) ? undefined : await liveHolder(client, claim);
+        decision = await decideTakeoverLive(client, claim, 'confirm');
       } catch (err) {
         return apiFailureReason(err);
       }
-      const decision = decideTakeover({ claim, holder, stage: 'confirm' });
       if (decision.kind !== 'take') return alreadyAllocated(value);
       takeover = decision.reason;
     }

@@ -23,7 +23,7 @@ import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { ApiError, isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
 import type { Logger } from '../runtime/log.js';
 import { telemetry } from '../runtime/telemetry.js';
-import { type TakeoverReason, decideTakeover, isReservation } from './claim-takeover.js';
+import { type TakeoverDecision, type TakeoverReason, type TakeoverStage, decideTakeover, isReservation } from './claim-takeover.js';
 
 export interface TakenValues {
   /** A claim exists, or (for IPs) the API server's own allocator holds the address. */
@@ -44,11 +44,12 @@ export function lostRace(err: unknown): boolean {
   return err instanceof ApiError && (err.code === 422 || isNotFound(err));
 }
 
-/** The Service a claim names, as the API server has it now (not the cache); undefined when there is none. */
-export async function liveHolder(client: KubeClient, claim: ServiceClaim): Promise<Service | undefined> {
+/** decideTakeover with the Service the claim names as the API server has it now, not as the cache has it. */
+export async function decideTakeoverLive(client: KubeClient, claim: ServiceClaim, stage: TakeoverStage): Promise<TakeoverDecision> {
+  // A reservation is never taken: its holder need not be read (a generateName create's names none yet).
   const { namespace, name } = claim.spec.service;
-  // A reservation for a generateName create names no Service yet.
-  return name ? client.getOrUndefined<Service>(Services, name, namespace) : undefined;
+  const holder = isReservation(claim) ? undefined : await client.getOrUndefined<Service>(Services, name, namespace);
+  return decideTakeover({ claim, holder, stage });
 }
 
 /** Tells of each claim a request took over: a log line, and a metric by reason. */
@@ -114,8 +115,7 @@ export class ApiClaimStore implements ClaimStore {
     const name = claimName(value);
     const claim = await this.client.getOrUndefined<ServiceClaim>(ServiceClaims, name);
     if (!claim || claimNamesService(claim, this.owner)) return undefined;
-    const holder = isReservation(claim) ? undefined : await liveHolder(this.client, claim);
-    const decision = decideTakeover({ claim, holder, stage: 'reserve' });
+    const decision = await decideTakeoverLive(this.client, claim, 'reserve');
     if (decision.kind === 'refuse') return { ok: false, reason: alreadyAllocated(value) };
     const version = claim.metadata.resourceVersion ?? '';
     const owner = { ...this.owner, uid: '' };
