@@ -7,7 +7,8 @@
 // serves every Service write of the cluster, as it would in production.
 //
 // Lanes run side by side; each owns one nodePort and one ClusterIP from the static bands, which dynamic picks
-// leave alone while the dynamic bands have room, so the background creates never take a lane's values.
+// leave alone while the dynamic bands have room, so the background creates never take a lane's values (their
+// picks are random; nothing checked here depends on them, and the test makes no random choice of its own).
 // Lane cycles alternate:
 //   type change → create: the holder becomes type ClusterIP (frees its nodePort, keeps the lane's IP: it is
 //                         parked); a new Service asks for the nodePort.
@@ -187,13 +188,18 @@ describe('a freed value is reusable by the very next request, under load', () =>
       () => `claims matched Services ${((Date.now() - settleStart) / 1000).toFixed(1)} s later`,
       (err: unknown) => String(err),
     );
-    const takeovers = controller.output.filter((line) => line.includes('"took over a claim"'));
+    const takeovers = new Map<string, number>();
+    for (const line of controller.output.filter((l) => l.includes('"took over a claim"'))) {
+      const reason = /"reason":"([^"]+)"/.exec(line)?.[1] ?? '?';
+      takeovers.set(reason, (takeovers.get(reason) ?? 0) + 1);
+    }
     log(
       `${results.length}/${CYCLES} cycles (${LANES} lanes) in ${cycleSeconds.toFixed(1)} s with ${load.created} background creates ` +
         `(${LOAD_IN_FLIGHT} in flight, ${load.failures.length} failed); refusals ${refusals.length} ` +
         `(type change ${refusals.filter((r) => r.kind === 'type-change').length}, delete ${refusals.filter((r) => r.kind === 'delete').length}); ` +
         `create after release min/median/p99/max ${createMs[0]}/${percentile(createMs, 0.5)}/${percentile(createMs, 0.99)}/${createMs[createMs.length - 1]} ms; ` +
-        `claims taken over by the webhook ${takeovers.length}; duplicates ${duplicates.length}; ${settled}`,
+        `claims taken over by the webhook: ${[...takeovers].map(([reason, n]) => `${reason} ${n}`).join(', ') || 'none'}; ` +
+        `duplicates ${duplicates.length}; ${settled}`,
     );
     for (const refusal of refusals.slice(0, 5)) log(`refused (${refusal.kind}, lane ${refusal.lane}): ${refusal.refusal?.slice(0, 300)}`);
 
