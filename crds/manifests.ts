@@ -336,7 +336,7 @@ export const serviceClaimCRD = crd({
             uid: str('Empty while reserved for a request; the Service\'s uid once confirmed.'),
           },
         },
-        request: str('uid of the admission request that last reserved or confirmed the claim.'),
+        request: str('uid of the admission request that last reserved, confirmed, took over or contested the claim.'),
       },
     },
     {

@@ -5,7 +5,8 @@
 // Lifecycle: the mutating webhook creates it with an empty spec.service.uid (reserved for a request); the
 // validating webhook, which sees the Service's final uid, fills the uid in with a test-and-set (confirmed);
 // the controller marks status.phase Bound once the Service exists and holds the value, and deletes the claim
-// when the Service lets go of the value (or never came to be).
+// when the Service lets go of the value (or never came to be). A request for a value whose Service let go of it
+// takes the claim over without waiting for the controller (controllers/serviceallocation/claim-takeover.ts).
 import type { ObjectMeta } from '../api/wire.js';
 import { switchboardResource } from './meta.js';
 
@@ -34,9 +35,9 @@ export interface ServiceClaimSpec {
   family?: 'IPv4' | 'IPv6';
   service: ServiceClaimServiceRef;
   /**
-   * uid of the admission request that last reserved or confirmed the claim. Every such write changes the spec,
-   * so metadata.generation moves with each one and status.observedGeneration tells whether any came after
-   * the controller last checked.
+   * uid of the admission request that last reserved, confirmed, took over or contested the claim. Every such
+   * write changes the spec, so metadata.generation moves with each one and status.observedGeneration tells
+   * whether any came after the controller last checked.
    */
   request?: string;
 }

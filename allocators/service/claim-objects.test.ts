@@ -1,6 +1,17 @@
 import { describe, expect, it } from '@jest/globals';
 import { ipClaim, nodePortClaim } from './claim-names.js';
-import { claimObject, claimNamesService, claimServiceKey, claimValueOf, confirmPatch, reconfirmPatch, reserveAgainPatch, unconfirmPatch } from './claim-objects.js';
+import {
+  claimObject,
+  claimNamesService,
+  claimServiceKey,
+  claimValueOf,
+  confirmPatch,
+  contestPatch,
+  reconfirmPatch,
+  reserveAgainPatch,
+  takeOverPatch,
+  unconfirmPatch,
+} from './claim-objects.js';
 
 describe('claim objects', () => {
   it('names a claim after its value and records the Service and the request', () => {
@@ -35,5 +46,14 @@ describe('claim objects', () => {
     expect(unconfirmPatch(owner)).toEqual([...tests('u1'), { op: 'replace', path: '/spec/service/uid', value: '' }]);
     // The controller binds without a request.
     expect(confirmPatch({ namespace: 'app', name: 'web', uid: 'old' }, owner)).toHaveLength(5);
+    // Taking over and contesting are conditional on the version decided on, and a takeover moves the namespace too.
+    const atVersion = { op: 'test', path: '/metadata/resourceVersion', value: '42' };
+    expect(takeOverPatch('42', { namespace: 'other', name: 'api' }, 'req-2')).toEqual([
+      atVersion,
+      { op: 'replace', path: '/spec/service', value: { namespace: 'other', name: 'api', uid: '' } },
+      request,
+    ]);
+    expect(takeOverPatch('42', owner, 'req-2')[1]).toEqual({ op: 'replace', path: '/spec/service', value: owner });
+    expect(contestPatch('42', 'req-2')).toEqual([atVersion, request]);
   });
 });

@@ -74,12 +74,30 @@ export function reconfirmPatch(owner: Required<ServiceIdentity>, request: string
   return [...testRef(owner), requestOp(request)];
 }
 
+/**
+ * Take over another Service's claim for `owner` (reserved when owner.uid is empty, confirmed otherwise), only if
+ * it is still at the resourceVersion the decision was made on: of two takers that saw the same claim one wins.
+ */
+export function takeOverPatch(resourceVersion: string, owner: ServiceIdentity, request: string): unknown[] {
+  const service: ServiceClaimServiceRef = { namespace: owner.namespace, name: owner.name, uid: owner.uid ?? '' };
+  return [testVersion(resourceVersion), { op: 'replace', path: '/spec/service', value: service }, requestOp(request)];
+}
+
+/**
+ * Mark a claim as contested by `request` without changing whose it is: a spec write, so a delete the claim
+ * controller decided on the version before fails, and its wait for a confirmed claim starts again.
+ */
+export function contestPatch(resourceVersion: string, request: string): unknown[] {
+  return [testVersion(resourceVersion), requestOp(request)];
+}
+
 /** Undo a confirmation by `owner` (its request was denied after all): reserved again, so freed after the grace. */
 export function unconfirmPatch(owner: Required<ServiceIdentity>): unknown[] {
   return [...testRef(owner), { op: 'replace', path: '/spec/service/uid', value: '' }];
 }
 
 const requestOp = (request: string) => ({ op: 'add', path: '/spec/request', value: request });
+const testVersion = (resourceVersion: string) => ({ op: 'test', path: '/metadata/resourceVersion', value: resourceVersion });
 
 function testName(ref: { namespace: string; name: string }): unknown[] {
   return [

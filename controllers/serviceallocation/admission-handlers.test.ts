@@ -11,9 +11,11 @@ import type { ResourceType } from '../../api/resources.js';
 import type { Service } from '../../api/wire.js';
 import { type ServiceAdmissionRequest, mutateService, validateService } from './admission-handlers.js';
 
-/** ServiceClaims in memory with the API server's semantics for what the handlers use. */
+/** ServiceClaims in memory with the API server's semantics for what the handlers use; Services only to read. */
 class ClaimsApi {
   readonly claims = new Map<string, ServiceClaim>();
+  /** The stored Services, by namespace/name. */
+  readonly services = new Map<string, Service>();
   private version = 1;
 
   private fail(code: number, reason: string): never {
@@ -28,8 +30,12 @@ class ClaimsApi {
     return stored;
   }
 
-  async getOrUndefined(_rt: ResourceType, name: string): Promise<ServiceClaim | undefined> {
-    return structuredClone(this.claims.get(name));
+  async getOrUndefined(rt: ResourceType, name: string, namespace?: string): Promise<ServiceClaim | Service | undefined> {
+    return structuredClone(rt.plural === 'services' ? this.services.get(`${namespace}/${name}`) : this.claims.get(name));
+  }
+
+  store(service: Service): void {
+    this.services.set(`${service.metadata?.namespace}/${service.metadata?.name}`, service);
   }
 
   async patch(_rt: ResourceType, name: string, patch: { op: string; path: string; value?: unknown }[], type: string): Promise<ServiceClaim> {
@@ -70,8 +76,10 @@ function setup() {
   // Dynamic picks start at the dynamic band's first value (10.96.0.1, 30016), not at a random one: a random
   // ClusterIP for the `thief` below would be the 10.96.0.5 that `web` asks for one time in fourteen.
   const random = scriptedRandom();
-  const deps = { client, taken: { isKnownTaken: (v: ClaimValue) => api.claims.has(claimName(v)) }, config, log: silentLogger, random };
-  return { api, deps };
+  const takeovers: string[] = [];
+  const reportTakeover = (claim: ServiceClaim, reason: string, taker: { name: string }) => void takeovers.push(`${claim.metadata.name} → ${taker.name}: ${reason}`);
+  const deps = { client, taken: { isKnownTaken: (v: ClaimValue) => api.claims.has(claimName(v)) }, config, log: silentLogger, random, reportTakeover };
+  return { api, deps, takeovers };
 }
 
 const service = (name: string, spec: Service['spec'], uid?: string): Service => ({
@@ -198,5 +206,103 @@ describe('validating webhook', () => {
     expect((await validateService(request('r1', updated, { operation: 'UPDATE', oldObject: old }), deps)).response.allowed).toBe(true);
     expect(api.owner(nodePortClaim)?.uid).toBe('u1');
     expect(api.claims.has('ipv4-10-96-0-5')).toBe(false); // held before: the controller's business, not this request's
+  });
+});
+
+describe('a value freed by a delete or a type change', () => {
+  const spec = (ip: string, type: 'NodePort' | 'ClusterIP' = 'NodePort'): Service['spec'] => ({
+    type,
+    clusterIP: ip,
+    clusterIPs: [ip],
+    ports: [{ port: 80, protocol: 'TCP', ...(type === 'NodePort' ? { nodePort: 30050 } : {}) }],
+  });
+  type Env = ReturnType<typeof setup>;
+
+  /** A create through both webhooks; stored under `uid` when both allow it, as the API server would. */
+  async function create(env: Env, name: string, uid: string, ip: string): Promise<ServiceAdmissionRequest['object'] | string> {
+    const mutated = await mutateService(request(`mutate-${uid}`, service(name, spec(ip))), env.deps);
+    if (!mutated.response.allowed) return mutated.response.status?.message ?? 'denied';
+    const object = service(name, spec(ip), uid);
+    const validated = await validateService(request(`validate-${uid}`, object), env.deps);
+    if (!validated.response.allowed) return validated.response.status?.message ?? 'denied';
+    env.api.store(object);
+    return object;
+  }
+
+  /** The claim controller saw the live Service `uid` holding the value at the claim's current generation. */
+  function bind(env: Env, name: string, uid: string): void {
+    const claim = env.api.claims.get(name)!;
+    claim.status = { phase: 'Bound', boundUID: uid, observedGeneration: claim.metadata.generation };
+  }
+
+  const forget = (env: Env, name: string) => env.api.services.delete(`default/${name}`);
+
+  it('goes at once to another Service once its holder, seen by the controller, is deleted', async () => {
+    const env = setup();
+    await create(env, 'web', 'u1', '10.96.0.5');
+    bind(env, 'nodeport-30050', 'u1');
+    bind(env, 'ipv4-10-96-0-5', 'u1');
+    forget(env, 'web');
+    expect(await create(env, 'api', 'u2', '10.96.0.5')).toMatchObject({ metadata: { name: 'api' } });
+    expect(env.api.owner('nodeport-30050')).toEqual({ namespace: 'default', name: 'api', uid: 'u2' });
+    expect(env.api.owner('ipv4-10-96-0-5')).toEqual({ namespace: 'default', name: 'api', uid: 'u2' });
+    expect(env.takeovers.sort()).toEqual(['ipv4-10-96-0-5 → api: holder-deleted', 'nodeport-30050 → api: holder-deleted']);
+  });
+
+  it('goes at once to another Service once its settled holder changed type', async () => {
+    const env = setup();
+    await create(env, 'web', 'u1', '10.96.0.5');
+    bind(env, 'nodeport-30050', 'u1');
+    env.api.store(service('web', spec('10.96.0.5', 'ClusterIP'), 'u1'));
+    expect(await create(env, 'api', 'u2', '10.96.0.6')).toMatchObject({ metadata: { name: 'api' } });
+    expect(env.takeovers).toEqual(['nodeport-30050 → api: holder-released']);
+  });
+
+  it('lets kube-apiserver\'s allocator decide while the holder may be unwritten, and keeps the claim the holder\'s until then', async () => {
+    const env = setup();
+    // web's create has passed both webhooks and is on its way to storage: nobody has seen it written.
+    await mutateService(request('mutate-u1', service('web', spec('10.96.0.5'))), env.deps);
+    await validateService(request('validate-u1', service('web', spec('10.96.0.5'), 'u1')), env.deps);
+    const mutated = await mutateService(request('mutate-u2', service('api', spec('10.96.0.6'))), env.deps);
+    expect(mutated.response.allowed).toBe(true);
+    expect(env.api.claims.get('nodeport-30050')?.spec).toMatchObject({ service: { name: 'web', uid: 'u1' }, request: 'mutate-u2' });
+    expect(env.takeovers).toEqual([]);
+    // Written after all: kube-apiserver refuses api, whose validating call therefore never comes; had it come,
+    // the holder's value stays the holder's.
+    env.api.store(service('web', spec('10.96.0.5'), 'u1'));
+    const validated = await validateService(request('validate-u2', service('api', spec('10.96.0.6'), 'u2')), env.deps);
+    expect(validated.response.status?.message).toBe('Service "api" is invalid: spec.ports[0].nodePort: Invalid value: 30050: provided port is already allocated');
+    expect(env.api.owner('nodeport-30050')).toEqual({ namespace: 'default', name: 'web', uid: 'u1' });
+  });
+
+  it('is taken at the validating call when kube-apiserver granted it: created and deleted before the controller saw it', async () => {
+    const env = setup();
+    await create(env, 'web', 'u1', '10.96.0.5');
+    forget(env, 'web');
+    expect(await create(env, 'api', 'u2', '10.96.0.6')).toMatchObject({ metadata: { name: 'api' } });
+    expect(env.api.owner('nodeport-30050')).toEqual({ namespace: 'default', name: 'api', uid: 'u2' });
+    expect(env.takeovers).toEqual(['nodeport-30050 → api: granted-by-api-server']);
+  });
+
+  it('is not taken from a reservation in flight, whose Service does not exist yet', async () => {
+    const env = setup();
+    await mutateService(request('mutate-u1', service('web', spec('10.96.0.5'))), env.deps);
+    const refused = 'Service "api" is invalid: spec.ports[0].nodePort: Invalid value: 30050: provided port is already allocated';
+    expect(await create(env, 'api', 'u2', '10.96.0.6')).toBe(refused);
+    expect((await validateService(request('validate-u2', service('api', spec('10.96.0.6'), 'u2')), env.deps)).response.status?.message).toBe(refused);
+    expect(env.api.owner('nodeport-30050')).toEqual({ namespace: 'default', name: 'web', uid: '' });
+  });
+
+  it('goes to exactly one of two requests that find it freed at the same moment', async () => {
+    const env = setup();
+    await create(env, 'web', 'u1', '10.96.0.5');
+    bind(env, 'nodeport-30050', 'u1');
+    forget(env, 'web');
+    const takers = ['api', 'db'].map((name) => mutateService(request(`mutate-${name}`, service(name, { type: 'NodePort', ports: [{ port: 80, nodePort: 30050 }] })), env.deps));
+    const answers = (await Promise.all(takers)).map((review) => review.response.allowed);
+    expect(answers.filter(Boolean)).toHaveLength(1);
+    const winner = answers[0] ? 'api' : 'db';
+    expect(env.api.owner('nodeport-30050')).toEqual({ namespace: 'default', name: winner, uid: '' });
+    expect(env.takeovers).toEqual([`nodeport-30050 → ${winner}: holder-deleted`]);
   });
 });

@@ -7,10 +7,20 @@
 //   its final name and uid, just before it is written. It confirms each new value's claim for that uid with a
 //   test-and-set, re-creating a claim that was freed meanwhile; a value someone else took in between denies
 //   the request. This is what makes freeing reserved claims safe (see claim-reconciler.ts).
+// Both take over a requested value's claim from a Service that no longer holds it (claim-takeover.ts), so that a
+// value freed by a delete or a type change is the next request's at once, as with kube-apiserver's allocator.
 import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionReviewResponse } from '../../api/admission.js';
 import { allocationResponse } from '../../allocators/service/admission.js';
 import { type ClaimValue, claimName } from '../../allocators/service/claim-names.js';
-import { type ServiceIdentity, claimObject, confirmPatch, reconfirmPatch, serviceIdentity, unconfirmPatch } from '../../allocators/service/claim-objects.js';
+import {
+  type ServiceIdentity,
+  claimObject,
+  confirmPatch,
+  reconfirmPatch,
+  serviceIdentity,
+  takeOverPatch,
+  unconfirmPatch,
+} from '../../allocators/service/claim-objects.js';
 import { type AllocationConfig, claimInConfiguredRange, executePlan, heldClaims, planAllocation } from '../../allocators/service/service-allocation.js';
 import type { RandomBelow } from '../../allocators/service/bands.js';
 import {
@@ -21,10 +31,11 @@ import {
   nodePortAllocationStatus,
 } from '../../api/status.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
-import { ApiError, isAlreadyExists, isNotFound, type KubeClient } from '../runtime/client.js';
+import { isAlreadyExists, type KubeClient } from '../runtime/client.js';
 import type { Logger } from '../runtime/log.js';
 import type { Service } from '../../api/wire.js';
-import { ApiClaimStore, alreadyAllocated, apiFailureReason, type TakenValues } from './claim-store.js';
+import { ApiClaimStore, alreadyAllocated, apiFailureReason, decideTakeoverLive, lostRace, type TakenValues, type TakeoverReporter } from './claim-store.js';
+import type { TakeoverDecision, TakeoverReason } from './claim-takeover.js';
 
 /** An AdmissionReview request for a Service. */
 export type ServiceAdmissionRequest = AdmissionRequest<Service>;
@@ -34,6 +45,7 @@ export interface AdmissionDeps {
   readonly taken: TakenValues;
   readonly config: AllocationConfig;
   readonly log: Logger;
+  readonly reportTakeover: TakeoverReporter;
   /** Where dynamic picks start; crypto-random unless a test pins it. */
   readonly random?: RandomBelow;
   /**
@@ -68,7 +80,7 @@ export async function mutateService(request: ServiceAdmissionRequest, deps: Admi
 
   const plan = planAllocation(old, service, deps.config);
   // A create with generateName has no name yet: its claims are reserved for "" until validation names them.
-  const store = new ApiClaimStore(deps.client, deps.taken, serviceIdentity(service), request.uid);
+  const store = new ApiClaimStore(deps.client, deps.taken, serviceIdentity(service), request.uid, deps.reportTakeover);
   const outcome = await executePlan(plan, deps.config, store, { dryRun, random: deps.random }).catch(async (err: unknown) => {
     await store.releaseCreated();
     throw err;
@@ -96,7 +108,7 @@ export async function validateService(request: ServiceAdmissionRequest, deps: Ad
 
   const confirmed: ClaimValue[] = [];
   for (const value of values) {
-    const result = await confirmClaim(deps.client, value, owner, unnamedReservation, request.uid);
+    const result = await confirmClaim(deps, value, owner, unnamedReservation, request.uid);
     if (result !== true) {
       await Promise.all(confirmed.map((v) => deps.client.patch(ServiceClaims, claimName(v), unconfirmPatch(owner), 'json').catch(() => undefined)));
       return denyResponse(request.uid, takenValueStatus(service, value, result, deps.config));
@@ -111,7 +123,7 @@ const CONFIRM_ATTEMPTS = 4;
 
 /** true, or why the value cannot be held by this Service. */
 async function confirmClaim(
-  client: KubeClient,
+  { client, reportTakeover }: AdmissionDeps,
   value: ClaimValue,
   owner: Required<ServiceIdentity>,
   unnamedReservation: boolean,
@@ -159,20 +171,28 @@ async function confirmClaim(
       }
     }
     const ours = seen.namespace === owner.namespace && seen.uid === '' && (seen.name === owner.name || (unnamedReservation && seen.name === ''));
-    if (!ours) return alreadyAllocated(value);
+    let takeover: TakeoverReason | undefined;
+    if (!ours) {
+      // Another Service's claim, while kube-apiserver holds the value for this request (see claim-takeover.ts).
+      let decision: TakeoverDecision;
+      try {
+        decision = await decideTakeoverLive(client, claim, 'confirm');
+      } catch (err) {
+        return apiFailureReason(err);
+      }
+      if (decision.kind !== 'take') return alreadyAllocated(value);
+      takeover = decision.reason;
+    }
     try {
-      await client.patch(ServiceClaims, name, confirmPatch(seen, owner, requestUID), 'json');
+      const patch = takeover ? takeOverPatch(claim.metadata.resourceVersion ?? '', owner, requestUID) : confirmPatch(seen, owner, requestUID);
+      await client.patch(ServiceClaims, name, patch, 'json');
+      if (takeover) reportTakeover(claim, takeover, owner);
       return true;
     } catch (err) {
       if (!lostRace(err)) return apiFailureReason(err);
     }
   }
   return alreadyAllocated(value);
-}
-
-/** The claim changed (a JSON patch test failed: 422) or went away (404) between read and write. */
-function lostRace(err: unknown): boolean {
-  return err instanceof ApiError && (err.code === 422 || isNotFound(err));
 }
 
 /** The Status upstream answers when a value of this Service cannot be allocated. */

@@ -15,7 +15,7 @@ import type { CertificateSettings } from '../runtime/webhook/certificates.js';
 import { mutateService, validateService, type AdmissionDeps } from './admission-handlers.js';
 import { claimController, claimIndexers } from './claim-controller.js';
 import type { ClaimTimings } from './claim-reconciler.js';
-import type { TakenValues } from './claim-store.js';
+import { takeoverReporter, type TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
 import { repairController } from './repair-controller.js';
 import { MUTATE_PATH, VALIDATE_PATH, desiredConfigurations, type WebhookSettings } from './webhook-configurations.js';
@@ -48,7 +48,15 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
     isKnownTaken: (value) =>
       claims.store.get(claimName(value)) !== undefined || (value.kind === 'ip' && ipAddresses?.store.get(value.ip) !== undefined),
   };
-  const deps: AdmissionDeps = { client, taken, config: options.allocation, log: log.child('webhook'), stallAfterClaim: options.stallAfterClaim };
+  const webhookLog = log.child('webhook');
+  const deps: AdmissionDeps = {
+    client,
+    taken,
+    config: options.allocation,
+    log: webhookLog,
+    reportTakeover: takeoverReporter(webhookLog),
+    stallAfterClaim: options.stallAfterClaim,
+  };
   const server = registerAdmissionWebhook(manager, {
     name: 'service-allocation',
     bindAddress: options.webhook.bindAddress,
