@@ -14,7 +14,7 @@
 //                         parked); a new Service asks for the nodePort.
 //   delete → create:      the holder and the parked Service are deleted; a new Service asks for the nodePort and
 //                         the IP.
-// SWITCHBOARD_CHAOS=1 runs 1000 cycles instead of 100 (the chaos suite's figure).
+// `make test-chaos` (SWITCHBOARD_CHAOS=full) runs 1000 cycles instead of 100.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { claimName, ipClaim } from '../../allocators/service/claim-names.js';
 import { bandOfIP, ipAtOffset, parseServiceClusterIPRangeFlag } from '../../allocators/service/ip-range.js';
@@ -23,20 +23,20 @@ import { MutatingWebhookConfigurations, Services, ValidatingWebhookConfiguration
 import type { Service } from '../../api/wire.js';
 import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
-import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, testClient } from '../../e2e/jest/cluster.js';
-import { audit, claimsSettle } from '../../e2e/jest/service-allocation-audit.js';
-import { replicaFlags, requireBuiltSwitchboard, spawnSwitchboard, stopSwitchboard, waitForOutput, type SwitchboardProcess } from '../../e2e/jest/switchboard-process.js';
-import { isNotFound, type KubeClient } from '../runtime/client.js';
-import { deleteWebhookConfigurations } from '../runtime/webhook/configuration.js';
+import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, testClient } from '../jest/cluster.js';
+import { audit, claimsSettle } from '../jest/service-allocation-audit.js';
+import { replicaFlags, requireBuiltSwitchboard, spawnSwitchboard, stopSwitchboard, waitForOutput, type SwitchboardProcess } from '../jest/switchboard-process.js';
+import { isNotFound, type KubeClient } from '../../controllers/runtime/client.js';
+import { deleteWebhookConfigurations } from '../../controllers/runtime/webhook/configuration.js';
+import { trials } from './trials.js';
 
-const CHAOS = process.env.SWITCHBOARD_CHAOS === '1';
-const CYCLES = CHAOS ? 1000 : 100;
+const CYCLES = trials(100, 1000);
 const LANES = 10;
 /** Background creates (each deleted once made) in flight, and at most this many in all. */
 const LOAD_IN_FLIGHT = 20;
-const MAX_LOAD_CREATES = CHAOS ? 20_000 : 3_000;
+const MAX_LOAD_CREATES = trials(3_000, 20_000);
 /** Cycles not done by then are counted as not done (and fail the test) rather than waited for. */
-const CYCLE_BUDGET_MS = CHAOS ? 900_000 : 150_000;
+const CYCLE_BUDGET_MS = trials(150_000, 900_000);
 const CONFIGURATION = 'switchboard-release-under-load';
 const log = (line: string) => process.stderr.write(`[release-under-load] ${line}\n`);
 
