@@ -6,7 +6,7 @@ import { API_SERVER_REQUEST_BOUND_MS } from '../../controllers/serviceallocation
 import { rangesOutsideApiServer, resolveServiceIPRanges } from '../../controllers/serviceallocation/api-ranges.js';
 import { ensureServiceClaimCRD } from '../../controllers/serviceallocation/crd.js';
 import { registerServiceAllocation } from '../../controllers/serviceallocation/index.js';
-import { certificateHosts } from '../../controllers/runtime/webhook/admission-webhook.js';
+import { certificateHosts, clientAuthenticationFromFlags } from '../../controllers/runtime/webhook/admission-webhook.js';
 import { DEFAULT_CA_VALIDITY_MS } from '../../controllers/runtime/webhook/certificates.js';
 import type { WebhookEndpoint } from '../../controllers/runtime/webhook/configuration.js';
 import type { Manager } from '../../controllers/runtime/manager.js';
@@ -29,6 +29,18 @@ const flags = {
   'webhook-timeout': { type: 'string', default: '10s', help: 'timeoutSeconds of the webhooks (1s..30s)' },
   'webhook-cert-secret': { type: 'string', default: 'switchboard-webhook-cert', help: 'Secret (in --namespace) with the CA bundle and serving certificate' },
   'webhook-cert-validity': { type: 'string', default: '720h', help: 'lifetime of a serving certificate; renewed with a third left' },
+  'webhook-client-ca-file': {
+    type: 'string',
+    default: '',
+    help: 'CA bundle (PEM file) of the client certificate kube-apiserver presents to webhooks; callers without one are denied. Empty: any caller is served',
+  },
+  'webhook-client-names': { type: 'string', default: '', help: 'comma-separated common names or DNS SANs the client certificate must carry (empty: any of the CA)' },
+  'max-unconfirmed-reservations': {
+    type: 'string',
+    default: '1000',
+    help: 'ClusterIPs and NodePorts reserved by the mutating webhook but not yet confirmed, at most, cluster-wide; beyond it new reservations are refused (0: no bound)',
+  },
+  'max-unconfirmed-reservations-per-namespace': { type: 'string', default: '200', help: 'the same bound per namespace (0: no bound)' },
   'claim-grace-period': { type: 'string', default: '10s', help: 'age at which a claim whose Service was never written is freed' },
   'allocators-install-crd': { type: 'string', default: 'true', help: 'create or update the ServiceClaim CRD at start (false: only check it)' },
 } satisfies Record<string, JobFlag>;
@@ -47,6 +59,12 @@ function endpointOf(get: (name: FlagName) => string, context: JobContext): Webho
   const port = Number(get('webhook-service-port'));
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--webhook-service-port: not a port: "${get('webhook-service-port')}"`);
   return { service: { namespace: get('webhook-service-namespace') || context.namespace, name: service, port } };
+}
+
+function nonNegativeInteger(text: string, flag: FlagName): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw new Error(`--${flag}: expected a whole number, got "${text}"`);
+  return value;
 }
 
 async function register(manager: Manager, values: FlagValues, context: JobContext): Promise<void> {
@@ -85,12 +103,17 @@ async function register(manager: Manager, values: FlagValues, context: JobContex
       endpoint,
       timeoutSeconds: Math.round(timeoutMs / 1000),
       bindAddress: get('webhook-bind-address'),
+      clientAuthentication: clientAuthenticationFromFlags('webhook-client-ca-file', get('webhook-client-ca-file'), 'webhook-client-names', get('webhook-client-names')),
       certificateSecret: get('webhook-cert-secret'),
       certificates: {
         servingValidityMs: parseDuration(get('webhook-cert-validity'), 'webhook-cert-validity'),
         caValidityMs: DEFAULT_CA_VALIDITY_MS,
         ...certificateHosts(endpoint),
       },
+    },
+    reservationLimits: {
+      total: nonNegativeInteger(get('max-unconfirmed-reservations'), 'max-unconfirmed-reservations'),
+      perNamespace: nonNegativeInteger(get('max-unconfirmed-reservations-per-namespace'), 'max-unconfirmed-reservations-per-namespace'),
     },
     namespace: context.namespace,
     stallAfterClaim: process.env.SWITCHBOARD_FAULT_INJECTION === 'stall-after-claim',

@@ -11,7 +11,14 @@ import { allowResponse, denyResponse, type AdmissionRequest, type AdmissionRevie
 import { allocationResponse } from '../../allocators/service/admission.js';
 import { type ClaimValue, claimName } from '../../allocators/service/claim-names.js';
 import { type ServiceIdentity, claimObject, confirmPatch, reconfirmPatch, serviceIdentity, unconfirmPatch } from '../../allocators/service/claim-objects.js';
-import { type AllocationConfig, claimInConfiguredRange, executePlan, heldClaims, planAllocation } from '../../allocators/service/service-allocation.js';
+import {
+  type AllocationConfig,
+  claimInConfiguredRange,
+  executePlan,
+  heldClaims,
+  planAllocation,
+  plannedReservations,
+} from '../../allocators/service/service-allocation.js';
 import type { RandomBelow } from '../../allocators/service/bands.js';
 import {
   type Status,
@@ -19,12 +26,14 @@ import {
   healthCheckNodePortStatus,
   internalErrorStatus,
   nodePortAllocationStatus,
+  tooManyRequestsStatus,
 } from '../../api/status.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { ApiError, isAlreadyExists, isNotFound, type KubeClient } from '../runtime/client.js';
 import type { Logger } from '../runtime/log.js';
 import type { Service } from '../../api/wire.js';
 import { ApiClaimStore, alreadyAllocated, apiFailureReason, type TakenValues } from './claim-store.js';
+import type { UnconfirmedReservations } from './unconfirmed-reservations.js';
 
 /** An AdmissionReview request for a Service. */
 export type ServiceAdmissionRequest = AdmissionRequest<Service>;
@@ -34,6 +43,8 @@ export interface AdmissionDeps {
   readonly taken: TakenValues;
   readonly config: AllocationConfig;
   readonly log: Logger;
+  /** Bounds the values reserved and not yet confirmed; none: unbounded. */
+  readonly reservations?: UnconfirmedReservations;
   /** Where dynamic picks start; crypto-random unless a test pins it. */
   readonly random?: RandomBelow;
   /**
@@ -67,12 +78,16 @@ export async function mutateService(request: ServiceAdmissionRequest, deps: Admi
   const dryRun = request.dryRun === true;
 
   const plan = planAllocation(old, service, deps.config);
+  const admission = deps.reservations?.admit(service.metadata?.namespace ?? '', dryRun ? 0 : plannedReservations(plan));
+  if (admission && 'refusal' in admission) return denyResponse(request.uid, tooManyRequestsStatus(admission.refusal));
   // A create with generateName has no name yet: its claims are reserved for "" until validation names them.
   const store = new ApiClaimStore(deps.client, deps.taken, serviceIdentity(service), request.uid);
-  const outcome = await executePlan(plan, deps.config, store, { dryRun, random: deps.random }).catch(async (err: unknown) => {
-    await store.releaseCreated();
-    throw err;
-  });
+  const outcome = await executePlan(plan, deps.config, store, { dryRun, random: deps.random })
+    .catch(async (err: unknown) => {
+      await store.releaseCreated();
+      throw err;
+    })
+    .finally(() => admission?.ticket.done(store.createdClaims.keys()));
   if (outcome.outcome === 'denied') {
     await store.releaseCreated().catch((err: unknown) => deps.log.warn('could not release claims of a denied request', { error: String(err) }));
     return denyResponse(request.uid, outcome.status);

@@ -12,12 +12,14 @@ import { isNotFound, type KubeClient } from '../runtime/client.js';
 import type { Manager } from '../runtime/manager.js';
 import { registerAdmissionWebhook } from '../runtime/webhook/admission-webhook.js';
 import type { CertificateSettings } from '../runtime/webhook/certificates.js';
+import type { ClientAuthentication } from '../runtime/webhook/server.js';
 import { mutateService, validateService, type AdmissionDeps } from './admission-handlers.js';
 import { claimController, claimIndexers } from './claim-controller.js';
 import type { ClaimTimings } from './claim-reconciler.js';
 import type { TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
 import { repairController } from './repair-controller.js';
+import { UnconfirmedReservations, type ReservationLimits } from './unconfirmed-reservations.js';
 import { MUTATE_PATH, VALIDATE_PATH, desiredConfigurations, type WebhookSettings } from './webhook-configurations.js';
 
 export interface ServiceAllocationOptions {
@@ -29,7 +31,10 @@ export interface ServiceAllocationOptions {
     /** Secret (in `namespace`) holding the CA bundle and the serving certificate. */
     readonly certificateSecret: string;
     readonly certificates: CertificateSettings;
+    /** Serve only kube-apiserver (its client certificate); none: any caller. */
+    readonly clientAuthentication?: ClientAuthentication;
   };
+  readonly reservationLimits: ReservationLimits;
   /** Switchboard's own namespace. */
   readonly namespace: string;
   readonly stallAfterClaim?: boolean;
@@ -48,10 +53,13 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
     isKnownTaken: (value) =>
       claims.store.get(claimName(value)) !== undefined || (value.kind === 'ip' && ipAddresses?.store.get(value.ip) !== undefined),
   };
-  const deps: AdmissionDeps = { client, taken, config: options.allocation, log: log.child('webhook'), stallAfterClaim: options.stallAfterClaim };
+  const reservations = new UnconfirmedReservations(claims.store, options.reservationLimits);
+  claims.addEventHandler({ onAdd: (c) => reservations.observed(c), onUpdate: (_old, c) => reservations.observed(c), onDelete: (c) => reservations.observed(c) });
+  const deps: AdmissionDeps = { client, taken, reservations, config: options.allocation, log: log.child('webhook'), stallAfterClaim: options.stallAfterClaim };
   const server = registerAdmissionWebhook(manager, {
     name: 'service-allocation',
     bindAddress: options.webhook.bindAddress,
+    clientAuthentication: options.webhook.clientAuthentication,
     certificates: { secret: { namespace: options.namespace, name: options.webhook.certificateSecret }, settings: options.webhook.certificates },
     configurations: (caBundle) => desiredConfigurations(options.webhook, caBundle),
   });

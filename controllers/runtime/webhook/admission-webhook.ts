@@ -4,6 +4,7 @@
 //
 // Each step of the loop publishes before it renews: the configurations trust the Secret's whole bundle before
 // the certificate manager may sign a serving certificate with its newest CA (see certificates.ts).
+import { readFileSync } from 'node:fs';
 import { aborted } from '../abort.js';
 import { Backoff, sleep } from '../backoff.js';
 import type { Manager } from '../manager.js';
@@ -12,7 +13,7 @@ import { Secrets } from '../../../api/resources.js';
 import { CertificateManager, certificateSetOf, type Secret, type SecretRef } from './certificate-manager.js';
 import type { CertificateSettings } from './certificates.js';
 import { applyWebhookConfigurations, type ConfigurationsFor, type WebhookEndpoint } from './configuration.js';
-import { WebhookServer, type ServingCertificate } from './server.js';
+import { WebhookServer, type ClientAuthentication, type ServingCertificate } from './server.js';
 
 /** A certificate made elsewhere (files): served as it is, never renewed. */
 export interface ProvidedCertificate extends ServingCertificate {
@@ -27,6 +28,28 @@ export interface AdmissionWebhookOptions {
   readonly bindAddress: string;
   readonly certificates: { readonly secret: SecretRef; readonly settings: CertificateSettings } | { readonly provided: ProvidedCertificate };
   readonly configurations: ConfigurationsFor;
+  /** Serve only callers with such a client certificate (kube-apiserver); none: anyone who can connect. */
+  readonly clientAuthentication?: ClientAuthentication;
+}
+
+/**
+ * The client authentication a pair of flags asks for: the CA file (empty: off) and comma-separated names.
+ * Read once at start: a CA rotated on disk takes a restart (a rollout) to be trusted.
+ */
+export function clientAuthenticationFromFlags(caFileFlag: string, caFile: string, namesFlag: string, names: string): ClientAuthentication | undefined {
+  const allowedNames = names.split(',').map((n) => n.trim()).filter(Boolean);
+  if (!caFile) {
+    if (allowedNames.length > 0) throw new Error(`--${namesFlag} needs --${caFileFlag}`);
+    return undefined;
+  }
+  let caPem: string;
+  try {
+    caPem = readFileSync(caFile, 'utf8');
+  } catch (err) {
+    throw new Error(`--${caFileFlag}: ${(err as Error).message}`);
+  }
+  if (!caPem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--${caFileFlag}: ${caFile} holds no PEM certificate`);
+  return { caPem, allowedNames };
 }
 
 /** The names the API server verifies a serving certificate against when it calls `endpoint` (none: loopback). */
@@ -46,7 +69,8 @@ const RESYNC_MS = 5 * 60_000;
 /** Registers the webhook's runnables; the caller adds its paths to the returned server before the manager starts. */
 export function registerAdmissionWebhook(manager: Manager, options: AdmissionWebhookOptions): WebhookServer {
   const log = manager.log.child(`${options.name}-webhook`);
-  const server = new WebhookServer(log);
+  const server = new WebhookServer(log, options.clientAuthentication);
+  if (!options.clientAuthentication) log.warn('admission webhook serves any caller: give it a client CA to serve only kube-apiserver');
   manager.health.addReadyCheck(`${options.name}-webhook`, () => server.serving);
   const source = 'provided' in options.certificates ? providedSource(options.certificates.provided) : managedSource(manager, options.certificates, log);
 
