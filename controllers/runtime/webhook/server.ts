@@ -11,6 +11,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { constants as cryptoConstants } from 'node:crypto';
 import { denyResponse, type AdmissionRequest, type AdmissionReviewRequest, type AdmissionReviewResponse } from '../../../api/admission.js';
 import { forbiddenStatus, internalErrorStatus, unauthorizedStatus, type Status } from '../../../api/status.js';
 import type { Logger } from '../log.js';
@@ -133,10 +134,14 @@ export class WebhookServer {
     }
   }
 
-  /** The certificate request of the TLS handshake; verification is answered per request (callerRefusal). */
-  private tlsClientOptions(): { requestCert?: boolean; rejectUnauthorized?: boolean; ca?: string } {
+  /**
+   * The certificate request of the TLS handshake; verification is answered per request (callerRefusal). No session
+   * resumption: Node reports a resumed session as authorized even when its first handshake presented no
+   * certificate, so every connection makes a full handshake (kube-apiserver keeps its connections alive anyway).
+   */
+  private tlsClientOptions(): { requestCert?: boolean; rejectUnauthorized?: boolean; ca?: string; secureOptions?: number } {
     if (!this.clientAuthentication) return {};
-    return { requestCert: true, rejectUnauthorized: false, ca: this.clientAuthentication.caPem };
+    return { requestCert: true, rejectUnauthorized: false, ca: this.clientAuthentication.caPem, secureOptions: cryptoConstants.SSL_OP_NO_TICKET };
   }
 
   /** Why the caller on `socket` may not be served; undefined when it may (or nobody is checked). */
@@ -144,10 +149,9 @@ export class WebhookServer {
     const auth = this.clientAuthentication;
     if (!auth) return undefined;
     const hint = 'only kube-apiserver may call this webhook, with the client certificate its admission configuration names (README: "Authenticating the API server")';
-    if (!socket.authorized) {
-      const why = Object.keys(socket.getPeerCertificate()).length === 0 ? 'no client certificate' : `client certificate not trusted (${String(socket.authorizationError)})`;
-      return unauthorizedStatus(`${why}: ${hint}`);
-    }
+    // Both: a certificate must be there, and verified (see tlsClientOptions on why `authorized` alone is not enough).
+    if (Object.keys(socket.getPeerCertificate()).length === 0) return unauthorizedStatus(`no client certificate: ${hint}`);
+    if (!socket.authorized || socket.isSessionReused()) return unauthorizedStatus(`client certificate not trusted (${String(socket.authorizationError)}): ${hint}`);
     if (auth.allowedNames.length === 0) return undefined;
     const names = certificateNames(socket);
     if (names.some((n) => auth.allowedNames.includes(n))) return undefined;
