@@ -177,12 +177,6 @@ describe('forged admission reviews against authenticated webhooks', () => {
     });
     const [answers, kubectl, api] = await Promise.all([flood, kubectlCreates, apiCreates]);
 
-    // Every forged review was answered with a denial naming why, and nothing was patched or allowed.
-    const wrong = answers.filter(({ caller, answer }) => answer.status !== 200 || answer.review?.response.allowed !== false || answer.review.response.status?.code !== caller.code || answer.review.response.patch);
-    expect(wrong.slice(0, 5).map(({ caller, answer }) => ({ caller: caller.name, answer }))).toEqual([]);
-    expect(answers.find(({ caller }) => caller.code === 401)?.answer.review?.response.status?.message).toMatch(/^no client certificate: only kube-apiserver may call this webhook/);
-    log(`${answers.length} forged reviews, all denied (401/403)`);
-
     // No legitimate create was refused; the targeted ports went to the Services that asked for them.
     expect(kubectl.filter((r) => r.code !== 0).map((r) => r.stderr)).toEqual([]);
     expect(api.filter(Boolean)).toEqual([]);
@@ -198,6 +192,13 @@ describe('forged admission reviews against authenticated webhooks', () => {
     const services = new Set((await client.listAll<Service>(Services)).items.map((svc) => `${svc.metadata?.namespace}/${svc.metadata?.name}`));
     expect(claims.filter((c) => !services.has(`${c.spec.service.namespace}/${c.spec.service.name}`)).map((c) => c.metadata.name)).toEqual([]);
     expect(claims.length).toBeGreaterThanOrEqual(5 + 40 * 2 + 15);
+
+    // Every forged review was answered with a denial naming why, and nothing was patched or allowed.
+    const wrong = answers.filter(({ caller, answer }) => answer.status !== 200 || answer.review?.response.allowed !== false || answer.review.response.status?.code !== caller.code || answer.review.response.patch);
+    expect(wrong.slice(0, 5).map(({ caller, answer }) => ({ caller: caller.name, answer }))).toEqual([]);
+    expect(answers.find(({ caller }) => caller.code === 401)?.answer.review?.response.status?.message).toMatch(/^no client certificate: only kube-apiserver may call this webhook/);
+    log(`${answers.length} forged reviews, all denied (401/403)`);
+
     for (const caller of callers) caller.agent.destroy();
   });
 
