@@ -511,8 +511,8 @@ export type AllocationOutcome =
 /** Dry-run nodePort picks start just above this, outside the default range (upstream's dummy values). */
 const DRY_RUN_NODE_PORT_FLOOR = 32768;
 
-/** How many values executing `plan` may reserve (create or re-reserve a claim for); 0 when it claims nothing. */
-export function plannedReservations(plan: AllocationPlan): number {
+/** How many values executing `plan` may claim (create or reserve again); 0 when it claims nothing. */
+export function plannedClaims(plan: AllocationPlan): number {
   if (plan.rejection || plan.laterValidationErrors.length > 0) return 0;
   const nodePorts = plan.nodePorts.filter((step) => step.kind === 'claim' || step.kind === 'pick').length;
   return plan.clusterIPs.length + nodePorts + (plan.healthCheckNodePort ? 1 : 0);

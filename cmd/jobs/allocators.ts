@@ -35,12 +35,12 @@ const flags = {
     help: 'CA bundle (PEM file) of the client certificate kube-apiserver presents to webhooks; callers without one are denied. Empty: any caller is served',
   },
   'webhook-client-names': { type: 'string', default: '', help: 'comma-separated common names or DNS SANs the client certificate must carry (empty: any of the CA)' },
-  'max-unconfirmed-reservations': {
+  'max-pending-claims': {
     type: 'string',
     default: '1000',
-    help: 'ClusterIPs and NodePorts reserved by the mutating webhook but not yet confirmed, at most, cluster-wide; beyond it new reservations are refused (0: no bound)',
+    help: 'ClusterIPs and NodePorts claimed by the webhooks whose Service the claim controller has not yet seen holding them, at most, cluster-wide; beyond it new claims are refused (0: no bound)',
   },
-  'max-unconfirmed-reservations-per-namespace': { type: 'string', default: '200', help: 'the same bound per namespace (0: no bound)' },
+  'max-pending-claims-per-namespace': { type: 'string', default: '500', help: 'the same bound per Service namespace (0: no bound)' },
   'claim-grace-period': { type: 'string', default: '10s', help: 'age at which a claim whose Service was never written is freed' },
   'allocators-install-crd': { type: 'string', default: 'true', help: 'create or update the ServiceClaim CRD at start (false: only check it)' },
 } satisfies Record<string, JobFlag>;
@@ -111,9 +111,9 @@ async function register(manager: Manager, values: FlagValues, context: JobContex
         ...certificateHosts(endpoint),
       },
     },
-    reservationLimits: {
-      total: nonNegativeInteger(get('max-unconfirmed-reservations'), 'max-unconfirmed-reservations'),
-      perNamespace: nonNegativeInteger(get('max-unconfirmed-reservations-per-namespace'), 'max-unconfirmed-reservations-per-namespace'),
+    pendingClaimLimits: {
+      total: nonNegativeInteger(get('max-pending-claims'), 'max-pending-claims'),
+      perNamespace: nonNegativeInteger(get('max-pending-claims-per-namespace'), 'max-pending-claims-per-namespace'),
     },
     namespace: context.namespace,
     stallAfterClaim: process.env.SWITCHBOARD_FAULT_INJECTION === 'stall-after-claim',

@@ -17,7 +17,7 @@ import {
   executePlan,
   heldClaims,
   planAllocation,
-  plannedReservations,
+  plannedClaims,
 } from '../../allocators/service/service-allocation.js';
 import type { RandomBelow } from '../../allocators/service/bands.js';
 import {
@@ -33,7 +33,7 @@ import { ApiError, isAlreadyExists, isNotFound, type KubeClient } from '../runti
 import type { Logger } from '../runtime/log.js';
 import type { Service } from '../../api/wire.js';
 import { ApiClaimStore, alreadyAllocated, apiFailureReason, type TakenValues } from './claim-store.js';
-import type { UnconfirmedReservations } from './unconfirmed-reservations.js';
+import type { PendingClaims } from './pending-claims.js';
 
 /** An AdmissionReview request for a Service. */
 export type ServiceAdmissionRequest = AdmissionRequest<Service>;
@@ -43,8 +43,8 @@ export interface AdmissionDeps {
   readonly taken: TakenValues;
   readonly config: AllocationConfig;
   readonly log: Logger;
-  /** Bounds the values reserved and not yet confirmed; none: unbounded. */
-  readonly reservations?: UnconfirmedReservations;
+  /** Bounds the claims not settled yet (see pending-claims.ts); none: unbounded. */
+  readonly pendingClaims?: PendingClaims;
   /** Where dynamic picks start; crypto-random unless a test pins it. */
   readonly random?: RandomBelow;
   /**
@@ -78,7 +78,7 @@ export async function mutateService(request: ServiceAdmissionRequest, deps: Admi
   const dryRun = request.dryRun === true;
 
   const plan = planAllocation(old, service, deps.config);
-  const admission = deps.reservations?.admit(service.metadata?.namespace ?? '', dryRun ? 0 : plannedReservations(plan));
+  const admission = deps.pendingClaims?.admit(service.metadata?.namespace ?? '', dryRun ? 0 : plannedClaims(plan));
   if (admission && 'refusal' in admission) return denyResponse(request.uid, tooManyRequestsStatus(admission.refusal));
   // A create with generateName has no name yet: its claims are reserved for "" until validation names them.
   const store = new ApiClaimStore(deps.client, deps.taken, serviceIdentity(service), request.uid);
@@ -108,16 +108,22 @@ export async function validateService(request: ServiceAdmissionRequest, deps: Ad
   const before = new Set(request.operation === 'UPDATE' ? heldClaims(requestedService(request, 'oldObject') ?? {}).map(claimName) : []);
   const values = heldClaims(service).filter((v) => claimInConfiguredRange(deps.config, v) && !before.has(claimName(v)));
   const unnamedReservation = Boolean(service.metadata?.generateName);
+  // Values no claim is known for are created here (reserved by nobody, or freed on the way): bounded like reservations.
+  const unknown = values.filter((v) => !deps.taken.isKnownTaken(v)).map(claimName);
+  const admission = deps.pendingClaims?.admit(owner.namespace, unknown.length);
+  if (admission && 'refusal' in admission) return denyResponse(request.uid, tooManyRequestsStatus(admission.refusal));
 
   const confirmed: ClaimValue[] = [];
   for (const value of values) {
     const result = await confirmClaim(deps.client, value, owner, unnamedReservation, request.uid);
     if (result !== true) {
       await Promise.all(confirmed.map((v) => deps.client.patch(ServiceClaims, claimName(v), unconfirmPatch(owner), 'json').catch(() => undefined)));
+      admission?.ticket.done([]);
       return denyResponse(request.uid, takenValueStatus(service, value, result, deps.config));
     }
     confirmed.push(value);
   }
+  admission?.ticket.done(unknown);
   return allowResponse(request.uid);
 }
 

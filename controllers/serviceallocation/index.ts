@@ -19,7 +19,7 @@ import type { ClaimTimings } from './claim-reconciler.js';
 import type { TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
 import { repairController } from './repair-controller.js';
-import { UnconfirmedReservations, type ReservationLimits } from './unconfirmed-reservations.js';
+import { PendingClaims, type PendingClaimLimits } from './pending-claims.js';
 import { MUTATE_PATH, VALIDATE_PATH, desiredConfigurations, type WebhookSettings } from './webhook-configurations.js';
 
 export interface ServiceAllocationOptions {
@@ -34,7 +34,7 @@ export interface ServiceAllocationOptions {
     /** Serve only kube-apiserver (its client certificate); none: any caller. */
     readonly clientAuthentication?: ClientAuthentication;
   };
-  readonly reservationLimits: ReservationLimits;
+  readonly pendingClaimLimits: PendingClaimLimits;
   /** Switchboard's own namespace. */
   readonly namespace: string;
   readonly stallAfterClaim?: boolean;
@@ -53,9 +53,9 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
     isKnownTaken: (value) =>
       claims.store.get(claimName(value)) !== undefined || (value.kind === 'ip' && ipAddresses?.store.get(value.ip) !== undefined),
   };
-  const reservations = new UnconfirmedReservations(claims.store, options.reservationLimits);
-  claims.addEventHandler({ onAdd: (c) => reservations.observed(c), onUpdate: (_old, c) => reservations.observed(c), onDelete: (c) => reservations.observed(c) });
-  const deps: AdmissionDeps = { client, taken, reservations, config: options.allocation, log: log.child('webhook'), stallAfterClaim: options.stallAfterClaim };
+  const pendingClaims = new PendingClaims(claims.store, options.pendingClaimLimits);
+  claims.addEventHandler({ onAdd: (c) => pendingClaims.observed(c), onUpdate: (_old, c) => pendingClaims.observed(c), onDelete: (c) => pendingClaims.observed(c) });
+  const deps: AdmissionDeps = { client, taken, pendingClaims, config: options.allocation, log: log.child('webhook'), stallAfterClaim: options.stallAfterClaim };
   const server = registerAdmissionWebhook(manager, {
     name: 'service-allocation',
     bindAddress: options.webhook.bindAddress,

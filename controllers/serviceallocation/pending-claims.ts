@@ -1,0 +1,106 @@
+// A bound on the claims nobody has settled yet. The mutating webhook reserves values (claims with no Service uid),
+// the validating webhook confirms them for a Service uid, and the claim controller marks them Bound once it sees the
+// Service holding them. Until then a claim refuses its value to everyone else, and a claim whose Service never
+// comes is freed only after the grace period (reserved) or kube-apiserver's request bound (confirmed). Whoever can
+// call the webhooks without being the API server (no client authentication, no NetworkPolicy) could so hold the
+// whole NodePort range with forged reviews. Past the bound, per namespace and cluster-wide, new claims are refused,
+// so a flood holds at most the bound, and only for those delays after it stops.
+//
+// Counted: pending claims (not Bound, or reserved again) in the informer's cache, plus claims this replica created
+// that its cache has not shown yet (a burst arrives faster than the watch), plus values requests in progress are
+// claiming. Other replicas' writes count once their watch events arrive.
+import { CLAIM_PHASE_BOUND, type ServiceClaim } from '../../crds/serviceclaim.js';
+import type { Store } from '../runtime/store.js';
+
+export interface PendingClaimLimits {
+  /** Pending claims cluster-wide at most; 0: no bound. */
+  readonly total: number;
+  /** Pending claims per Service namespace at most; 0: no bound. */
+  readonly perNamespace: number;
+}
+
+const PENDING_INDEX = 'pendingByNamespace';
+/** The index key under which every pending claim is filed too (no namespace is named "*"). */
+const ALL_NAMESPACES = '*';
+/** A created claim the cache never shows (deleted before the watch saw it) stops counting after this long. */
+const UNSEEN_EXPIRY_MS = 60_000;
+
+const isPending = (claim: ServiceClaim): boolean => (claim.spec?.service?.uid ?? '') === '' || claim.status?.phase !== CLAIM_PHASE_BOUND;
+
+/** Admission of one request's claims: either why it is refused, or a ticket to hand in when done. */
+export type ClaimAdmission = { readonly refusal: string } | { readonly ticket: ClaimTicket };
+
+export interface ClaimTicket {
+  /** The request is done; `created` are the claims it created (they count until the cache shows them). */
+  done(created: Iterable<string>): void;
+}
+
+export class PendingClaims {
+  /** Claims created here that the cache has not shown yet: name → namespace and when. */
+  private readonly unseen = new Map<string, { namespace: string; at: number }>();
+  /** Values being claimed by requests in progress, per namespace. */
+  private readonly inProgress = new Map<string, number>();
+
+  constructor(
+    private readonly claims: Store<ServiceClaim>,
+    private readonly limits: PendingClaimLimits,
+    private readonly now: () => number = Date.now,
+  ) {
+    claims.addIndexer(PENDING_INDEX, (claim) => (isPending(claim) ? [claim.spec.service.namespace, ALL_NAMESPACES] : []));
+  }
+
+  /** Call with each claim the cache adds, updates or deletes: from then on the cache counts it. */
+  observed(claim: ServiceClaim): void {
+    this.unseen.delete(claim.metadata.name ?? '');
+  }
+
+  /** Before a request claims up to `values` values for a Service in `namespace`. */
+  admit(namespace: string, values: number): ClaimAdmission {
+    if (values === 0) return { ticket: { done: () => undefined } };
+    const refusal = this.refusal(namespace);
+    if (refusal) return { refusal };
+    this.inProgress.set(namespace, (this.inProgress.get(namespace) ?? 0) + values);
+    let open = true;
+    return {
+      ticket: {
+        done: (created) => {
+          if (!open) return;
+          open = false;
+          const left = (this.inProgress.get(namespace) ?? 0) - values;
+          if (left > 0) this.inProgress.set(namespace, left);
+          else this.inProgress.delete(namespace);
+          for (const name of created) if (!this.claims.get(name)) this.unseen.set(name, { namespace, at: this.now() });
+        },
+      },
+    };
+  }
+
+  /** How many pending claims count against `namespace`, or against the cluster without one. */
+  count(namespace?: string): number {
+    this.expireUnseen();
+    const counts = (ns: string) => namespace === undefined || ns === namespace;
+    const cached = this.claims.byIndex(PENDING_INDEX, namespace ?? ALL_NAMESPACES).length;
+    let pending = 0;
+    for (const [ns, n] of this.inProgress) if (counts(ns)) pending += n;
+    for (const entry of this.unseen.values()) if (counts(entry.namespace)) pending++;
+    return cached + pending;
+  }
+
+  private refusal(namespace: string): string | undefined {
+    const { perNamespace, total } = this.limits;
+    const inNamespace = perNamespace > 0 ? this.count(namespace) : 0;
+    if (perNamespace > 0 && inNamespace >= perNamespace) {
+      return `${inNamespace} ClusterIPs/NodePorts claimed for Services of namespace ${JSON.stringify(namespace)} are not settled yet (at most ${perNamespace}): retry in a few seconds`;
+    }
+    const inCluster = total > 0 ? this.count() : 0;
+    if (total > 0 && inCluster >= total) {
+      return `${inCluster} ClusterIPs/NodePorts claimed cluster-wide are not settled yet (at most ${total}): retry in a few seconds`;
+    }
+    return undefined;
+  }
+
+  private expireUnseen(): void {
+    const oldest = this.now() - UNSEEN_EXPIRY_MS;
+    for (const [name, entry] of this.unseen) if (entry.at < oldest) this.unseen.delete(name);
+  }
+}
