@@ -6,12 +6,13 @@ import { API_SERVER_REQUEST_BOUND_MS } from '../../controllers/serviceallocation
 import { rangesOutsideApiServer, resolveServiceIPRanges } from '../../controllers/serviceallocation/api-ranges.js';
 import { ensureServiceClaimCRD } from '../../controllers/serviceallocation/crd.js';
 import { registerServiceAllocation } from '../../controllers/serviceallocation/index.js';
-import { certificateHosts, clientAuthenticationFromFlags } from '../../controllers/runtime/webhook/admission-webhook.js';
+import { certificateHosts } from '../../controllers/runtime/webhook/admission-webhook.js';
 import { DEFAULT_CA_VALIDITY_MS } from '../../controllers/runtime/webhook/certificates.js';
 import type { WebhookEndpoint } from '../../controllers/runtime/webhook/configuration.js';
 import type { Manager } from '../../controllers/runtime/manager.js';
 import { parseBool, parseDuration } from '../flags.js';
 import type { FlagValues, Job, JobContext, JobFlag } from './job.js';
+import { clientAuthenticationFlags, clientAuthenticationOf } from './webhook-client-flags.js';
 
 const flags = {
   'service-cluster-ip-range': {
@@ -29,12 +30,7 @@ const flags = {
   'webhook-timeout': { type: 'string', default: '10s', help: 'timeoutSeconds of the webhooks (1s..30s)' },
   'webhook-cert-secret': { type: 'string', default: 'switchboard-webhook-cert', help: 'Secret (in --namespace) with the CA bundle and serving certificate' },
   'webhook-cert-validity': { type: 'string', default: '720h', help: 'lifetime of a serving certificate; renewed with a third left' },
-  'webhook-client-ca-file': {
-    type: 'string',
-    default: '',
-    help: 'CA bundle (PEM file) of the client certificate kube-apiserver presents to webhooks; callers without one are denied. Empty: any caller is served',
-  },
-  'webhook-client-names': { type: 'string', default: '', help: 'comma-separated common names or DNS SANs the client certificate must carry (empty: any of the CA)' },
+  ...clientAuthenticationFlags('webhook'),
   'max-pending-claims': {
     type: 'string',
     default: '1000',
@@ -103,7 +99,7 @@ async function register(manager: Manager, values: FlagValues, context: JobContex
       endpoint,
       timeoutSeconds: Math.round(timeoutMs / 1000),
       bindAddress: get('webhook-bind-address'),
-      clientAuthentication: clientAuthenticationFromFlags('webhook-client-ca-file', get('webhook-client-ca-file'), 'webhook-client-names', get('webhook-client-names')),
+      clientAuthentication: clientAuthenticationOf(values, 'webhook'),
       certificateSecret: get('webhook-cert-secret'),
       certificates: {
         servingValidityMs: parseDuration(get('webhook-cert-validity'), 'webhook-cert-validity'),

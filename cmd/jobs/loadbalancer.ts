@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Manager } from '../../controllers/runtime/manager.js';
-import { certificateHosts, clientAuthenticationFromFlags, type AdmissionWebhookOptions } from '../../controllers/runtime/webhook/admission-webhook.js';
+import { certificateHosts, type AdmissionWebhookOptions } from '../../controllers/runtime/webhook/admission-webhook.js';
 import { DEFAULT_CA_VALIDITY_MS } from '../../controllers/runtime/webhook/certificates.js';
 import type { WebhookEndpoint } from '../../controllers/runtime/webhook/configuration.js';
 import { LoadBalancerController } from '../../controllers/loadbalancer/controller.js';
@@ -12,6 +12,7 @@ import { registerPoolValidation } from '../../controllers/loadbalancer/webhook.j
 import { DEFAULT_LOAD_BALANCER_CLASS } from '../../allocators/loadbalancer/service-request.js';
 import { parseBool, parseDuration } from '../flags.js';
 import type { FlagValues, Job, JobContext } from './job.js';
+import { clientAuthenticationFlags, clientAuthenticationOf } from './webhook-client-flags.js';
 
 const str = (flags: FlagValues, name: string): string => String(flags[name] ?? '');
 
@@ -59,12 +60,7 @@ function registerPoolWebhook(manager: Manager, flags: FlagValues, context: JobCo
     endpoint,
     failurePolicy: oneOf(str(flags, 'pool-webhook-failure-policy'), ['Ignore', 'Fail'] as const, 'pool-webhook-failure-policy'),
     certificates: poolCertificates(flags, context, endpoint),
-    clientAuthentication: clientAuthenticationFromFlags(
-      'pool-webhook-client-ca-file',
-      str(flags, 'pool-webhook-client-ca-file'),
-      'pool-webhook-client-names',
-      str(flags, 'pool-webhook-client-names'),
-    ),
+    clientAuthentication: clientAuthenticationOf(flags, 'pool-webhook'),
   });
 }
 
@@ -95,12 +91,7 @@ export const loadBalancerJob: Job = {
     'pool-webhook-cert-dir': { type: 'string', default: '', help: 'tls.crt, tls.key (and ca.crt) to serve with; empty: a self-made certificate kept in --pool-webhook-cert-secret' },
     'pool-webhook-cert-secret': { type: 'string', default: 'switchboard-lb-webhook-tls', help: 'Secret (in --namespace) with the CA bundle and serving certificate of the pool webhook' },
     'pool-webhook-cert-validity': { type: 'string', default: '720h', help: 'lifetime of a pool webhook serving certificate; renewed with a third left' },
-    'pool-webhook-client-ca-file': {
-      type: 'string',
-      default: '',
-      help: 'CA bundle (PEM file) of the client certificate kube-apiserver presents to webhooks; callers without one are denied. Empty: any caller is served',
-    },
-    'pool-webhook-client-names': { type: 'string', default: '', help: 'comma-separated common names or DNS SANs the client certificate must carry (empty: any of the CA)' },
+    ...clientAuthenticationFlags('pool-webhook'),
     'pool-webhook-failure-policy': { type: 'string', default: 'Ignore', help: 'Ignore (pool status conditions report errors) or Fail' },
   },
   async register(manager: Manager, flags: FlagValues, context: JobContext): Promise<void> {

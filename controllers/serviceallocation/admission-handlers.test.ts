@@ -207,7 +207,7 @@ describe('the bound on pending claims, through both webhooks', () => {
   it('refuses a flood of reviews past the bound with a 429 and claims nothing for them', async () => {
     const { api, deps } = setup();
     const cache = new Store<ServiceClaim>();
-    const pendingClaims = new PendingClaims(cache, { total: 3, perNamespace: 0 });
+    const pendingClaims = new PendingClaims(cache, () => false, { total: 3, perNamespace: 0 });
     const bounded = { ...deps, pendingClaims };
     const ghost = (i: number) => service(`ghost-${i}`, { type: 'NodePort' });
     // Two forged creates take a ClusterIP and a nodePort each; the third finds 4 claims pending (not yet watched).

@@ -4,6 +4,7 @@
 // - on the leader: the claim controller (bind, release, free leaks) and the Service-side repair (adopt, report
 //   duplicates and out-of-range values).
 import { claimName } from '../../allocators/service/claim-names.js';
+import { claimServiceKey, claimServiceUID } from '../../allocators/service/claim-objects.js';
 import type { AllocationConfig } from '../../allocators/service/service-allocation.js';
 import { IPAddresses, Services, type ResourceType } from '../../api/resources.js';
 import type { KubeObject, Service } from '../../api/wire.js';
@@ -15,7 +16,7 @@ import type { CertificateSettings } from '../runtime/webhook/certificates.js';
 import type { ClientAuthentication } from '../runtime/webhook/server.js';
 import { mutateService, validateService, type AdmissionDeps } from './admission-handlers.js';
 import { claimController, claimIndexers } from './claim-controller.js';
-import type { ClaimTimings } from './claim-reconciler.js';
+import { holdsClaim, type ClaimTimings } from './claim-reconciler.js';
 import type { TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
 import { repairController } from './repair-controller.js';
@@ -53,7 +54,11 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
     isKnownTaken: (value) =>
       claims.store.get(claimName(value)) !== undefined || (value.kind === 'ip' && ipAddresses?.store.get(value.ip) !== undefined),
   };
-  const pendingClaims = new PendingClaims(claims.store, options.pendingClaimLimits);
+  const heldByService = (claim: ServiceClaim) => {
+    const service = services.store.get(claimServiceKey(claim));
+    return claimServiceUID(claim) !== '' && service?.metadata?.uid === claimServiceUID(claim) && holdsClaim(service, claim);
+  };
+  const pendingClaims = new PendingClaims(claims.store, heldByService, options.pendingClaimLimits);
   claims.addEventHandler({ onAdd: (c) => pendingClaims.observed(c), onUpdate: (_old, c) => pendingClaims.observed(c), onDelete: (c) => pendingClaims.observed(c) });
   const deps: AdmissionDeps = { client, taken, pendingClaims, config: options.allocation, log: log.child('webhook'), stallAfterClaim: options.stallAfterClaim };
   const server = registerAdmissionWebhook(manager, {

@@ -9,6 +9,9 @@ const claim = (port: number, namespace: string, uid = ''): ServiceClaim => claim
 /** Settled: the controller saw its Service holding it. */
 const bound = (port: number, namespace: string): ServiceClaim => ({ ...claim(port, namespace, `uid-${port}`), status: { phase: CLAIM_PHASE_BOUND, boundUID: `uid-${port}` } });
 
+/** No Service in the cache holds any claim. */
+const notHeld = (): boolean => false;
+
 function ticketOf(admission: ClaimAdmission): ClaimTicket {
   if ('refusal' in admission) throw new Error(`refused: ${admission.refusal}`);
   return admission.ticket;
@@ -17,7 +20,7 @@ function ticketOf(admission: ClaimAdmission): ClaimTicket {
 describe('the bound on pending claims', () => {
   it('refuses a namespace at its bound and the cluster at the total, counting the cache', () => {
     const store = new Store<ServiceClaim>();
-    const pending = new PendingClaims(store, { total: 5, perNamespace: 3 });
+    const pending = new PendingClaims(store, notHeld, { total: 5, perNamespace: 3 });
     for (const port of [30000, 30001, 30002]) store.upsert(claim(port, 'flood'));
     store.upsert(bound(30003, 'web')); // settled: never counts
     expect(pending.count('flood')).toBe(3);
@@ -28,7 +31,7 @@ describe('the bound on pending claims', () => {
     for (const port of [30004, 30005]) store.upsert(claim(port, 'other'));
     expect(pending.count()).toBe(5);
     expect(pending.admit('web', 1)).toEqual({ refusal: '5 ClusterIPs/NodePorts claimed cluster-wide are not settled yet (at most 5): retry in a few seconds' });
-    // Confirmed (a uid, as a forged validating review can write) still counts; seen held by its Service, it stops.
+    // Confirmed (a uid, as a forged validating review can write) still counts; Bound by the controller, it stops.
     store.upsert(claim(30000, 'flood', 'svc-uid'));
     expect(pending.count('flood')).toBe(3);
     store.upsert(bound(30000, 'flood'));
@@ -36,9 +39,21 @@ describe('the bound on pending claims', () => {
     expect('ticket' in pending.admit('flood', 1)).toBe(true);
   });
 
+  it('stops counting a confirmed claim once the Service cache shows its Service holding it, long before it is Bound', () => {
+    const store = new Store<ServiceClaim>();
+    const held = new Set<string>();
+    const pending = new PendingClaims(store, (c) => held.has(c.metadata.name ?? ''), { total: 0, perNamespace: 2 });
+    store.upsert(claim(30000, 'web', 'uid-a'));
+    store.upsert(claim(30001, 'web', 'uid-b'));
+    expect('refusal' in pending.admit('web', 1)).toBe(true);
+    held.add('nodeport-30000');
+    expect(pending.count('web')).toBe(1);
+    expect('ticket' in pending.admit('web', 1)).toBe(true);
+  });
+
   it('counts a burst before the cache shows it: requests in progress, then claims created but not yet watched', () => {
     const store = new Store<ServiceClaim>();
-    const pending = new PendingClaims(store, { total: 0, perNamespace: 4 });
+    const pending = new PendingClaims(store, notHeld, { total: 0, perNamespace: 4 });
     // Four forged requests arrive at once, each about to reserve one value: the fifth is refused before any write.
     const tickets = [0, 1, 2, 3].map(() => ticketOf(pending.admit('flood', 1)));
     expect('refusal' in pending.admit('flood', 1)).toBe(true);
@@ -61,7 +76,7 @@ describe('the bound on pending claims', () => {
   it('hands back what a request did not create, and forgets created claims the cache never shows', () => {
     let now = 0;
     const store = new Store<ServiceClaim>();
-    const pending = new PendingClaims(store, { total: 2, perNamespace: 0 }, () => now);
+    const pending = new PendingClaims(store, notHeld, { total: 2, perNamespace: 0 }, () => now);
     ticketOf(pending.admit('a', 2)).done([]); // denied, took nothing
     expect(pending.count()).toBe(0);
     ticketOf(pending.admit('a', 2)).done(['nodeport-30000', 'nodeport-30001']);
@@ -74,7 +89,7 @@ describe('the bound on pending claims', () => {
 
   it('needs no room for a request that reserves nothing (dry-run, no new values)', () => {
     const store = new Store<ServiceClaim>();
-    const pending = new PendingClaims(store, { total: 1, perNamespace: 1 });
+    const pending = new PendingClaims(store, notHeld, { total: 1, perNamespace: 1 });
     store.upsert(claim(30000, 'a'));
     expect('ticket' in pending.admit('a', 0)).toBe(true);
     expect('refusal' in pending.admit('a', 1)).toBe(true);

@@ -6,9 +6,11 @@
 // whole NodePort range with forged reviews. Past the bound, per namespace and cluster-wide, new claims are refused,
 // so a flood holds at most the bound, and only for those delays after it stops.
 //
-// Counted: pending claims (not Bound, or reserved again) in the informer's cache, plus claims this replica created
-// that its cache has not shown yet (a burst arrives faster than the watch), plus values requests in progress are
-// claiming. Other replicas' writes count once their watch events arrive.
+// Counted: claims in the informer's cache that are not Bound, or reserved again, and whose Service is not in the
+// Service cache holding the value under the confirmed uid (the controller binds much later than the watch shows the
+// Service under load; a forged confirmation names a Service that does not hold the value); plus claims this replica
+// created that its cache has not shown yet (a burst arrives faster than the watch); plus values requests in
+// progress are claiming. Other replicas' writes count once their watch events arrive.
 import { CLAIM_PHASE_BOUND, type ServiceClaim } from '../../crds/serviceclaim.js';
 import type { Store } from '../runtime/store.js';
 
@@ -19,13 +21,16 @@ export interface PendingClaimLimits {
   readonly perNamespace: number;
 }
 
-const PENDING_INDEX = 'pendingByNamespace';
-/** The index key under which every pending claim is filed too (no namespace is named "*"). */
+const UNBOUND_INDEX = 'unboundByNamespace';
+/** The one key of the index: every unbound claim, of whatever namespace. */
 const ALL_NAMESPACES = '*';
 /** A created claim the cache never shows (deleted before the watch saw it) stops counting after this long. */
 const UNSEEN_EXPIRY_MS = 60_000;
 
-const isPending = (claim: ServiceClaim): boolean => (claim.spec?.service?.uid ?? '') === '' || claim.status?.phase !== CLAIM_PHASE_BOUND;
+const unbound = (claim: ServiceClaim): boolean => (claim.spec?.service?.uid ?? '') === '' || claim.status?.phase !== CLAIM_PHASE_BOUND;
+
+/** Whether a Service in the cache holds the claim's value under the uid the claim was confirmed for. */
+export type HeldByService = (claim: ServiceClaim) => boolean;
 
 /** Admission of one request's claims: either why it is refused, or a ticket to hand in when done. */
 export type ClaimAdmission = { readonly refusal: string } | { readonly ticket: ClaimTicket };
@@ -43,10 +48,11 @@ export class PendingClaims {
 
   constructor(
     private readonly claims: Store<ServiceClaim>,
+    private readonly heldByService: HeldByService,
     private readonly limits: PendingClaimLimits,
     private readonly now: () => number = Date.now,
   ) {
-    claims.addIndexer(PENDING_INDEX, (claim) => (isPending(claim) ? [claim.spec.service.namespace, ALL_NAMESPACES] : []));
+    claims.addIndexer(UNBOUND_INDEX, (claim) => (unbound(claim) ? [ALL_NAMESPACES] : []));
   }
 
   /** Call with each claim the cache adds, updates or deletes: from then on the cache counts it. */
@@ -77,22 +83,32 @@ export class PendingClaims {
 
   /** How many pending claims count against `namespace`, or against the cluster without one. */
   count(namespace?: string): number {
+    const { inNamespace, inCluster } = this.counts(namespace ?? '');
+    return namespace === undefined ? inCluster : inNamespace;
+  }
+
+  /** Pending claims for `namespace` and in all, in one pass over the unbound ones. */
+  private counts(namespace: string): { inNamespace: number; inCluster: number } {
     this.expireUnseen();
-    const counts = (ns: string) => namespace === undefined || ns === namespace;
-    const cached = this.claims.byIndex(PENDING_INDEX, namespace ?? ALL_NAMESPACES).length;
-    let pending = 0;
-    for (const [ns, n] of this.inProgress) if (counts(ns)) pending += n;
-    for (const entry of this.unseen.values()) if (counts(entry.namespace)) pending++;
-    return cached + pending;
+    let inNamespace = 0;
+    let inCluster = 0;
+    const add = (ns: string, n: number) => {
+      inCluster += n;
+      if (ns === namespace) inNamespace += n;
+    };
+    for (const claim of this.claims.byIndex(UNBOUND_INDEX, ALL_NAMESPACES)) if (!this.heldByService(claim)) add(claim.spec.service.namespace, 1);
+    for (const [ns, n] of this.inProgress) add(ns, n);
+    for (const entry of this.unseen.values()) add(entry.namespace, 1);
+    return { inNamespace, inCluster };
   }
 
   private refusal(namespace: string): string | undefined {
     const { perNamespace, total } = this.limits;
-    const inNamespace = perNamespace > 0 ? this.count(namespace) : 0;
+    if (perNamespace === 0 && total === 0) return undefined;
+    const { inNamespace, inCluster } = this.counts(namespace);
     if (perNamespace > 0 && inNamespace >= perNamespace) {
       return `${inNamespace} ClusterIPs/NodePorts claimed for Services of namespace ${JSON.stringify(namespace)} are not settled yet (at most ${perNamespace}): retry in a few seconds`;
     }
-    const inCluster = total > 0 ? this.count() : 0;
     if (total > 0 && inCluster >= total) {
       return `${inCluster} ClusterIPs/NodePorts claimed cluster-wide are not settled yet (at most ${total}): retry in a few seconds`;
     }

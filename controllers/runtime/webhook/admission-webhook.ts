@@ -4,7 +4,6 @@
 //
 // Each step of the loop publishes before it renews: the configurations trust the Secret's whole bundle before
 // the certificate manager may sign a serving certificate with its newest CA (see certificates.ts).
-import { readFileSync } from 'node:fs';
 import { aborted } from '../abort.js';
 import { Backoff, sleep } from '../backoff.js';
 import type { Manager } from '../manager.js';
@@ -30,26 +29,6 @@ export interface AdmissionWebhookOptions {
   readonly configurations: ConfigurationsFor;
   /** Serve only callers with such a client certificate (kube-apiserver); none: anyone who can connect. */
   readonly clientAuthentication?: ClientAuthentication;
-}
-
-/**
- * The client authentication a pair of flags asks for: the CA file (empty: off) and comma-separated names.
- * Read once at start: a CA rotated on disk takes a restart (a rollout) to be trusted.
- */
-export function clientAuthenticationFromFlags(caFileFlag: string, caFile: string, namesFlag: string, names: string): ClientAuthentication | undefined {
-  const allowedNames = names.split(',').map((n) => n.trim()).filter(Boolean);
-  if (!caFile) {
-    if (allowedNames.length > 0) throw new Error(`--${namesFlag} needs --${caFileFlag}`);
-    return undefined;
-  }
-  let caPem: string;
-  try {
-    caPem = readFileSync(caFile, 'utf8');
-  } catch (err) {
-    throw new Error(`--${caFileFlag}: ${(err as Error).message}`);
-  }
-  if (!caPem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--${caFileFlag}: ${caFile} holds no PEM certificate`);
-  return { caPem, allowedNames };
 }
 
 /** The names the API server verifies a serving certificate against when it calls `endpoint` (none: loopback). */
