@@ -207,7 +207,7 @@ describe('the bound on pending claims, through both webhooks', () => {
   it('refuses a flood of reviews past the bound with a 429 and claims nothing for them', async () => {
     const { api, deps } = setup();
     const cache = new Store<ServiceClaim>();
-    const pendingClaims = new PendingClaims(cache, () => false, { total: 3, perNamespace: 0 });
+    const pendingClaims = new PendingClaims({ claims: cache, heldByService: () => false }, { total: 3, perNamespace: 0 });
     const bounded = { ...deps, pendingClaims };
     const ghost = (i: number) => service(`ghost-${i}`, { type: 'NodePort' });
     // Two forged creates take a ClusterIP and a nodePort each; the third finds 4 claims pending (not yet watched).
@@ -220,12 +220,13 @@ describe('the bound on pending claims, through both webhooks', () => {
     expect((await validateService(request('r3', unreserved), bounded)).response.status?.code).toBe(429);
     expect(api.claims.size).toBe(4);
     // The watch delivers them (counted once), then the controller binds them: room again.
-    for (const claim of api.claims.values()) {
+    const see = (claim: ServiceClaim) => {
       cache.upsert(claim);
-      pendingClaims.observed(claim);
-    }
+      pendingClaims.update(claim);
+    };
+    for (const claim of api.claims.values()) see(claim);
     expect(pendingClaims.count()).toBe(4);
-    for (const claim of api.claims.values()) cache.upsert({ ...claim, spec: { ...claim.spec, service: { ...claim.spec.service, uid: 'u' } }, status: { phase: CLAIM_PHASE_BOUND } });
+    for (const claim of api.claims.values()) see({ ...claim, spec: { ...claim.spec, service: { ...claim.spec.service, uid: 'u' } }, status: { phase: CLAIM_PHASE_BOUND } });
     expect((await mutateService(request('r4', ghost(4)), bounded)).response.allowed).toBe(true);
   });
 });

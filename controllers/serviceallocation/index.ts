@@ -9,13 +9,13 @@ import type { AllocationConfig } from '../../allocators/service/service-allocati
 import { IPAddresses, Services, type ResourceType } from '../../api/resources.js';
 import type { KubeObject, Service } from '../../api/wire.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
-import { isNotFound, type KubeClient } from '../runtime/client.js';
+import { isNotFound, objectKey, type KubeClient } from '../runtime/client.js';
 import type { Manager } from '../runtime/manager.js';
 import { registerAdmissionWebhook } from '../runtime/webhook/admission-webhook.js';
 import type { CertificateSettings } from '../runtime/webhook/certificates.js';
 import type { ClientAuthentication } from '../runtime/webhook/server.js';
 import { mutateService, validateService, type AdmissionDeps } from './admission-handlers.js';
-import { claimController, claimIndexers } from './claim-controller.js';
+import { CLAIMS_BY_SERVICE, claimController, claimIndexers } from './claim-controller.js';
 import { holdsClaim, type ClaimTimings } from './claim-reconciler.js';
 import type { TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
@@ -58,8 +58,12 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
     const service = services.store.get(claimServiceKey(claim));
     return claimServiceUID(claim) !== '' && service?.metadata?.uid === claimServiceUID(claim) && holdsClaim(service, claim);
   };
-  const pendingClaims = new PendingClaims(claims.store, heldByService, options.pendingClaimLimits);
-  claims.addEventHandler({ onAdd: (c) => pendingClaims.observed(c), onUpdate: (_old, c) => pendingClaims.observed(c), onDelete: (c) => pendingClaims.observed(c) });
+  const pendingClaims = new PendingClaims({ claims: claims.store, heldByService }, options.pendingClaimLimits);
+  claims.addEventHandler({ onAdd: (c) => pendingClaims.update(c), onUpdate: (_old, c) => pendingClaims.update(c), onDelete: (c) => pendingClaims.remove(c) });
+  const updateClaimsOf = (service: Service) => {
+    for (const claim of claims.store.byIndex(CLAIMS_BY_SERVICE, objectKey(service))) pendingClaims.update(claim);
+  };
+  services.addEventHandler({ onAdd: updateClaimsOf, onUpdate: (_old, service) => updateClaimsOf(service), onDelete: updateClaimsOf });
   const deps: AdmissionDeps = { client, taken, pendingClaims, config: options.allocation, log: log.child('webhook'), stallAfterClaim: options.stallAfterClaim };
   const server = registerAdmissionWebhook(manager, {
     name: 'service-allocation',

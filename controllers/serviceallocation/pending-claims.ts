@@ -6,11 +6,11 @@
 // whole NodePort range with forged reviews. Past the bound, per namespace and cluster-wide, new claims are refused,
 // so a flood holds at most the bound, and only for those delays after it stops.
 //
-// Counted: claims in the informer's cache that are not Bound, or reserved again, and whose Service is not in the
-// Service cache holding the value under the confirmed uid (the controller binds much later than the watch shows the
-// Service under load; a forged confirmation names a Service that does not hold the value); plus claims this replica
-// created that its cache has not shown yet (a burst arrives faster than the watch); plus values requests in
-// progress are claiming. Other replicas' writes count once their watch events arrive.
+// Counted: claims in the informer's cache that are not Bound (or reserved again) and whose Service is not in the
+// Service cache holding the value under the confirmed uid (decided again on every change of either; under load the
+// controller binds much later than the watch shows the Service, and a forged confirmation names a Service that does
+// not hold the value); plus claims this replica created that its cache has not shown yet (a burst arrives faster
+// than the watch); plus values requests in progress are claiming. Other replicas' writes count once watched.
 import { CLAIM_PHASE_BOUND, type ServiceClaim } from '../../crds/serviceclaim.js';
 import type { Store } from '../runtime/store.js';
 
@@ -21,16 +21,17 @@ export interface PendingClaimLimits {
   readonly perNamespace: number;
 }
 
-const UNBOUND_INDEX = 'unboundByNamespace';
-/** The one key of the index: every unbound claim, of whatever namespace. */
-const ALL_NAMESPACES = '*';
 /** A created claim the cache never shows (deleted before the watch saw it) stops counting after this long. */
 const UNSEEN_EXPIRY_MS = 60_000;
 
 const unbound = (claim: ServiceClaim): boolean => (claim.spec?.service?.uid ?? '') === '' || claim.status?.phase !== CLAIM_PHASE_BOUND;
 
-/** Whether a Service in the cache holds the claim's value under the uid the claim was confirmed for. */
-export type HeldByService = (claim: ServiceClaim) => boolean;
+export interface PendingClaimSources {
+  /** The claims cache. */
+  readonly claims: Pick<Store<ServiceClaim>, 'get'>;
+  /** Whether a Service in the cache holds the claim's value under the uid the claim was confirmed for. */
+  readonly heldByService: (claim: ServiceClaim) => boolean;
+}
 
 /** Admission of one request's claims: either why it is refused, or a ticket to hand in when done. */
 export type ClaimAdmission = { readonly refusal: string } | { readonly ticket: ClaimTicket };
@@ -41,23 +42,32 @@ export interface ClaimTicket {
 }
 
 export class PendingClaims {
+  /** Cached claims that count: name → the namespace of their Service. */
+  private readonly cached = new Map<string, string>();
   /** Claims created here that the cache has not shown yet: name → namespace and when. */
   private readonly unseen = new Map<string, { namespace: string; at: number }>();
   /** Values being claimed by requests in progress, per namespace. */
   private readonly inProgress = new Map<string, number>();
 
   constructor(
-    private readonly claims: Store<ServiceClaim>,
-    private readonly heldByService: HeldByService,
+    private readonly sources: PendingClaimSources,
     private readonly limits: PendingClaimLimits,
     private readonly now: () => number = Date.now,
-  ) {
-    claims.addIndexer(UNBOUND_INDEX, (claim) => (unbound(claim) ? [ALL_NAMESPACES] : []));
+  ) {}
+
+  /** A claim the cache added or changed, or whose Service changed in the Service cache: counts or not, from now on. */
+  update(claim: ServiceClaim): void {
+    const name = claim.metadata.name ?? '';
+    this.unseen.delete(name);
+    if (unbound(claim) && !this.sources.heldByService(claim)) this.cached.set(name, claim.spec.service.namespace);
+    else this.cached.delete(name);
   }
 
-  /** Call with each claim the cache adds, updates or deletes: from then on the cache counts it. */
-  observed(claim: ServiceClaim): void {
-    this.unseen.delete(claim.metadata.name ?? '');
+  /** A claim the cache deleted. */
+  remove(claim: ServiceClaim): void {
+    const name = claim.metadata.name ?? '';
+    this.unseen.delete(name);
+    this.cached.delete(name);
   }
 
   /** Before a request claims up to `values` values for a Service in `namespace`. */
@@ -75,7 +85,7 @@ export class PendingClaims {
           const left = (this.inProgress.get(namespace) ?? 0) - values;
           if (left > 0) this.inProgress.set(namespace, left);
           else this.inProgress.delete(namespace);
-          for (const name of created) if (!this.claims.get(name)) this.unseen.set(name, { namespace, at: this.now() });
+          for (const name of created) if (!this.sources.claims.get(name)) this.unseen.set(name, { namespace, at: this.now() });
         },
       },
     };
@@ -87,7 +97,7 @@ export class PendingClaims {
     return namespace === undefined ? inCluster : inNamespace;
   }
 
-  /** Pending claims for `namespace` and in all, in one pass over the unbound ones. */
+  /** Pending claims for `namespace` and in all. */
   private counts(namespace: string): { inNamespace: number; inCluster: number } {
     this.expireUnseen();
     let inNamespace = 0;
@@ -96,7 +106,7 @@ export class PendingClaims {
       inCluster += n;
       if (ns === namespace) inNamespace += n;
     };
-    for (const claim of this.claims.byIndex(UNBOUND_INDEX, ALL_NAMESPACES)) if (!this.heldByService(claim)) add(claim.spec.service.namespace, 1);
+    for (const ns of this.cached.values()) add(ns, 1);
     for (const [ns, n] of this.inProgress) add(ns, n);
     for (const entry of this.unseen.values()) add(entry.namespace, 1);
     return { inNamespace, inCluster };
