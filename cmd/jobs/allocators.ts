@@ -34,7 +34,7 @@ const flags = {
   'max-pending-claims': {
     type: 'string',
     default: '1000',
-    help: 'ClusterIPs and NodePorts claimed by the webhooks whose Service the claim controller has not yet seen holding them, at most, cluster-wide; beyond it new claims are refused (0: no bound)',
+    help: 'ClusterIPs and NodePorts claimed by the webhooks whose Service is not yet seen holding them, at most, cluster-wide; beyond it new claims are refused (0: no bound)',
   },
   'max-pending-claims-per-namespace': { type: 'string', default: '500', help: 'the same bound per Service namespace (0: no bound)' },
   'claim-grace-period': { type: 'string', default: '10s', help: 'age at which a claim whose Service was never written is freed' },
