@@ -40,6 +40,8 @@ interface Forged {
 interface ForgedAnswer {
   readonly status: number;
   readonly review?: AdmissionReviewResponse;
+  /** The connection failed (status -1). */
+  readonly error?: string;
 }
 
 /** The AdmissionReview kube-apiserver would send for a create of `object`, of kind `kind` in `group`. */
@@ -53,7 +55,7 @@ const forgedService = (i: number): Service => ({
   spec: { type: 'NodePort', clusterIP: `10.96.1.${i % 250}`, clusterIPs: [`10.96.1.${i % 250}`], ports: TARGET_PORTS.map((nodePort, p) => ({ name: `p${p}`, port: 80 + p, nodePort })) },
 });
 
-/** POSTs `body` over TLS without verifying the server (an attacker would not), presenting `client` if given. */
+/** POSTs the forged review over TLS with `agent`: no server verification (an attacker would not), its certificate if any. */
 function post(agent: Agent, target: Forged): Promise<ForgedAnswer> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port: target.port, path: target.path, method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
@@ -161,7 +163,7 @@ describe('forged admission reviews against authenticated webhooks', () => {
     // of NodePort Services (dynamic ports) and 15 of ClusterIP Services.
     const flood = bounded(FORGED_REVIEWS, 16, async (i) => {
       const caller = callers[i % callers.length];
-      return { caller, answer: await post(caller.agent, target(i)).catch((err: unknown) => ({ status: -1, error: String(err) }) as ForgedAnswer) };
+      return { caller, answer: await post(caller.agent, target(i)).catch((err: unknown): ForgedAnswer => ({ status: -1, error: String(err) })) };
     });
     const kubectlCreates = Promise.all(
       TARGET_PORTS.map((port, i) => cp.kubectl(['create', 'service', 'nodeport', `target-${i}`, '-n', 'legit', '--tcp=80:80', `--node-port=${port}`])),
