@@ -257,6 +257,21 @@ export function unknownErrorStatus(message: string): Status {
   return failureStatus(500, 'Unknown', message);
 }
 
+/** errors.NewUnauthorized: HTTP 401, reason Unauthorized (the caller could not be authenticated). */
+export function unauthorizedStatus(message: string): Status {
+  return failureStatus(401, 'Unauthorized', message);
+}
+
+/** HTTP 403, reason Forbidden: the caller is known but not allowed. */
+export function forbiddenStatus(message: string): Status {
+  return failureStatus(403, 'Forbidden', message);
+}
+
+/** errors.NewTooManyRequests without a retry hint: HTTP 429, reason TooManyRequests. */
+export function tooManyRequestsStatus(message: string): Status {
+  return failureStatus(429, 'TooManyRequests', message);
+}
+
 /** A Failure Status; members are written in Go's JSON order. */
 function failureStatus(code: number, reason: string | undefined, message: string, details?: StatusDetails): Status {
   return {

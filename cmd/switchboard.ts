@@ -7,7 +7,7 @@ import { KubeClient } from '../controllers/runtime/client.js';
 import { createLogger, type LogLevel } from '../controllers/runtime/log.js';
 import { Manager, shutdownSignal } from '../controllers/runtime/manager.js';
 import { Namespaces } from '../api/resources.js';
-import { LocalControlPlane } from './up/controlplane/controlplane.js';
+import { LocalControlPlane, WEBHOOK_CLIENT_NAME } from './up/controlplane/controlplane.js';
 import { freePort } from './up/controlplane/processes.js';
 import { DEMO_NAMESPACE, formatRows, runDemo, type DemoRow } from './up/demo.js';
 import { speakerDemo } from './up/demo-speaker.js';
@@ -145,6 +145,9 @@ async function up(args: string[]): Promise<number> {
         // The API server calls the allocation webhook on loopback; it must run for every Service write.
         'webhook-url': `https://127.0.0.1:${webhookPort}`,
         'webhook-bind-address': `127.0.0.1:${webhookPort}`,
+        // Only the API server may call it: it presents the client certificate the control plane made for it.
+        'webhook-client-ca-file': info.webhookClientCAFile,
+        'webhook-client-names': WEBHOOK_CLIENT_NAME,
       },
       stop.signal,
     );

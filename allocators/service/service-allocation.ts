@@ -511,6 +511,13 @@ export type AllocationOutcome =
 /** Dry-run nodePort picks start just above this, outside the default range (upstream's dummy values). */
 const DRY_RUN_NODE_PORT_FLOOR = 32768;
 
+/** How many values executing `plan` may claim (create or reserve again); 0 when it claims nothing. */
+export function plannedClaims(plan: AllocationPlan): number {
+  if (plan.rejection || plan.laterValidationErrors.length > 0) return 0;
+  const nodePorts = plan.nodePorts.filter((step) => step.kind === 'claim' || step.kind === 'pick').length;
+  return plan.clusterIPs.length + nodePorts + (plan.healthCheckNodePort ? 1 : 0);
+}
+
 export async function executePlan(
   plan: AllocationPlan,
   config: AllocationConfig,

@@ -12,6 +12,7 @@ import type { WebhookEndpoint } from '../../controllers/runtime/webhook/configur
 import type { Manager } from '../../controllers/runtime/manager.js';
 import { parseBool, parseDuration } from '../flags.js';
 import type { FlagValues, Job, JobContext, JobFlag } from './job.js';
+import { clientAuthenticationFlags, clientAuthenticationOf } from './webhook-client-flags.js';
 
 const flags = {
   'service-cluster-ip-range': {
@@ -29,6 +30,13 @@ const flags = {
   'webhook-timeout': { type: 'string', default: '10s', help: 'timeoutSeconds of the webhooks (1s..30s)' },
   'webhook-cert-secret': { type: 'string', default: 'switchboard-webhook-cert', help: 'Secret (in --namespace) with the CA bundle and serving certificate' },
   'webhook-cert-validity': { type: 'string', default: '720h', help: 'lifetime of a serving certificate; renewed with a third left' },
+  ...clientAuthenticationFlags('webhook'),
+  'max-pending-claims': {
+    type: 'string',
+    default: '1000',
+    help: 'ClusterIPs and NodePorts claimed by the webhooks whose Service is not yet seen holding them, at most, cluster-wide; beyond it new claims are refused (0: no bound)',
+  },
+  'max-pending-claims-per-namespace': { type: 'string', default: '500', help: 'the same bound per Service namespace (0: no bound)' },
   'claim-grace-period': { type: 'string', default: '10s', help: 'age at which a claim whose Service was never written is freed' },
   'allocators-install-crd': { type: 'string', default: 'true', help: 'create or update the ServiceClaim CRD at start (false: only check it)' },
 } satisfies Record<string, JobFlag>;
@@ -47,6 +55,12 @@ function endpointOf(get: (name: FlagName) => string, context: JobContext): Webho
   const port = Number(get('webhook-service-port'));
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--webhook-service-port: not a port: "${get('webhook-service-port')}"`);
   return { service: { namespace: get('webhook-service-namespace') || context.namespace, name: service, port } };
+}
+
+function nonNegativeInteger(text: string, flag: FlagName): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw new Error(`--${flag}: expected a whole number, got "${text}"`);
+  return value;
 }
 
 async function register(manager: Manager, values: FlagValues, context: JobContext): Promise<void> {
@@ -85,12 +99,17 @@ async function register(manager: Manager, values: FlagValues, context: JobContex
       endpoint,
       timeoutSeconds: Math.round(timeoutMs / 1000),
       bindAddress: get('webhook-bind-address'),
+      clientAuthentication: clientAuthenticationOf(values, 'webhook'),
       certificateSecret: get('webhook-cert-secret'),
       certificates: {
         servingValidityMs: parseDuration(get('webhook-cert-validity'), 'webhook-cert-validity'),
         caValidityMs: DEFAULT_CA_VALIDITY_MS,
         ...certificateHosts(endpoint),
       },
+    },
+    pendingClaimLimits: {
+      total: nonNegativeInteger(get('max-pending-claims'), 'max-pending-claims'),
+      perNamespace: nonNegativeInteger(get('max-pending-claims-per-namespace'), 'max-pending-claims-per-namespace'),
     },
     namespace: context.namespace,
     stallAfterClaim: process.env.SWITCHBOARD_FAULT_INJECTION === 'stall-after-claim',

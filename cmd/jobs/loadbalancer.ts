@@ -12,6 +12,7 @@ import { registerPoolValidation } from '../../controllers/loadbalancer/webhook.j
 import { DEFAULT_LOAD_BALANCER_CLASS } from '../../allocators/loadbalancer/service-request.js';
 import { parseBool, parseDuration } from '../flags.js';
 import type { FlagValues, Job, JobContext } from './job.js';
+import { clientAuthenticationFlags, clientAuthenticationOf } from './webhook-client-flags.js';
 
 const str = (flags: FlagValues, name: string): string => String(flags[name] ?? '');
 
@@ -59,6 +60,7 @@ function registerPoolWebhook(manager: Manager, flags: FlagValues, context: JobCo
     endpoint,
     failurePolicy: oneOf(str(flags, 'pool-webhook-failure-policy'), ['Ignore', 'Fail'] as const, 'pool-webhook-failure-policy'),
     certificates: poolCertificates(flags, context, endpoint),
+    clientAuthentication: clientAuthenticationOf(flags, 'pool-webhook'),
   });
 }
 
@@ -89,6 +91,7 @@ export const loadBalancerJob: Job = {
     'pool-webhook-cert-dir': { type: 'string', default: '', help: 'tls.crt, tls.key (and ca.crt) to serve with; empty: a self-made certificate kept in --pool-webhook-cert-secret' },
     'pool-webhook-cert-secret': { type: 'string', default: 'switchboard-lb-webhook-tls', help: 'Secret (in --namespace) with the CA bundle and serving certificate of the pool webhook' },
     'pool-webhook-cert-validity': { type: 'string', default: '720h', help: 'lifetime of a pool webhook serving certificate; renewed with a third left' },
+    ...clientAuthenticationFlags('pool-webhook'),
     'pool-webhook-failure-policy': { type: 'string', default: 'Ignore', help: 'Ignore (pool status conditions report errors) or Fail' },
   },
   async register(manager: Manager, flags: FlagValues, context: JobContext): Promise<void> {

@@ -8,7 +8,7 @@ import { createLogger } from '../runtime/log.js';
 import { Manager } from '../runtime/manager.js';
 import { Events, Namespaces, Services, type ResourceType } from '../../api/resources.js';
 import type { KubeEvent, Service } from '../../api/wire.js';
-import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
+import { LocalControlPlane, WEBHOOK_CLIENT_NAME } from '../../cmd/up/controlplane/controlplane.js';
 import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { eventually, randomSuffix } from '../../e2e/jest/cluster.js';
 import { IPAddressPools, type IPAddressPool, type IPAddressPoolSpec } from '../../crds/ipaddresspool.js';
@@ -44,6 +44,8 @@ describe('LoadBalancer allocation on a real API server', () => {
     if (poolWebhook) {
       flags['pool-webhook-bind-address'] = `127.0.0.1:${webhookPort}`;
       flags['pool-webhook-url'] = `https://127.0.0.1:${webhookPort}`;
+      flags['pool-webhook-client-ca-file'] = cp.info.webhookClientCAFile;
+      flags['pool-webhook-client-names'] = WEBHOOK_CLIENT_NAME;
     }
     await loadBalancerJob.register(manager, flags, { namespace: SYSTEM_NS });
     const stop = new AbortController();

@@ -62,6 +62,7 @@ export interface PoolValidationOptions {
   readonly endpoint: WebhookEndpoint | undefined;
   readonly failurePolicy: 'Ignore' | 'Fail';
   readonly certificates: AdmissionWebhookOptions['certificates'];
+  readonly clientAuthentication?: AdmissionWebhookOptions['clientAuthentication'];
 }
 
 /** What the configuration depends on. */
@@ -110,6 +111,7 @@ export function registerPoolValidation(manager: Manager, options: PoolValidation
     name: 'pool-validation',
     bindAddress: options.bindAddress,
     certificates: options.certificates,
+    clientAuthentication: options.clientAuthentication,
     configurations: (caBundle) => poolValidationConfigurations(options, caBundle),
   });
   const logDenial = (request: AdmissionRequest, response: AdmissionReviewResponse): AdmissionReviewResponse => {

@@ -4,12 +4,14 @@ import { type ClaimValue, claimName } from '../../allocators/service/claim-names
 import { serviceIPRange } from '../../allocators/service/ip-range.js';
 import { nodePortRange } from '../../allocators/service/port-range.js';
 import type { AllocationConfig } from '../../allocators/service/service-allocation.js';
-import type { ServiceClaim } from '../../crds/serviceclaim.js';
+import { CLAIM_PHASE_BOUND, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { ApiError, type KubeClient } from '../runtime/client.js';
 import { silentLogger } from '../runtime/log.js';
 import type { ResourceType } from '../../api/resources.js';
 import type { Service } from '../../api/wire.js';
+import { Store } from '../runtime/store.js';
 import { type ServiceAdmissionRequest, mutateService, validateService } from './admission-handlers.js';
+import { PendingClaims } from './pending-claims.js';
 
 /** ServiceClaims in memory with the API server's semantics for what the handlers use; Services only to read. */
 class ClaimsApi {
@@ -304,5 +306,33 @@ describe('a value freed by a delete or a type change', () => {
     const winner = answers[0] ? 'api' : 'db';
     expect(env.api.owner('nodeport-30050')).toEqual({ namespace: 'default', name: winner, uid: '' });
     expect(env.takeovers).toEqual([`nodeport-30050 → ${winner}: holder-deleted`]);
+  });
+});
+
+describe('the bound on pending claims, through both webhooks', () => {
+  it('refuses a flood of reviews past the bound with a 429 and claims nothing for them', async () => {
+    const { api, deps } = setup();
+    const cache = new Store<ServiceClaim>();
+    const pendingClaims = new PendingClaims({ claims: cache, heldByService: () => false }, { total: 3, perNamespace: 0 });
+    const bounded = { ...deps, pendingClaims };
+    const ghost = (i: number) => service(`ghost-${i}`, { type: 'NodePort' });
+    // Two forged creates take a ClusterIP and a nodePort each; the third finds 4 claims pending (not yet watched).
+    for (const i of [0, 1]) expect((await mutateService(request(`r${i}`, ghost(i)), bounded)).response.allowed).toBe(true);
+    const refused = await mutateService(request('r2', ghost(2)), bounded);
+    expect(refused.response).toMatchObject({ allowed: false, status: { code: 429, reason: 'TooManyRequests' } });
+    expect(refused.response.status?.message).toBe('4 ClusterIPs/NodePorts claimed cluster-wide are not settled yet (at most 3): retry in a few seconds');
+    // A forged validating review for values nobody reserved would create confirmed claims: refused alike.
+    const unreserved = service('ghost-3', { type: 'NodePort', clusterIP: '10.96.0.9', clusterIPs: ['10.96.0.9'], ports: [{ port: 80, nodePort: 30090 }] }, 'forged-uid');
+    expect((await validateService(request('r3', unreserved), bounded)).response.status?.code).toBe(429);
+    expect(api.claims.size).toBe(4);
+    // The watch delivers them (counted once), then the controller binds them: room again.
+    const see = (claim: ServiceClaim) => {
+      cache.upsert(claim);
+      pendingClaims.update(claim);
+    };
+    for (const claim of api.claims.values()) see(claim);
+    expect(pendingClaims.count()).toBe(4);
+    for (const claim of api.claims.values()) see({ ...claim, spec: { ...claim.spec, service: { ...claim.spec.service, uid: 'u' } }, status: { phase: CLAIM_PHASE_BOUND } });
+    expect((await mutateService(request('r4', ghost(4)), bounded)).response.allowed).toBe(true);
   });
 });

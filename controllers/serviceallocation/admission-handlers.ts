@@ -21,7 +21,14 @@ import {
   takeOverPatch,
   unconfirmPatch,
 } from '../../allocators/service/claim-objects.js';
-import { type AllocationConfig, claimInConfiguredRange, executePlan, heldClaims, planAllocation } from '../../allocators/service/service-allocation.js';
+import {
+  type AllocationConfig,
+  claimInConfiguredRange,
+  executePlan,
+  heldClaims,
+  planAllocation,
+  plannedClaims,
+} from '../../allocators/service/service-allocation.js';
 import type { RandomBelow } from '../../allocators/service/bands.js';
 import {
   type Status,
@@ -29,6 +36,7 @@ import {
   healthCheckNodePortStatus,
   internalErrorStatus,
   nodePortAllocationStatus,
+  tooManyRequestsStatus,
 } from '../../api/status.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { isAlreadyExists, type KubeClient } from '../runtime/client.js';
@@ -36,6 +44,7 @@ import type { Logger } from '../runtime/log.js';
 import type { Service } from '../../api/wire.js';
 import { ApiClaimStore, alreadyAllocated, apiFailureReason, decideTakeoverLive, lostRace, type TakenValues, type TakeoverReporter } from './claim-store.js';
 import type { TakeoverDecision, TakeoverReason } from './claim-takeover.js';
+import type { PendingClaims } from './pending-claims.js';
 
 /** An AdmissionReview request for a Service. */
 export type ServiceAdmissionRequest = AdmissionRequest<Service>;
@@ -46,6 +55,8 @@ export interface AdmissionDeps {
   readonly config: AllocationConfig;
   readonly log: Logger;
   readonly reportTakeover: TakeoverReporter;
+  /** Bounds the claims not settled yet (see pending-claims.ts); none: unbounded. */
+  readonly pendingClaims?: PendingClaims;
   /** Where dynamic picks start; crypto-random unless a test pins it. */
   readonly random?: RandomBelow;
   /**
@@ -79,12 +90,16 @@ export async function mutateService(request: ServiceAdmissionRequest, deps: Admi
   const dryRun = request.dryRun === true;
 
   const plan = planAllocation(old, service, deps.config);
+  const admission = deps.pendingClaims?.admit(service.metadata?.namespace ?? '', dryRun ? 0 : plannedClaims(plan));
+  if (admission && 'refusal' in admission) return denyResponse(request.uid, tooManyRequestsStatus(admission.refusal));
   // A create with generateName has no name yet: its claims are reserved for "" until validation names them.
   const store = new ApiClaimStore(deps.client, deps.taken, serviceIdentity(service), request.uid, deps.reportTakeover);
-  const outcome = await executePlan(plan, deps.config, store, { dryRun, random: deps.random }).catch(async (err: unknown) => {
-    await store.releaseCreated();
-    throw err;
-  });
+  const outcome = await executePlan(plan, deps.config, store, { dryRun, random: deps.random })
+    .catch(async (err: unknown) => {
+      await store.releaseCreated();
+      throw err;
+    })
+    .finally(() => admission?.ticket.done(store.createdClaims.keys()));
   if (outcome.outcome === 'denied') {
     await store.releaseCreated().catch((err: unknown) => deps.log.warn('could not release claims of a denied request', { error: String(err) }));
     return denyResponse(request.uid, outcome.status);
@@ -105,16 +120,22 @@ export async function validateService(request: ServiceAdmissionRequest, deps: Ad
   const before = new Set(request.operation === 'UPDATE' ? heldClaims(requestedService(request, 'oldObject') ?? {}).map(claimName) : []);
   const values = heldClaims(service).filter((v) => claimInConfiguredRange(deps.config, v) && !before.has(claimName(v)));
   const unnamedReservation = Boolean(service.metadata?.generateName);
+  // Values no claim is known for are created here (reserved by nobody, or freed on the way): bounded like reservations.
+  const unknown = values.filter((v) => !deps.taken.isKnownTaken(v)).map(claimName);
+  const admission = deps.pendingClaims?.admit(owner.namespace, unknown.length);
+  if (admission && 'refusal' in admission) return denyResponse(request.uid, tooManyRequestsStatus(admission.refusal));
 
   const confirmed: ClaimValue[] = [];
   for (const value of values) {
     const result = await confirmClaim(deps, value, owner, unnamedReservation, request.uid);
     if (result !== true) {
       await Promise.all(confirmed.map((v) => deps.client.patch(ServiceClaims, claimName(v), unconfirmPatch(owner), 'json').catch(() => undefined)));
+      admission?.ticket.done([]);
       return denyResponse(request.uid, takenValueStatus(service, value, result, deps.config));
     }
     confirmed.push(value);
   }
+  admission?.ticket.done(unknown);
   return allowResponse(request.uid);
 }
 

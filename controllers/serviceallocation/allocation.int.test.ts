@@ -7,7 +7,7 @@ import { serviceIPRange, rangeContainsIP } from '../../allocators/service/ip-ran
 import { nodePortRange } from '../../allocators/service/port-range.js';
 import { kubectlErrorOutput, internalErrorStatus, webhookDenialStatus } from '../../api/status.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
-import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
+import { LocalControlPlane, WEBHOOK_CLIENT_NAME } from '../../cmd/up/controlplane/controlplane.js';
 import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { eventually } from '../../e2e/jest/cluster.js';
 import { audit as auditIn, bounded, claimsSettle as claimsSettleIn } from '../../e2e/jest/service-allocation-audit.js';
@@ -93,6 +93,8 @@ async function startReplica(cp: LocalControlPlane, balancer: Balancer, id: strin
         '--load-balancer-install-crds=false',
         `--webhook-url=https://127.0.0.1:${balancer.port}`,
         `--webhook-bind-address=127.0.0.1:${port}`,
+        `--webhook-client-ca-file=${cp.info.webhookClientCAFile}`,
+        `--webhook-client-names=${WEBHOOK_CLIENT_NAME}`,
         `--claim-grace-period=${GRACE_MS}ms`,
         ...extra,
       ],

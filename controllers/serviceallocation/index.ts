@@ -4,20 +4,23 @@
 // - on the leader: the claim controller (bind, release, free leaks) and the Service-side repair (adopt, report
 //   duplicates and out-of-range values).
 import { claimName } from '../../allocators/service/claim-names.js';
+import { claimServiceKey, claimServiceUID } from '../../allocators/service/claim-objects.js';
 import type { AllocationConfig } from '../../allocators/service/service-allocation.js';
 import { IPAddresses, Services, type ResourceType } from '../../api/resources.js';
 import type { KubeObject, Service } from '../../api/wire.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
-import { isNotFound, type KubeClient } from '../runtime/client.js';
+import { isNotFound, objectKey, type KubeClient } from '../runtime/client.js';
 import type { Manager } from '../runtime/manager.js';
 import { registerAdmissionWebhook } from '../runtime/webhook/admission-webhook.js';
 import type { CertificateSettings } from '../runtime/webhook/certificates.js';
+import type { ClientAuthentication } from '../runtime/webhook/server.js';
 import { mutateService, validateService, type AdmissionDeps } from './admission-handlers.js';
-import { claimController, claimIndexers } from './claim-controller.js';
-import type { ClaimTimings } from './claim-reconciler.js';
+import { CLAIMS_BY_SERVICE, claimController, claimIndexers } from './claim-controller.js';
+import { holdsClaim, type ClaimTimings } from './claim-reconciler.js';
 import { takeoverReporter, type TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
 import { repairController } from './repair-controller.js';
+import { PendingClaims, type PendingClaimLimits } from './pending-claims.js';
 import { MUTATE_PATH, VALIDATE_PATH, desiredConfigurations, type WebhookSettings } from './webhook-configurations.js';
 
 export interface ServiceAllocationOptions {
@@ -29,7 +32,10 @@ export interface ServiceAllocationOptions {
     /** Secret (in `namespace`) holding the CA bundle and the serving certificate. */
     readonly certificateSecret: string;
     readonly certificates: CertificateSettings;
+    /** Serve only kube-apiserver (its client certificate); none: any caller. */
+    readonly clientAuthentication?: ClientAuthentication;
   };
+  readonly pendingClaimLimits: PendingClaimLimits;
   /** Switchboard's own namespace. */
   readonly namespace: string;
   readonly stallAfterClaim?: boolean;
@@ -48,10 +54,21 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
     isKnownTaken: (value) =>
       claims.store.get(claimName(value)) !== undefined || (value.kind === 'ip' && ipAddresses?.store.get(value.ip) !== undefined),
   };
+  const heldByService = (claim: ServiceClaim) => {
+    const service = services.store.get(claimServiceKey(claim));
+    return claimServiceUID(claim) !== '' && service?.metadata?.uid === claimServiceUID(claim) && holdsClaim(service, claim);
+  };
+  const pendingClaims = new PendingClaims({ claims: claims.store, heldByService }, options.pendingClaimLimits);
+  claims.addEventHandler({ onAdd: (c) => pendingClaims.update(c), onUpdate: (_old, c) => pendingClaims.update(c), onDelete: (c) => pendingClaims.remove(c) });
+  const updateClaimsOf = (service: Service) => {
+    for (const claim of claims.store.byIndex(CLAIMS_BY_SERVICE, objectKey(service))) pendingClaims.update(claim);
+  };
+  services.addEventHandler({ onAdd: updateClaimsOf, onUpdate: (_old, service) => updateClaimsOf(service), onDelete: updateClaimsOf });
   const webhookLog = log.child('webhook');
   const deps: AdmissionDeps = {
     client,
     taken,
+    pendingClaims,
     config: options.allocation,
     log: webhookLog,
     reportTakeover: takeoverReporter(webhookLog),
@@ -60,6 +77,7 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
   const server = registerAdmissionWebhook(manager, {
     name: 'service-allocation',
     bindAddress: options.webhook.bindAddress,
+    clientAuthentication: options.webhook.clientAuthentication,
     certificates: { secret: { namespace: options.namespace, name: options.webhook.certificateSecret }, settings: options.webhook.certificates },
     configurations: (caBundle) => desiredConfigurations(options.webhook, caBundle),
   });

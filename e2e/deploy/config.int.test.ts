@@ -178,6 +178,24 @@ describe('config/default on a control plane of its own', () => {
     const metrics = find(rendered.objects, 'Service', 'switchboard-controller-metrics');
     expect((metrics.spec as { ports: { targetPort: string }[] }).ports.map((p) => portOf(p.targetPort))).toEqual([Number(flagValue(args, 'metrics-bind-address')?.split(':').pop())]);
 
+    // The NetworkPolicy: it selects the controller's pods and admits the webhook ports the args bind from address
+    // blocks only (outside the pod network), never from pods or namespaces; every other port of the pod stays open.
+    const policy = find(rendered.objects, 'NetworkPolicy', 'switchboard-webhook');
+    const policySpec = policy.spec as { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: { ports: { port: string }[]; from?: Record<string, unknown>[] }[] };
+    expect(deployment.spec.template.metadata.labels).toMatchObject(policySpec.podSelector.matchLabels);
+    expect(policySpec.policyTypes).toEqual(['Ingress']);
+    const webhookPorts = [Number(flagValue(args, 'webhook-bind-address')?.split(':').pop()), Number(flagValue(args, 'pool-webhook-bind-address')?.split(':').pop())];
+    const rulesFor = (containerPort: number) => policySpec.ingress.filter((r) => r.ports.some((p) => portOf(p.port) === containerPort));
+    for (const port of webhookPorts) {
+      const rules = rulesFor(port);
+      expect({ port, rules: rules.length }).toEqual({ port, rules: 1 });
+      expect({ port, peers: rules[0].from?.map((peer) => Object.keys(peer)) }).toEqual({ port, peers: [['ipBlock'], ['ipBlock']] });
+    }
+    for (const { containerPort } of controller.ports ?? []) {
+      if (webhookPorts.includes(containerPort)) continue;
+      expect({ containerPort, from: rulesFor(containerPort).map((r) => r.from) }).toEqual({ containerPort, from: [undefined] });
+    }
+
     // The speaker: hostNetwork, NET_RAW and nothing else, on control-plane nodes too.
     const speaker = container(daemonSet);
     expect(daemonSet.spec.template.spec).toMatchObject({ hostNetwork: true, serviceAccountName: SA.speaker });
@@ -185,8 +203,11 @@ describe('config/default on a control plane of its own', () => {
     expect(daemonSet.spec.template.spec.tolerations).toEqual(expect.arrayContaining([expect.objectContaining({ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' })]));
   });
 
-  it('passes only flags the executable knows', async () => {
-    for (const owner of [deployment, daemonSet]) {
+  it('passes only flags the executable knows, with client authentication (the kind suite\'s deployment) too', async () => {
+    const withClientAuthentication = await renderKustomization((args, input) => cp.kubectl(args, input), 'e2e/kind/deploy');
+    const authenticated = find<PodTemplateOwner>(withClientAuthentication.objects, 'Deployment', 'switchboard-controller');
+    expect(flagValue(container(authenticated).args ?? [], 'webhook-client-ca-file')).toBe(flagValue(container(authenticated).args ?? [], 'pool-webhook-client-ca-file'));
+    for (const owner of [deployment, daemonSet, authenticated]) {
       const c = container(owner);
       const help = spawnSwitchboard(`${owner.kind} --help`, [...expandArgs(c.args ?? [], downwardValues(c, 'p')), '--help']);
       await new Promise((resolve) => help.child.once('exit', resolve));

@@ -14,13 +14,20 @@ const read = (relative: string): string => readFileSync(repoPath(relative), 'utf
 interface KindNode {
   role: string;
   image?: string;
+  extraMounts?: { hostPath: string; containerPath: string; readOnly?: boolean }[];
 }
 
 interface KindCluster {
   kind: string;
   apiVersion: string;
   kubeadmConfigPatches?: string[];
+  networking?: { podSubnet?: string };
   nodes: KindNode[];
+}
+
+interface ApiServerPatch {
+  extraArgs?: Record<string, string>;
+  extraVolumes?: { hostPath: string; mountPath: string }[];
 }
 
 const minorOf = (version: string): number => Number(/^v1\.(\d+)\./.exec(version)?.[1]);
@@ -40,6 +47,7 @@ describe('e2e/kind/kind-config.yaml', () => {
 
   it('runs kube-controller-manager without the controllers Switchboard replaces, keeping kubeadm\'s defaults', () => {
     const patches = (config.kubeadmConfigPatches ?? []).map((p) => load(p) as { apiVersion?: string; kind: string; controllerManager?: { extraArgs?: Record<string, string> } });
+    expect(patches.length).toBeGreaterThan(0);
     const cluster = patches.filter((p) => p.kind === 'ClusterConfiguration');
     expect(cluster).toHaveLength(1);
     // kind generates v1beta3 (extraArgs as a map) for Kubernetes 1.23 to 1.35, v1beta4 (a list) from 1.36.
@@ -50,6 +58,41 @@ describe('e2e/kind/kind-config.yaml', () => {
   });
 });
 
+describe('the API server\'s client certificate on kind', () => {
+  const config = load(read('e2e/kind/kind-config.yaml')) as KindCluster;
+  const cluster = (config.kubeadmConfigPatches ?? []).map((p) => load(p) as { kind: string; apiServer?: ApiServerPatch }).find((p) => p.kind === 'ClusterConfiguration');
+
+  it('mounts e2e/kind/apiserver where the API server reads its admission configuration, which names the kubeconfig there', () => {
+    const mount = config.nodes.find((n) => n.role === 'control-plane')?.extraMounts?.find((m) => m.hostPath === 'e2e/kind/apiserver');
+    expect(mount).toMatchObject({ readOnly: true });
+    const inNode = mount!.containerPath;
+    expect(cluster?.apiServer?.extraVolumes).toEqual(expect.arrayContaining([expect.objectContaining({ hostPath: inNode, mountPath: inNode })]));
+    const configFile = cluster?.apiServer?.extraArgs?.['admission-control-config-file'] ?? '';
+    expect(configFile.startsWith(`${inNode}/`)).toBe(true);
+    const admission = load(read(`e2e/kind/apiserver/${configFile.slice(inNode.length + 1)}`)) as { plugins: { name: string; configuration: { kubeConfigFile: string } }[] };
+    expect(admission.plugins.map((p) => p.name).sort()).toEqual(['MutatingAdmissionWebhook', 'ValidatingAdmissionWebhook']);
+    for (const plugin of admission.plugins) expect(existsSync(repoPath(`e2e/kind/apiserver/${plugin.configuration.kubeConfigFile.slice(inNode.length + 1)}`))).toBe(true);
+  });
+
+  it('presents kubeadm\'s apiserver-kubelet-client certificate to both webhook ports of the webhook Service, as the component expects', () => {
+    const kubeconfig = load(read('e2e/kind/apiserver/webhook-client.kubeconfig')) as { users: { name: string; user: { 'client-certificate': string } }[] };
+    const [service] = readYamlFile('config/webhook/service.yaml');
+    const host = `${service.metadata.name}.${service.metadata.namespace}.svc`;
+    const ports = (service.spec as { ports: { port: number }[] }).ports.map((p) => p.port);
+    expect(kubeconfig.users.map((u) => u.name).sort()).toEqual(ports.map((p) => (p === 443 ? host : `${host}:${p}`)).sort());
+    expect(new Set(kubeconfig.users.map((u) => u.user['client-certificate']))).toEqual(new Set(['/etc/kubernetes/pki/apiserver-kubelet-client.crt']));
+    const component = read('config/components/webhook-client-auth/kustomization.yaml');
+    expect(component).toContain('--webhook-client-names=kube-apiserver-kubelet-client');
+    expect(component).toContain('--pool-webhook-client-names=kube-apiserver-kubelet-client');
+  });
+
+  it('pins the pod subnet the webhook NetworkPolicy keeps off the webhook ports', () => {
+    const [policy] = readYamlFile('config/webhook/networkpolicy.yaml');
+    const excepted = (policy.spec as { ingress: { from?: { ipBlock: { except?: string[] } }[] }[] }).ingress.flatMap((r) => (r.from ?? []).flatMap((f) => f.ipBlock.except ?? []));
+    expect(excepted).toContain(config.networking?.podSubnet);
+  });
+});
+
 describe('e2e/kind/run.sh', () => {
   const script = read('e2e/kind/run.sh');
 
@@ -57,12 +100,16 @@ describe('e2e/kind/run.sh', () => {
     expect(() => execFileSync('bash', ['-n', repoPath('e2e/kind/run.sh')], { stdio: 'pipe' })).not.toThrow();
   });
 
-  it('uses the kind config, builds the image config/default names, deploys config/default and runs the built runner', () => {
+  it('uses the kind config, builds the image config/default names, deploys config/default with client authentication and runs the built runner', () => {
     expect(script).toContain('--config e2e/kind/kind-config.yaml');
     expect(script).toMatch(/IMAGE="\$\("\$KUBECTL" kustomize config\/default/);
     expect(script).toContain('docker build --tag "$IMAGE"');
     expect(script).toContain('"$KIND" load docker-image "$IMAGE"');
-    expect(script).toContain('k apply -k config/default');
+    expect(script).toContain('k apply -k e2e/kind/deploy');
+    expect(load(read('e2e/kind/deploy/kustomization.yaml'))).toMatchObject({
+      resources: ['../../../config/default'],
+      components: ['../../../config/components/webhook-client-auth'],
+    });
     expect(script).toContain('node dist-test/e2e/kind/run-scenarios.js');
     expect(existsSync(repoPath('e2e/kind/run-scenarios.ts'))).toBe(true);
     // `npm run build:test` (tsconfig.test-build.json) compiles the runner, and run.sh runs it first.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The end-to-end suite on kind: builds the image, creates a kind cluster whose kube-controller-manager runs without the
-# three endpoint controllers (kind-config.yaml), loads the image into it, deploys config/default, waits for the
-# rollout, then runs the scenarios the local suite runs too (e2e/scenarios, through e2e/kind/run-scenarios.ts) and
-# checks that no Switchboard pod logged a refused request.
+# three endpoint controllers and whose kube-apiserver presents a client certificate to webhooks (kind-config.yaml),
+# loads the image into it, deploys config/default with the webhooks verifying that certificate (e2e/kind/deploy),
+# waits for the rollout, then runs the scenarios the local suite runs too (e2e/scenarios, through
+# e2e/kind/run-scenarios.ts) and checks that no Switchboard pod logged a refused request.
 #
 # Needs a Docker engine, kind (v0.30 or later: the node image is v0.30.0's), kubectl, Node.js 20+ and the npm
 # dependencies (`make deps`). Environment:
@@ -68,8 +69,14 @@ diagnose() {
   k -n "$SYSTEM_NS" logs -l app.kubernetes.io/part-of=switchboard --all-containers --prefix --tail=200 || true
 }
 
-say "deploying config/default"
-k apply -k config/default
+# The API server presents its client certificate (kind-config.yaml): check the flag arrived, then deploy config/default
+# with the controller verifying it (e2e/kind/deploy).
+apiserver="$(k -n kube-system get pod -l component=kube-apiserver -o jsonpath='{.items[0].spec.containers[0].command}')"
+[[ "$apiserver" == *"--admission-control-config-file=/etc/kubernetes/switchboard/admission-config.yaml"* ]] ||
+  fail "kube-apiserver runs without Switchboard's admission configuration: $apiserver"
+
+say "deploying config/default with webhook client authentication"
+k apply -k e2e/kind/deploy
 k -n "$SYSTEM_NS" rollout status deployment/switchboard-controller --timeout=180s || { diagnose; fail "the controller did not roll out"; }
 k -n "$SYSTEM_NS" rollout status daemonset/switchboard-speaker --timeout=180s || { diagnose; fail "the speaker did not roll out"; }
 # The leader registers the allocation webhooks once its server answers (the operator owns those configurations).

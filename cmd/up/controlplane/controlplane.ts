@@ -30,8 +30,13 @@ export interface ControlPlaneOptions {
   log?: (line: string) => void;
 }
 
+/** The common name of the client certificate kube-apiserver presents to admission webhooks. */
+export const WEBHOOK_CLIENT_NAME = 'kube-apiserver-webhook-client';
+
 export interface ControlPlaneInfo {
   kubeconfig: string;
+  /** The CA that signed the client certificate kube-apiserver presents to webhooks (named WEBHOOK_CLIENT_NAME). */
+  webhookClientCAFile: string;
   server: string;
   dir: string;
   serviceClusterIPRange: string;
@@ -67,6 +72,7 @@ export class LocalControlPlane {
   get info(): ControlPlaneInfo {
     return {
       kubeconfig: this.kubeconfig,
+      webhookClientCAFile: join(this.dir, 'ca.crt'),
       server: this.server,
       dir: this.dir,
       serviceClusterIPRange: this.serviceClusterIPRange,
@@ -118,6 +124,8 @@ export class LocalControlPlane {
     const admin = await issueCertificate(this.ca, { commonName: 'switchboard-admin', organizations: ['system:masters'], usage: 'client' });
     // system:masters: without --use-service-account-credentials every controller acts as this one user.
     const kcm = await issueCertificate(this.ca, { commonName: 'system:kube-controller-manager', organizations: ['system:masters'], usage: 'client' });
+    // Presented to every admission webhook, so that Switchboard's can tell the API server from forged callers.
+    const webhookClient = await issueCertificate(this.ca, { commonName: WEBHOOK_CLIENT_NAME, usage: 'client' });
     const sa = await generateSigningKeyPair();
     const files: Record<string, string> = {
       'ca.crt': this.ca.certPem,
@@ -131,6 +139,8 @@ export class LocalControlPlane {
     };
     for (const [name, content] of Object.entries(files)) await writeFile(join(this.dir, name), content, { mode: 0o600 });
     await writeFile(this.kubeconfig, kubeconfigFor('switchboard-admin', this.ca.certPem, admin, this.server), { mode: 0o600 });
+    await writeFile(join(this.dir, 'webhook-client.kubeconfig'), webhookClientKubeconfig(webhookClient), { mode: 0o600 });
+    await writeFile(join(this.dir, 'admission-config.json'), admissionConfiguration(join(this.dir, 'webhook-client.kubeconfig')));
     this.kcmCredentials = kcm;
     this.adminCredentials = admin;
   }
@@ -171,6 +181,7 @@ export class LocalControlPlane {
       `--service-node-port-range=${this.serviceNodePortRange}`,
       '--authorization-mode=RBAC',
       '--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
+      `--admission-control-config-file=${join(d, 'admission-config.json')}`,
       // Without kubelets no one mints the default ServiceAccount token volume; tests make pods directly.
       '--disable-admission-plugins=ServiceAccount',
       // The `kubernetes` Endpoints would list 127.0.0.1, which Endpoints validation rejects.
@@ -303,6 +314,29 @@ function kubeconfigFor(user: string, caPem: string, creds: KeyPairPem, server: s
       users: [{ name: user, user: { 'client-certificate-data': b64(creds.certPem), 'client-key-data': b64(creds.keyPem) } }],
       contexts: [{ name: 'local', context: { cluster: 'local', user } }],
       'current-context': 'local',
+    },
+    null,
+    2,
+  );
+}
+
+/**
+ * The credentials kube-apiserver presents to admission webhooks: user "*" matches every webhook host (they are all
+ * on loopback here, on ports chosen at run time).
+ */
+function webhookClientKubeconfig(creds: KeyPairPem): string {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  return JSON.stringify({ apiVersion: 'v1', kind: 'Config', users: [{ name: '*', user: { 'client-certificate-data': b64(creds.certPem), 'client-key-data': b64(creds.keyPem) } }] }, null, 2);
+}
+
+/** The AdmissionConfiguration pointing both webhook admission plugins at `kubeconfigPath`. */
+function admissionConfiguration(kubeconfigPath: string): string {
+  const webhook = { apiVersion: 'apiserver.config.k8s.io/v1', kind: 'WebhookAdmissionConfiguration', kubeConfigFile: kubeconfigPath };
+  return JSON.stringify(
+    {
+      apiVersion: 'apiserver.config.k8s.io/v1',
+      kind: 'AdmissionConfiguration',
+      plugins: ['ValidatingAdmissionWebhook', 'MutatingAdmissionWebhook'].map((name) => ({ name, configuration: webhook })),
     },
     null,
     2,

@@ -12,7 +12,7 @@ import { Secrets } from '../../../api/resources.js';
 import { CertificateManager, certificateSetOf, type Secret, type SecretRef } from './certificate-manager.js';
 import type { CertificateSettings } from './certificates.js';
 import { applyWebhookConfigurations, type ConfigurationsFor, type WebhookEndpoint } from './configuration.js';
-import { WebhookServer, type ServingCertificate } from './server.js';
+import { WebhookServer, type ClientAuthentication, type ServingCertificate } from './server.js';
 
 /** A certificate made elsewhere (files): served as it is, never renewed. */
 export interface ProvidedCertificate extends ServingCertificate {
@@ -27,6 +27,8 @@ export interface AdmissionWebhookOptions {
   readonly bindAddress: string;
   readonly certificates: { readonly secret: SecretRef; readonly settings: CertificateSettings } | { readonly provided: ProvidedCertificate };
   readonly configurations: ConfigurationsFor;
+  /** Serve only callers with such a client certificate (kube-apiserver); none: anyone who can connect. */
+  readonly clientAuthentication?: ClientAuthentication;
 }
 
 /** The names the API server verifies a serving certificate against when it calls `endpoint` (none: loopback). */
@@ -46,7 +48,8 @@ const RESYNC_MS = 5 * 60_000;
 /** Registers the webhook's runnables; the caller adds its paths to the returned server before the manager starts. */
 export function registerAdmissionWebhook(manager: Manager, options: AdmissionWebhookOptions): WebhookServer {
   const log = manager.log.child(`${options.name}-webhook`);
-  const server = new WebhookServer(log);
+  const server = new WebhookServer(log, options.clientAuthentication);
+  if (!options.clientAuthentication) log.warn('admission webhook serves any caller: give it a client CA to serve only kube-apiserver');
   manager.health.addReadyCheck(`${options.name}-webhook`, () => server.serving);
   const source = 'provided' in options.certificates ? providedSource(options.certificates.provided) : managedSource(manager, options.certificates, log);
 

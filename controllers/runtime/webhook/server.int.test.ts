@@ -97,3 +97,55 @@ describe('the webhook server', () => {
     kept.destroy();
   });
 });
+
+describe('the webhook server with client authentication', () => {
+  let port = 0;
+  let caPem = '';
+  let server: WebhookServer;
+  const clients: Record<'apiServer' | 'otherName' | 'foreign', KeyPairPem> = {} as Record<'apiServer' | 'otherName' | 'foreign', KeyPairPem>;
+  const serving: KeyPairPem[] = [];
+
+  /** The answer's HTTP status, and the denial's code if it denied. */
+  function call(client: KeyPairPem | undefined): Promise<{ status: number; allowed?: boolean; code?: number }> {
+    return new Promise((resolve, reject) => {
+      // A new agent per call: no connection or TLS session of an earlier caller is reused.
+      const agent = new Agent({ ca: caPem, ...(client ? { cert: client.certPem, key: client.keyPem } : {}) });
+      const req = request({ host: '127.0.0.1', port, path: '/echo', method: 'POST', agent }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => {
+          const review = JSON.parse(text) as { response: { allowed: boolean; status?: { code: number } } };
+          resolve({ status: res.statusCode ?? 0, allowed: review.response.allowed, code: review.response.status?.code });
+        });
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', object: {} } }));
+    });
+  }
+
+  beforeAll(async () => {
+    const ca = await createCertificateAuthority('test-cluster-ca', 1);
+    const foreignCA = await createCertificateAuthority('forger-ca', 1);
+    caPem = ca.certPem;
+    clients.apiServer = await issueCertificate(ca, { commonName: 'kube-apiserver-webhook-client', usage: 'client', validDays: 1 });
+    clients.otherName = await issueCertificate(ca, { commonName: 'system:node:worker', usage: 'client', validDays: 1 });
+    clients.foreign = await issueCertificate(foreignCA, { commonName: 'kube-apiserver-webhook-client', usage: 'client', validDays: 1 });
+    for (let i = 0; i < 2; i++) serving.push(await issueCertificate(ca, { commonName: '127.0.0.1', ipAddresses: ['127.0.0.1'], usage: 'server', validDays: 1 }));
+    server = new WebhookServer(silentLogger, { caPem, allowedNames: ['kube-apiserver-webhook-client'] });
+    server.handle('/echo', (r) => allowResponse(r.uid));
+    server.setCertificate(serving[0]);
+    port = await server.listen('127.0.0.1:0');
+  });
+
+  afterAll(() => server.close());
+
+  it('serves the API server\'s certificate only, before and after a swap of its own certificate', async () => {
+    for (const round of [0, 1]) {
+      if (round === 1) server.setCertificate(serving[1]);
+      expect({ round, answer: await call(clients.apiServer) }).toEqual({ round, answer: { status: 200, allowed: true } });
+      expect({ round, answer: await call(undefined) }).toEqual({ round, answer: { status: 200, allowed: false, code: 401 } });
+      expect({ round, answer: await call(clients.foreign) }).toEqual({ round, answer: { status: 200, allowed: false, code: 401 } });
+      expect({ round, answer: await call(clients.otherName) }).toEqual({ round, answer: { status: 200, allowed: false, code: 403 } });
+    }
+  });
+});

@@ -68,6 +68,7 @@ describe('the webhook stack rotating its certificates under load', () => {
     await registerServiceAllocation(manager, {
       allocation: { ipRanges: [serviceIPRange(cp.info.serviceClusterIPRange)], nodePortRange: nodePortRange(cp.info.serviceNodePortRange) },
       timings: { graceMs: 10_000, commitWindowMs: API_SERVER_REQUEST_BOUND_MS + 6_000 },
+      pendingClaimLimits: { total: 0, perNamespace: 0 },
       webhook: {
         configurationName: 'switchboard-service-allocation',
         endpoint: { url: `https://127.0.0.1:${ports.allocation}` },
