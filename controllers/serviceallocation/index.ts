@@ -5,7 +5,7 @@
 //   duplicates and out-of-range values).
 import { claimName } from '../../allocators/service/claim-names.js';
 import { claimServiceKey, claimServiceUID } from '../../allocators/service/claim-objects.js';
-import type { AllocationConfig } from '../../allocators/service/service-allocation.js';
+import { heldClaims, type AllocationConfig } from '../../allocators/service/service-allocation.js';
 import { IPAddresses, Services, type ResourceType } from '../../api/resources.js';
 import type { KubeObject, Service } from '../../api/wire.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
@@ -61,6 +61,7 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
   const pendingClaims = new PendingClaims({ claims: claims.store, heldByService }, options.pendingClaimLimits);
   claims.addEventHandler({ onAdd: (c) => pendingClaims.update(c), onUpdate: (_old, c) => pendingClaims.update(c), onDelete: (c) => pendingClaims.remove(c) });
   const updateClaimsOf = (service: Service) => {
+    pendingClaims.serviceStored(service.metadata?.uid ?? '', heldClaims(service).map(claimName));
     for (const claim of claims.store.byIndex(CLAIMS_BY_SERVICE, objectKey(service))) pendingClaims.update(claim);
   };
   services.addEventHandler({ onAdd: updateClaimsOf, onUpdate: (_old, service) => updateClaimsOf(service), onDelete: updateClaimsOf });

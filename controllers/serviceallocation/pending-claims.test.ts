@@ -59,6 +59,42 @@ describe('the bound on pending claims', () => {
     expect('ticket' in pending.admit('web', 1)).toBe(true);
   });
 
+  it('keeps a claim settled once its Service was seen holding it, though the Service is deleted; a new holder settles anew', () => {
+    const { held, pending, see } = setup({ total: 0, perNamespace: 1 });
+    const confirmed = claim(30000, 'web', 'uid-a');
+    held.add('nodeport-30000');
+    see(confirmed);
+    expect(pending.count('web')).toBe(0);
+    held.delete('nodeport-30000');
+    pending.update(confirmed); // the Service's delete event: the controller frees the claim later
+    expect(pending.count('web')).toBe(0);
+    // Taken over for another Service (or confirmed by a forged review) that no cached Service holds: counts.
+    see(claim(30000, 'web', 'uid-b'));
+    expect(pending.count('web')).toBe(1);
+    expect('refusal' in pending.admit('web', 1)).toBe(true);
+  });
+
+  it('settles a confirmation that arrives after its Service was created and deleted, not one naming values the Service never held', () => {
+    let now = 0;
+    const { pending, see } = setup({ total: 0, perNamespace: 0 }, () => now);
+    // The Service's add and delete events came first; the claim still showed a reservation then.
+    see(claim(30000, 'web'));
+    pending.serviceStored('uid-a', ['nodeport-30000']);
+    expect(pending.count('web')).toBe(1);
+    see(claim(30000, 'web', 'uid-a'));
+    expect(pending.count('web')).toBe(0);
+    // A forged confirmation naming the same Service's uid for a value it never held.
+    see(claim(30001, 'web', 'uid-a'));
+    expect(pending.count('web')).toBe(1);
+    // What stored Services held is forgotten after a while.
+    now = 10 * 60_000;
+    pending.serviceStored('uid-c', []);
+    see(claim(30002, 'web'));
+    pending.remove(claim(30000, 'web', 'uid-a'));
+    see(claim(30000, 'web', 'uid-a'));
+    expect(pending.count('web')).toBe(3);
+  });
+
   it('counts a burst before the cache shows it: requests in progress, then claims created but not yet watched', () => {
     const { pending, see } = setup({ total: 0, perNamespace: 4 });
     // Four forged requests arrive at once, each about to reserve one value: the fifth is refused before any write.

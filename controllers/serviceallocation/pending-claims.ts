@@ -11,6 +11,10 @@
 // controller binds much later than the watch shows the Service, and a forged confirmation names a Service that does
 // not hold the value); plus claims this replica created that its cache has not shown yet (a burst arrives faster
 // than the watch); plus values requests in progress are claiming. Other replicas' writes count once watched.
+// A claim once seen held by its Service stays settled when that Service goes away: a real workload that deletes
+// Services as fast as it creates them leaves such claims for the controller to free, and they must not use up the
+// bound (a forged confirmation never gets that far: no stored Service holds its value). The Service's events and
+// the claim's confirmation arrive in either order, so what stored Services held is remembered for a while.
 import { CLAIM_PHASE_BOUND, type ServiceClaim } from '../../crds/serviceclaim.js';
 import type { Store } from '../runtime/store.js';
 
@@ -23,6 +27,8 @@ export interface PendingClaimLimits {
 
 /** A created claim the cache never shows (deleted before the watch saw it) stops counting after this long. */
 const UNSEEN_EXPIRY_MS = 60_000;
+/** How long a stored Service's values are remembered for a claim confirmation that arrives after its events. */
+const STORED_HOLDER_MEMORY_MS = 120_000;
 
 const unbound = (claim: ServiceClaim): boolean => (claim.spec?.service?.uid ?? '') === '' || claim.status?.phase !== CLAIM_PHASE_BOUND;
 
@@ -48,6 +54,10 @@ export class PendingClaims {
   private readonly unseen = new Map<string, { namespace: string; at: number }>();
   /** Values being claimed by requests in progress, per namespace. */
   private readonly inProgress = new Map<string, number>();
+  /** Cached claims seen held by their Service: name → the Service uid they were held under. */
+  private readonly settled = new Map<string, string>();
+  /** Claim names stored Services held, recently: `name uid` → when seen (insertion order is age order). */
+  private readonly storedHolders = new Map<string, number>();
 
   constructor(
     private readonly sources: PendingClaimSources,
@@ -58,9 +68,28 @@ export class PendingClaims {
   /** A claim the cache added or changed, or whose Service changed in the Service cache: counts or not, from now on. */
   update(claim: ServiceClaim): void {
     const name = claim.metadata.name ?? '';
+    const uid = claim.spec.service.uid ?? '';
     this.unseen.delete(name);
-    if (unbound(claim) && !this.sources.heldByService(claim)) this.cached.set(name, claim.spec.service.namespace);
+    if (this.settled.get(name) !== uid) this.settled.delete(name); // taken over or reserved again: settles anew
+    if (uid !== '' && (this.sources.heldByService(claim) || this.storedHolders.has(`${name} ${uid}`))) this.settled.set(name, uid);
+    if (unbound(claim) && !this.settled.has(name)) this.cached.set(name, claim.spec.service.namespace);
     else this.cached.delete(name);
+  }
+
+  /** The Service cache showed a stored Service (added, updated or deleted) with `uid`, holding `claimNames`. */
+  serviceStored(uid: string, claimNames: readonly string[]): void {
+    const now = this.now();
+    for (const [key, at] of this.storedHolders) {
+      if (at >= now - STORED_HOLDER_MEMORY_MS) break;
+      this.storedHolders.delete(key);
+    }
+    for (const name of claimNames) {
+      const key = `${name} ${uid}`;
+      this.storedHolders.delete(key); // re-inserted last: the map stays in age order
+      this.storedHolders.set(key, now);
+      const claim = this.sources.claims.get(name);
+      if (claim) this.update(claim);
+    }
   }
 
   /** A claim the cache deleted. */
@@ -68,6 +97,7 @@ export class PendingClaims {
     const name = claim.metadata.name ?? '';
     this.unseen.delete(name);
     this.cached.delete(name);
+    this.settled.delete(name);
   }
 
   /** Before a request claims up to `values` values for a Service in `namespace`. */
