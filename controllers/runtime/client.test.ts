@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ApiError, KubeClient, type ClientTuning, type WatchEvent } from './client.js';
+import { ApiError, KubeClient, userAgent, type ClientTuning, type WatchEvent } from './client.js';
 import { ConfigMaps } from '../../api/resources.js';
 import type { KubeObject } from '../../api/wire.js';
 
@@ -200,6 +200,36 @@ describe('client-side flow control', () => {
     await Promise.all(Array.from({ length: 50 }, () => client.get(ConfigMaps, 'cm', 'ns')));
     expect(requests).toBe(50);
     expect(Date.now() - started).toBeLessThan(2000);
+    client.close();
+  });
+});
+
+describe('User-Agent', () => {
+  it('names the caller on every request, watches included, so the audit log tells replicas apart', async () => {
+    const agents: string[] = [];
+    const client = await fakeApiServer(
+      (req, res) => {
+        agents.push(req.headers['user-agent'] ?? '');
+        if (req.url?.includes('watch=1')) res.writeHead(200, { 'content-type': 'application/json' }).end();
+        else ok(res, configMap('cm', {}));
+      },
+      { userAgent: userAgent('switchboard-controller/replica-a') },
+    );
+    await client.get(ConfigMaps, 'cm', 'ns');
+    await client.create(ConfigMaps, configMap('new', {}));
+    await (await client.watch(ConfigMaps, { namespace: 'ns' }, () => undefined)).done;
+    expect(agents).toEqual(Array(3).fill(`switchboard-controller/replica-a (${process.platform}/${process.arch})`));
+    client.close();
+  });
+
+  it('says switchboard when the caller gives none', async () => {
+    let agent = '';
+    const client = await fakeApiServer((req, res) => {
+      agent = req.headers['user-agent'] ?? '';
+      ok(res, configMap('cm', {}));
+    });
+    await client.get(ConfigMaps, 'cm', 'ns');
+    expect(agent).toBe(`switchboard (${process.platform}/${process.arch})`);
     client.close();
   });
 });

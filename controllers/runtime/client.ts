@@ -113,6 +113,11 @@ export interface ClientTuning {
    * its informer restarts it. The API server sends a bookmark about once a minute on an idle watch.
    */
   watchIdleTimeoutMs?: number;
+  /**
+   * The User-Agent of every request, as client-go sends one: it names the caller in the API server's audit log
+   * and in API Priority and Fairness, where replicas sharing one ServiceAccount are otherwise alike.
+   */
+  userAgent?: string;
 }
 
 /** Per request: a time limit on the socket's silence and a signal that aborts it (throttling included). */
@@ -134,6 +139,7 @@ export class KubeClient {
   private readonly base: URL;
   private readonly limiter: BucketRateLimiter<void> | undefined;
   private readonly watchIdleTimeoutMs: number;
+  readonly userAgent: string;
   /** Called after every request, for metrics. */
   observer?: RequestObserver;
 
@@ -148,6 +154,7 @@ export class KubeClient {
     this.agent = this.base.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
     this.limiter = tuning.qps ? new BucketRateLimiter<void>(tuning.qps, Math.max(1, tuning.burst ?? 1)) : undefined;
     this.watchIdleTimeoutMs = tuning.watchIdleTimeoutMs ?? 0;
+    this.userAgent = tuning.userAgent ?? userAgent('switchboard');
   }
 
   /** $KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
@@ -183,7 +190,7 @@ export class KubeClient {
       hostname: url.hostname,
       port: url.port,
       path: `${url.pathname}${url.search}`,
-      headers: { accept: 'application/json', ...headers },
+      headers: { accept: 'application/json', 'user-agent': this.userAgent, ...headers },
     };
     await this.kubeConfig.applyToHTTPSOptions(opts);
     opts.agent = this.agent;
@@ -408,6 +415,11 @@ export class KubeClient {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** A User-Agent of client-go's shape, `<name> (<os>/<arch>)`; `name` may carry an identity, e.g. `switchboard-controller/replica-a`. */
+export function userAgent(program: string): string {
+  return `${program} (${process.platform}/${process.arch})`;
 }
 
 function withTypeMeta<T extends KubeObject>(rt: ResourceType, obj: T): T {

@@ -59,7 +59,7 @@ export class Manager {
   constructor(private readonly options: ManagerOptions) {
     this.client = options.client;
     this.log = options.log;
-    this.identity = options.leaderElection.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
+    this.identity = options.leaderElection.identity ?? defaultIdentity();
     this.events = new EventRecorder(options.client, options.component, hostname(), options.log.child('events'));
     instrumentClient(options.client);
     this.health.addHealthCheck('ping', () => true);
@@ -164,6 +164,11 @@ export class Manager {
     this.log.info('stopping controllers');
     await Promise.all([...this.controllers.map((c) => c.stop()), ...leaderOnly]);
   }
+}
+
+/** client-go's default leader-election identity: the host name and a random suffix. */
+export function defaultIdentity(): string {
+  return `${hostname()}_${randomBytes(4).toString('hex')}`;
 }
 
 /** An AbortSignal that fires on SIGTERM or SIGINT (a second signal exits at once). */
