@@ -5,6 +5,7 @@
 // spaces requests with a QPS/burst token bucket, retries 429 (and 5xx) answers that carry Retry-After,
 // and ends a watch that has gone silent.
 import { KubeConfig } from '@kubernetes/client-node';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions as HttpRequestOptions } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { apiVersionOf, type ResourceType } from '../../api/resources.js';
@@ -131,6 +132,26 @@ export interface RequestOptions {
   unthrottled?: boolean;
 }
 
+/** Whether the work that makes a request may still act; see runFenced. */
+const fences = new AsyncLocalStorage<() => boolean>();
+
+/**
+ * Runs `work` so that none of its requests, however late (every callback and continuation it leaves behind counts),
+ * is sent once `mayAct()` is false. The check is made on the spot, just before the bytes go out: a leader whose
+ * process wakes from a freeze runs I/O callbacks, and so reconciles, before the timer that would step it down.
+ */
+export function runFenced<T>(mayAct: () => boolean, work: () => T): T {
+  return fences.run(mayAct, work);
+}
+
+/** A request that leader-only work tried to make after its leadership ended; it was never sent. */
+export class FencedError extends Error {
+  constructor(verb: string, path: string) {
+    super(`${verb} ${path}: not sent, leadership has ended`);
+    this.name = 'FencedError';
+  }
+}
+
 /** client-go's default: a 429 or 5xx answer with Retry-After is retried this many times. */
 const MAX_RETRIES = 10;
 
@@ -216,6 +237,8 @@ export class KubeClient {
       await this.throttle(options);
       const opts = await this.options(method, path, headers);
       opts.signal = options.signal;
+      // Nothing is awaited between this check and the send.
+      if (fences.getStore()?.() === false) throw new FencedError(method, path);
       const started = process.hrtime.bigint();
       const res = await this.send(opts, payload, options.timeoutMs ?? 0);
       const retryAfterMs = retries < MAX_RETRIES ? retryAfterOf(res) : undefined;

@@ -101,6 +101,8 @@ export class LeaderElector {
   private readonly now: () => number;
   /** The start of our last successful acquire or renew, on our clock. */
   private lastRenewStart = Number.NEGATIVE_INFINITY;
+  /** Aborted when our current term as leader ends. */
+  private leadership: AbortSignal | undefined;
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
@@ -114,6 +116,15 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * Whether leader-only work may act at this instant: we lead and our last renewal started less than the renew
+   * deadline ago. Read from the clock, not from the fence's timer, which a process waking from a freeze runs only
+   * after the I/O that arrived meanwhile (see runFenced).
+   */
+  mayAct(): boolean {
+    return this.leading && !this.leadership?.aborted && this.now() < this.lastRenewStart + this.renewDeadlineMs;
   }
 
   /**
@@ -137,6 +148,7 @@ export class LeaderElector {
     if (signal.aborted) return;
     this.leading = true;
     const leadership = new AbortController();
+    this.leadership = leadership.signal;
     const stepDown = (why: string) => {
       if (leadership.signal.aborted) return;
       this.options.log?.warn('lost leadership', { identity: this.options.identity, holder: this.lastLeader, why });
