@@ -91,16 +91,18 @@ function counterSum(metrics: string, name: string, labels: string): number {
     .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
 }
 
-/** Its warn and error lines: how many per second of its life, and how many of each message. */
+/** Its warn and error lines: how many per second of its life, and how many of each message (with the API's code and reason). */
 function warnings(p: SwitchboardProcess): { perSecond: Map<number, number>; messages: Map<string, number> } {
   const perSecond = new Map<number, number>();
   const messages = new Map<string, number>();
   for (const line of p.output) {
-    const entry = JSON.parse(line) as { ts: string; level: string; msg: string };
+    const entry = JSON.parse(line) as { ts: string; level: string; msg: string; error?: string };
     if (entry.level !== 'warn' && entry.level !== 'error') continue;
     const second = Math.floor(Date.parse(entry.ts) / 1000);
     perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
-    messages.set(entry.msg, (messages.get(entry.msg) ?? 0) + 1);
+    const status = / (\d{3} [A-Za-z]+)/.exec(entry.error ?? '')?.[1];
+    const message = status ? `${entry.msg} (${status})` : entry.msg;
+    messages.set(message, (messages.get(message) ?? 0) + 1);
   }
   return { perSecond, messages };
 }
