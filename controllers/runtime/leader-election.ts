@@ -101,8 +101,8 @@ export class LeaderElector {
   private readonly now: () => number;
   /** The start of our last successful acquire or renew, on our clock. */
   private lastRenewStart = Number.NEGATIVE_INFINITY;
-  /** Aborted when our current term as leader ends. */
-  private leadership: AbortSignal | undefined;
+  /** Whether the current term ended by losing the lease (a graceful stop lets the leader's work drain). */
+  private lostLease = false;
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
@@ -119,12 +119,12 @@ export class LeaderElector {
   }
 
   /**
-   * Whether leader-only work may act at this instant: we lead and our last renewal started less than the renew
-   * deadline ago. Read from the clock, not from the fence's timer, which a process waking from a freeze runs only
-   * after the I/O that arrived meanwhile (see runFenced).
+   * Whether leader-only work may act at this instant: we lead, have not lost the lease, and our last renewal
+   * started less than the renew deadline ago. Read from the clock, not from the fence's timer, which a process
+   * waking from a freeze runs only after the I/O that arrived meanwhile (see runFenced).
    */
   mayAct(): boolean {
-    return this.leading && !this.leadership?.aborted && this.now() < this.lastRenewStart + this.renewDeadlineMs;
+    return this.leading && !this.lostLease && this.now() < this.lastRenewStart + this.renewDeadlineMs;
   }
 
   /**
@@ -147,10 +147,11 @@ export class LeaderElector {
     }
     if (signal.aborted) return;
     this.leading = true;
+    this.lostLease = false;
     const leadership = new AbortController();
-    this.leadership = leadership.signal;
     const stepDown = (why: string) => {
       if (leadership.signal.aborted) return;
+      this.lostLease = true;
       this.options.log?.warn('lost leadership', { identity: this.options.identity, holder: this.lastLeader, why });
       leadership.abort();
     };
