@@ -6,7 +6,7 @@
 //   renewal (a RenewalFence), aborting whatever renewal is still in flight: followers wait leaseDuration from
 //   when they saw that renewal, so the leader has stopped before any of them can take over;
 // - on shutdown it releases the lease so a successor need not wait out the duration.
-import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './client.js';
+import { isAlreadyExists, isConflict, isNotFound, runFenced, type KubeClient } from './client.js';
 import { sleep } from './backoff.js';
 import type { Logger } from './log.js';
 import { RenewalFence } from './renewal-fence.js';
@@ -166,8 +166,10 @@ export class LeaderElector {
     while (!leadership.signal.aborted) {
       await sleep(this.retryPeriodMs, leadership.signal);
       if (leadership.signal.aborted) break;
-      // The attempt shares the leadership signal: the fence aborts its requests when the deadline passes.
-      if (await this.tryAcquireOrRenew(leadership.signal)) fence.renewed(this.lastRenewStart);
+      // The attempt shares the leadership signal: the fence aborts its requests when the deadline passes. A process
+      // frozen across the deadline handles the answer to a GET sent before the freeze ahead of that timer, so every
+      // request of the attempt is also fenced on the clock.
+      if (await runFenced(() => this.mayAct(), () => this.tryAcquireOrRenew(leadership.signal))) fence.renewed(this.lastRenewStart);
       else if (this.lastLeader && this.lastLeader !== this.options.identity) stepDown('another candidate holds the lease');
     }
     fence.stop();
