@@ -137,8 +137,9 @@ const fences = new AsyncLocalStorage<() => boolean>();
 
 /**
  * Runs `work` so that none of its requests, however late (every callback and continuation it leaves behind counts),
- * is sent once `mayAct()` is false. The check is made on the spot, just before the bytes go out: a leader whose
- * process wakes from a freeze runs I/O callbacks, and so reconciles, before the timer that would step it down.
+ * is sent once `mayAct()` is false. The check is made on the spot, when the bytes go out on a connected socket: a
+ * leader whose process wakes from a freeze runs I/O callbacks, and so reconciles, before the timer that would step
+ * it down.
  */
 export function runFenced<T>(mayAct: () => boolean, work: () => T): T {
   return fences.run(mayAct, work);
@@ -219,11 +220,23 @@ export class KubeClient {
   }
 
   private send(opts: HttpRequestOptions, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
+    const mayAct = fences.getStore();
     return new Promise((resolve, reject) => {
-      const req = (this.base.protocol === 'https:' ? httpsRequest : httpRequest)(opts, resolve);
+      const secure = this.base.protocol === 'https:';
+      const req = (secure ? httpsRequest : httpRequest)(opts, resolve);
       req.on('error', reject);
       if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`${opts.method} ${opts.path}: timed out after ${timeoutMs} ms`)));
-      req.end(body);
+      if (!mayAct) {
+        req.end(body);
+        return;
+      }
+      // Fenced work writes its request only once the socket is connected, after a last check: a new connection
+      // (TLS handshake included) takes round trips, and a process frozen meanwhile would send it on waking.
+      req.once('socket', (socket) => {
+        const write = () => (mayAct() ? req.end(body) : req.destroy(new FencedError(opts.method ?? '', opts.path ?? '')));
+        if (socket.connecting) socket.once(secure ? 'secureConnect' : 'connect', write);
+        else write();
+      });
     });
   }
 
@@ -237,8 +250,6 @@ export class KubeClient {
       await this.throttle(options);
       const opts = await this.options(method, path, headers);
       opts.signal = options.signal;
-      // Nothing is awaited between this check and the send.
-      if (fences.getStore()?.() === false) throw new FencedError(method, path);
       const started = process.hrtime.bigint();
       const res = await this.send(opts, payload, options.timeoutMs ?? 0);
       const retryAfterMs = retries < MAX_RETRIES ? retryAfterOf(res) : undefined;
