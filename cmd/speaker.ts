@@ -1,6 +1,6 @@
 // `switchboard speaker`: the per-node L2 announcer (ARP/NDP), run by the DaemonSet with hostNetwork and NET_RAW.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { KubeClient } from '../controllers/runtime/client.js';
+import { KubeClient, userAgent } from '../controllers/runtime/client.js';
 import { createLogger, type LogLevel } from '../controllers/runtime/log.js';
 import { Manager, shutdownSignal } from '../controllers/runtime/manager.js';
 import { DEFAULT_EXCLUDE_PATTERNS, parseNameList } from '../controllers/speaker/interfaces.js';
@@ -100,7 +100,7 @@ export async function runSpeaker(args: string[]): Promise<number> {
   const options = speakerOptions(values);
   loadAddon(); // fail at start, with the build command, rather than at the first interface
   const log = createLogger('switchboard-speaker', { level: values['log-level'] as LogLevel });
-  const tuning = clientTuning(values);
+  const tuning = { ...clientTuning(values), userAgent: userAgent(`switchboard-speaker/${options.node}`) };
   const client = values.kubeconfig ? KubeClient.fromFile(values.kubeconfig, 'switchboard-speaker', tuning) : KubeClient.fromDefault('switchboard-speaker', tuning);
   const manager = new Manager({
     client,

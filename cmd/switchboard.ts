@@ -3,9 +3,9 @@
 // `speaker` runs the per-node L2 announcer, `up` is the embedded default (a local control plane, the
 // operator against it, and a demo).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { KubeClient } from '../controllers/runtime/client.js';
+import { KubeClient, userAgent } from '../controllers/runtime/client.js';
 import { createLogger, type LogLevel } from '../controllers/runtime/log.js';
-import { Manager, shutdownSignal } from '../controllers/runtime/manager.js';
+import { Manager, defaultIdentity, shutdownSignal } from '../controllers/runtime/manager.js';
 import { Namespaces } from '../api/resources.js';
 import { LocalControlPlane, WEBHOOK_CLIENT_NAME } from './up/controlplane/controlplane.js';
 import { freePort } from './up/controlplane/processes.js';
@@ -76,15 +76,17 @@ function parseControllerFlags(args: string[]): ControllerFlags {
   return values as ControllerFlags;
 }
 
-function clientFor(flags: ControllerFlags): KubeClient {
-  const tuning = clientTuning(flags);
+/** `identity` goes into the User-Agent, so the audit log tells replicas under one ServiceAccount apart. */
+function clientFor(flags: ControllerFlags, identity: string): KubeClient {
+  const tuning = { ...clientTuning(flags), userAgent: userAgent(`switchboard-controller/${identity}`) };
   return flags.kubeconfig ? KubeClient.fromFile(flags.kubeconfig, undefined, tuning) : KubeClient.fromDefault(undefined, tuning);
 }
 
 /** Runs the controller manager until SIGTERM/SIGINT or `signal`; returns the process exit code. */
 async function runController(flags: ControllerFlags, signal: AbortSignal): Promise<number> {
   const log = createLogger('switchboard', { level: flags['log-level'] as LogLevel });
-  const client = clientFor(flags);
+  const identity = flags['leader-elect-id'] || defaultIdentity();
+  const client = clientFor(flags, identity);
   const manager = new Manager({
     client,
     log,
@@ -94,7 +96,7 @@ async function runController(flags: ControllerFlags, signal: AbortSignal): Promi
       enabled: parseBool(flags['leader-elect'], 'leader-elect'),
       namespace: flags.namespace,
       leaseName: flags['leader-elect-lease-name'],
-      identity: flags['leader-elect-id'] || undefined,
+      identity,
       leaseDurationMs: parseDuration(flags['leader-elect-lease-duration'], 'leader-elect-lease-duration'),
       renewDeadlineMs: parseDuration(flags['leader-elect-renew-deadline'], 'leader-elect-renew-deadline'),
       retryPeriodMs: parseDuration(flags['leader-elect-retry-period'], 'leader-elect-retry-period'),

@@ -2,6 +2,7 @@
 // half-open connection of a dead peer, a dropped route or a wedged middlebox. Clients behind it see their
 // requests and streams stop, and no FIN or RST ever arrives.
 import { KubeConfig } from '@kubernetes/client-node';
+import { writeFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { KubeClient, type ClientTuning } from '../controllers/runtime/client.js';
 
@@ -58,8 +59,8 @@ export class StallingProxy {
   }
 }
 
-/** A client for the cluster of `kubeconfigPath` that reaches the API server through `proxy`. */
-export function clientThrough(proxy: StallingProxy, kubeconfigPath: string, tuning: ClientTuning = {}): KubeClient {
+/** The kubeconfig at `kubeconfigPath`, its clusters reached through `proxy`. */
+function kubeConfigThrough(proxy: StallingProxy, kubeconfigPath: string): KubeConfig {
   const direct = new KubeConfig();
   direct.loadFromFile(kubeconfigPath);
   const kc = new KubeConfig();
@@ -69,7 +70,17 @@ export function clientThrough(proxy: StallingProxy, kubeconfigPath: string, tuni
     contexts: direct.contexts,
     currentContext: direct.currentContext,
   });
-  return new KubeClient(kc, 'switchboard-test', tuning);
+  return kc;
+}
+
+/** A client for the cluster of `kubeconfigPath` that reaches the API server through `proxy`. */
+export function clientThrough(proxy: StallingProxy, kubeconfigPath: string, tuning: ClientTuning = {}): KubeClient {
+  return new KubeClient(kubeConfigThrough(proxy, kubeconfigPath), 'switchboard-test', tuning);
+}
+
+/** Writes to `path` a kubeconfig for a process (a `switchboard` replica) that must reach the API server through `proxy`. */
+export async function writeKubeconfigThrough(proxy: StallingProxy, kubeconfigPath: string, path: string): Promise<void> {
+  await writeFile(path, kubeConfigThrough(proxy, kubeconfigPath).exportConfig(), { mode: 0o600 });
 }
 
 /** The API server's port, from a kubeconfig. */

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ApiError, KubeClient, type ClientTuning, type WatchEvent } from './client.js';
+import { ApiError, KubeClient, runFenced, userAgent, type ClientTuning, type WatchEvent } from './client.js';
 import { ConfigMaps } from '../../api/resources.js';
 import type { KubeObject } from '../../api/wire.js';
 
@@ -200,6 +200,62 @@ describe('client-side flow control', () => {
     await Promise.all(Array.from({ length: 50 }, () => client.get(ConfigMaps, 'cm', 'ns')));
     expect(requests).toBe(50);
     expect(Date.now() - started).toBeLessThan(2000);
+    client.close();
+  });
+});
+
+describe('User-Agent', () => {
+  it('names the caller on every request, watches included, so the audit log tells replicas apart', async () => {
+    const agents: string[] = [];
+    const client = await fakeApiServer(
+      (req, res) => {
+        agents.push(req.headers['user-agent'] ?? '');
+        if (req.url?.includes('watch=1')) res.writeHead(200, { 'content-type': 'application/json' }).end();
+        else ok(res, configMap('cm', {}));
+      },
+      { userAgent: userAgent('switchboard-controller/replica-a') },
+    );
+    await client.get(ConfigMaps, 'cm', 'ns');
+    await client.create(ConfigMaps, configMap('new', {}));
+    await (await client.watch(ConfigMaps, { namespace: 'ns' }, () => undefined)).done;
+    expect(agents).toEqual(Array(3).fill(`switchboard-controller/replica-a (${process.platform}/${process.arch})`));
+    client.close();
+  });
+
+  it('says switchboard when the caller gives none', async () => {
+    let agent = '';
+    const client = await fakeApiServer((req, res) => {
+      agent = req.headers['user-agent'] ?? '';
+      ok(res, configMap('cm', {}));
+    });
+    await client.get(ConfigMaps, 'cm', 'ns');
+    expect(agent).toBe(`switchboard (${process.platform}/${process.arch})`);
+    client.close();
+  });
+});
+
+describe('fenced work (a leader\'s)', () => {
+  it('sends nothing once its fence closes, from continuations and timers it left behind too; other work is not fenced', async () => {
+    const seen: string[] = [];
+    const client = await fakeApiServer((req, res) => {
+      seen.push(`${req.method} ${req.url?.split('?')[0].split('/').pop()}`);
+      ok(res, configMap('cm', {}));
+    });
+    let open = true;
+    const work = runFenced(
+      () => open,
+      async () => {
+        await client.get(ConfigMaps, 'while-leading', 'ns');
+        const fromTimer = new Promise((resolve, reject) => setTimeout(() => client.get(ConfigMaps, 'from-a-timer', 'ns').then(resolve, reject), 20));
+        open = false; // e.g. the process was frozen past its renew deadline and its step-down timer has not run yet
+        const write = client.create(ConfigMaps, configMap('after-the-fence', {}));
+        return Promise.allSettled([write, fromTimer]);
+      },
+    );
+    const outcomes = await work;
+    expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).name : o.status))).toEqual(['FencedError', 'FencedError']);
+    await client.get(ConfigMaps, 'unfenced', 'ns');
+    expect(seen).toEqual(['GET while-leading', 'GET unfenced']);
     client.close();
   });
 });

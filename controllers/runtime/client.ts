@@ -5,6 +5,7 @@
 // spaces requests with a QPS/burst token bucket, retries 429 (and 5xx) answers that carry Retry-After,
 // and ends a watch that has gone silent.
 import { KubeConfig } from '@kubernetes/client-node';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions as HttpRequestOptions } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { apiVersionOf, type ResourceType } from '../../api/resources.js';
@@ -113,6 +114,11 @@ export interface ClientTuning {
    * its informer restarts it. The API server sends a bookmark about once a minute on an idle watch.
    */
   watchIdleTimeoutMs?: number;
+  /**
+   * The User-Agent of every request, as client-go sends one: it names the caller in the API server's audit log
+   * and in API Priority and Fairness, where replicas sharing one ServiceAccount are otherwise alike.
+   */
+  userAgent?: string;
 }
 
 /** Per request: a time limit on the socket's silence and a signal that aborts it (throttling included). */
@@ -126,6 +132,27 @@ export interface RequestOptions {
   unthrottled?: boolean;
 }
 
+/** Whether the work that makes a request may still act; see runFenced. */
+const fences = new AsyncLocalStorage<() => boolean>();
+
+/**
+ * Runs `work` so that none of its requests, however late (every callback and continuation it leaves behind counts),
+ * is sent once `mayAct()` is false. The check is made on the spot, when the bytes go out on a connected socket: a
+ * leader whose process wakes from a freeze runs I/O callbacks, and so reconciles, before the timer that would step
+ * it down.
+ */
+export function runFenced<T>(mayAct: () => boolean, work: () => T): T {
+  return fences.run(mayAct, work);
+}
+
+/** A request that leader-only work tried to make after its leadership ended; it was never sent. */
+export class FencedError extends Error {
+  constructor(verb: string, path: string) {
+    super(`${verb} ${path}: not sent, leadership has ended`);
+    this.name = 'FencedError';
+  }
+}
+
 /** client-go's default: a 429 or 5xx answer with Retry-After is retried this many times. */
 const MAX_RETRIES = 10;
 
@@ -134,6 +161,7 @@ export class KubeClient {
   private readonly base: URL;
   private readonly limiter: BucketRateLimiter<void> | undefined;
   private readonly watchIdleTimeoutMs: number;
+  readonly userAgent: string;
   /** Called after every request, for metrics. */
   observer?: RequestObserver;
 
@@ -148,6 +176,7 @@ export class KubeClient {
     this.agent = this.base.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
     this.limiter = tuning.qps ? new BucketRateLimiter<void>(tuning.qps, Math.max(1, tuning.burst ?? 1)) : undefined;
     this.watchIdleTimeoutMs = tuning.watchIdleTimeoutMs ?? 0;
+    this.userAgent = tuning.userAgent ?? userAgent('switchboard');
   }
 
   /** $KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
@@ -183,7 +212,7 @@ export class KubeClient {
       hostname: url.hostname,
       port: url.port,
       path: `${url.pathname}${url.search}`,
-      headers: { accept: 'application/json', ...headers },
+      headers: { accept: 'application/json', 'user-agent': this.userAgent, ...headers },
     };
     await this.kubeConfig.applyToHTTPSOptions(opts);
     opts.agent = this.agent;
@@ -191,11 +220,23 @@ export class KubeClient {
   }
 
   private send(opts: HttpRequestOptions, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
+    const mayAct = fences.getStore();
     return new Promise((resolve, reject) => {
-      const req = (this.base.protocol === 'https:' ? httpsRequest : httpRequest)(opts, resolve);
+      const secure = this.base.protocol === 'https:';
+      const req = (secure ? httpsRequest : httpRequest)(opts, resolve);
       req.on('error', reject);
       if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`${opts.method} ${opts.path}: timed out after ${timeoutMs} ms`)));
-      req.end(body);
+      if (!mayAct) {
+        req.end(body);
+        return;
+      }
+      // Fenced work writes its request only once the socket is connected, after a last check: a new connection
+      // (TLS handshake included) takes round trips, and a process frozen meanwhile would send it on waking.
+      req.once('socket', (socket) => {
+        const write = () => (mayAct() ? req.end(body) : req.destroy(new FencedError(opts.method ?? '', opts.path ?? '')));
+        if (socket.connecting) socket.once(secure ? 'secureConnect' : 'connect', write);
+        else write();
+      });
     });
   }
 
@@ -408,6 +449,11 @@ export class KubeClient {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** A User-Agent of client-go's shape, `<name> (<os>/<arch>)`; `name` may carry an identity, e.g. `switchboard-controller/replica-a`. */
+export function userAgent(program: string): string {
+  return `${program} (${process.platform}/${process.arch})`;
 }
 
 function withTypeMeta<T extends KubeObject>(rt: ResourceType, obj: T): T {

@@ -81,7 +81,7 @@ describe('leader election between two controller processes', () => {
       '--pool-webhook-bind-address=127.0.0.1:0',
     ]);
     replicas.push(replica);
-    await eventually(() => leads(replica) && replica.output.some((l) => l.includes('"serving the pool validation webhook"')), 30_000);
+    await eventually(() => leads(replica) && replica.output.some((l) => l.includes('pool-validation-webhook","msg":"admission webhook serving"')), 30_000);
     const lease = await client.get<Lease>(Leases, 'taken-away', ns);
     const stolenAt = Date.now();
     await client.replace<Lease>(Leases, { ...lease, spec: { ...lease.spec, holderIdentity: 'thief', leaseDurationSeconds: 3600 } });
@@ -219,6 +219,26 @@ describe('a leader whose connection to the API server goes silent', () => {
     expect(leaderStoppedAt - stalledAt).toBeLessThanOrEqual(RENEW_DEADLINE + 500); // timer and scheduling slack
     expect(leaderReturned).toBeGreaterThan(0);
     expect(leaderStoppedAt).toBeLessThan(followerStartedAt);
+  });
+
+  it('may act, and renew, only until its renew deadline passes on the clock, before any timer has run', async () => {
+    let skewMs = 0;
+    let steppedDown = false;
+    const stop = new AbortController();
+    const leader = elector(client, 'may-act', 'may-act', (signal) => untilAborted(signal).then(() => void (steppedDown = true)), () => Date.now() + skewMs);
+    const run = leader.run(stop.signal);
+    await eventually(() => leader.mayAct(), 10_000, 20);
+    // Synchronously, as a process waking from a freeze would read it: no renewal and no step-down timer between.
+    const skewedAt = Date.now();
+    skewMs = RENEW_DEADLINE + 1;
+    expect(leader.mayAct()).toBe(false);
+    // Its next renewal rounds send nothing (one would write a renewTime from the skewed clock), so its own step-down
+    // timer ends the term.
+    await eventually(() => steppedDown, 2 * RENEW_DEADLINE, 20);
+    const renewTime = (await client.get<Lease>(Leases, 'may-act', ns)).spec?.renewTime;
+    expect(Date.parse(renewTime ?? '') - skewedAt).toBeLessThan(RENEW_DEADLINE);
+    stop.abort();
+    await run;
   });
 
   it('fails its health check when it believes it leads but has not renewed for lease + tolerance', async () => {

@@ -6,7 +6,7 @@
 //   renewal (a RenewalFence), aborting whatever renewal is still in flight: followers wait leaseDuration from
 //   when they saw that renewal, so the leader has stopped before any of them can take over;
 // - on shutdown it releases the lease so a successor need not wait out the duration.
-import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './client.js';
+import { isAlreadyExists, isConflict, isNotFound, runFenced, type KubeClient } from './client.js';
 import { sleep } from './backoff.js';
 import type { Logger } from './log.js';
 import { RenewalFence } from './renewal-fence.js';
@@ -101,6 +101,8 @@ export class LeaderElector {
   private readonly now: () => number;
   /** The start of our last successful acquire or renew, on our clock. */
   private lastRenewStart = Number.NEGATIVE_INFINITY;
+  /** Whether the current term ended by losing the lease (a graceful stop lets the leader's work drain). */
+  private lostLease = false;
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
@@ -114,6 +116,15 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * Whether leader-only work may act at this instant: we lead, have not lost the lease, and our last renewal
+   * started less than the renew deadline ago. Read from the clock, not from the fence's timer, which a process
+   * waking from a freeze runs only after the I/O that arrived meanwhile (see runFenced).
+   */
+  mayAct(): boolean {
+    return this.leading && !this.lostLease && this.now() < this.lastRenewStart + this.renewDeadlineMs;
   }
 
   /**
@@ -136,9 +147,11 @@ export class LeaderElector {
     }
     if (signal.aborted) return;
     this.leading = true;
+    this.lostLease = false;
     const leadership = new AbortController();
     const stepDown = (why: string) => {
       if (leadership.signal.aborted) return;
+      this.lostLease = true;
       this.options.log?.warn('lost leadership', { identity: this.options.identity, holder: this.lastLeader, why });
       leadership.abort();
     };
@@ -153,8 +166,10 @@ export class LeaderElector {
     while (!leadership.signal.aborted) {
       await sleep(this.retryPeriodMs, leadership.signal);
       if (leadership.signal.aborted) break;
-      // The attempt shares the leadership signal: the fence aborts its requests when the deadline passes.
-      if (await this.tryAcquireOrRenew(leadership.signal)) fence.renewed(this.lastRenewStart);
+      // The attempt shares the leadership signal: the fence aborts its requests when the deadline passes. A process
+      // frozen across the deadline handles the answer to a GET sent before the freeze ahead of that timer, so every
+      // request of the attempt is also fenced on the clock.
+      if (await runFenced(() => this.mayAct(), () => this.tryAcquireOrRenew(leadership.signal))) fence.renewed(this.lastRenewStart);
       else if (this.lastLeader && this.lastLeader !== this.options.identity) stepDown('another candidate holds the lease');
     }
     fence.stop();

@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { aborted } from './abort.js';
-import type { KubeClient } from './client.js';
+import { runFenced, type KubeClient } from './client.js';
 import type { Controller } from './controller.js';
 import { EventRecorder } from './events.js';
 import { Informer, type InformerOptions } from './informer.js';
@@ -59,7 +59,7 @@ export class Manager {
   constructor(private readonly options: ManagerOptions) {
     this.client = options.client;
     this.log = options.log;
-    this.identity = options.leaderElection.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
+    this.identity = options.leaderElection.identity ?? defaultIdentity();
     this.events = new EventRecorder(options.client, options.component, hostname(), options.log.child('events'));
     instrumentClient(options.client);
     this.health.addHealthCheck('ping', () => true);
@@ -125,7 +125,7 @@ export class Manager {
     if (!le.enabled) {
       await this.lead(signal);
     } else {
-      const elector = new LeaderElector({
+      const elector: LeaderElector = new LeaderElector({
         client: this.client,
         namespace: le.namespace,
         name: le.leaseName,
@@ -134,7 +134,8 @@ export class Manager {
         renewDeadlineMs: le.renewDeadlineMs,
         retryPeriodMs: le.retryPeriodMs,
         log: this.log.child('leader-election'),
-        onStartedLeading: (leading) => this.lead(leading),
+        // Leader-only work sends nothing once the lease may have passed to another replica.
+        onStartedLeading: (leading) => runFenced(() => elector.mayAct(), () => this.lead(leading)),
         onNewLeader: (id) => this.log.info('leader observed', { leader: id, self: id === this.identity }),
       });
       this.elector = elector;
@@ -164,6 +165,11 @@ export class Manager {
     this.log.info('stopping controllers');
     await Promise.all([...this.controllers.map((c) => c.stop()), ...leaderOnly]);
   }
+}
+
+/** client-go's default leader-election identity: the host name and a random suffix. */
+export function defaultIdentity(): string {
+  return `${hostname()}_${randomBytes(4).toString('hex')}`;
 }
 
 /** An AbortSignal that fires on SIGTERM or SIGINT (a second signal exits at once). */

@@ -21,7 +21,7 @@ import { WEBHOOK_CONFIGURATION as POOL_WEBHOOK_CONFIGURATION, poolValidationConf
 import { loadBalancerJob, parseServiceRef } from '../../cmd/jobs/loadbalancer.js';
 import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { freePort } from '../../cmd/up/controlplane/processes.js';
-import { eventually } from '../jest/cluster.js';
+import { eventually, serviceAccountKubeconfig } from '../jest/cluster.js';
 import { leads, requireBuiltSwitchboard, spawnSwitchboard, stopSwitchboard, waitForOutput, type SwitchboardProcess } from '../jest/switchboard-process.js';
 import { runScenario, scenarios } from '../scenarios/scenarios.js';
 import { localEnv, prepareLocalNode } from './local-env.js';
@@ -75,22 +75,6 @@ const container = (owner: PodTemplateOwner): Container => owner.spec.template.sp
 function downwardValues(c: Container, pod: string): Record<string, string> {
   const fields: Record<string, string> = { 'metadata.namespace': NS, 'metadata.name': pod, 'spec.nodeName': NODE };
   return Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? fields[e.valueFrom?.fieldRef?.fieldPath ?? ''] ?? '']));
-}
-
-/** A kubeconfig for `token` on the control plane's server, trusting its CA (JSON is YAML). */
-async function tokenKubeconfig(adminKubeconfig: string, token: string, path: string): Promise<string> {
-  const admin = JSON.parse(await readFile(adminKubeconfig, 'utf8')) as { clusters: { cluster: Record<string, string> }[] };
-  const cluster = admin.clusters[0].cluster;
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'local', cluster: { server: cluster.server, 'certificate-authority-data': cluster['certificate-authority-data'] } }],
-    users: [{ name: 'sa', user: { token } }],
-    contexts: [{ name: 'sa', context: { cluster: 'local', user: 'sa' } }],
-    'current-context': 'sa',
-  };
-  await writeFile(path, JSON.stringify(config), { mode: 0o600 });
-  return path;
 }
 
 /** Webhooks without their caBundle (the operator's CA), for comparison with the operator-managed reference. */
@@ -257,14 +241,7 @@ describe('config/default on a control plane of its own', () => {
   });
 
   it('runs the controller and the speaker with their manifests\' args under their ServiceAccounts\' tokens', async () => {
-    const token = async (sa: string) => {
-      const review = await admin.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${NS}/serviceaccounts/${sa}/token`, {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { expirationSeconds: 3600 },
-      });
-      return tokenKubeconfig(cp.kubeconfig, review.status.token, join(dir, `${sa}.kubeconfig`));
-    };
+    const token = (sa: string) => serviceAccountKubeconfig(admin, cp.kubeconfig, NS, sa, join(dir, `${sa}.kubeconfig`));
     await prepareLocalNode(admin, NODE);
     ports.webhook = await freePort();
     ports.poolWebhook = await freePort();

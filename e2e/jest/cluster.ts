@@ -1,6 +1,7 @@
 // What integration tests share: a client for the run's control plane, a fresh namespace per test,
 // and a polling helper for conditions that settle asynchronously.
 import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { KubeClient, isNotFound } from '../../controllers/runtime/client.js';
 import { Namespaces } from '../../api/resources.js';
 import type { ControlPlaneInfo } from '../../cmd/up/controlplane/controlplane.js';
@@ -48,4 +49,27 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 30_
     if (Date.now() > deadline) throw last;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * Writes to `path` a kubeconfig that acts as ServiceAccount `namespace/name` (a TokenRequest token, an hour long) on
+ * the server of `adminKubeconfig`, trusting its CA; returns `path`.
+ */
+export async function serviceAccountKubeconfig(admin: KubeClient, adminKubeconfig: string, namespace: string, name: string, path: string): Promise<string> {
+  const review = await admin.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { expirationSeconds: 3600 },
+  });
+  const cluster = (JSON.parse(await readFile(adminKubeconfig, 'utf8')) as { clusters: { cluster: Record<string, string> }[] }).clusters[0].cluster;
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'local', cluster: { server: cluster.server, 'certificate-authority-data': cluster['certificate-authority-data'] } }],
+    users: [{ name: 'sa', user: { token: review.status.token } }],
+    contexts: [{ name: 'sa', context: { cluster: 'local', user: 'sa' } }],
+    'current-context': 'sa',
+  };
+  await writeFile(path, JSON.stringify(config), { mode: 0o600 }); // JSON is YAML
+  return path;
 }
