@@ -2,15 +2,13 @@
 // A control plane of its own: the webhook applies to every Service of the cluster, and the leak test kills it.
 // The API server dials one URL; a TCP balancer behind it spreads connections over the replicas like a Service.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { serviceIPRange, rangeContainsIP } from '../../allocators/service/ip-range.js';
-import { claimName } from '../../allocators/service/claim-names.js';
-import { heldClaims } from '../../allocators/service/service-allocation.js';
 import { kubectlErrorOutput, internalErrorStatus, webhookDenialStatus } from '../../api/status.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { eventually } from '../../e2e/jest/cluster.js';
+import { Balancer, allocationFlags, audit, bounded, claimsSettle } from '../../e2e/jest/service-allocation.js';
 import { replicaFlags, spawnSwitchboard, stopSwitchboard as stop, waitForOutput, type SwitchboardProcess } from '../../e2e/jest/switchboard-process.js';
 import { KubeClient, isAlreadyExists } from '../runtime/client.js';
 import { Events, Namespaces, Secrets, Services } from '../../api/resources.js';
@@ -21,57 +19,7 @@ import { OPT_OUT_LABEL, WEBHOOK_NAMES } from './webhook-configurations.js';
 const NS = 'switchboard-system';
 const GRACE_MS = 2000;
 const SMALL_RANGE = '10.96.0.0/28';
-const CLUSTER_RANGE = serviceIPRange('10.96.0.0/16');
 const log = (line: string) => process.stderr.write(`[allocation] ${line}\n`);
-
-/** Round-robin TCP forwarding over the live backends (what kube-proxy does for the webhook's Service). */
-class Balancer {
-  private backends: number[] = [];
-  private next = 0;
-  private readonly server: Server = createServer((client) => this.forward(client, this.backends.length));
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  /** New connections go to these; with `dropOpen`, open ones are cut too (as when the old backends die). */
-  route(ports: number[], dropOpen = false): void {
-    this.backends = ports;
-    if (!dropOpen) return;
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-  }
-
-  private forward(client: Socket, triesLeft: number): void {
-    if (triesLeft === 0) return void client.destroy();
-    const port = this.backends[this.next++ % this.backends.length];
-    const upstream = createConnection({ port, host: '127.0.0.1' });
-    upstream.once('error', () => {
-      upstream.destroy();
-      if (!client.destroyed) this.forward(client, triesLeft - 1);
-    });
-    upstream.once('connect', () => {
-      this.sockets.add(client).add(upstream);
-      client.pipe(upstream).pipe(client);
-      const close = () => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('close', close).on('error', close);
-      upstream.on('close', close).on('error', close);
-    });
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 interface Replica extends SwitchboardProcess {
   port: number;
@@ -88,9 +36,7 @@ async function startReplica(cp: LocalControlPlane, balancer: Balancer, id: strin
         '--endpoints-controller=false',
         '--endpointslice-mirroring-controller=false',
         '--load-balancer-install-crds=false',
-        `--webhook-url=https://127.0.0.1:${balancer.port}`,
-        `--webhook-bind-address=127.0.0.1:${port}`,
-        `--claim-grace-period=${GRACE_MS}ms`,
+        ...allocationFlags(balancer, port, GRACE_MS),
         ...extra,
       ],
       env,
@@ -103,66 +49,11 @@ async function startReplica(cp: LocalControlPlane, balancer: Balancer, id: strin
 
 const svcYaml = (name: string, spec: string) => `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  namespace: default\nspec: ${spec}\n`;
 
-/** Runs `count` tasks with at most `limit` in flight. */
-async function bounded<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<PromiseSettledResult<T>[]> {
-  const results: PromiseSettledResult<T>[] = new Array(count);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, count) }, async () => {
-      while (next < count) {
-        const i = next++;
-        results[i] = await task(i).then(
-          (value) => ({ status: 'fulfilled' as const, value }),
-          (reason: unknown) => ({ status: 'rejected' as const, reason }),
-        );
-      }
-    }),
-  );
-  return results;
-}
-
-/** Values held by more than one Service, and values outside the API server's ranges. */
-function audit(services: Service[]): { duplicates: string[]; outOfRange: string[]; held: Map<string, string> } {
-  const held = new Map<string, string>();
-  const duplicates: string[] = [];
-  const outOfRange: string[] = [];
-  for (const service of services) {
-    const key = `${service.metadata?.namespace}/${service.metadata?.name}`;
-    for (const value of heldClaims(service)) {
-      const name = claimName(value);
-      if (held.has(name)) duplicates.push(`${name}: ${held.get(name)} and ${key}`);
-      held.set(name, key);
-      const inRange = value.kind === 'ip' ? rangeContainsIP(CLUSTER_RANGE, value.ip) : value.port >= 30000 && value.port <= 32767;
-      if (!inRange) outOfRange.push(`${name} (${key})`);
-    }
-  }
-  return { duplicates, outOfRange, held };
-}
-
-/** Claims and held values agree exactly: every held value claimed for its Service, no claim left over. */
-async function claimsMatchServices(client: KubeClient): Promise<true | string> {
-  const [services, claims] = await Promise.all([client.listAll<Service>(Services), client.listAll<ServiceClaim>(ServiceClaims)]);
-  const { held } = audit(services.items);
-  const claimed = new Map(claims.items.map((c) => [c.metadata.name ?? '', `${c.spec.service.namespace}/${c.spec.service.name}`]));
-  const missing = [...held].filter(([name, key]) => claimed.get(name) !== key).map(([name]) => name);
-  const extra = [...claimed.keys()].filter((name) => !held.has(name));
-  return missing.length === 0 && extra.length === 0 ? true : `missing ${missing.slice(0, 5).join(',')} (${missing.length}), extra ${extra.slice(0, 5).join(',')} (${extra.length})`;
-}
-
 /** The Event with this reason on a Service, as {type, message}; false while there is none. */
 async function eventFor(client: KubeClient, namespace: string, name: string, reason: string): Promise<{ type?: string; message?: string } | false> {
   const events = await client.list<KubeEvent>(Events, { namespace, fieldSelector: `involvedObject.name=${name},reason=${reason}` });
   const event = events.items[0];
   return event ? { type: event.type, message: event.message } : false;
-}
-
-/** Waits until claims and Services agree; the failure names what still differs. */
-function claimsSettle(client: KubeClient, timeoutMs: number, intervalMs = 200): Promise<true> {
-  return eventually(async () => {
-    const result = await claimsMatchServices(client);
-    if (result !== true) throw new Error(`claims and Services differ: ${result}`);
-    return result;
-  }, timeoutMs, intervalMs);
 }
 
 describe('ClusterIP and NodePort allocation through the admission webhook', () => {
