@@ -193,10 +193,14 @@ export class LocalControlPlane {
     await this.startApiServer();
   }
 
-  /** Stops etcd and starts it again on the same ports and data directory (kube-apiserver stays up and reconnects). */
+  /**
+   * Stops etcd and starts it again on the same ports and data directory; kube-apiserver stays up, reconnects, and
+   * this resolves once it is ready again.
+   */
   async restartEtcd(): Promise<void> {
     await this.etcd?.stop();
     await this.startEtcd();
+    if (this.apiServer) await this.waitFor(this.apiServer, () => this.apiGetOk('/readyz'), 90_000);
   }
 
   /** Starts a kube-controller-manager named `name` running `controllers`, e.g. for differential tests. */
