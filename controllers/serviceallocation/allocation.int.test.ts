@@ -9,7 +9,7 @@ import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { eventually } from '../../e2e/jest/cluster.js';
 import { Balancer, allocationFlags, audit, bounded, claimsSettle } from '../../e2e/jest/service-allocation.js';
-import { replicaFlags, spawnSwitchboard, stopSwitchboard as stop, waitForOutput, type SwitchboardProcess } from '../../e2e/jest/switchboard-process.js';
+import { ENDPOINT_CONTROLLERS_OFF, replicaFlags, spawnSwitchboard, stopSwitchboard as stop, waitForOutput, type SwitchboardProcess } from '../../e2e/jest/switchboard-process.js';
 import { KubeClient, isAlreadyExists } from '../runtime/client.js';
 import { Events, Namespaces, Secrets, Services } from '../../api/resources.js';
 import type { KubeEvent, Service } from '../../api/wire.js';
@@ -32,9 +32,7 @@ async function startReplica(cp: LocalControlPlane, balancer: Balancer, id: strin
       id,
       [
         ...replicaFlags(cp.kubeconfig, NS, id),
-        '--endpointslice-controller=false',
-        '--endpoints-controller=false',
-        '--endpointslice-mirroring-controller=false',
+        ...ENDPOINT_CONTROLLERS_OFF,
         '--load-balancer-install-crds=false',
         ...allocationFlags(balancer, port, GRACE_MS),
         ...extra,

@@ -5,20 +5,19 @@
 // the API server's request bound for a confirmed claim, plus a leader change), a value freed by deleting its holder
 // is given at once to a new Service that asks for it; at the end, claims and held values agree exactly. On a control plane of its own: the webhook sees every Service.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
-import { KubeClient } from '../../controllers/runtime/client.js';
-import { Namespaces, Services } from '../../api/resources.js';
+import type { KubeClient } from '../../controllers/runtime/client.js';
+import { Services } from '../../api/resources.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { API_SERVER_REQUEST_BOUND_MS } from '../../controllers/serviceallocation/claim-reconciler.js';
 import type { Service } from '../../api/wire.js';
 import { eventually } from '../jest/cluster.js';
-import { ReplicaSet } from '../jest/replica-set.js';
-import { Balancer, allocationFlags, audit, bounded, claimsSettle } from '../jest/service-allocation.js';
-import { leads, replicaFlags, requireBuiltSwitchboard, spawnSwitchboard } from '../jest/switchboard-process.js';
+import type { ReplicaSet } from '../jest/replica-set.js';
+import { audit, bounded, claimsSettle } from '../jest/service-allocation.js';
+import { ENDPOINT_CONTROLLERS_OFF, leads } from '../jest/switchboard-process.js';
 import { prng } from '../../testing/prng.js';
+import { type ChaosCluster, SYSTEM_NS, startChaosCluster } from './cluster.js';
 import { CHAOS_SEED, trials } from './trials.js';
 
-const SYSTEM_NS = 'switchboard-system';
 const WORKLOAD_NS = 'kill';
 const GRACE_MS = 2000;
 const TRIALS = trials(20, 1000);
@@ -64,10 +63,9 @@ const nodePortService = (name: string, values: { clusterIP?: string; nodePort?: 
 });
 
 describe('SIGKILL of a webhook replica during concurrent allocation', () => {
-  let cp: LocalControlPlane;
   let client: KubeClient;
+  let chaos: ChaosCluster | undefined;
   let replicas: ReplicaSet;
-  const balancer = new Balancer();
 
   /** Both replicas serve the webhook, so a kill never leaves the API server without one (a leader may be pending). */
   const twoServing = () =>
@@ -77,38 +75,12 @@ describe('SIGKILL of a webhook replica during concurrent allocation', () => {
     }, 60_000);
 
   beforeAll(async () => {
-    requireBuiltSwitchboard();
-    cp = await new LocalControlPlane({ kubeControllerManager: false, log }).start();
-    client = KubeClient.fromFile(cp.kubeconfig, 'allocation-kill-test');
-    for (const name of [SYSTEM_NS, WORKLOAD_NS]) await client.create(Namespaces, { metadata: { name } });
-    await balancer.listen();
-    replicas = new ReplicaSet({
-      name: 'alloc',
-      replicas: 2,
-      spawn: (id, webhookPort) =>
-        spawnSwitchboard(id, [
-          ...replicaFlags(cp.kubeconfig, SYSTEM_NS, id),
-          '--endpointslice-controller=false',
-          '--endpoints-controller=false',
-          '--endpointslice-mirroring-controller=false',
-          '--load-balancer-controller=false',
-          ...allocationFlags(balancer, webhookPort, GRACE_MS),
-        ]),
-      onChange: (live) => balancer.route(live.map((r) => r.webhookPort)),
-    });
-    await replicas.start();
-    await twoServing();
-    await eventually(() => replicas.singleLeader(client, SYSTEM_NS).then((leader) => leader === true), 60_000);
-    await eventually(() => replicas.processes.some((r) => r.output.some((l) => l.includes('"webhook configurations written"'))), 60_000);
+    chaos = await startChaosCluster({ name: 'alloc', log, namespaces: [WORKLOAD_NS], replicas: 2, graceMs: GRACE_MS, extraFlags: [...ENDPOINT_CONTROLLERS_OFF, '--load-balancer-controller=false'] });
+    ({ client, replicas } = chaos);
     await claimsSettle(client, 60_000); // the `kubernetes` Service's ClusterIP, adopted
   }, 180_000);
 
-  afterAll(async () => {
-    await replicas?.stop();
-    await balancer.close();
-    client?.close();
-    await cp?.stop();
-  }, 60_000);
+  afterAll(() => chaos?.stop(), 60_000);
 
   it(`leaves no duplicate, no leak and no refused reuse over ${TRIALS} kills`, async () => {
     const random = prng(CHAOS_SEED);

@@ -7,9 +7,9 @@
 // agreement, every LoadBalancer Service holding one pool address of its own and no other Service any; no IP or
 // port is ever held twice. Recovery is timed from the API server being ready again to all of that.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
-import { KubeClient } from '../../controllers/runtime/client.js';
-import { EndpointSlices, Endpoints as EndpointsResource, Namespaces, Nodes, Pods, Services } from '../../api/resources.js';
+import type { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
+import type { KubeClient } from '../../controllers/runtime/client.js';
+import { EndpointSlices, Endpoints as EndpointsResource, Nodes, Pods, Services } from '../../api/resources.js';
 import type { EndpointSlice, Endpoints, Node, Pod, Service } from '../../api/wire.js';
 import { IPAddressPools } from '../../crds/ipaddresspool.js';
 import { serviceIPRange, rangeContainsIP } from '../../allocators/service/ip-range.js';
@@ -17,12 +17,12 @@ import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_TOPOLOGY_ZONE } from '../../con
 import { createNode, createPod, forceDeletePod, setPodStatus, sliceSnapshot } from '../../testing/endpoint-cluster.js';
 import { prng } from '../../testing/prng.js';
 import { eventually } from '../jest/cluster.js';
-import { ReplicaSet } from '../jest/replica-set.js';
-import { Balancer, allocationFlags, audit, claimsMatchServices } from '../jest/service-allocation.js';
-import { leads, replicaFlags, requireBuiltSwitchboard, spawnSwitchboard } from '../jest/switchboard-process.js';
+import type { ReplicaSet } from '../jest/replica-set.js';
+import { audit, claimsMatchServices } from '../jest/service-allocation.js';
+import { leads } from '../jest/switchboard-process.js';
+import { type ChaosCluster, SYSTEM_NS, startChaosCluster } from './cluster.js';
 import { CHAOS_SEED, spread, trials } from './trials.js';
 
-const SYSTEM_NS = 'switchboard-system';
 const WORKLOAD_NS = 'churn';
 const GRACE_MS = 2000;
 const POOL_CIDR = '192.0.2.0/26';
@@ -63,8 +63,8 @@ const endpointGroups = (slices: EndpointSlice[]) => Object.entries(sliceSnapshot
 describe('kube-apiserver and etcd restarts during churn', () => {
   let cp: LocalControlPlane;
   let client: KubeClient;
+  let chaos: ChaosCluster | undefined;
   let replicas: ReplicaSet;
-  const balancer = new Balancer();
   const pool = serviceIPRange(POOL_CIDR);
   /** Values ever seen held twice, by any check. */
   const duplicatesSeen = new Set<string>();
@@ -116,37 +116,13 @@ describe('kube-apiserver and etcd restarts during churn', () => {
   }
 
   beforeAll(async () => {
-    requireBuiltSwitchboard();
-    cp = await new LocalControlPlane({ kubeControllerManager: false, log }).start();
-    client = KubeClient.fromFile(cp.kubeconfig, 'restarts-test');
-    for (const name of [SYSTEM_NS, WORKLOAD_NS]) await client.create(Namespaces, { metadata: { name } });
-    await createNode(client, 'node-a', { zone: 'z1' });
-    await createNode(client, 'node-b', { zone: 'z2' });
-    await balancer.listen();
-    replicas = new ReplicaSet({
-      name: 'ctl',
-      replicas: 2,
-      spawn: (id, webhookPort) =>
-        spawnSwitchboard(id, [
-          ...replicaFlags(cp.kubeconfig, SYSTEM_NS, id),
-          `--endpoint-controllers-namespace=${WORKLOAD_NS}`,
-          ...allocationFlags(balancer, webhookPort, GRACE_MS),
-        ]),
-      onChange: (live) => balancer.route(live.map((r) => r.webhookPort)),
-    });
-    await replicas.start();
-    await eventually(() => replicas.singleLeader(client, SYSTEM_NS).then((leader) => leader === true), 60_000);
-    await eventually(() => replicas.processes.some((r) => r.output.some((l) => l.includes('"webhook configurations written"'))), 60_000);
+    chaos = await startChaosCluster({ name: 'ctl', log, namespaces: [WORKLOAD_NS], replicas: 2, graceMs: GRACE_MS, extraFlags: [`--endpoint-controllers-namespace=${WORKLOAD_NS}`] });
+    ({ cp, client, replicas } = chaos);
     // The replicas install the pool CRD at start.
     await eventually(() => client.create(IPAddressPools, { metadata: { name: 'chaos' }, spec: { addresses: [POOL_CIDR] } }).then(() => true), 60_000, 500);
   }, 180_000);
 
-  afterAll(async () => {
-    await replicas?.stop();
-    await balancer.close();
-    client?.close();
-    await cp?.stop();
-  }, 60_000);
+  afterAll(() => chaos?.stop(), 60_000);
 
   it(`converges after ${API_SERVER_RESTARTS} kube-apiserver and ${ETCD_RESTARTS} etcd restarts`, async () => {
     const random = prng(CHAOS_SEED);
