@@ -41,7 +41,7 @@ class ClaimAges {
  * otherwise wait for them. Fed on every replica, so a new leader knows the Services created and deleted while
  * nobody led (their claims were confirmed but never bound).
  */
-class StoredServiceUIDs {
+export class StoredServiceUIDs {
   private readonly live = new Set<string>();
   private readonly deleted = new Map<string, number>();
 

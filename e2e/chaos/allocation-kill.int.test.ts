@@ -11,9 +11,9 @@ import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { API_SERVER_REQUEST_BOUND_MS } from '../../controllers/serviceallocation/claim-reconciler.js';
 import type { Service } from '../../api/wire.js';
 import { eventually } from '../jest/cluster.js';
-import type { ReplicaSet } from '../jest/replica-set.js';
+import { type ReplicaSet, leadsNow } from '../jest/replica-set.js';
 import { audit, bounded, claimsSettle } from '../jest/service-allocation.js';
-import { ENDPOINT_CONTROLLERS_OFF, leads } from '../jest/switchboard-process.js';
+import { ENDPOINT_CONTROLLERS_OFF, type SwitchboardProcess } from '../jest/switchboard-process.js';
 import { prng } from '../../testing/prng.js';
 import { type ChaosCluster, SYSTEM_NS, startChaosCluster } from './cluster.js';
 import { CHAOS_SEED, trials } from './trials.js';
@@ -30,7 +30,7 @@ const log = (line: string) => process.stderr.write(`[allocation-kill] ${line}\n`
 /** How long a confirmed claim whose Service never came is kept: the API server's request bound, and room (cmd/jobs/allocators.ts). */
 const COMMIT_WINDOW_MS = API_SERVER_REQUEST_BOUND_MS + 6_000;
 
-/** Slack for a claim's deadline: a killed leader's successor takes over (lease 4 s) and syncs its caches. */
+/** Slack for a claim's deadline: a killed leader's successor takes over (lease 2 s) and syncs its caches. */
 const LEADER_CHANGE_MS = 15_000;
 
 interface UnheldClaim {
@@ -39,11 +39,25 @@ interface UnheldClaim {
   confirmed: boolean;
 }
 
+/** What the test knows of the Services it made: when each was stored (its create answered) and deleted. */
+interface ServiceTimes {
+  storedAt: Map<string, number>;
+  deletedAt: Map<string, number>;
+}
+
+/** When a replica's informers had synced: from then on its watch sees every Service stored. */
+function syncedAt(replica: SwitchboardProcess): number {
+  const line = replica.output.find((l) => l.includes('"caches synced"'));
+  return line ? Date.parse((JSON.parse(line) as { ts: string }).ts) : Infinity;
+}
+
 /**
- * Claims no Service holds past their deadline: a reserved one the grace period after it was made, a confirmed one
- * (a create that may still be in flight) the commit window after. Every unheld claim is recorded in `seen`.
+ * Claims no Service holds past their deadline. A deleted Service's claims: a leader change after the delete if the
+ * leader's watch saw the Service stored, else as for a failed create. A failed create's: a reserved claim the grace
+ * period after it was made, a confirmed one (the create may still be in flight) the commit window after. Every
+ * unheld claim is recorded in `seen`.
  */
-async function overdueClaims(client: KubeClient, seen: Map<string, UnheldClaim>): Promise<string[]> {
+async function overdueClaims(client: KubeClient, leader: SwitchboardProcess, times: ServiceTimes, seen: Map<string, UnheldClaim>): Promise<string[]> {
   const [services, claims] = await Promise.all([client.listAll<Service>(Services), client.listAll<ServiceClaim>(ServiceClaims)]);
   const { held } = audit(services.items);
   const now = Date.now();
@@ -52,8 +66,13 @@ async function overdueClaims(client: KubeClient, seen: Map<string, UnheldClaim>)
     if (held.has(name)) return [];
     const unheld = { service: claim.spec.service.name, createdMs: Date.parse(claim.metadata.creationTimestamp ?? ''), confirmed: claim.spec.service.uid !== '' };
     seen.set(name, unheld);
-    const deadline = unheld.createdMs + (unheld.confirmed ? COMMIT_WINDOW_MS : GRACE_MS) + LEADER_CHANGE_MS;
-    return now > deadline ? [`${name} for ${claim.spec.service.namespace}/${claim.spec.service.name} uid "${claim.spec.service.uid}", made ${now - unheld.createdMs} ms ago`] : [];
+    const deleted = times.deletedAt.get(unheld.service);
+    const leaderSawIt = (times.storedAt.get(unheld.service) ?? -Infinity) > syncedAt(leader);
+    const deadline =
+      deleted !== undefined && leaderSawIt
+        ? deleted + LEADER_CHANGE_MS
+        : unheld.createdMs + (unheld.confirmed ? COMMIT_WINDOW_MS : GRACE_MS) + LEADER_CHANGE_MS;
+    return now > deadline ? [`${name} for ${claim.spec.service.namespace}/${unheld.service} uid "${claim.spec.service.uid}", made ${now - unheld.createdMs} ms ago`] : [];
   });
 }
 
@@ -67,15 +86,28 @@ describe('SIGKILL of a webhook replica during concurrent allocation', () => {
   let chaos: ChaosCluster | undefined;
   let replicas: ReplicaSet;
 
-  /** Both replicas serve the webhook, so a kill never leaves the API server without one (a leader may be pending). */
-  const twoServing = () =>
-    eventually(() => {
+  /**
+   * The replacement is up: both replicas serve the webhook, so a kill never leaves the API server without one, and
+   * one leads (kills faster than takeovers would leave the claims of deleted Services to wait).
+   */
+  const healthy = () =>
+    eventually(async () => {
       const live = replicas.live();
-      return live.length === 2 && live.every((r) => r.output.some((l) => l.includes('"admission webhook serving"')));
+      if (live.length !== 2 || !live.every((r) => r.output.some((l) => l.includes('"admission webhook serving"')))) return false;
+      return (await replicas.singleLeader(client, SYSTEM_NS)) === true;
     }, 60_000);
 
   beforeAll(async () => {
-    chaos = await startChaosCluster({ name: 'alloc', log, namespaces: [WORKLOAD_NS], replicas: 2, graceMs: GRACE_MS, extraFlags: [...ENDPOINT_CONTROLLERS_OFF, '--load-balancer-controller=false'] });
+    chaos = await startChaosCluster({
+      name: 'alloc',
+      log,
+      namespaces: [WORKLOAD_NS],
+      replicas: 2,
+      graceMs: GRACE_MS,
+      extraFlags: [...ENDPOINT_CONTROLLERS_OFF, '--load-balancer-controller=false'],
+      // Short leases: half the kills hit the leader, and each takeover waits out the lease.
+      timings: { leaseDuration: '2s', renewDeadline: '1500ms', retryPeriod: '250ms' },
+    });
     ({ client, replicas } = chaos);
     await claimsSettle(client, 60_000); // the `kubernetes` Service's ClusterIP, adopted
   }, 180_000);
@@ -89,18 +121,29 @@ describe('SIGKILL of a webhook replica during concurrent allocation', () => {
     const refusals: string[] = [];
     const unheld = new Map<string, UnheldClaim>();
     const failedCreates = new Set<string>();
+    const times: ServiceTimes = { storedAt: new Map(), deletedAt: new Map() };
+    /** No claim outlives its deadline; checked with a leader in place, as the trials go on (waiting would be slow). */
+    const expectNoneOverdue = async (trial: number) => {
+      const overdue = await overdueClaims(client, replicas.live().find(leadsNow)!, times, unheld);
+      counts.leaks += overdue.length;
+      expect({ trial, overdue }).toEqual({ trial, overdue: [] });
+    };
 
     for (let trial = 0; trial < TRIALS; trial++) {
-      await twoServing();
+      await healthy();
+      await expectNoneOverdue(trial - 1);
       const live = replicas.live();
       const victim = live[Math.floor(random() * live.length)]!;
       const killAtCreate = Math.floor(random() * BATCH);
       const killDelayMs = Math.floor(random() * 150);
-      if (leads(victim)) counts.killedLeader++;
+      if (leadsNow(victim)) counts.killedLeader++;
       let killed: Promise<void> = Promise.resolve();
       const results = await bounded(BATCH, IN_FLIGHT, (i) => {
         if (i === killAtCreate) killed = new Promise((r) => setTimeout(r, killDelayMs)).then(() => void victim.child.kill('SIGKILL'));
-        return client.create<Service>(Services, nodePortService(`t${trial}-${i}`));
+        return client.create<Service>(Services, nodePortService(`t${trial}-${i}`)).then((made) => {
+          times.storedAt.set(`t${trial}-${i}`, Date.now());
+          return made;
+        });
       });
       await killed;
       counts.creates += BATCH;
@@ -119,11 +162,15 @@ describe('SIGKILL of a webhook replica during concurrent allocation', () => {
       for (const [j, holder] of created.slice(0, REUSED).entries()) {
         const values = { clusterIP: holder.spec?.clusterIP, nodePort: holder.spec?.ports?.[0]?.nodePort };
         await client.delete(Services, holder.metadata!.name!, { namespace: WORKLOAD_NS });
+        times.deletedAt.set(holder.metadata!.name!, Date.now());
         counts.reuses++;
-        await client.create(Services, nodePortService(`t${trial}-reuse-${j}`, values)).catch((err: unknown) => {
-          counts.refusedReuses++;
-          refusals.push(`trial ${trial}: ${values.clusterIP}/${values.nodePort}: ${String(err).slice(0, 300)}`);
-        });
+        await client.create(Services, nodePortService(`t${trial}-reuse-${j}`, values)).then(
+          () => void times.storedAt.set(`t${trial}-reuse-${j}`, Date.now()),
+          (err: unknown) => {
+            counts.refusedReuses++;
+            refusals.push(`trial ${trial}: ${values.clusterIP}/${values.nodePort}: ${String(err).slice(0, 300)}`);
+          },
+        );
       }
 
       const services = (await client.listAll<Service>(Services)).items;
@@ -131,16 +178,15 @@ describe('SIGKILL of a webhook replica during concurrent allocation', () => {
       counts.duplicates += duplicates.length;
       expect({ trial, duplicates }).toEqual({ trial, duplicates: [] });
 
-      // No claim outlives its deadline, checked as the trials go on (a wait per trial would make them slow).
-      const overdue = await overdueClaims(client, unheld);
-      counts.leaks += overdue.length;
-      expect({ trial, overdue }).toEqual({ trial, overdue: [] });
       log(`trial ${trial}: killed ${victim.id} at create ${killAtCreate} + ${killDelayMs} ms; ${created.length}/${BATCH} created`);
 
       // Keep the ranges from filling over a thousand trials.
       const trialServices = services.filter((s) => s.metadata?.namespace === WORKLOAD_NS).map((s) => s.metadata!.name!);
       await bounded(trialServices.length, 10, (i) => client.delete(Services, trialServices[i]!, { namespace: WORKLOAD_NS }));
+      for (const name of trialServices) times.deletedAt.set(name, Date.now());
     }
+    await healthy();
+    await expectNoneOverdue(TRIALS - 1);
     const settleStart = Date.now();
     await claimsSettle(client, COMMIT_WINDOW_MS + LEADER_CHANGE_MS, 200);
     // Claims that failed creates left behind (the others are those of Services the test deleted).

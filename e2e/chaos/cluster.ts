@@ -6,7 +6,7 @@ import { Namespaces } from '../../api/resources.js';
 import { eventually } from '../jest/cluster.js';
 import { ReplicaSet } from '../jest/replica-set.js';
 import { Balancer, allocationFlags } from '../jest/service-allocation.js';
-import { replicaFlags, requireBuiltSwitchboard, spawnSwitchboard } from '../jest/switchboard-process.js';
+import { type ReplicaTimings, replicaFlags, requireBuiltSwitchboard, spawnSwitchboard } from '../jest/switchboard-process.js';
 
 /** Namespace of the replicas' Lease and Switchboard's own objects. */
 export const SYSTEM_NS = 'switchboard-system';
@@ -28,6 +28,8 @@ export interface ChaosClusterOptions {
   graceMs: number;
   /** Replica flags besides leader election and allocation. */
   extraFlags: string[];
+  /** Leader-election timings; replicaFlags' test defaults (lease 4 s) if left out. */
+  timings?: ReplicaTimings;
 }
 
 /** Resolves once exactly one replica leads and it has written the webhook configurations. */
@@ -40,7 +42,7 @@ export async function startChaosCluster(options: ChaosClusterOptions): Promise<C
     name: options.name,
     replicas: options.replicas,
     spawn: (id, webhookPort) =>
-      spawnSwitchboard(id, [...replicaFlags(cp.kubeconfig, SYSTEM_NS, id), ...options.extraFlags, ...allocationFlags(balancer, webhookPort, options.graceMs)]),
+      spawnSwitchboard(id, [...replicaFlags(cp.kubeconfig, SYSTEM_NS, id, options.timings), ...options.extraFlags, ...allocationFlags(balancer, webhookPort, options.graceMs)]),
     onChange: (live) => balancer.route(live.map((r) => r.webhookPort)),
   });
   const stop = async () => {

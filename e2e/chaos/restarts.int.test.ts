@@ -17,9 +17,8 @@ import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_TOPOLOGY_ZONE } from '../../con
 import { createNode, createPod, forceDeletePod, setPodStatus, sliceSnapshot } from '../../testing/endpoint-cluster.js';
 import { prng } from '../../testing/prng.js';
 import { eventually } from '../jest/cluster.js';
-import type { ReplicaSet } from '../jest/replica-set.js';
+import { type ReplicaSet, leadsNow } from '../jest/replica-set.js';
 import { audit, claimsMatchServices } from '../jest/service-allocation.js';
-import { leads } from '../jest/switchboard-process.js';
 import { type ChaosCluster, SYSTEM_NS, startChaosCluster } from './cluster.js';
 import { CHAOS_SEED, spread, trials } from './trials.js';
 
@@ -209,7 +208,7 @@ describe('kube-apiserver and etcd restarts during churn', () => {
         }, RECOVERY_BOUND_MS, 200).catch((err: unknown) => `${fault} restart ${i}: not exact ${RECOVERY_BOUND_MS} ms after it was ready: ${String(err)}`);
         expect(result).toBe(true);
         recovery[fault]!.push(Date.now() - ready);
-        log(`${fault} restart ${i}: down ${ready - down} ms, exact ${Date.now() - ready} ms after ready; leader ${replicas.live().find(leads)?.id}, ${replicas.restarts} replicas replaced so far; ${await population()}`);
+        log(`${fault} restart ${i}: down ${ready - down} ms, exact ${Date.now() - ready} ms after ready; leader ${replicas.live().find(leadsNow)?.id}, ${replicas.restarts} replicas replaced so far; ${await population()}`);
       }
     } finally {
       churning = false;

@@ -4,7 +4,7 @@ import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { Leases } from '../../api/resources.js';
 import type { Lease } from '../../api/wire.js';
 import type { KubeClient } from '../../controllers/runtime/client.js';
-import { exited, leads, stopSwitchboard, type SwitchboardProcess } from './switchboard-process.js';
+import { exited, stopSwitchboard, type SwitchboardProcess } from './switchboard-process.js';
 
 export interface Replica extends SwitchboardProcess {
   webhookPort: number;
@@ -19,6 +19,12 @@ export interface ReplicaSetOptions {
   onChange?: (live: Replica[]) => void;
   /** Pause before a replacement starts, as a kubelet's restart back-off would. */
   restartDelayMs?: number;
+}
+
+/** Whether it leads at this moment: it started its controllers and has not lost leadership or stopped them since. */
+export function leadsNow(p: SwitchboardProcess): boolean {
+  const started = p.output.findLastIndex((l) => l.includes('"starting controllers"'));
+  return started >= 0 && !p.output.slice(started).some((l) => l.includes('"lost leadership"') || l.includes('"stopping controllers"'));
 }
 
 export class ReplicaSet {
@@ -41,12 +47,18 @@ export class ReplicaSet {
     return this.processes.length - this.options.replicas;
   }
 
-  /** Exactly one leader: the Lease names a live replica, it has started its controllers, and no other live one has. */
+  /**
+   * Exactly one leader: the Lease names a live replica and was renewed within its duration, that replica leads now,
+   * and no other live one does.
+   */
   async singleLeader(client: KubeClient, namespace: string, leaseName = 'switchboard-controller'): Promise<true | string> {
-    const holder = (await client.getOrUndefined<Lease>(Leases, leaseName, namespace))?.spec?.holderIdentity;
+    const lease = await client.getOrUndefined<Lease>(Leases, leaseName, namespace);
+    const holder = lease?.spec?.holderIdentity;
     const live = this.live();
-    const leading = live.filter(leads).map((p) => p.id);
+    const leading = live.filter(leadsNow).map((p) => p.id);
     if (!holder || !live.some((p) => p.id === holder)) return `the Lease names ${holder ?? 'nobody'}, live: ${live.map((p) => p.id).join(', ')}`;
+    const sinceRenewal = Date.now() - Date.parse(String(lease?.spec?.renewTime));
+    if (!(sinceRenewal <= (lease?.spec?.leaseDurationSeconds ?? 0) * 1000)) return `the Lease of ${holder} was last renewed ${sinceRenewal} ms ago`;
     return leading.length === 1 && leading[0] === holder ? true : `the Lease names ${holder}, leading: [${leading.join(', ')}]`;
   }
 
