@@ -89,12 +89,15 @@ describe('kube-apiserver and etcd restarts during churn', () => {
       const name = service.metadata?.name ?? '';
       const own = slices.items.filter((s) => s.metadata?.labels?.[LABEL_ENDPOINTSLICE_SERVICE_NAME] === name);
       const want = JSON.stringify(endpointGroups([impliedSlice(service, pods.items, zoneOf)]));
-      if (JSON.stringify(endpointGroups(own)) !== want) return `slices of ${name} differ from its pods`;
+      const got = JSON.stringify(endpointGroups(own));
+      if (got !== want) return `slices of ${name} differ from its pods: got ${got}, want ${want}`;
       const implied = pods.items.filter((pod) => matches(service, pod));
       const ips = (ready: boolean) => implied.filter((pod) => isReady(pod) === ready).map((pod) => pod.status?.podIP).sort();
       const subsets = endpoints.items.find((e) => e.metadata?.name === name)?.subsets ?? [];
-      const got = (which: 'addresses' | 'notReadyAddresses') => subsets.flatMap((s) => (s[which] ?? []).map((a) => a.ip)).sort();
-      if (JSON.stringify([got('addresses'), got('notReadyAddresses')]) !== JSON.stringify([ips(true), ips(false)])) return `Endpoints of ${name} differ from its pods`;
+      const published = (which: 'addresses' | 'notReadyAddresses') => subsets.flatMap((s) => (s[which] ?? []).map((a) => a.ip)).sort();
+      const endpointsGot = JSON.stringify([published('addresses'), published('notReadyAddresses')]);
+      const endpointsWant = JSON.stringify([ips(true), ips(false)]);
+      if (endpointsGot !== endpointsWant) return `Endpoints of ${name} differ from its pods: got ${endpointsGot}, want ${endpointsWant}`;
       const ingress = (service.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? '');
       if (service.spec?.type !== 'LoadBalancer') {
         if (ingress.length > 0) return `${name} (${service.spec?.type}) still has ingress ${ingress.join(',')}`;
@@ -117,6 +120,8 @@ describe('kube-apiserver and etcd restarts during churn', () => {
   beforeAll(async () => {
     chaos = await startChaosCluster({ name: 'ctl', log, namespaces: [WORKLOAD_NS], replicas: 2, graceMs: GRACE_MS, extraFlags: [`--endpoint-controllers-namespace=${WORKLOAD_NS}`] });
     ({ cp, client, replicas } = chaos);
+    await createNode(client, 'node-a', { zone: 'z1' });
+    await createNode(client, 'node-b', { zone: 'z2' });
     // The replicas install the pool CRD at start.
     await eventually(() => client.create(IPAddressPools, { metadata: { name: 'chaos' }, spec: { addresses: [POOL_CIDR] } }).then(() => true), 60_000, 500);
   }, 180_000);
