@@ -94,7 +94,6 @@ export class Informer<T extends KubeObject> {
           needList = false;
         }
         needList = await this.watchOnce(signal);
-        if (!needList) this.backoff.reset();
       } catch (err) {
         if (signal.aborted) break;
         if (isGone(err)) {
@@ -158,6 +157,9 @@ export class Informer<T extends KubeObject> {
         handle.abort();
       },
     );
+    // Connected: the server is back. Without this, a watch broken by each of several outages (never ending cleanly)
+    // would wait out an ever longer backoff, up to 30 s, before its next reconnect.
+    this.backoff.reset();
     this.abortWatch = handle.abort;
     if (signal.aborted) handle.abort();
     await handle.done;

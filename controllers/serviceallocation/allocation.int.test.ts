@@ -2,16 +2,14 @@
 // A control plane of its own: the webhook applies to every Service of the cluster, and the leak test kills it.
 // The API server dials one URL; a TCP balancer behind it spreads connections over the replicas like a Service.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { serviceIPRange, rangeContainsIP } from '../../allocators/service/ip-range.js';
-import { nodePortRange } from '../../allocators/service/port-range.js';
 import { kubectlErrorOutput, internalErrorStatus, webhookDenialStatus } from '../../api/status.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { LocalControlPlane, WEBHOOK_CLIENT_NAME } from '../../cmd/up/controlplane/controlplane.js';
 import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { eventually } from '../../e2e/jest/cluster.js';
-import { audit as auditIn, bounded, claimsSettle as claimsSettleIn } from '../../e2e/jest/service-allocation-audit.js';
-import { replicaFlags, spawnSwitchboard, stopSwitchboard as stop, waitForOutput, type SwitchboardProcess } from '../../e2e/jest/switchboard-process.js';
+import { Balancer, allocationFlags, audit, bounded, claimsSettle } from '../../e2e/jest/service-allocation.js';
+import { ENDPOINT_CONTROLLERS_OFF, replicaFlags, spawnSwitchboard, stopSwitchboard as stop, waitForOutput, type SwitchboardProcess } from '../../e2e/jest/switchboard-process.js';
 import { KubeClient, isAlreadyExists } from '../runtime/client.js';
 import { Events, Namespaces, Secrets, Services } from '../../api/resources.js';
 import type { KubeEvent, Service } from '../../api/wire.js';
@@ -21,60 +19,7 @@ import { OPT_OUT_LABEL, WEBHOOK_NAMES } from './webhook-configurations.js';
 const NS = 'switchboard-system';
 const GRACE_MS = 2000;
 const SMALL_RANGE = '10.96.0.0/28';
-const CLUSTER_RANGE = serviceIPRange('10.96.0.0/16');
-const PORT_RANGE = nodePortRange('30000-32767');
-const audit = (services: Service[]) => auditIn(services, CLUSTER_RANGE, PORT_RANGE);
-const claimsSettle = (client: KubeClient, timeoutMs: number, intervalMs?: number) => claimsSettleIn(client, CLUSTER_RANGE, PORT_RANGE, timeoutMs, intervalMs);
 const log = (line: string) => process.stderr.write(`[allocation] ${line}\n`);
-
-/** Round-robin TCP forwarding over the live backends (what kube-proxy does for the webhook's Service). */
-class Balancer {
-  private backends: number[] = [];
-  private next = 0;
-  private readonly server: Server = createServer((client) => this.forward(client, this.backends.length));
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  /** New connections go to these; with `dropOpen`, open ones are cut too (as when the old backends die). */
-  route(ports: number[], dropOpen = false): void {
-    this.backends = ports;
-    if (!dropOpen) return;
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-  }
-
-  private forward(client: Socket, triesLeft: number): void {
-    if (triesLeft === 0) return void client.destroy();
-    const port = this.backends[this.next++ % this.backends.length];
-    const upstream = createConnection({ port, host: '127.0.0.1' });
-    upstream.once('error', () => {
-      upstream.destroy();
-      if (!client.destroyed) this.forward(client, triesLeft - 1);
-    });
-    upstream.once('connect', () => {
-      this.sockets.add(client).add(upstream);
-      client.pipe(upstream).pipe(client);
-      const close = () => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('close', close).on('error', close);
-      upstream.on('close', close).on('error', close);
-    });
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 interface Replica extends SwitchboardProcess {
   port: number;
@@ -87,15 +32,11 @@ async function startReplica(cp: LocalControlPlane, balancer: Balancer, id: strin
       id,
       [
         ...replicaFlags(cp.kubeconfig, NS, id),
-        '--endpointslice-controller=false',
-        '--endpoints-controller=false',
-        '--endpointslice-mirroring-controller=false',
+        ...ENDPOINT_CONTROLLERS_OFF,
         '--load-balancer-install-crds=false',
-        `--webhook-url=https://127.0.0.1:${balancer.port}`,
-        `--webhook-bind-address=127.0.0.1:${port}`,
+        ...allocationFlags(balancer, port, GRACE_MS),
         `--webhook-client-ca-file=${cp.info.webhookClientCAFile}`,
         `--webhook-client-names=${WEBHOOK_CLIENT_NAME}`,
-        `--claim-grace-period=${GRACE_MS}ms`,
         ...extra,
       ],
       env,

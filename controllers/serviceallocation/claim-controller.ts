@@ -36,6 +36,39 @@ class ClaimAges {
   }
 }
 
+/**
+ * Uids of the Services this process's watch has seen stored: live ones, and deleted ones for as long as a claim could
+ * otherwise wait for them. Fed on every replica, so a new leader knows the Services created and deleted while
+ * nobody led (their claims were confirmed but never bound).
+ */
+export class StoredServiceUIDs {
+  private readonly live = new Set<string>();
+  private readonly deleted = new Map<string, number>();
+
+  constructor(private readonly rememberDeletedMs: number) {}
+
+  stored(service: Service): void {
+    const uid = service.metadata?.uid;
+    if (uid) this.live.add(uid);
+  }
+
+  removed(service: Service, now = Date.now()): void {
+    const uid = service.metadata?.uid;
+    if (!uid) return;
+    this.live.delete(uid);
+    this.deleted.delete(uid); // a relist may report a deletion again: keep the map in deletion order
+    this.deleted.set(uid, now);
+    for (const [old, at] of this.deleted) {
+      if (now - at <= this.rememberDeletedMs) break; // in deletion order
+      this.deleted.delete(old);
+    }
+  }
+
+  has(uid: string): boolean {
+    return uid !== '' && (this.live.has(uid) || this.deleted.has(uid));
+  }
+}
+
 /** What both allocation controllers work from: the API and the two caches. */
 export interface AllocationCaches {
   readonly client: KubeClient;
@@ -51,6 +84,8 @@ export interface ClaimControllerDeps extends AllocationCaches {
 export function claimController(deps: ClaimControllerDeps): Controller {
   const { client, claims, services, log } = deps;
   const ages = new ClaimAges();
+  // Past the commit window a confirmed claim is freed anyway.
+  const storedUIDs = new StoredServiceUIDs(deps.timings.commitWindowMs);
   const released = telemetry().meter.createCounter('switchboard_serviceclaims_released', { description: 'Claims freed, by reason' });
 
   const controller: Controller = new Controller({
@@ -76,18 +111,25 @@ export function claimController(deps: ClaimControllerDeps): Controller {
     onDelete: (claim) => ages.forget(claim.metadata.name ?? ''),
   });
   services.addEventHandler({
-    onAdd: enqueueFor,
+    onAdd: (service) => {
+      storedUIDs.stored(service);
+      enqueueFor(service);
+    },
     onUpdate: (old, service) => {
+      storedUIDs.stored(service);
       enqueueFor(old);
       enqueueFor(service);
     },
-    onDelete: enqueueFor,
+    onDelete: (service) => {
+      storedUIDs.removed(service);
+      enqueueFor(service);
+    },
   });
 
   async function reconcile(name: string): Promise<ReconcileResult | void> {
     const claim = claims.store.get(name);
     if (!claim) return;
-    const input = { claim, unchangedForMs: ages.unchangedFor(claim), timings: deps.timings };
+    const input = { claim, unchangedForMs: ages.unchangedFor(claim), confirmedUIDSeenStored: storedUIDs.has(claimServiceUID(claim)), timings: deps.timings };
     const action = reconcileClaim({ ...input, service: services.store.get(claimServiceKey(claim)) });
     if (action.kind !== 'free') return act(claim, action);
     // The cache may lag behind a write that gave the Service this value: ask the API server itself.

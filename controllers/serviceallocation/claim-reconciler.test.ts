@@ -17,7 +17,7 @@ function claim(uid: string, status?: ServiceClaim['status'], generation = 2): Se
 }
 
 const bound = (uid: string, generation = 2): ServiceClaim['status'] => ({ phase: 'Bound', boundUID: uid, observedGeneration: generation });
-const decide = (input: Partial<ClaimReconcileInput>) => reconcileClaim({ claim: undefined, service: undefined, unchangedForMs: 0, timings, ...input });
+const decide = (input: Partial<ClaimReconcileInput>) => reconcileClaim({ claim: undefined, service: undefined, unchangedForMs: 0, confirmedUIDSeenStored: false, timings, ...input });
 
 describe('reconcileClaim', () => {
   it('binds a claim its Service holds, and then leaves it alone', () => {
@@ -47,6 +47,8 @@ describe('reconcileClaim', () => {
     expect(decide({ claim: claim('u1', bound('u1')), unchangedForMs: 0 })).toEqual({ kind: 'free', reason: 'service-gone' });
     // Same name, another incarnation that does not hold the value: the old one is gone for good.
     expect(decide({ claim: claim('u1', bound('u1')), service: web('u2', { ports: [{ port: 80 }] }) })).toEqual({ kind: 'free', reason: 'service-gone' });
+    // Never bound (no leader while it lived), but its watch saw it stored: deleted, not in flight.
+    expect(decide({ claim: claim('u1'), unchangedForMs: 0, confirmedUIDSeenStored: true })).toEqual({ kind: 'free', reason: 'service-gone' });
   });
 
   it('releases a value the Service let go of at once when settled, after the bound when not', () => {

@@ -10,8 +10,9 @@
 //   server bounds that: a create or update handler gives up after 34 s (requestTimeoutUpperBound). Such a claim
 //   is freed only once this controller has seen it unchanged for longer than that, and the live Service
 //   (not the cache) does not hold the value. Every confirmation writes the claim, so "unchanged" restarts then.
-// - Two cases need no wait. The claim's Service was seen (status.boundUID) and is gone now: a deleted uid is
-//   never written again (delete). Or the claim is settled: the controller saw the live Service holding it
+// - Two cases need no wait. The claim's Service was seen stored (status.boundUID, or this process's watch saw
+//   its uid, e.g. as a follower while no leader bound it) and is gone now: a deleted uid is never written again
+//   (delete). Or the claim is settled: the controller saw the live Service holding it
 //   at this very generation, and every webhook write to a claim changes its spec (spec.request), so no request
 //   has confirmed it since; one still in flight from before would write over an older Service version, which
 //   the API server refuses and retries through admission, confirming the claim anew (type change).
@@ -37,6 +38,8 @@ export interface ClaimReconcileInput {
   readonly service: Service | undefined;
   /** How long the claim has been seen with its current resourceVersion. */
   readonly unchangedForMs: number;
+  /** Whether this process's watch has seen a Service with the claim's confirmed uid stored (so it is past admission). */
+  readonly confirmedUIDSeenStored: boolean;
   readonly timings: ClaimTimings;
 }
 
@@ -90,7 +93,7 @@ export function reconcileClaim(input: ClaimReconcileInput): ClaimAction {
 
   const confirmedUID = claimServiceUID(claim);
   const reason: FreeReason = confirmedUID === '' ? 'never-confirmed' : service?.metadata?.uid === confirmedUID ? 'released' : 'service-gone';
-  if (reason === 'service-gone' && claim.status?.boundUID === confirmedUID) return { kind: 'free', reason };
+  if (reason === 'service-gone' && (claim.status?.boundUID === confirmedUID || input.confirmedUIDSeenStored)) return { kind: 'free', reason };
   if (reason === 'released' && isSettled(claim, confirmedUID)) return { kind: 'free', reason };
   const window = confirmedUID === '' ? timings.graceMs : Math.max(timings.graceMs, timings.commitWindowMs);
   if (input.unchangedForMs < window) return { kind: 'wait', afterMs: window - input.unchangedForMs };

@@ -24,7 +24,7 @@ import type { Service } from '../../api/wire.js';
 import { freePort } from '../../cmd/up/controlplane/processes.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { controlPlaneInfo, createNamespace, deleteNamespace, eventually, testClient } from '../jest/cluster.js';
-import { audit, claimsSettle } from '../jest/service-allocation-audit.js';
+import { audit, claimsSettle } from '../jest/service-allocation.js';
 import { replicaFlags, requireBuiltSwitchboard, spawnSwitchboard, stopSwitchboard, waitForOutput, type SwitchboardProcess } from '../jest/switchboard-process.js';
 import { isNotFound, type KubeClient } from '../../controllers/runtime/client.js';
 import { deleteWebhookConfigurations } from '../../controllers/runtime/webhook/configuration.js';
@@ -182,9 +182,9 @@ describe('a freed value is reusable by the very next request, under load', () =>
     const refusals = results.filter((r) => r.refusal !== undefined);
     const createMs = results.map((r) => r.createMs).sort((a, b) => a - b);
     const services = (await client.listAll<Service>(Services)).items;
-    const { duplicates } = audit(services, ipRange, portRange);
+    const { duplicates } = audit(services, { ips: ipRange, ports: portRange });
     const settleStart = Date.now();
-    const settled = await claimsSettle(client, ipRange, portRange, 60_000, 500).then(
+    const settled = await claimsSettle(client, 60_000, 500, { ips: ipRange, ports: portRange }).then(
       () => `claims matched Services ${((Date.now() - settleStart) / 1000).toFixed(1)} s later`,
       (err: unknown) => String(err),
     );

@@ -13,3 +13,6 @@ export function spread(ms: readonly number[]): string {
   const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
   return `min ${sorted[0]} ms, median ${median} ms, max ${sorted[sorted.length - 1]} ms (n=${sorted.length})`;
 }
+
+/** The seed of a chaos test's random choices: fixed, so a failure replays; SWITCHBOARD_CHAOS_SEED tries another. */
+export const CHAOS_SEED = Number(process.env.SWITCHBOARD_CHAOS_SEED ?? 20261130);

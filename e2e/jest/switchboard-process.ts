@@ -52,6 +52,9 @@ export function replicaFlags(kubeconfig: string, namespace: string, id: string, 
   ];
 }
 
+/** Flags that leave the endpoint controllers out of a replica that tests something else. */
+export const ENDPOINT_CONTROLLERS_OFF = ['--endpointslice-controller=false', '--endpoints-controller=false', '--endpointslice-mirroring-controller=false'];
+
 /** Whether the process has started its controllers (it leads, or runs without leader election). */
 export const leads = (p: SwitchboardProcess): boolean => p.output.some((l) => l.includes('"starting controllers"'));
 

@@ -58,6 +58,7 @@ export class LocalControlPlane {
   private kcmCredentials?: KeyPairPem;
   private adminCredentials?: KeyPairPem;
   private etcdPort = 0;
+  private etcdPeerPort = 0;
   private apiPort = 0;
   private readonly log: (line: string) => void;
   readonly serviceClusterIPRange: string;
@@ -102,6 +103,7 @@ export class LocalControlPlane {
     this.dir = await mkdtemp(join(root, 'cp-'));
     await writeFile(join(this.dir, 'owner.pid'), String(process.pid));
     this.etcdPort = await freePort();
+    this.etcdPeerPort = await freePort();
     this.apiPort = await freePort();
     await this.writeCredentials();
     await this.startEtcd();
@@ -146,8 +148,7 @@ export class LocalControlPlane {
   }
 
   private async startEtcd(): Promise<void> {
-    const peerPort = await freePort();
-    const peer = `http://127.0.0.1:${peerPort}`;
+    const peer = `http://127.0.0.1:${this.etcdPeerPort}`;
     this.etcd = ManagedProcess.start('etcd', this.binaries!.etcd, [
       '--name=switchboard',
       `--data-dir=${join(this.dir, 'etcd-data')}`,
@@ -201,6 +202,16 @@ export class LocalControlPlane {
   async restartApiServer(): Promise<void> {
     await this.stopApiServer();
     await this.startApiServer();
+  }
+
+  /**
+   * Stops etcd and starts it again on the same ports and data directory; kube-apiserver stays up, reconnects, and
+   * this resolves once it is ready again.
+   */
+  async restartEtcd(): Promise<void> {
+    await this.etcd?.stop();
+    await this.startEtcd();
+    if (this.apiServer) await this.waitFor(this.apiServer, () => this.apiGetOk('/readyz'), 90_000);
   }
 
   /** Starts a kube-controller-manager named `name` running `controllers`, e.g. for differential tests. */
