@@ -37,8 +37,10 @@ const controllerFlags = {
   'leader-elect-lease-name': { type: 'string', default: 'switchboard-controller' },
   'metrics-bind-address': { type: 'string', default: ':8080' },
   // kube-controller-manager's 20/30 is per controller (each has its own client); this one client serves the three
-  // endpoint controllers, the claim and LoadBalancer controllers and the admission webhook's claim writes.
-  ...clientFlags({ qps: 100, burst: 150 }),
+  // endpoint controllers, the claim and LoadBalancer controllers and the admission webhook's claim writes. Measured:
+  // at 100/150 the claim controller needed ~20 s to bind the claims of a 1000-Service burst, and a killed replica's
+  // leaked claims waited behind them (17-24 s instead of ~1.5 s); at 400/600 they are freed in ~1.4 s.
+  ...clientFlags({ qps: 400, burst: 600 }),
   'log-level': { type: 'string', default: process.env.SWITCHBOARD_LOG_LEVEL ?? 'info' },
   help: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
