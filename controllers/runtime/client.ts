@@ -162,6 +162,8 @@ export class KubeClient {
   private readonly limiter: BucketRateLimiter<void> | undefined;
   private readonly watchIdleTimeoutMs: number;
   readonly userAgent: string;
+  /** Server clock − local clock, as of the last answer's Date header (whole seconds: the server was at least that far). */
+  private serverClockOffsetMs: number | undefined;
   /** Called after every request, for metrics. */
   observer?: RequestObserver;
 
@@ -252,12 +254,26 @@ export class KubeClient {
       opts.signal = options.signal;
       const started = process.hrtime.bigint();
       const res = await this.send(opts, payload, options.timeoutMs ?? 0);
+      this.noteServerDate(res);
       const retryAfterMs = retries < MAX_RETRIES ? retryAfterOf(res) : undefined;
       if (retryAfterMs === undefined) return { res, started };
       this.observe(method, path, res.statusCode ?? 0, started);
       res.resume(); // drain it so the connection is reused
       await sleep(retryAfterMs, options.signal);
     }
+  }
+
+  private noteServerDate(res: IncomingMessage): void {
+    const date = Date.parse(res.headers.date ?? '');
+    if (Number.isFinite(date)) this.serverClockOffsetMs = date - Date.now();
+  }
+
+  /**
+   * The API server's clock now, never ahead of it (its last Date header was truncated to the second), or undefined
+   * before its first answer. For waits the API server times on its own clock, e.g. its request timeout.
+   */
+  serverNow(): number | undefined {
+    return this.serverClockOffsetMs === undefined ? undefined : Date.now() + this.serverClockOffsetMs;
   }
 
   private observe(method: string, path: string, code: number, started: bigint): void {

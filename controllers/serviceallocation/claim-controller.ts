@@ -11,7 +11,7 @@ import type { Logger } from '../runtime/log.js';
 import { Services } from '../../api/resources.js';
 import { telemetry } from '../runtime/telemetry.js';
 import type { Service } from '../../api/wire.js';
-import { type ClaimAction, type ClaimTimings, holdsClaim, reconcileClaim } from './claim-reconciler.js';
+import { type ClaimAction, type ClaimTimings, holdsClaim, reconcileClaim, serverAgeMs } from './claim-reconciler.js';
 
 export const CLAIMS_BY_SERVICE = 'byService';
 
@@ -129,7 +129,8 @@ export function claimController(deps: ClaimControllerDeps): Controller {
   async function reconcile(name: string): Promise<ReconcileResult | void> {
     const claim = claims.store.get(name);
     if (!claim) return;
-    const input = { claim, unchangedForMs: ages.unchangedFor(claim), confirmedUIDSeenStored: storedUIDs.has(claimServiceUID(claim)), timings: deps.timings };
+    const unchangedForMs = Math.max(ages.unchangedFor(claim), serverAgeMs(claim, client.serverNow()));
+    const input = { claim, unchangedForMs, confirmedUIDSeenStored: storedUIDs.has(claimServiceUID(claim)), timings: deps.timings };
     const action = reconcileClaim({ ...input, service: services.store.get(claimServiceKey(claim)) });
     if (action.kind !== 'free') return act(claim, action);
     // The cache may lag behind a write that gave the Service this value: ask the API server itself.

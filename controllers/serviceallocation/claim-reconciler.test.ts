@@ -3,7 +3,7 @@ import { ipClaim, nodePortClaim } from '../../allocators/service/claim-names.js'
 import { claimObject } from '../../allocators/service/claim-objects.js';
 import type { ServiceClaim } from '../../crds/serviceclaim.js';
 import type { Service } from '../../api/wire.js';
-import { type ClaimReconcileInput, reconcileClaim } from './claim-reconciler.js';
+import { type ClaimReconcileInput, reconcileClaim, serverAgeMs } from './claim-reconciler.js';
 
 const timings = { graceMs: 2_000, commitWindowMs: 40_000 };
 const web = (uid: string, spec: Service['spec'] = { clusterIPs: ['10.96.0.10'], clusterIP: '10.96.0.10', ports: [{ port: 80 }] }): Service => ({
@@ -73,5 +73,24 @@ describe('reconcileClaim', () => {
     const made = claimObject(nodePortClaim(30080), { namespace: 'default', name: 'web', uid: 'u1' });
     const lb = web('u1', { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 30080, ports: [{ port: 80, nodePort: 30081 }] });
     expect(decide({ claim: made, service: lb })).toMatchObject({ kind: 'bind' });
+  });
+});
+
+describe('serverAgeMs', () => {
+  const at = (created: string, ...writes: string[]): ServiceClaim => {
+    const c = claim('u1');
+    return { ...c, metadata: { ...c.metadata, creationTimestamp: created, managedFields: writes.map((time) => ({ manager: 'switchboard', operation: 'Update', time })) } };
+  };
+  const now = Date.parse('2026-11-30T10:00:40Z');
+
+  it('counts from the last write the API server recorded, a second late (its times are truncated)', () => {
+    expect(serverAgeMs(at('2026-11-30T10:00:00Z'), now)).toBe(39_000);
+    expect(serverAgeMs(at('2026-11-30T10:00:00Z', '2026-11-30T10:00:05Z', '2026-11-30T10:00:20Z'), now)).toBe(19_000);
+  });
+
+  it('is 0 without the server clock, without any time, or for a write in the last second', () => {
+    expect(serverAgeMs(at('2026-11-30T10:00:00Z'), undefined)).toBe(0);
+    expect(serverAgeMs(at(''), now)).toBe(0);
+    expect(serverAgeMs(at('2026-11-30T10:00:40Z'), now)).toBe(0);
   });
 });

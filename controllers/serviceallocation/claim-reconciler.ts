@@ -73,6 +73,19 @@ export function isSettled(claim: ServiceClaim, uid: string): boolean {
   );
 }
 
+/**
+ * How long ago, on the API server's clock, the claim was last written: from the latest managedFields time (every
+ * webhook write changes a field it owns, which moves its entry's time) or the creation time. Those are whole seconds,
+ * truncated, so the write may have been up to a second later. 0 when unknown. A new leader measures waits by this as
+ * well as by what it saw itself: replaced often enough, no replica would see a claim unchanged for a whole window.
+ */
+export function serverAgeMs(claim: ServiceClaim, serverNow: number | undefined): number {
+  if (serverNow === undefined) return 0;
+  const times = [claim.metadata.creationTimestamp, ...(claim.metadata.managedFields ?? []).map((f) => f.time)].map((t) => Date.parse(t ?? ''));
+  const last = Math.max(...times.filter(Number.isFinite));
+  return Number.isFinite(last) ? Math.max(0, serverNow - (last + 1000)) : 0;
+}
+
 export function reconcileClaim(input: ClaimReconcileInput): ClaimAction {
   const { claim, service, timings } = input;
   if (!claim || claim.metadata.deletionTimestamp || !claimValueOf(claim)) return { kind: 'none' };

@@ -2,7 +2,8 @@
 // (as a Service would); in each trial a batch of NodePort Services is created concurrently and one replica, chosen
 // at random, is SIGKILLed while a seeded number of creates are under way, then replaced as a Deployment would.
 // After every trial: no value held twice, no claim unheld past its deadline (the grace period for a reservation,
-// the API server's request bound for a confirmed claim, plus a leader change), a value freed by deleting its holder
+// the API server's request bound for a confirmed claim, counted on from the current leader's start if that is later,
+// plus a little processing), a value freed by deleting its holder
 // is given at once to a new Service that asks for it; at the end, claims and held values agree exactly. On a control plane of its own: the webhook sees every Service.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubeClient } from '../../controllers/runtime/client.js';
@@ -30,8 +31,13 @@ const log = (line: string) => process.stderr.write(`[allocation-kill] ${line}\n`
 /** How long a confirmed claim whose Service never came is kept: the API server's request bound, and room (cmd/jobs/allocators.ts). */
 const COMMIT_WINDOW_MS = API_SERVER_REQUEST_BOUND_MS + 6_000;
 
-/** Slack for a claim's deadline: a killed leader's successor takes over (lease 2 s) and syncs its caches. */
-const LEADER_CHANGE_MS = 15_000;
+/**
+ * Slack for a claim's deadline, counted from the deadline or from when the current leader started leading, whichever
+ * is later: nobody frees claims while nobody leads, and a new leader works through what it finds.
+ */
+const LEADER_SLACK_MS = 10_000;
+/** The final wait for claims to match Services: the longest deadline and a leader change. */
+const SETTLE_MS = COMMIT_WINDOW_MS + 15_000;
 
 interface UnheldClaim {
   service: string;
@@ -45,11 +51,17 @@ interface ServiceTimes {
   deletedAt: Map<string, number>;
 }
 
-/** When a replica's informers had synced: from then on its watch sees every Service stored. */
-function syncedAt(replica: SwitchboardProcess): number {
-  const line = replica.output.find((l) => l.includes('"caches synced"'));
+/** When a replica first wrote a log line containing `text`, or Infinity. */
+function loggedAt(replica: SwitchboardProcess, text: string, last = false): number {
+  const line = last ? replica.output.findLast((l) => l.includes(text)) : replica.output.find((l) => l.includes(text));
   return line ? Date.parse((JSON.parse(line) as { ts: string }).ts) : Infinity;
 }
+
+/** When a replica's informers had synced: from then on its watch sees every Service stored. */
+const syncedAt = (replica: SwitchboardProcess): number => loggedAt(replica, '"caches synced"');
+
+/** When the replica, which leads now, started leading. */
+const leadingSince = (replica: SwitchboardProcess): number => loggedAt(replica, '"starting controllers"', true);
 
 /**
  * Claims no Service holds past their deadline. A deleted Service's claims: a leader change after the delete if the
@@ -68,11 +80,9 @@ async function overdueClaims(client: KubeClient, leader: SwitchboardProcess, tim
     seen.set(name, unheld);
     const deleted = times.deletedAt.get(unheld.service);
     const leaderSawIt = (times.storedAt.get(unheld.service) ?? -Infinity) > syncedAt(leader);
-    const deadline =
-      deleted !== undefined && leaderSawIt
-        ? deleted + LEADER_CHANGE_MS
-        : unheld.createdMs + (unheld.confirmed ? COMMIT_WINDOW_MS : GRACE_MS) + LEADER_CHANGE_MS;
-    return now > deadline ? [`${name} for ${claim.spec.service.namespace}/${unheld.service} uid "${claim.spec.service.uid}", made ${now - unheld.createdMs} ms ago`] : [];
+    const due = deleted !== undefined && leaderSawIt ? deleted : unheld.createdMs + (unheld.confirmed ? COMMIT_WINDOW_MS : GRACE_MS);
+    const deadline = Math.max(due, leadingSince(leader)) + LEADER_SLACK_MS;
+    return now > deadline ? [`${name} for ${claim.spec.service.namespace}/${unheld.service} uid "${claim.spec.service.uid}", made ${now - unheld.createdMs} ms ago, ${leader.id} leading for ${now - leadingSince(leader)} ms`] : [];
   });
 }
 
@@ -93,8 +103,11 @@ describe('SIGKILL of a webhook replica during concurrent allocation', () => {
   const healthy = () =>
     eventually(async () => {
       const live = replicas.live();
-      if (live.length !== 2 || !live.every((r) => r.output.some((l) => l.includes('"admission webhook serving"')))) return false;
-      return (await replicas.singleLeader(client, SYSTEM_NS)) === true;
+      const serving = live.filter((r) => r.output.some((l) => l.includes('"admission webhook serving"'))).map((r) => r.id);
+      if (live.length !== 2 || serving.length !== 2) throw new Error(`live: ${live.map((r) => r.id).join(', ')}; serving: ${serving.join(', ')}`);
+      const leader = await replicas.singleLeader(client, SYSTEM_NS);
+      if (leader !== true) throw new Error(leader);
+      return true;
     }, 60_000);
 
   beforeAll(async () => {
@@ -188,7 +201,7 @@ describe('SIGKILL of a webhook replica during concurrent allocation', () => {
     await healthy();
     await expectNoneOverdue(TRIALS - 1);
     const settleStart = Date.now();
-    await claimsSettle(client, COMMIT_WINDOW_MS + LEADER_CHANGE_MS, 200);
+    await claimsSettle(client, SETTLE_MS, 200);
     // Claims that failed creates left behind (the others are those of Services the test deleted).
     const leftByFailures = [...unheld.values()].filter((claim) => failedCreates.has(claim.service));
     const confirmedUnstored = leftByFailures.filter((claim) => claim.confirmed).length;
