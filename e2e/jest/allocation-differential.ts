@@ -35,7 +35,7 @@ export interface DifferentialCase {
 
 /** An answer reduced to what is compared. */
 export interface Answer {
-  readonly code: number | 'ok';
+  readonly code: number;
   readonly reason?: string;
   readonly message?: string;
   readonly details?: unknown;
@@ -190,7 +190,7 @@ export class AllocationDifferential {
   }
 
   private answer(s: Side, raw: Raw): Answer {
-    if (raw.ok) return tokenize(s, { code: 'ok', ...(raw.service ? { spec: raw.service.spec } : {}) }) as Answer;
+    if (raw.ok) return tokenize(s, { code: raw.code, ...(raw.service ? { spec: raw.service.spec } : {}) }) as Answer;
     let message = raw.status.message;
     if (s.name === 'switchboard' && message?.startsWith(DENIAL_PREFIX)) {
       this.webhookDenials++;
@@ -210,26 +210,30 @@ function side(name: Side['name'], cp: LocalControlPlane): Side {
   return { name, cp, client: KubeClient.fromFile(cp.kubeconfig, `differential-${name}`), tokens: new Map() };
 }
 
-type Raw = { ok: true; service?: Service } | { ok: false; code: number; status: ApiError['status'] };
+type Raw = { ok: true; code: number; service?: Service } | { ok: false; code: number; status: ApiError['status'] };
 
 async function send(s: Side, step: Step): Promise<Raw> {
   const ns = DIFFERENTIAL_NAMESPACE;
   const path = (name?: string) => s.client.path(Services, ns, name);
+  // The client answers a success with its body only; its observer sees the code (steps of a side run one at a time).
+  let code = 0;
+  s.client.observer = (_method, _resource, status) => (code = status);
+  const ok = (service?: Service): Raw => ({ ok: true, code, ...(service ? { service } : {}) });
   try {
     switch (step.op) {
       case 'create':
-        return { ok: true, service: await s.client.request<Service>('POST', `${path()}${step.dryRun ? '?dryRun=All' : ''}`, step.service) };
+        return ok(await s.client.request<Service>('POST', `${path()}${step.dryRun ? '?dryRun=All' : ''}`, step.service));
       case 'patch': {
         const type = step.type === 'json' ? 'application/json-patch+json' : 'application/merge-patch+json';
-        return { ok: true, service: await s.client.request<Service>('PATCH', path(step.name), step.patch, type) };
+        return ok(await s.client.request<Service>('PATCH', path(step.name), step.patch, type));
       }
       case 'update': {
         const current = await s.client.request<Service>('GET', path(step.name));
-        return { ok: true, service: await s.client.request<Service>('PUT', path(step.name), step.change(structuredClone(current))) };
+        return ok(await s.client.request<Service>('PUT', path(step.name), step.change(structuredClone(current))));
       }
       case 'delete':
         await s.client.request('DELETE', path(step.name));
-        return { ok: true };
+        return ok();
     }
   } catch (err) {
     if (err instanceof ApiError) return { ok: false, code: err.code, status: err.status };
@@ -271,7 +275,7 @@ function describeStep(step: Step): string {
 }
 
 function summary(answer: Answer): string {
-  return answer.code === 'ok' ? 'ok' : `${answer.code} ${answer.message ?? ''}`;
+  return answer.code < 300 ? String(answer.code) : `${answer.code} ${answer.message ?? ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
