@@ -42,6 +42,14 @@ export interface Answer {
   readonly spec?: unknown;
 }
 
+/** Both sides' answers to one step, and the dynamic picks that were not of the right family and band. */
+export interface StepAnswers {
+  readonly step: number;
+  readonly bare: Answer;
+  readonly switchboard: Answer;
+  readonly problems: readonly string[];
+}
+
 interface Side {
   readonly name: 'bare' | 'switchboard';
   readonly cp: LocalControlPlane;
@@ -128,11 +136,11 @@ export class AllocationDifferential {
     }
   }
 
-  /** Sends each step to both sides; returns the first step whose answers differ (case name and step index), if any. */
-  async run(testCase: DifferentialCase): Promise<{ step: number; bare: Answer; switchboard: Answer; problems: string[] }[]> {
+  /** Sends each step to both sides, in turn; the answers of every step. */
+  async run(testCase: DifferentialCase): Promise<StepAnswers[]> {
     const bare = this.bare!;
     const switchboard = this.switchboard!;
-    const transcript: { step: number; bare: Answer; switchboard: Answer; problems: string[] }[] = [];
+    const transcript: StepAnswers[] = [];
     for (const [index, step] of testCase.steps.entries()) {
       const [a, b] = await Promise.all([send(bare, step), send(switchboard, step)]);
       const problems = this.tokenizePicks(a, b, bare, switchboard);
