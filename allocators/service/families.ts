@@ -135,7 +135,7 @@ function ipFamilyOf(ip: string): IPFamily | 'unknown' {
 export interface FamilyResolution {
   /** The Service with ipFamilyPolicy, ipFamilies (and, on a single-stack downgrade, clusterIPs) resolved. */
   readonly service: Service;
-  /** Non-empty: answer 422 with these; nothing may be allocated. */
+  /** Non-empty: kube-apiserver answers 422 with these itself; nothing may be allocated. */
   readonly errors: readonly FieldError[];
 }
 

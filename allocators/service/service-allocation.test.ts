@@ -80,7 +80,7 @@ function allocatedSpec(outcome: AllocationOutcome): Spec {
 describe('planAllocation on create', () => {
   it('picks one ClusterIP of the primary family and pads clusterIPs for it', () => {
     const plan = planAllocation(undefined, svc({}), DUAL);
-    expect(plan.rejection).toBeUndefined();
+    expect(plan.apiServerErrors).toEqual([]);
     expect(plan.clusterIPs).toEqual([{ kind: 'pick', family: 'IPv4', index: 0 }]);
     expect(plan.service.spec).toMatchObject({ ipFamilyPolicy: 'SingleStack', ipFamilies: ['IPv4'], clusterIPs: [''] });
     expect(plan.nodePorts).toEqual([]);
@@ -109,14 +109,12 @@ describe('planAllocation on create', () => {
     const external = planAllocation(undefined, svc({ type: 'ExternalName', externalName: 'example.com', ports: [] }), V4);
     expect(external.clusterIPs).toEqual([]);
     expect(external.service.spec?.ipFamilies).toBeUndefined();
-    expect(external.laterValidationErrors).toEqual([]);
+    expect(external.apiServerErrors).toEqual([]);
   });
 
-  it('answers stage-1 problems with a 422 and plans nothing', () => {
+  it('leaves stage-1 problems to the apiserver\'s own 422 and plans nothing', () => {
     const plan = planAllocation(undefined, svc({ clusterIP: 'fd00::5' }), V4);
-    expect(plan.rejection?.message).toBe(
-      'Service "web" is invalid: spec.clusterIPs[0]: Invalid value: ["fd00::5"]: IPv6 is not configured on this cluster',
-    );
+    expect(plan.apiServerErrors.map((e) => errorString(e))).toEqual(['spec.clusterIPs[0]: Invalid value: ["fd00::5"]: IPv6 is not configured on this cluster']);
     expect(plan.clusterIPs).toEqual([]);
   });
 
@@ -178,7 +176,7 @@ describe('planAllocation on update', () => {
 
   it('has nothing to do for an unchanged Service', () => {
     const plan = planAllocation(storedNodePort, storedNodePort, V4);
-    expect(plan).toMatchObject({ clusterIPs: [], nodePorts: [], release: { clusterIPs: [], nodePorts: [] }, laterValidationErrors: [] });
+    expect(plan).toMatchObject({ clusterIPs: [], nodePorts: [], release: { clusterIPs: [], nodePorts: [] }, apiServerErrors: [] });
   });
 
   it('keeps allocated values a re-applied manifest left out', () => {
@@ -198,14 +196,14 @@ describe('planAllocation on update', () => {
     const plan = planAllocation(storedNodePort, svc({ ...storedNodePort.spec, type: 'ClusterIP', externalTrafficPolicy: undefined }), V4);
     expect(plan.nodePorts).toEqual([]);
     expect(plan.release.nodePorts).toEqual([nodePortClaim(30080)]);
-    expect(plan.laterValidationErrors).toEqual([]);
+    expect(plan.apiServerErrors).toEqual([]);
   });
 
   it('releases the ClusterIPs when the type becomes ExternalName', () => {
     const update = svc({ ...storedNodePort.spec, type: 'ExternalName', externalName: 'example.com', externalTrafficPolicy: undefined });
     const plan = planAllocation(storedNodePort, update, V4);
     expect(plan.release).toEqual({ clusterIPs: [ipClaim('10.96.0.20')], nodePorts: [nodePortClaim(30080)] });
-    expect(plan.laterValidationErrors).toEqual([]);
+    expect(plan.apiServerErrors).toEqual([]);
   });
 
   it('allocates everything when an ExternalName Service becomes a NodePort', () => {
@@ -247,11 +245,11 @@ describe('planAllocation on update', () => {
     });
     const plan = planAllocation(storedNodePort, update, V4);
     expect(plan.nodePorts).toEqual([{ kind: 'fail', status: expect.objectContaining({ message: 'duplicate nodePort: {TCP 30080}', code: 500 }) }]);
-    expect(plan.laterValidationErrors.map((e) => errorString(e))).toEqual(['spec.ports[1].nodePort: Duplicate value: 30080']);
+    expect(plan.apiServerErrors.map((e) => errorString(e))).toEqual(['spec.ports[1].nodePort: Duplicate value: 30080']);
   });
 });
 
-describe('laterValidationErrors: requests the apiserver rejects after allocating', () => {
+describe('apiServerErrors: requests the apiserver rejects after allocating', () => {
   it.each<[string, Service | undefined, Service, string[]]>([
     [
       'a headless NodePort Service',
@@ -300,7 +298,7 @@ describe('laterValidationErrors: requests the apiserver rejects after allocating
     ],
   ])('%s', async (_label, old, update, errors) => {
     const plan = planAllocation(old, update, V4);
-    expect(plan.laterValidationErrors.map((e) => errorString(e))).toEqual(errors);
+    expect(plan.apiServerErrors.map((e) => errorString(e))).toEqual(errors);
     const store = new MemoryStore();
     const outcome = await executePlan(plan, V4, store);
     expect(outcome.outcome).toBe('passThrough');
@@ -458,12 +456,13 @@ describe('executePlan', () => {
     expect(outcome).toMatchObject({ outcome: 'allocated', claimed: [nodePortClaim(30081)], release: { nodePorts: [nodePortClaim(30080)] } });
   });
 
-  it('answers the plan\'s rejection without touching the store', async () => {
+  it('lets a request with stage-1 problems through untouched, without touching the store', async () => {
     const store = new MemoryStore();
-    const status = deniedWith(await allocate(svc({ ipFamilyPolicy: 'RequireDualStack' }), { store }));
-    expect(status.message).toBe(
-      'Service "web" is invalid: spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is not configured for dual-stack services',
-    );
+    const outcome = await allocate(svc({ ipFamilyPolicy: 'RequireDualStack' }), { store });
+    if (outcome.outcome !== 'passThrough') throw new Error(`expected a pass-through, got ${JSON.stringify(outcome)}`);
+    expect(outcome.errors.map((e) => errorString(e))).toEqual([
+      'spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is not configured for dual-stack services',
+    ]);
     expect(store.held.size).toBe(0);
   });
 });

@@ -43,7 +43,6 @@ import {
   forbidden,
   healthCheckNodePortStatus,
   invalid,
-  invalidStatus,
   ipNotInRangeReason,
   nodePortAllocationStatus,
   portNotInRangeReason,
@@ -84,8 +83,6 @@ export interface Releases {
 }
 
 export interface AllocationPlan {
-  /** Stage-1 422 (clusterIP fields, families): answer it and claim nothing. */
-  readonly rejection?: Status;
   /** The Service after the apiserver's normalisation and family resolution, before values are allocated. */
   readonly service: Service;
   /** In order: ClusterIPs (primary first), then nodePorts, then the healthCheckNodePort. */
@@ -95,11 +92,12 @@ export interface AllocationPlan {
   /** Held by the old Service and not by the new one: free only once the write has succeeded. */
   readonly release: Releases;
   /**
-   * Errors the apiserver's own validation (after allocation, spec §5.2 stage 5) will answer for this request.
-   * Claiming first would only leak until repair; let the request through untouched and the apiserver answers
-   * with its complete 422 (which lists errors outside these fields too).
+   * Errors kube-apiserver answers for this request itself: its checks of the clusterIP and family fields before it
+   * allocates (spec §5.2 stage 1) or its validation after (stage 5). Claim nothing and let the request through
+   * untouched: the apiserver answers with its own, complete 422 (stage 5 lists errors outside these fields too), and
+   * without the "admission webhook … denied the request: " prefix a denial of ours would carry.
    */
-  readonly laterValidationErrors: readonly FieldError[];
+  readonly apiServerErrors: readonly FieldError[];
 }
 
 const NO_RELEASES: Releases = { clusterIPs: [], nodePorts: [] };
@@ -112,14 +110,7 @@ export function planAllocation(oldService: Service | undefined, newService: Serv
   const resolution = resolveIPFamilies(requested, oldService, clusterFamilies(config), config.validation);
   const service = resolution.service;
   if (resolution.errors.length > 0) {
-    return {
-      rejection: invalidStatus('Service', serviceName(service), resolution.errors, { style: config.valueStyle }),
-      service,
-      clusterIPs: [],
-      nodePorts: [],
-      release: NO_RELEASES,
-      laterValidationErrors: [],
-    };
+    return { service, clusterIPs: [], nodePorts: [], release: NO_RELEASES, apiServerErrors: resolution.errors };
   }
 
   const ips = oldService ? planUpdateClusterIPs(service, oldService) : { steps: planClusterIPs(service), release: [] };
@@ -131,9 +122,9 @@ export function planAllocation(oldService: Service | undefined, newService: Serv
     nodePorts: ports.steps,
     ...(healthCheck.step ? { healthCheckNodePort: healthCheck.step } : {}),
     release: { clusterIPs: ips.release, nodePorts: dedupe([...ports.release, ...healthCheck.release]) },
-    laterValidationErrors: [],
+    apiServerErrors: [],
   };
-  return { ...plan, laterValidationErrors: predictLaterValidation(plan, oldService) };
+  return { ...plan, apiServerErrors: predictLaterValidation(plan, oldService) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -505,7 +496,7 @@ export type AllocationOutcome =
       readonly claimed: readonly ClaimValue[];
       readonly release: Releases;
     }
-  /** Allow the request unchanged: the apiserver will reject it (plan.laterValidationErrors) with its own 422. */
+  /** Allow the request unchanged: the apiserver will reject it (plan.apiServerErrors) with its own 422. */
   | { readonly outcome: 'passThrough'; readonly errors: readonly FieldError[] };
 
 /** Dry-run nodePort picks start just above this, outside the default range (upstream's dummy values). */
@@ -513,7 +504,7 @@ const DRY_RUN_NODE_PORT_FLOOR = 32768;
 
 /** How many values executing `plan` may claim (create or reserve again); 0 when it claims nothing. */
 export function plannedClaims(plan: AllocationPlan): number {
-  if (plan.rejection || plan.laterValidationErrors.length > 0) return 0;
+  if (plan.apiServerErrors.length > 0) return 0;
   const nodePorts = plan.nodePorts.filter((step) => step.kind === 'claim' || step.kind === 'pick').length;
   return plan.clusterIPs.length + nodePorts + (plan.healthCheckNodePort ? 1 : 0);
 }
@@ -524,8 +515,7 @@ export async function executePlan(
   store: ClaimStore,
   options: ExecuteOptions = {},
 ): Promise<AllocationOutcome> {
-  if (plan.rejection) return { outcome: 'denied', status: plan.rejection, claimed: [] };
-  if (plan.laterValidationErrors.length > 0) return { outcome: 'passThrough', errors: plan.laterValidationErrors };
+  if (plan.apiServerErrors.length > 0) return { outcome: 'passThrough', errors: plan.apiServerErrors };
 
   const dryRun = options.dryRun ?? false;
   const service = cloneService(plan.service);

@@ -1,7 +1,7 @@
 // Child processes of the local control plane: started in their own process group, logged to files,
 // stopped with SIGTERM then SIGKILL, and swept up if a previous run died without stopping them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 const live = new Set<ChildProcess>();
@@ -99,6 +99,17 @@ function alive(pid: number): boolean {
  * Removes the state directories under `root` whose owner process is gone, killing any server still
  * running from them (recognised by the directory path on its command line, so a reused pid is spared).
  */
+/** A directory without owner.pid this recent is one being set up, not a leftover. */
+const STARTING_GRACE_MS = 60_000;
+
+function youngerThan(path: string, ms: number): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs < ms;
+  } catch {
+    return false;
+  }
+}
+
 export function sweepStale(root: string): void {
   if (!existsSync(root)) return;
   for (const entry of readdirSync(root)) {
@@ -106,6 +117,8 @@ export function sweepStale(root: string): void {
     const ownerFile = `${dir}/owner.pid`;
     const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8')) : NaN;
     if (Number.isFinite(owner) && alive(owner)) continue;
+    // Between mkdtemp and writing owner.pid a directory has no owner yet: another control plane is starting there.
+    if (!existsSync(ownerFile) && youngerThan(dir, STARTING_GRACE_MS)) continue;
     for (const pidDir of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
       try {
         if (readFileSync(`/proc/${pidDir}/cmdline`, 'utf8').includes(dir)) process.kill(Number(pidDir), 'SIGKILL');
