@@ -223,4 +223,30 @@ describe('live ServiceCIDRs and reservations', () => {
     const moved = await kubectl(['patch', 'serviceclaim', 'nodeport-30600', '--type=merge', '-p', '{"spec":{"service":{"name":"api"}}}']);
     expect(moved.stderr).toContain('is already allocated to Service apps/web');
   });
+
+  it('treats overlapping CIDRs and a family the cluster does not serve as the API server does', async () => {
+    await deleteAllServices(APPS);
+    // A /30 inside FIRST: 10.96.0.3 is its broadcast address but a usable address of FIRST, so it is granted.
+    expect((await create(serviceCIDRYaml('inner', '10.96.0.0/30'))).code).toBe(0);
+    // An IPv6 CIDR on this IPv4-only cluster: no allocator serves it.
+    const v6 = await create(serviceCIDRYaml('v6', 'fd00:99::/112'));
+    log(`IPv6 ServiceCIDR on an IPv4 cluster: ${v6.stderr.trim() || 'created'}`);
+    await new Promise((r) => setTimeout(r, 1000)); // both watches (the API server's and ours) see them
+    const requests: [string, string][] = [
+      ['overlap-ip', '{clusterIP: 10.96.0.14, ports: [{port: 80}]}'],
+      ['inner-broadcast', '{clusterIP: 10.96.0.3, ports: [{port: 80}]}'],
+      ['v6-family', '{ipFamilies: [IPv6], ports: [{port: 80}]}'],
+      ['v6-ip', '{clusterIP: "fd00:99::5", ports: [{port: 80}]}'],
+      ['v6-prefer', '{ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv6, IPv4], ports: [{port: 80}]}'],
+    ];
+    for (const [name, spec] of requests) {
+      // The API server alone first; a native Service created gives its value back before ours asks for it.
+      const native = await create(svcYaml(NATIVE, name, spec));
+      if (native.code === 0) await kubectl(['delete', 'service', name, '-n', NATIVE, '--wait=true']);
+      const ours = await create(svcYaml(APPS, name, spec));
+      log(`${name}: native ${native.stderr.trim() || 'created'} | ours ${ours.stderr.trim() || 'created'}`);
+      expect({ name, code: ours.code, stderr: ours.stderr }).toEqual({ name, code: native.code, stderr: native.stderr });
+    }
+    await kubectl(['delete', 'servicecidr', 'inner', 'v6', '--ignore-not-found', '--wait=false']);
+  });
 });
