@@ -314,6 +314,7 @@ export const serviceClaimCRD = crd({
     column('Namespace', '.spec.service.namespace'),
     column('Service', '.spec.service.name'),
     column('Phase', '.status.phase'),
+    column('Reserved', '.spec.reserved', 'boolean'),
     column('Service UID', '.spec.service.uid', 'string', 1),
   ],
   schema: objectRoot(
@@ -337,6 +338,11 @@ export const serviceClaimCRD = crd({
           },
         },
         request: str('uid of the admission request that last reserved, confirmed, took over or contested the claim.'),
+        reserved: {
+          type: 'boolean',
+          description:
+            'A reservation: only the Service spec.service names gets the value (also when it asks for none), and the claim outlives that Service. Made by hand; never freed by Switchboard.',
+        },
       },
     },
     {

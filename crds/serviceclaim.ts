@@ -7,6 +7,12 @@
 // the controller marks status.phase Bound once the Service exists and holds the value, and deletes the claim
 // when the Service lets go of the value (or never came to be). A request for a value whose Service let go of it
 // takes the claim over without waiting for the controller (controllers/serviceallocation/claim-takeover.ts).
+//
+// A reservation is a claim with spec.reserved: true, made by a user (or by patching a claim to reserved). It keeps
+// the value for spec.service's namespace/name only: that Service gets it when it asks for it and, first, when it asks
+// for none; nobody else can take it over; it outlives the Service (the controller binds it while the Service holds
+// the value and never frees it). Deleting the claim ends the reservation. A validating webhook refuses bad ones
+// (controllers/serviceallocation/reservations.ts).
 import type { ObjectMeta } from '../api/wire.js';
 import { switchboardResource } from './meta.js';
 
@@ -40,6 +46,8 @@ export interface ServiceClaimSpec {
    * whether any came after the controller last checked.
    */
   request?: string;
+  /** A reservation: kept for spec.service's namespace/name across deletes of that Service, never freed by Switchboard. */
+  reserved?: boolean;
 }
 
 export interface ServiceClaimStatus {

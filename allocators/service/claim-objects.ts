@@ -44,6 +44,9 @@ export function claimNamesService(claim: ServiceClaim, ref: { namespace: string;
 export const claimServiceKey = (claim: ServiceClaim): string =>
   serviceKeyOf({ namespace: claim.spec?.service?.namespace ?? '', name: claim.spec?.service?.name ?? '' });
 
+/** A user's reservation (spec.reserved): never freed, never taken over, kept across deletes of its Service. */
+export const isReservedClaim = (claim: ServiceClaim): boolean => claim.spec?.reserved === true;
+
 /** Empty while only reserved for a request. */
 export const claimServiceUID = (claim: ServiceClaim): string => claim.spec?.service?.uid ?? '';
 

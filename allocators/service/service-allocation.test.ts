@@ -498,3 +498,97 @@ describe('claimInConfiguredRange', () => {
     expect(claimInConfiguredRange(V4, nodePortClaim(80))).toBe(false);
   });
 });
+
+describe('several Service CIDRs of one family (live ServiceCIDRs)', () => {
+  const TWO: AllocationConfig = { ...V4, ipRanges: [serviceIPRange('10.96.0.0/29'), serviceIPRange('10.250.0.0/28')], families: ['IPv4'] };
+
+  it('grants a requested IP in any CIDR allocated from', async () => {
+    expect(allocatedSpec(await allocate(svc({ clusterIP: '10.250.0.5' }), { config: TWO })).clusterIPs).toEqual(['10.250.0.5']);
+  });
+
+  it('refuses an IP of a CIDR being deleted (in existingIPRanges only) as upstream does', async () => {
+    const config = { ...TWO, ipRanges: [TWO.ipRanges[0]], existingIPRanges: TWO.ipRanges };
+    const status = deniedWith(await allocate(svc({ clusterIP: '10.250.0.5' }), { config }));
+    expect(status.message).toContain('failed to allocate IP 10.250.0.5: the provided network does not match the current range');
+    expect(claimInConfiguredRange(config, ipClaim('10.250.0.5'))).toBe(true);
+  });
+
+  it('tries the CIDRs in the random order drawn, and goes on to the next when one is full', async () => {
+    // pickOrder draws first: 1 keeps [/29, /28]; then a start in the /29 (6 addresses, no static band).
+    const intoFirst = await allocate(svc({}), { config: TWO, random: [1n, 0n] });
+    expect(allocatedSpec(intoFirst).clusterIP).toBe('10.96.0.1');
+    const intoSecond = await allocate(svc({}), { config: TWO, random: [0n, 0n] });
+    expect(allocatedSpec(intoSecond).clusterIP).toBe('10.250.0.1');
+    const firstFull = new MemoryStore(...[1, 2, 3, 4, 5, 6].map((i) => ipClaim(`10.96.0.${i}`)));
+    expect(allocatedSpec(await allocate(svc({}), { config: TWO, store: firstFull, random: [1n, 0n, 3n] })).clusterIP).toBe('10.250.0.4');
+  });
+
+  it('answers range is full once every CIDR is, and when none is allocated from', async () => {
+    const all = new MemoryStore(...[1, 2, 3, 4, 5, 6].map((i) => ipClaim(`10.96.0.${i}`)), ...Array.from({ length: 14 }, (_, i) => ipClaim(`10.250.0.${i + 1}`)));
+    expect(deniedWith(await allocate(svc({}), { config: TWO, store: all })).message).toBe('Internal error occurred: failed to allocate a serviceIP: range is full');
+    const none = { ...TWO, ipRanges: [] };
+    expect(deniedWith(await allocate(svc({}), { config: none })).message).toBe('Internal error occurred: failed to allocate a serviceIP: range is full');
+    expect(deniedWith(await allocate(svc({ clusterIP: '10.96.0.2' }), { config: none })).message).toContain('the provided network does not match the current range');
+  });
+
+  it('keeps the served families when a family has no CIDR allocated from', () => {
+    const plan = planAllocation(undefined, svc({ ipFamilies: ['IPv6'] }), { ...TWO, ipRanges: [] });
+    expect(plan.apiServerErrors.map((e) => errorString(e))).toEqual(['spec.ipFamilies[0]: Invalid value: "IPv6": not configured on this cluster']);
+  });
+
+  it('on dry-run accepts an IP of any CIDR, and answers one in none with the first CIDR', async () => {
+    expect((await allocate(svc({ clusterIP: '10.250.0.5' }), { config: TWO, dryRun: true })).outcome).toBe('allocated');
+    const status = deniedWith(await allocate(svc({ clusterIP: '10.251.0.5' }), { config: TWO, dryRun: true }));
+    expect(status.message).toContain('failed to allocate IP 10.251.0.5: the provided IP (10.251.0.5) is not in the valid range. The range of valid IPs is 10.96.0.0/29');
+  });
+});
+
+describe('reservations (values reserved for the Service)', () => {
+  const reserve = async (service: Service, reserved: ClaimValue[], store = new MemoryStore(), old?: Service, config: AllocationConfig = V4) =>
+    executePlan(planAllocation(old, service, config), config, store, { reserved, random: scriptedRandom() });
+
+  it('gives a Service asking for none its reserved ClusterIP and nodePorts first, lowest port first', async () => {
+    const outcome = await reserve(
+      nodePortSvc(ports({ name: 'a', port: 80, protocol: 'TCP' }, { name: 'b', port: 81, protocol: 'TCP' })),
+      [ipClaim('10.96.0.77'), nodePortClaim(30500), nodePortClaim(30600)],
+    );
+    const spec = allocatedSpec(outcome);
+    expect(spec.clusterIPs).toEqual(['10.96.0.77']);
+    expect(spec.ports?.map((p) => p.nodePort)).toEqual([30500, 30600]);
+  });
+
+  it('picks dynamically for what no reservation covers, and skips reservations out of range or of another family', async () => {
+    const config = { ...V4, nodePortRange: nodePortRange('30000-30099') };
+    const outcome = await reserve(
+      nodePortSvc(ports({ name: 'a', port: 80, protocol: 'TCP' }, { name: 'b', port: 81, protocol: 'TCP' })),
+      [ipClaim('fd00::5'), ipClaim('10.97.0.5'), nodePortClaim(30050), nodePortClaim(31000)],
+      new MemoryStore(),
+      undefined,
+      config,
+    );
+    const spec = allocatedSpec(outcome);
+    expect(spec.clusterIP).toBe('10.96.0.17');
+    expect(spec.ports?.map((p) => p.nodePort)).toEqual([30050, 30016]); // 30016: the dynamic band's first port
+  });
+
+  it('does not give a reservation twice, nor one the request asks for by number', async () => {
+    const outcome = await reserve(
+      nodePortSvc(ports({ name: 'a', port: 80, protocol: 'TCP', nodePort: 30500 }, { name: 'b', port: 81, protocol: 'TCP' })),
+      [nodePortClaim(30500), nodePortClaim(30600)],
+    );
+    expect(allocatedSpec(outcome).ports?.map((p) => p.nodePort)).toEqual([30500, 30600]);
+  });
+
+  it('falls back to a dynamic pick when the reserved value cannot be claimed', async () => {
+    const outcome = await reserve(svc({}), [ipClaim('10.96.0.77')], new MemoryStore(ipClaim('10.96.0.77')));
+    expect(allocatedSpec(outcome).clusterIP).toBe('10.96.0.17');
+  });
+
+  it('leaves an update that keeps its values alone', async () => {
+    const old = nodePortSvc({ clusterIP: '10.96.0.20', clusterIPs: ['10.96.0.20'], ipFamilies: ['IPv4'], ports: [{ name: 'a', port: 80, protocol: 'TCP', nodePort: 30100 }] });
+    const outcome = await reserve(nodePortSvc({ ports: [{ name: 'a', port: 80, protocol: 'TCP', nodePort: 30100 }] }), [ipClaim('10.96.0.77'), nodePortClaim(30500)], new MemoryStore(), old);
+    const spec = allocatedSpec(outcome);
+    expect(spec.clusterIP).toBe('10.96.0.20');
+    expect(spec.ports?.[0].nodePort).toBe(30100);
+  });
+});

@@ -5,7 +5,7 @@
 // against a ClaimStore, the only part that touches the API; it decides nothing itself.
 import type { Service } from '../../api/wire.js';
 import type { RandomBelow } from './bands.js';
-import { type ClaimValue, ipClaim, nodePortClaim } from './claim-names.js';
+import { type ClaimValue, claimName, ipClaim, nodePortClaim } from './claim-names.js';
 import {
   type ValidationOptions,
   badClusterIPs,
@@ -15,7 +15,8 @@ import {
   resolveIPFamilies,
 } from './families.js';
 import { type IPFamily, canonicalIPSloppy, formatIP, parseIPSloppy } from '../../api/ip.js';
-import { type ServiceIPRange, dynamicIPCandidates, rangeContainsIP, rangeHoldingIP } from './ip-range.js';
+import { type ServiceIPRange, dynamicIPCandidates, rangeHoldingIP } from './ip-range.js';
+import { pickOrder } from './service-cidrs.js';
 import { type NodePortRange, dynamicPortCandidates, formatPortRange, portInRange } from './port-range.js';
 import {
   CLUSTER_IP_NONE,
@@ -49,8 +50,16 @@ import {
 } from '../../api/status.js';
 
 export interface AllocationConfig {
-  /** Service CIDRs; the first one's family is the primary. Several of one family are tried in this order. */
+  /**
+   * Service CIDRs allocated from; the first one's family is the primary. A dynamic pick tries those of one family in
+   * a random order, as kube-apiserver's MetaAllocator does (service-cidrs.ts). May change between calls (live
+   * ServiceCIDRs): read it once per request.
+   */
   readonly ipRanges: readonly ServiceIPRange[];
+  /** The families served, primary first; default: those of ipRanges. Fixed, whatever CIDRs come and go. */
+  readonly families?: readonly IPFamily[];
+  /** CIDRs Services may hold values of: ipRanges plus those being deleted (default: ipRanges). */
+  readonly existingIPRanges?: readonly ServiceIPRange[];
   readonly nodePortRange: NodePortRange;
   readonly validation?: ValidationOptions;
   /** How bad values print in 422s; defaults to the pinned Kubernetes release's (JSON). */
@@ -59,6 +68,7 @@ export interface AllocationConfig {
 
 /** The configured families, primary first. */
 export function clusterFamilies(config: AllocationConfig): IPFamily[] {
+  if (config.families) return [...config.families];
   return [...new Set(config.ipRanges.map((range) => range.family))];
 }
 
@@ -484,6 +494,11 @@ export interface ExecuteOptions {
   /** Claim nothing: requested values are checked, picks get upstream's dry-run placeholders. */
   readonly dryRun?: boolean;
   readonly random?: RandomBelow;
+  /**
+   * Values reserved for this Service (ServiceClaims with spec.reserved): a pick takes a fitting one first, in this
+   * order (a ClusterIP of the step's family in a CIDR allocated from; a port in range), each at most once.
+   */
+  readonly reserved?: readonly ClaimValue[];
 }
 
 export type AllocationOutcome =
@@ -531,16 +546,32 @@ export async function executePlan(
     return result;
   };
 
+  // Reserved values not yet given to a pick, minus those the request holds or asks for already.
+  const asked = new Set([...heldClaims(service), ...requestedValues(plan)].map(claimName));
+  const reservations = (options.reserved ?? []).filter((value) => !asked.has(claimName(value)));
+  const takeReservation = async (fits: (value: ClaimValue) => boolean): Promise<ClaimValue | undefined> => {
+    for (;;) {
+      const index = reservations.findIndex(fits);
+      if (index < 0) return undefined;
+      const [value] = reservations.splice(index, 1);
+      // Lost to something else meanwhile (it cannot be another Service's): go on as if it were not reserved.
+      if ((await claimOne(value)).ok) return value;
+    }
+  };
+
+  const ipRanges = config.ipRanges; // one snapshot per request: ServiceCIDRs may come and go meanwhile
   const clusterIPsAtAllocation = [...(spec.clusterIPs ?? [])];
   for (const step of plan.clusterIPs) {
-    const ranges = config.ipRanges.filter((range) => range.family === step.family);
+    const ranges = ipRanges.filter((range) => range.family === step.family);
     let ip: string;
     if (step.kind === 'claim') {
       const refuse = (reason: string) =>
         denied(clusterIPAllocationStatus(name, clusterIPsAtAllocation, step.requested, reason, config.valueStyle));
       if (dryRun) {
-        // Upstream's dry-run asks one allocator (one CIDR) and so answers with the single-range error.
-        if (!rangeContainsIP(ranges[0], step.requested)) {
+        // Upstream's dry-run asks one allocator (one CIDR, any) and so answers with the single-range error. It may
+        // ask one that holds the IP: never refuse an IP some CIDR holds.
+        if (ranges.length === 0) return refuse(ALLOCATOR_ERRORS.mismatchedNetwork);
+        if (!rangeHoldingIP(ranges, step.requested)) {
           return refuse(ipNotInRangeReason(canonicalIPSloppy(step.requested) ?? step.requested, ranges[0].cidr));
         }
       } else if (!rangeHoldingIP(ranges, step.requested)) {
@@ -550,18 +581,22 @@ export async function executePlan(
       if (!result.ok) return refuse(result.reason);
       ip = step.requested;
     } else if (dryRun) {
+      if (ranges.length === 0) return denied(dynamicClusterIPStatus(ALLOCATOR_ERRORS.rangeFull));
       ip = formatIP({ family: step.family, value: ranges[0].network });
     } else {
+      const reserved = await takeReservation((v) => v.kind === 'ip' && v.family === step.family && rangeHoldingIP(ranges, v.ip) !== undefined);
+      if (reserved?.kind === 'ip') {
+        ip = reserved.ip;
+        setClusterIP(spec, step.index, ip);
+        continue;
+      }
       const picked = await store.claimFirstFree(ipCandidates(ranges, options.random));
       if (!picked.ok) return denied(dynamicClusterIPStatus(picked.reason));
       if (picked.value.kind !== 'ip') throw new Error('claim store picked a nodePort for a ClusterIP');
       claimed.push(picked.value);
       ip = picked.value.ip;
     }
-    const clusterIPs = [...(spec.clusterIPs ?? [])];
-    clusterIPs[step.index] = ip;
-    spec.clusterIPs = clusterIPs;
-    if (step.index === 0) spec.clusterIP = ip;
+    setClusterIP(spec, step.index, ip);
   }
 
   // Ports this request holds. Upstream's allocator refuses a port the same request took for another port
@@ -588,6 +623,11 @@ export async function executePlan(
       const port = (portsHere.length > 0 ? Math.max(...portsHere) : DRY_RUN_NODE_PORT_FLOOR) + 1;
       portsHere.push(port);
       return { ok: true, port };
+    }
+    const reserved = await takeReservation((v) => v.kind === 'nodePort' && portInRange(range, v.port) && !portsHere.includes(v.port));
+    if (reserved?.kind === 'nodePort') {
+      portsHere.push(reserved.port);
+      return { ok: true, port: reserved.port };
     }
     const picked = await store.claimFirstFree(portCandidates(range, portsHere, options.random));
     if (!picked.ok) return picked;
@@ -626,8 +666,25 @@ export async function executePlan(
   return { outcome: 'allocated', service, claimed, release: dryRun ? NO_RELEASES : plan.release };
 }
 
+function setClusterIP(spec: NonNullable<Service['spec']>, index: number, ip: string): void {
+  const clusterIPs = [...(spec.clusterIPs ?? [])];
+  clusterIPs[index] = ip;
+  spec.clusterIPs = clusterIPs;
+  if (index === 0) spec.clusterIP = ip;
+}
+
+/** The values a plan asks for by number (static steps). */
+function requestedValues(plan: AllocationPlan): ClaimValue[] {
+  const values: ClaimValue[] = [];
+  for (const step of plan.clusterIPs) if (step.kind === 'claim' && parseIPSloppy(step.requested)) values.push(ipClaim(step.requested));
+  for (const step of plan.nodePorts) if (step.kind === 'claim') values.push(...nodePortClaimOrSkip(step.requested));
+  if (plan.healthCheckNodePort?.kind === 'claim') values.push(...nodePortClaimOrSkip(plan.healthCheckNodePort.requested));
+  return values;
+}
+
+/** Candidates over the family's CIDRs, tried in a random order (kube-apiserver's MetaAllocator, service-cidrs.ts). */
 function* ipCandidates(ranges: readonly ServiceIPRange[], random: RandomBelow | undefined): Generator<ClaimValue> {
-  for (const range of ranges) for (const ip of dynamicIPCandidates(range, random)) yield { kind: 'ip', family: range.family, ip };
+  for (const range of pickOrder(ranges, random)) for (const ip of dynamicIPCandidates(range, random)) yield { kind: 'ip', family: range.family, ip };
 }
 
 function* portCandidates(range: NodePortRange, exclude: readonly number[], random: RandomBelow | undefined): Generator<ClaimValue> {
@@ -640,7 +697,7 @@ function* portCandidates(range: NodePortRange, exclude: readonly number[], rando
 /** Whether a claim's value lies in the configured ranges (repair: "not within the service CIDR / port range"). */
 export function claimInConfiguredRange(config: AllocationConfig, value: ClaimValue): boolean {
   if (value.kind === 'nodePort') return portInRange(config.nodePortRange, value.port);
-  return rangeHoldingIP(config.ipRanges.filter((range) => range.family === value.family), value.ip) !== undefined;
+  return rangeHoldingIP((config.existingIPRanges ?? config.ipRanges).filter((range) => range.family === value.family), value.ip) !== undefined;
 }
 
 /**

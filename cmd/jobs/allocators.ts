@@ -89,6 +89,8 @@ async function register(manager: Manager, values: FlagValues, context: JobContex
   manager.log.info('ClusterIP/NodePort allocation', { cidrs: ipRanges.map((r) => r.cidr), nodePorts: get('service-node-port-range'), endpoint });
   await registerServiceAllocation(manager, {
     allocation: { ipRanges, nodePortRange: portRange },
+    // Without the flag the ranges follow the API server's ServiceCIDRs as they come and go.
+    liveServiceCIDRs: get('service-cluster-ip-range').trim() === '',
     timings: {
       graceMs: parseDuration(get('claim-grace-period'), 'claim-grace-period'),
       // The API server's bound plus room for its etcd write and clock steps between our observations.

@@ -57,6 +57,8 @@ export interface AdmissionDeps {
   readonly reportTakeover: TakeoverReporter;
   /** Bounds the claims not settled yet (see pending-claims.ts); none: unbounded. */
   readonly pendingClaims?: PendingClaims;
+  /** Values reserved (spec.reserved) for the Service of this namespace and name, from the claims cache. */
+  readonly reservationsOf?: (namespace: string, name: string) => ClaimValue[];
   /** Where dynamic picks start; crypto-random unless a test pins it. */
   readonly random?: RandomBelow;
   /**
@@ -94,7 +96,8 @@ export async function mutateService(request: ServiceAdmissionRequest, deps: Admi
   if (admission && 'refusal' in admission) return denyResponse(request.uid, tooManyRequestsStatus(admission.refusal));
   // A create with generateName has no name yet: its claims are reserved for "" until validation names them.
   const store = new ApiClaimStore(deps.client, deps.taken, serviceIdentity(service), request.uid, deps.reportTakeover);
-  const outcome = await executePlan(plan, deps.config, store, { dryRun, random: deps.random })
+  const reserved = deps.reservationsOf?.(service.metadata?.namespace ?? '', service.metadata?.name ?? '') ?? [];
+  const outcome = await executePlan(plan, deps.config, store, { dryRun, random: deps.random, reserved })
     .catch(async (err: unknown) => {
       await store.releaseCreated();
       throw err;

@@ -122,14 +122,14 @@ describe('ClusterIP and NodePort allocation through the admission webhook', () =
       expect(claims.items.filter((c) => !['default/kubernetes', 'default/web'].includes(`${c.spec.service.namespace}/${c.spec.service.name}`))).toEqual([]);
     });
 
-    it('shows value, Service, phase and age in kubectl get', async () => {
+    it('shows value, Service, phase, reserved and age in kubectl get', async () => {
       const out = await eventually(async () => {
         const got = await cp.kubectl(['get', 'serviceclaims']);
         return got.stdout.split('\n').filter((l) => l.includes(' web ')).every((l) => l.includes('Bound')) ? got : false;
       });
       log(`kubectl get serviceclaims:\n${out.stdout}`);
       const [header, ...rows] = out.stdout.trim().split('\n');
-      expect(header.split(/\s+/)).toEqual(['NAME', 'VALUE', 'TYPE', 'NAMESPACE', 'SERVICE', 'PHASE', 'AGE']);
+      expect(header.split(/\s+/)).toEqual(['NAME', 'VALUE', 'TYPE', 'NAMESPACE', 'SERVICE', 'PHASE', 'RESERVED', 'AGE']);
       expect(rows.some((r) => /^nodeport-30100\s+30100\s+NodePort\s+default\s+web\s+Bound\s+\d+s$/.test(r))).toBe(true);
     });
 

@@ -20,7 +20,10 @@ export function cidrWithin(inner: ServiceIPRange, outer: ServiceIPRange): boolea
   return inner.network >> shift === outer.network >> shift;
 }
 
-/** The ranges of `--service-cluster-ip-range`, or the API server's own when the flag is empty. */
+/**
+ * The ranges of `--service-cluster-ip-range`, or the API server's own when the flag is empty: then the `kubernetes`
+ * ServiceCIDR's, which fix the served families and serve until the ServiceCIDR watch takes over (service-cidrs.ts).
+ */
 export async function resolveServiceIPRanges(client: KubeClient, flag: string): Promise<ServiceIPRange[]> {
   if (flag.trim() !== '') return parseServiceClusterIPRangeFlag(flag);
   const cidr = await client.getOrUndefined<ServiceCIDR>(ServiceCIDRs, DEFAULT_SERVICE_CIDR);

@@ -94,3 +94,24 @@ describe('serverAgeMs', () => {
     expect(serverAgeMs(at('2026-11-30T10:00:40Z'), now)).toBe(0);
   });
 });
+
+describe('reconcileClaim on a reservation (spec.reserved)', () => {
+  const reserved = (uid: string, status?: ServiceClaim['status']): ServiceClaim => {
+    const made = claim(uid, status);
+    return { ...made, spec: { ...made.spec, reserved: true } };
+  };
+
+  it('binds it while its Service holds the value', () => {
+    expect(decide({ claim: reserved('u1'), service: web('u1') })).toEqual({ kind: 'bind', uid: 'u1', setUID: false, setPhase: true });
+    expect(decide({ claim: reserved('u1', bound('u1')), service: web('u2'), unchangedForMs: 5_000 })).toMatchObject({ kind: 'bind', uid: 'u2', setUID: true });
+  });
+
+  it('never frees it: not when its Service is deleted, lets the value go, or never came', () => {
+    const long = 10 * 60_000;
+    expect(decide({ claim: reserved('u1', bound('u1')), service: undefined, unchangedForMs: long, confirmedUIDSeenStored: true })).toEqual({ kind: 'none' });
+    expect(decide({ claim: reserved('u1', bound('u1')), service: web('u1', { clusterIPs: ['10.96.0.11'], clusterIP: '10.96.0.11' }), unchangedForMs: long })).toEqual({ kind: 'none' });
+    expect(decide({ claim: reserved(''), service: undefined, unchangedForMs: long })).toEqual({ kind: 'none' });
+    // The same claims without the mark are freed.
+    expect(decide({ claim: claim('u1', bound('u1')), service: undefined, unchangedForMs: long, confirmedUIDSeenStored: true })).toMatchObject({ kind: 'free' });
+  });
+});

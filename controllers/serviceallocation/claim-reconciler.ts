@@ -16,9 +16,10 @@
 //   at this very generation, and every webhook write to a claim changes its spec (spec.request), so no request
 //   has confirmed it since; one still in flight from before would write over an older Service version, which
 //   the API server refuses and retries through admission, confirming the claim anew (type change).
+// - A reservation (spec.reserved) is bound while its Service holds the value and otherwise left alone: never freed.
 import { heldClaims } from '../../allocators/service/service-allocation.js';
 import { claimName } from '../../allocators/service/claim-names.js';
-import { claimServiceUID, claimValueOf } from '../../allocators/service/claim-objects.js';
+import { claimServiceUID, claimValueOf, isReservedClaim } from '../../allocators/service/claim-objects.js';
 import { CLAIM_PHASE_BOUND, type ServiceClaim } from '../../crds/serviceclaim.js';
 import type { Service } from '../../api/wire.js';
 
@@ -103,6 +104,8 @@ export function reconcileClaim(input: ClaimReconcileInput): ClaimAction {
     const setPhase = !isSettled(claim, uid);
     return setUID || setPhase ? { kind: 'bind', uid, setUID, setPhase } : { kind: 'none' };
   }
+  // A reservation outlives its Service: only deleting the claim ends it.
+  if (isReservedClaim(claim)) return { kind: 'none' };
 
   const confirmedUID = claimServiceUID(claim);
   const reason: FreeReason = confirmedUID === '' ? 'never-confirmed' : service?.metadata?.uid === confirmedUID ? 'released' : 'service-gone';

@@ -66,3 +66,18 @@ describe('decideTakeover', () => {
     }
   });
 });
+
+describe('decideTakeover on a reservation (spec.reserved)', () => {
+  it('never takes it, at either stage, whatever its Service does', () => {
+    const reserved = (uid: string, status?: ServiceClaim['status']): ServiceClaim => {
+      const made = claim(uid, status);
+      return { ...made, spec: { ...made.spec, reserved: true } };
+    };
+    const refused = { kind: 'refuse', why: 'reserved' };
+    // Its Service deleted (a plain claim would be taken at once), or let the value go (settled), or never existed.
+    expect(atBoth({ claim: reserved('u1', bound('u1')), holder: undefined })).toEqual([refused, refused]);
+    expect(atBoth({ claim: reserved('u1', bound('u1')), holder: web('u1', 'ClusterIP') })).toEqual([refused, refused]);
+    expect(atBoth({ claim: reserved(''), holder: undefined })).toEqual([refused, refused]);
+    expect(decideTakeover({ claim: claim('u1', bound('u1')), holder: undefined, stage: 'reserve' })).toEqual({ kind: 'take', reason: 'holder-deleted' });
+  });
+});

@@ -17,8 +17,9 @@
 //   admission and holds the value for a request in flight, so it refuses this one with the same 422, or grants it.
 // - Validating call: kube-apiserver has allocated the value to this very request, so no other Service holds it or
 //   is being written with it: a confirmed claim of another Service is taken.
+// - A user's reservation (spec.reserved) is never taken, at either stage: only the Service it names gets it.
 // Every take is a write conditional on the claim's resourceVersion: of two takers, one wins.
-import { claimServiceUID } from '../../allocators/service/claim-objects.js';
+import { claimServiceUID, isReservedClaim } from '../../allocators/service/claim-objects.js';
 import type { ServiceClaim } from '../../crds/serviceclaim.js';
 import type { Service } from '../../api/wire.js';
 import { holdsClaim, isSettled } from './claim-reconciler.js';
@@ -41,8 +42,8 @@ export interface TakeoverInput {
   readonly stage: TakeoverStage;
 }
 
-/** A claim only reserved for a request: nobody's to take, and its holder need not be read. */
-export const isReservation = (claim: ServiceClaim): boolean => claimServiceUID(claim) === '';
+/** A claim only reserved for a request, or a user's reservation: nobody's to take, and its holder need not be read. */
+export const isReservation = (claim: ServiceClaim): boolean => claimServiceUID(claim) === '' || isReservedClaim(claim);
 
 export function decideTakeover({ claim, holder, stage }: TakeoverInput): TakeoverDecision {
   if (isReservation(claim)) return { kind: 'refuse', why: 'reserved' };

@@ -4,9 +4,11 @@
 // - on the leader: the claim controller (bind, release, free leaks) and the Service-side repair (adopt, report
 //   duplicates and out-of-range values).
 import { claimName } from '../../allocators/service/claim-names.js';
-import { claimServiceKey, claimServiceUID } from '../../allocators/service/claim-objects.js';
+import { claimServiceKey, claimServiceUID, claimValueOf, isReservedClaim } from '../../allocators/service/claim-objects.js';
 import { heldClaims, type AllocationConfig } from '../../allocators/service/service-allocation.js';
-import { IPAddresses, Services, type ResourceType } from '../../api/resources.js';
+import { IPAddresses, ServiceCIDRs, Services, type ResourceType } from '../../api/resources.js';
+import type { ServiceCIDRObject } from '../../allocators/service/service-cidrs.js';
+import type { ClaimValue } from '../../allocators/service/claim-names.js';
 import type { KubeObject, Service } from '../../api/wire.js';
 import { ServiceClaims, type ServiceClaim } from '../../crds/serviceclaim.js';
 import { isNotFound, objectKey, type KubeClient } from '../runtime/client.js';
@@ -21,10 +23,15 @@ import { takeoverReporter, type TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
 import { repairController } from './repair-controller.js';
 import { PendingClaims, type PendingClaimLimits } from './pending-claims.js';
-import { MUTATE_PATH, VALIDATE_PATH, desiredConfigurations, type WebhookSettings } from './webhook-configurations.js';
+import { MUTATE_PATH, RESERVATIONS_PATH, VALIDATE_PATH, desiredConfigurations, type WebhookSettings } from './webhook-configurations.js';
+import { validateReservation } from './reservations.js';
+import { liveAllocationConfig } from './service-cidrs.js';
 
 export interface ServiceAllocationOptions {
+  /** With liveServiceCIDRs, ipRanges are the `kubernetes` ServiceCIDR's (the served families, and the start). */
   readonly allocation: AllocationConfig;
+  /** Follow the API server's ServiceCIDR objects (no --service-cluster-ip-range given). */
+  readonly liveServiceCIDRs?: boolean;
   readonly timings: ClaimTimings;
   readonly webhook: WebhookSettings & {
     /** host:port the HTTPS server listens on. */
@@ -49,6 +56,15 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
   // Before v1.33 it has no IPAddress objects, and an informer of an unserved resource would never sync.
   const ipAddresses = (await serves(client, IPAddresses)) ? manager.informer<KubeObject>(IPAddresses) : undefined;
   const services = manager.informer<Service>(Services);
+  const config = options.liveServiceCIDRs
+    ? liveAllocationConfig(options.allocation, manager.informer<KubeObject & ServiceCIDRObject>(ServiceCIDRs), log.child('service-cidrs'))
+    : options.allocation;
+  const reservationsOf = (namespace: string, name: string): ClaimValue[] =>
+    claims.store
+      .byIndex(CLAIMS_BY_SERVICE, `${namespace}/${name}`)
+      .filter(isReservedClaim)
+      .flatMap((claim) => claimValueOf(claim) ?? [])
+      .sort((a, b) => (a.kind === 'nodePort' && b.kind === 'nodePort' ? a.port - b.port : 0));
 
   const taken: TakenValues = {
     isKnownTaken: (value) =>
@@ -70,7 +86,8 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
     client,
     taken,
     pendingClaims,
-    config: options.allocation,
+    config,
+    reservationsOf,
     log: webhookLog,
     reportTakeover: takeoverReporter(webhookLog),
     stallAfterClaim: options.stallAfterClaim,
@@ -84,10 +101,13 @@ export async function registerServiceAllocation(manager: Manager, options: Servi
   });
   server.handle<Service>(MUTATE_PATH, (request) => mutateService(request, deps));
   server.handle<Service>(VALIDATE_PATH, (request) => validateService(request, deps));
+  server.handle<ServiceClaim>(RESERVATIONS_PATH, (request) =>
+    validateReservation(request, { client, config, services: () => services.store.list(), ipAddress: (ip) => ipAddresses?.store.get(ip) }),
+  );
 
   manager.addController(claimController({ client, claims, services, timings: options.timings, log: log.child('claims') }));
-  manager.addController(repairController({ client, claims, services, config: options.allocation, events: manager.events, log: log.child('repair') }));
-  registerRangeMetrics(options.allocation, () => claims.store.list());
+  manager.addController(repairController({ client, claims, services, config, events: manager.events, log: log.child('repair') }));
+  registerRangeMetrics(config, () => claims.store.list());
 }
 
 async function serves(client: KubeClient, rt: ResourceType): Promise<boolean> {

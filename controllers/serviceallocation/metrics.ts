@@ -15,9 +15,13 @@ export interface RangeUsage {
   readonly free: number;
 }
 
-/** Pure: how many claims fall in each configured range. */
+/**
+ * Pure: how many claims fall in each range. The ranges are read at each call, so they follow the ServiceCIDRs: one
+ * being deleted is reported until it is gone; a claim in overlapping CIDRs counts in each.
+ */
 export function rangeUsage(config: AllocationConfig, claims: readonly ServiceClaim[]): RangeUsage[] {
-  const ipUsed = config.ipRanges.map(() => 0);
+  const ipRanges = config.existingIPRanges ?? config.ipRanges;
+  const ipUsed = ipRanges.map(() => 0);
   let portsUsed = 0;
   for (const claim of claims) {
     const value = claimValueOf(claim);
@@ -26,11 +30,10 @@ export function rangeUsage(config: AllocationConfig, claims: readonly ServiceCla
       if (portInRange(config.nodePortRange, value.port)) portsUsed++;
       continue;
     }
-    const index = config.ipRanges.findIndex((range) => rangeContainsIP(range, value.ip));
-    if (index >= 0) ipUsed[index]++;
+    ipRanges.forEach((range, i) => rangeContainsIP(range, value.ip) && ipUsed[i]++);
   }
   return [
-    ...config.ipRanges.map((range, i) => ({ kind: 'ClusterIP' as const, range: range.cidr, used: ipUsed[i], free: Number(range.size) - ipUsed[i] })),
+    ...ipRanges.map((range, i) => ({ kind: 'ClusterIP' as const, range: range.cidr, used: ipUsed[i], free: Number(range.size) - ipUsed[i] })),
     { kind: 'NodePort', range: formatPortRange(config.nodePortRange), used: portsUsed, free: config.nodePortRange.size - portsUsed },
   ];
 }

@@ -30,7 +30,9 @@ const UNSEEN_EXPIRY_MS = 60_000;
 /** How long a stored Service's values are remembered for a claim confirmation that arrives after its events. */
 const STORED_HOLDER_MEMORY_MS = 120_000;
 
-const unbound = (claim: ServiceClaim): boolean => (claim.spec?.service?.uid ?? '') === '' || claim.status?.phase !== CLAIM_PHASE_BOUND;
+// A user's reservation waits for its Service by design: it is no request's to settle.
+const unbound = (claim: ServiceClaim): boolean =>
+  claim.spec?.reserved !== true && ((claim.spec?.service?.uid ?? '') === '' || claim.status?.phase !== CLAIM_PHASE_BOUND);
 
 export interface PendingClaimSources {
   /** The claims cache. */

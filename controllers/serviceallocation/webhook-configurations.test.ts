@@ -20,6 +20,18 @@ describe('webhook configurations', () => {
     expect(validating.object.webhooks?.[0]).toMatchObject({ clientConfig: { url: 'https://127.0.0.1:9443/validate-services' } });
   });
 
+  it('send reservations only (a matchCondition) to the reservation webhook, so the allocator\'s own claim writes never wait on it', () => {
+    const [, validating] = desiredConfigurations({ configurationName: 'sb', endpoint: { url: 'https://127.0.0.1:9443' }, timeoutSeconds: 10 }, 'CA');
+    expect(validating.object.webhooks?.[1]).toMatchObject({
+      name: 'reservations.serviceclaims.switchboard.dev',
+      clientConfig: { url: 'https://127.0.0.1:9443/validate-reservations' },
+      rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: ['switchboard.dev'], apiVersions: ['v1beta1'], resources: ['serviceclaims'], scope: 'Cluster' }],
+      failurePolicy: 'Fail',
+      sideEffects: 'None',
+      matchConditions: [{ name: 'reserved', expression: 'has(object.spec.reserved) && object.spec.reserved == true' }],
+    });
+  });
+
   it('call a Service in-cluster', () => {
     const [mutating] = desiredConfigurations({ configurationName: 'sb', endpoint: { service: { namespace: 'sys', name: 'sb', port: 443 } }, timeoutSeconds: 5 }, 'CA');
     expect(mutating.object.webhooks?.[0]).toMatchObject({ clientConfig: { service: { namespace: 'sys', name: 'sb', port: 443, path: '/mutate-services' } } });

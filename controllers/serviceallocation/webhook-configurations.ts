@@ -5,7 +5,12 @@ import { clientConfig, type DesiredConfiguration, type Webhook, type WebhookEndp
 
 export const MUTATE_PATH = '/mutate-services';
 export const VALIDATE_PATH = '/validate-services';
-export const WEBHOOK_NAMES = { mutate: 'allocate.services.switchboard.dev', validate: 'confirm.services.switchboard.dev' } as const;
+export const RESERVATIONS_PATH = '/validate-reservations';
+export const WEBHOOK_NAMES = {
+  mutate: 'allocate.services.switchboard.dev',
+  validate: 'confirm.services.switchboard.dev',
+  reservations: 'reservations.serviceclaims.switchboard.dev',
+} as const;
 /** Namespaces labelled with this = disabled are left to the API server's own allocator. */
 export const OPT_OUT_LABEL = 'switchboard.dev/service-allocation';
 
@@ -32,6 +37,26 @@ function webhook(name: string, path: string, settings: WebhookSettings, caBundle
   };
 }
 
+/**
+ * Reservations (ServiceClaims with spec.reserved) only: the matchCondition keeps Switchboard's own claim writes off
+ * this webhook. Cluster-scoped objects: the namespaceSelector does not apply.
+ */
+function reservationsWebhook(settings: WebhookSettings, caBundle: string): Webhook {
+  return {
+    name: WEBHOOK_NAMES.reservations,
+    clientConfig: clientConfig(settings.endpoint, RESERVATIONS_PATH, caBundle),
+    rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: ['switchboard.dev'], apiVersions: ['v1beta1'], resources: ['serviceclaims'], scope: 'Cluster' }],
+    failurePolicy: 'Fail',
+    matchPolicy: 'Equivalent',
+    namespaceSelector: {},
+    objectSelector: {},
+    matchConditions: [{ name: 'reserved', expression: 'has(object.spec.reserved) && object.spec.reserved == true' }],
+    sideEffects: 'None',
+    timeoutSeconds: settings.timeoutSeconds,
+    admissionReviewVersions: ['v1'],
+  };
+}
+
 export function desiredConfigurations(settings: WebhookSettings, caBundle: string): DesiredConfiguration[] {
   const metadata = { name: settings.configurationName, labels: { 'app.kubernetes.io/part-of': 'switchboard' } };
   return [
@@ -42,6 +67,9 @@ export function desiredConfigurations(settings: WebhookSettings, caBundle: strin
         webhooks: [{ ...webhook(WEBHOOK_NAMES.mutate, MUTATE_PATH, settings, caBundle), reinvocationPolicy: 'Never' }],
       },
     },
-    { rt: ValidatingWebhookConfigurations, object: { metadata, webhooks: [webhook(WEBHOOK_NAMES.validate, VALIDATE_PATH, settings, caBundle)] } },
+    {
+      rt: ValidatingWebhookConfigurations,
+      object: { metadata, webhooks: [webhook(WEBHOOK_NAMES.validate, VALIDATE_PATH, settings, caBundle), reservationsWebhook(settings, caBundle)] },
+    },
   ];
 }
