@@ -184,9 +184,10 @@ export class Announcer {
     return [...this.table.keys()];
   }
 
-  /** Interfaces on which `address` is answered. */
-  interfacesFor(address: string): string[] {
-    return [...this.ports.values()].filter((p) => this.mayAnnounce(address, p)).map((p) => p.iface.name);
+  /** Interfaces on which `address` is answered, or would be if `table` were answered (a handover in progress). */
+  interfacesFor(address: string, table: AnnouncementTable = this.table): string[] {
+    const options = { requireSubnet: this.options.requireSubnet };
+    return [...this.ports.values()].filter((p) => eligibility(address, p.iface, table, options) === undefined).map((p) => p.iface.name);
   }
 
   /** Replaces the announced addresses: new ones are announced at once (takeover), gone ones stop being answered. */

@@ -419,6 +419,19 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
     process.stderr.write(`[l2] resumed node answering again after SIGCONT: ${spread(handbacks)}\n`);
   }, 60_000 + FREEZE_TRIALS * (FREEZE_MS + 25_000));
 
+  it('a node whose link loses carrier gives its addresses up at once: its successor answers within 1 s', async () => {
+    const victim = byName(await announcer('web4'));
+    // The node's eth0 is one end of a veth pair; the other end is the bridge port p<i>: a cable pulled.
+    const port = `p${nodes.indexOf(victim) + 1}`;
+    const t = await takeOver('web4', v4.vip, 'IPv4', victim, () => runAsync(['ip', '-n', lab.lan, 'link', 'set', port, 'down']).then(() => undefined));
+    process.stderr.write(`[l2] carrier lost on ${victim.name}: ${t.next} answered ${(t.firstNew - t.at).toFixed(0)} ms later (lease still live: the API is on another path)\n`);
+    expect(t.firstNew - t.at).toBeLessThanOrEqual(1000);
+    await runAsync(['ip', '-n', lab.lan, 'link', 'set', port, 'up']);
+    // Carrier back: the rendezvous winner takes its address back, break before make.
+    expect(await announcer('web4', t.next)).toBe(victim.name);
+    await eventually(async () => (await arping(v4.vip, 1)).macs.join() === victim.host.mac, 10_000);
+  }, 60_000);
+
   it(`fails over within 2 s after SIGKILL of the elected speaker (IPv4), with a gratuitous ARP burst (${FAILOVER_TRIALS} trials)`, async () => {
     const failovers: number[] = [];
     for (let trial = 1; trial <= FAILOVER_TRIALS; trial++) {
@@ -434,8 +447,10 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
       for (const [i, f] of requests.slice(1).entries()) expect(Math.abs(f.ms - requests[i].ms - GARP_INTERVAL_MS)).toBeLessThan(150);
       expect((await arping(v4.vip, 3)).macs).toEqual(Array(3).fill(t.mac));
       if (trial === FAILOVER_TRIALS) break;
-      startSpeaker(victim); // as the DaemonSet would; it takes its addresses back
+      startSpeaker(victim); // as the DaemonSet would; it takes its address back, break before make
       await eventually(async () => (await liveLeases()).length === 3, 30_000, 200);
+      await eventually(async () => (await arping(v4.vip, 1)).macs.join() === victim.host.mac, 30_000);
+      await burstOver();
     }
     process.stderr.write(`[l2] ARP failover after SIGKILL: ${spread(failovers)}\n`);
   }, 60_000 + FAILOVER_TRIALS * 30_000);

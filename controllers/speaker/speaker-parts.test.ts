@@ -204,13 +204,24 @@ describe('interface choice', () => {
   const exclude = DEFAULT_EXCLUDE_PATTERNS.map((p) => new RegExp(p));
 
   it('keeps up Ethernet interfaces that can ARP and are nobody’s port, and says why it skips the others', () => {
-    const all = [iface('eth0'), iface('lo', { type: 772 }), iface('eth1', { flags: 0x1002 }), iface('eth2', { flags: 0x1083 }), iface('eth3', { master: 'br0' }), iface('br0'), iface('veth12'), iface('wg0', { type: 65534 })];
+    const all = [
+      iface('eth0', { carrier: true }),
+      iface('lo', { type: 772 }),
+      iface('eth1', { flags: 0x1002 }),
+      iface('eth2', { flags: 0x1083 }),
+      iface('eth3', { master: 'br0' }),
+      iface('eth4', { carrier: false }),
+      iface('br0'),
+      iface('veth12'),
+      iface('wg0', { type: 65534 }),
+    ];
     const choice = chooseInterfaces(all, { include: [], exclude });
     expect(choice.eligible.map((i) => i.name)).toEqual(['br0', 'eth0']);
     expect(choice.skipped).toEqual([
       { name: 'eth1', reason: 'down' },
       { name: 'eth2', reason: 'NOARP or no broadcast' },
       { name: 'eth3', reason: 'port of br0 (answers there)' },
+      { name: 'eth4', reason: 'no carrier' },
       { name: 'lo', reason: 'matches an exclude pattern' },
       { name: 'veth12', reason: 'matches an exclude pattern' },
       { name: 'wg0', reason: 'not Ethernet' },

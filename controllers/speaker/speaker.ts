@@ -42,7 +42,7 @@ import { WrittenView } from '../loadbalancer/written-view.js';
 import { parseL2Advertisements } from './advertisements.js';
 import { announcedCondition } from './election.js';
 import { Announcer } from './announcer.js';
-import { chooseInterfaces, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
+import { chooseInterfaces, linkState, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
 import { ANSWERING_ANNOTATION, INTERFACES_ANNOTATION, LEASE_SELECTOR, NodeLease, SpeakerLiveness, type PublishedInterface } from './node-lease.js';
 import { deputyFor, planAnnouncements, type ServicePlan, type SpeakerPlan } from './plan.js';
 
@@ -67,6 +67,10 @@ export interface SpeakerOptions {
 }
 
 const SERVICE_REF = { apiVersion: 'v1', kind: 'Service' };
+/** How often the links of the interfaces in use are checked (two small sysfs reads each). */
+const LINK_CHECK_MS = 100;
+/** Skip reasons that a link change can undo. */
+const LINK_REASONS: ReadonlySet<string> = new Set(['down', 'no carrier']);
 /** Informer events arrive in bursts (a rollout touches many slices): one election pass per burst. */
 const COALESCE_MS = 10;
 
@@ -90,6 +94,9 @@ export class Speaker {
   /** Live speakers as of the last election pass. */
   private live = new Set<string>();
   private published: PublishedInterface[] | undefined;
+  /** Interfaces whose link is checked often, and their state at the last scan. */
+  private watchedLinks: string[] = [];
+  private linkStates = '';
   /** Addresses this node wins and no other live node answers: what its Lease should list. */
   private wanted: ReadonlySet<string> = new Set();
   /** When a Warning was last recorded for an address another MAC claims (at most one a minute). */
@@ -185,10 +192,12 @@ export class Speaker {
     this.running = true;
     this.scanInterfaces();
     const scan = setInterval(() => this.scanInterfaces(), this.options.interfaceScanIntervalMs);
+    const links = setInterval(() => this.checkLinks(), LINK_CHECK_MS);
     this.elect();
     await aborted(signal);
     this.running = false;
     clearInterval(scan);
+    clearInterval(links);
     if (this.pendingPass) clearTimeout(this.pendingPass);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.announcer.close();
@@ -209,14 +218,25 @@ export class Speaker {
     this.log.info('resynced after a fence', { relisted: informers.filter((i, k) => i.listCount !== before[k]).map((i) => i.resource.plural) });
   }
 
+  /** Rescans at once when an interface in use, or one left out for its link, goes down or up, or loses carrier. */
+  private checkLinks(): void {
+    if (this.options.readInterfaces) return; // injected interfaces have no links to watch
+    const state = this.watchedLinks.map((name) => linkState(name)).join(',');
+    if (state !== this.linkStates) this.scanInterfaces();
+  }
+
   private scanInterfaces(): void {
     const all = (this.options.readInterfaces ?? readSystemInterfaces)();
     const choice = chooseInterfaces(all, this.options.interfaces);
     const published = choice.eligible.map((i) => ({ name: i.name, cidrs: this.options.requireSubnet ? i.cidrs : ['0.0.0.0/0', '::/0'] }));
+    this.watchedLinks = [...choice.eligible.map((i) => i.name), ...choice.skipped.filter((s) => LINK_REASONS.has(s.reason)).map((s) => s.name)];
+    this.linkStates = this.options.readInterfaces ? '' : this.watchedLinks.map((name) => linkState(name)).join(',');
     if (JSON.stringify(published) !== JSON.stringify(this.published)) {
       this.log.info('interfaces', { eligible: published, skipped: choice.skipped });
       this.published = published;
+      // Stops answering on an interface that went at once, and tells the peers now rather than at the next renewal.
       this.announcer.setInterfaces(choice.eligible);
+      this.lease.renewSoon();
       this.schedule();
     }
   }
@@ -292,7 +312,7 @@ export class Speaker {
     const { winner } = plan.result;
     const self = this.options.node;
     if (winner !== self && (winner !== undefined || deputyFor(key, this.live) !== self)) return undefined;
-    const interfaces = winner === self ? [...new Set(plan.addresses.flatMap((a) => this.announcer.interfacesFor(a)))].sort() : [];
+    const interfaces = winner === self ? [...new Set(plan.addresses.flatMap((a) => this.announcer.interfacesFor(a, this.plan.table)))].sort() : [];
     let condition: ConditionDraft = announcedCondition(plan.result);
     if (winner === self && interfaces.length === 0) {
       condition = { type: L2ConditionAnnounced, status: 'False', reason: 'AnnounceFailed', message: `node ${JSON.stringify(self)} was elected but has no usable interface on the subnet of ${plan.addresses.join(', ')}` };
