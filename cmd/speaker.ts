@@ -13,7 +13,7 @@ const speakerFlags = {
   'node-name': { type: 'string', default: process.env.NODE_NAME ?? '' },
   kubeconfig: { type: 'string', default: process.env.KUBECONFIG ?? '' },
   namespace: { type: 'string', default: process.env.POD_NAMESPACE ?? 'switchboard-system' },
-  'lease-duration': { type: 'string', default: '2s' },
+  'lease-duration': { type: 'string', default: '1500ms' },
   'lease-renew-interval': { type: 'string', default: '500ms' },
   'garp-count': { type: 'string', default: '5' },
   'garp-interval': { type: 'string', default: '1s' },
@@ -73,7 +73,6 @@ export function speakerOptions(values: SpeakerFlagValues): SpeakerOptions {
   const leaseDurationMs = parseDuration(values['lease-duration'], 'lease-duration');
   const leaseRenewIntervalMs = parseDuration(values['lease-renew-interval'], 'lease-renew-interval');
   if (leaseRenewIntervalMs <= 0 || leaseRenewIntervalMs >= leaseDurationMs) throw new Error('--lease-renew-interval must be positive and shorter than --lease-duration');
-  if (leaseDurationMs % 1000 !== 0) throw new Error('--lease-duration must be whole seconds (Lease.spec.leaseDurationSeconds)');
   return {
     node,
     namespace: values.namespace,

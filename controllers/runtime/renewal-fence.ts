@@ -5,6 +5,7 @@
 
 export class RenewalFence {
   private lastRenewStart = Number.NEGATIVE_INFINITY;
+  private openedAt = Number.POSITIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private wasLive = false;
 
@@ -19,6 +20,14 @@ export class RenewalFence {
     return this.now() < this.lastRenewStart + this.windowMs;
   }
 
+  /**
+   * Whether the holder was in its window without a break from `at` until now: what it received at `at` may be acted
+   * on. False for anything from before the current window opened, e.g. what queued while the process was frozen.
+   */
+  liveSince(at: number): boolean {
+    return this.live && at >= this.openedAt;
+  }
+
   /** When the last successful renewal started (ms since the epoch), or -Infinity. */
   get lastRenewal(): number {
     return this.lastRenewStart;
@@ -26,6 +35,7 @@ export class RenewalFence {
 
   /** A renewal that started at `startedAt` succeeded: the window runs from then. */
   renewed(startedAt: number): void {
+    if (!this.live) this.openedAt = startedAt;
     this.lastRenewStart = startedAt;
     this.update();
   }

@@ -19,8 +19,13 @@ export interface AnnouncerOptions {
   refreshIntervalMs: number;
   /** Answer only where an interface subnet holds the address (default true). */
   requireSubnet: boolean;
-  /** Checked for every frame: false while this node may not answer (fenced). */
-  mayAnswer: () => boolean;
+  /**
+   * Whether this node may answer what it received at `at` (ms since the epoch): false while fenced, and for frames
+   * that arrived before its current lease window opened (they queued while the process was frozen or fenced).
+   */
+  mayAnswer: (at: number) => boolean;
+  /** Another MAC claims an address this node announces (its gratuitous ARP, an ARP reply, a neighbor advertisement). */
+  onConflict?: (address: string, mac: string) => void;
   log: Logger;
   /** Injected for tests. */
   openSocket?: typeof RawSocket.open;
@@ -77,6 +82,12 @@ class GroupJoiner {
   }
 }
 
+/**
+ * A request older than this when read is dropped: its sender has retried or given up (arping and the kernel's
+ * neighbour resolution retry every second), and an answer from a node that was frozen may name a stale owner.
+ */
+export const MAX_REQUEST_AGE_MS = 1000;
+
 /** Frames that are simply not for us: counted, not logged. */
 const QUIET: ReadonlySet<IgnoreReason> = new Set(['Malformed', 'NotRequest', 'OwnFrame', 'NotAddressedToUs']);
 
@@ -97,6 +108,7 @@ export class Announcer {
   private readonly responses;
   private readonly gratuitous;
   private readonly ignored;
+  private readonly stale;
   private readonly lastIgnoreLog = new Map<string, number>();
 
   constructor(private readonly options: AnnouncerOptions) {
@@ -105,6 +117,9 @@ export class Announcer {
     this.responses = meter.createCounter('switchboard_speaker_responses_sent', { description: 'ARP replies and neighbor advertisements sent, by protocol' });
     this.gratuitous = meter.createCounter('switchboard_speaker_gratuitous_sent', { description: 'Gratuitous ARP and unsolicited neighbor advertisements sent, by protocol' });
     this.ignored = meter.createCounter('switchboard_speaker_requests_ignored', { description: 'Requests not answered, by reason' });
+    this.stale = meter.createCounter('switchboard_speaker_frames_dropped_stale', {
+      description: 'Frames dropped unread because they arrived before this node could answer (fenced or frozen) or are older than a second',
+    });
     meter.createObservableGauge('switchboard_speaker_announced', { description: '1 for each address this node announces' }).addCallback((r) => {
       for (const ip of this.table.keys()) r.observe(1, { ip, protocol: protocolFor(ip) });
     });
@@ -142,9 +157,9 @@ export class Announcer {
       try {
         const onError = (err: unknown) => this.options.log.error('frame handler failed', { interface: i.name, error: String(err) });
         const port = { iface, groups: new Map<string, string>(), mld: new GroupJoiner(i.name, this.options.log) } as Port;
-        port.arp = open({ interface: i.name, protocol: 'arp', onFrame: (f) => this.onFrame(port, port.arp, f), onError });
+        port.arp = open({ interface: i.name, protocol: 'arp', onFrame: (f, at) => this.onFrame(port, port.arp, f, at), onError });
         try {
-          port.ndp = open({ interface: i.name, protocol: 'ipv6', filter: NEIGHBOR_SOLICITATION_FILTER, onFrame: (f) => this.onFrame(port, port.ndp, f), onError });
+          port.ndp = open({ interface: i.name, protocol: 'ipv6', filter: NEIGHBOR_SOLICITATION_FILTER, onFrame: (f, at) => this.onFrame(port, port.ndp, f, at), onError });
         } catch (err) {
           port.arp.close();
           port.mld.close();
@@ -164,9 +179,15 @@ export class Announcer {
     return eligibility(address, port.iface, this.table, { requireSubnet: this.options.requireSubnet }) === undefined;
   }
 
-  /** Interfaces on which `address` is answered. */
-  interfacesFor(address: string): string[] {
-    return [...this.ports.values()].filter((p) => this.mayAnnounce(address, p)).map((p) => p.iface.name);
+  /** The addresses answered now. */
+  announced(): string[] {
+    return [...this.table.keys()];
+  }
+
+  /** Interfaces on which `address` is answered, or would be if `table` were answered (a handover in progress). */
+  interfacesFor(address: string, table: AnnouncementTable = this.table): string[] {
+    const options = { requireSubnet: this.options.requireSubnet };
+    return [...this.ports.values()].filter((p) => eligibility(address, p.iface, table, options) === undefined).map((p) => p.iface.name);
   }
 
   /** Replaces the announced addresses: new ones are announced at once (takeover), gone ones stop being answered. */
@@ -229,7 +250,7 @@ export class Announcer {
 
   /** One gratuitous announcement of `address` on every interface allowed to carry it. */
   private announce(address: string): void {
-    if (!this.options.mayAnswer()) return;
+    if (!this.options.mayAnswer(Date.now())) return;
     const protocol = protocolFor(address);
     for (const port of this.ports.values()) {
       if (!this.mayAnnounce(address, port)) continue;
@@ -247,11 +268,20 @@ export class Announcer {
     }
   }
 
-  private onFrame(port: Port, socket: RawSocket, frame: Buffer): void {
-    if (this.table.size === 0 || !this.options.mayAnswer()) return;
+  /** A frame from before this node could answer (it queued while fenced or frozen), or too old to answer. */
+  private isStale(arrivedAtMs: number): boolean {
+    if (this.options.mayAnswer(arrivedAtMs) && Date.now() - arrivedAtMs <= MAX_REQUEST_AGE_MS) return false;
+    this.stale.add(1);
+    return true;
+  }
+
+  private onFrame(port: Port, socket: RawSocket, frame: Buffer, arrivedAtMs: number): void {
+    if (this.table.size === 0 || this.isStale(arrivedAtMs)) return;
     const d = decide(frame, port.iface, this.table, { requireSubnet: this.options.requireSubnet });
     if (d.action === 'reply' || !QUIET.has(d.reason)) this.requests.add(1, { protocol: socket === port.arp ? 'arp' : 'ndp' });
     if (d.action === 'reply') {
+      // Again just before sending, to make the window in which a freeze could slip in as short as it can be.
+      if (this.isStale(arrivedAtMs)) return;
       socket.send(d.frame);
       this.responses.add(1, { protocol: d.protocol });
       this.options.log.debug('answered', { protocol: d.protocol, target: d.target, requester: d.requester, interface: port.iface.name });
@@ -259,6 +289,7 @@ export class Announcer {
     }
     if (QUIET.has(d.reason)) return;
     this.ignored.add(1, { reason: d.reason });
+    if (d.reason === 'AddressConflict' && d.target && d.claimant) this.options.onConflict?.(d.target, d.claimant);
     if (d.reason === 'NotAnnounced') return;
     // Conflicts and interface/subnet refusals are worth a line, once a minute per (reason, address).
     const key = `${d.reason}/${d.target ?? ''}/${port.iface.name}`;

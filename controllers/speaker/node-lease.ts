@@ -15,13 +15,18 @@ import { RenewalFence } from '../runtime/renewal-fence.js';
 import type { Logger } from '../runtime/log.js';
 import { Leases, apiVersionOf } from '../../api/resources.js';
 import type { Lease } from '../../api/wire.js';
-import { liveSpeakers } from './election.js';
+import { LEASE_DURATION_MS_ANNOTATION, leaseDurationMs, liveSpeakers } from './election.js';
 
 export const LEASE_COMPONENT_LABEL = 'switchboard.dev/component';
 export const LEASE_COMPONENT = 'speaker';
 export const LEASE_SELECTOR = `${LEASE_COMPONENT_LABEL}=${LEASE_COMPONENT}`;
 /** JSON list of {name, cidrs}: where the node can answer, for the election (PublishedInterface[]). */
 export const INTERFACES_ANNOTATION = 'switchboard.dev/interfaces';
+/**
+ * JSON list of the addresses the node answers, or is about to: a node that wins an address answers it only once no
+ * other live node lists it, and once its own Lease lists it (break before make, see speaker.ts).
+ */
+export const ANSWERING_ANNOTATION = 'switchboard.dev/answering';
 
 export interface PublishedInterface {
   name: string;
@@ -42,7 +47,11 @@ export interface NodeLeaseOptions {
   log: Logger;
   /** What to publish in INTERFACES_ANNOTATION, read at every renewal. */
   interfaces: () => PublishedInterface[] | undefined;
+  /** What to publish in ANSWERING_ANNOTATION (canonical addresses), read at every renewal. */
+  answering: () => readonly string[];
   onFenceChange: (fenced: boolean) => void;
+  /** After every successful renewal, with the addresses it published. */
+  onRenewed?: (answering: ReadonlySet<string>) => void;
   /**
    * Called before renewing again after a fence, once the API answers: brings this node's view up to date (its
    * watches may be backing off), so that it announces as soon as peers, seeing the renewal, stop.
@@ -60,6 +69,9 @@ export class NodeLease {
   private readonly fence: RenewalFence;
   private lease: Lease | undefined;
   private readonly now: () => number;
+  private wake: (() => void) | undefined;
+  /** ANSWERING_ANNOTATION as the last successful renewal wrote it. */
+  private publishedAnswering: ReadonlySet<string> = new Set();
 
   constructor(private readonly options: NodeLeaseOptions) {
     this.name = leaseNameFor(options.node);
@@ -76,6 +88,21 @@ export class NodeLease {
     return !this.fence.live;
   }
 
+  /** Live, and without a break since `at`: what arrived then may be answered. */
+  liveSince(at: number): boolean {
+    return this.fence.liveSince(at);
+  }
+
+  /** The addresses the last successful renewal published as answered. */
+  get answering(): ReadonlySet<string> {
+    return this.publishedAnswering;
+  }
+
+  /** Renews now instead of at the next interval: the addresses to publish changed. */
+  renewSoon(): void {
+    this.wake?.();
+  }
+
   /** Renews until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
@@ -85,14 +112,20 @@ export class NodeLease {
           await this.options.client.getOrUndefined<Lease>(Leases, this.name, this.options.namespace); // throws while the API is away
           await this.options.resync();
         }
-        await this.renew(started);
+        const answering = [...this.options.answering()].sort();
+        await this.renew(started, answering);
         this.everLive = true;
         this.fence.renewed(started);
+        this.publishedAnswering = new Set(answering);
+        this.options.onRenewed?.(this.publishedAnswering);
       } catch (err) {
         this.options.log.warn('could not renew the speaker lease', { lease: `${this.options.namespace}/${this.name}`, error: String(err), fenced: !this.live });
         this.lease = undefined;
       }
-      await sleep(Math.max(0, this.options.renewIntervalMs - (this.now() - started)), signal);
+      const nap = new AbortController();
+      this.wake = () => nap.abort();
+      await sleep(Math.max(0, this.options.renewIntervalMs - (this.now() - started)), AbortSignal.any([signal, nap.signal]));
+      this.wake = undefined;
     }
     this.fence.stop();
   }
@@ -103,10 +136,14 @@ export class NodeLease {
     this.options.onFenceChange(!live);
   }
 
-  private desired(now: number, current?: Lease): Lease {
+  private desired(now: number, answering: readonly string[], current?: Lease): Lease {
     const { namespace, node, durationMs } = this.options;
     const interfaces = this.options.interfaces();
-    const annotations = { ...current?.metadata?.annotations };
+    const annotations: Record<string, string> = {
+      ...current?.metadata?.annotations,
+      [ANSWERING_ANNOTATION]: JSON.stringify(answering),
+      [LEASE_DURATION_MS_ANNOTATION]: String(durationMs),
+    };
     if (interfaces) annotations[INTERFACES_ANNOTATION] = JSON.stringify(interfaces);
     else delete annotations[INTERFACES_ANNOTATION];
     const takeover = current?.spec?.holderIdentity !== node;
@@ -126,7 +163,7 @@ export class NodeLease {
   }
 
   /** One renewal: a PUT on the lease we wrote last (one request), else read-then-write; create when missing. */
-  private async renew(now: number): Promise<void> {
+  private async renew(now: number, answering: readonly string[]): Promise<void> {
     const { client, namespace } = this.options;
     // A renewal that takes longer than the lease is useless (the fence has tripped): every request of it ends then.
     const bounded = { signal: AbortSignal.timeout(this.options.durationMs), unthrottled: true };
@@ -134,7 +171,7 @@ export class NodeLease {
       client.request<Lease>('PUT', `${client.path(Leases, namespace, this.name)}?fieldManager=switchboard-speaker`, lease, 'application/json', bounded);
     if (this.lease) {
       try {
-        this.lease = await put(this.desired(now, this.lease));
+        this.lease = await put(this.desired(now, answering, this.lease));
         return;
       } catch (err) {
         if (!isConflict(err) && !isNotFound(err)) throw err;
@@ -142,11 +179,11 @@ export class NodeLease {
     }
     const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace, bounded);
     if (current) {
-      this.lease = await put(this.desired(now, current));
+      this.lease = await put(this.desired(now, answering, current));
       return;
     }
     try {
-      this.lease = await client.create<Lease>(Leases, this.desired(now), bounded);
+      this.lease = await client.create<Lease>(Leases, this.desired(now, answering), bounded);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
       throw new Error('the lease appeared while creating it; retrying');
@@ -156,6 +193,7 @@ export class NodeLease {
   /** Graceful stop: fence at once and delete the lease so peers take over without waiting for it to expire. */
   async release(): Promise<void> {
     this.fence.drop();
+    this.publishedAnswering = new Set();
     try {
       await this.options.client.delete(Leases, this.name, { namespace: this.options.namespace, uid: this.lease?.metadata?.uid });
       this.options.log.info('released the speaker lease', { lease: this.name });
@@ -181,7 +219,7 @@ export class SpeakerLiveness {
     const renewTime = lease.spec?.renewTime ?? lease.spec?.acquireTime ?? '';
     const before = this.leases.get(key);
     const previous = this.sightings.get(key);
-    const wasLive = before !== undefined && previous !== undefined && previous.seenAt + (before.spec?.leaseDurationSeconds ?? 0) * 1000 > now;
+    const wasLive = before !== undefined && previous !== undefined && previous.seenAt + leaseDurationMs(before) > now;
     if (!previous || previous.renewTime !== renewTime) {
       const stamped = Date.parse(renewTime);
       const seenAt = previous || !Number.isFinite(stamped) ? now : Math.min(now, stamped);
@@ -210,10 +248,22 @@ export class SpeakerLiveness {
   nextExpiry(now: number): number | undefined {
     let next: number | undefined;
     for (const [key, lease] of this.leases) {
-      const expiry = (this.sightings.get(key)?.seenAt ?? 0) + (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
+      const expiry = (this.sightings.get(key)?.seenAt ?? 0) + leaseDurationMs(lease);
       if (expiry > now && (next === undefined || expiry < next)) next = expiry;
     }
     return next;
+  }
+
+  /** Addresses each live node other than `self` says it answers (ANSWERING_ANNOTATION), judged now. */
+  answeredByOthers(self: string, now: number): Map<string, string> {
+    const live = this.live(now);
+    const out = new Map<string, string>();
+    for (const lease of this.leases.values()) {
+      const holder = lease.spec?.holderIdentity;
+      if (!holder || holder === self || !live.has(holder)) continue;
+      for (const address of parseAnswering(lease)) out.set(address, holder);
+    }
+    return out;
   }
 
   /** What each live node published about its interfaces. */
@@ -230,5 +280,17 @@ export class SpeakerLiveness {
       }
     }
     return out;
+  }
+}
+
+/** A Lease's ANSWERING_ANNOTATION; malformed or absent means none (an older speaker publishes none). */
+function parseAnswering(lease: Lease): string[] {
+  const text = lease.metadata?.annotations?.[ANSWERING_ANNOTATION];
+  if (!text) return [];
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed.filter((a): a is string => typeof a === 'string') : [];
+  } catch {
+    return [];
   }
 }

@@ -20,7 +20,7 @@ interface NativeSocket {
 }
 
 interface NativeAddon {
-  RawSocket: new (interfaceName: string, ethertype: number, onFrame: (frame: Buffer) => void) => NativeSocket;
+  RawSocket: new (interfaceName: string, ethertype: number, onFrame: (frame: Buffer, arrivedAtMs: number) => void) => NativeSocket;
   interfaceInfo(name: string): { index: number; mac: Buffer };
 }
 
@@ -93,8 +93,11 @@ export interface RawSocketOptions {
   protocol: 'arp' | 'ipv6' | number;
   /** A classic BPF program (compileFilter), e.g. NEIGHBOR_SOLICITATION_FILTER. */
   filter?: Buffer;
-  /** Called on the event loop for each frame received (frames this host sent are not delivered). */
-  onFrame: (frame: Buffer) => void;
+  /**
+   * Called on the event loop for each frame received (frames this host sent are not delivered), with when the
+   * kernel received it (ms since the epoch), which can be long before: the process may have been frozen.
+   */
+  onFrame: (frame: Buffer, arrivedAtMs: number) => void;
   /** Called when onFrame throws; without it the error is rethrown as an uncaught exception. */
   onError?: (err: unknown) => void;
 }
@@ -109,9 +112,9 @@ export class RawSocket {
 
   static open(options: RawSocketOptions): RawSocket {
     const ethertype = options.protocol === 'arp' ? ETHERTYPE_ARP : options.protocol === 'ipv6' ? ETHERTYPE_IPV6 : options.protocol;
-    const deliver = (frame: Buffer): void => {
+    const deliver = (frame: Buffer, arrivedAtMs: number): void => {
       try {
-        options.onFrame(frame);
+        options.onFrame(frame, arrivedAtMs);
       } catch (err) {
         if (!options.onError) throw err;
         options.onError(err);

@@ -68,7 +68,7 @@ export type IgnoreReason =
 
 export type ResponderDecision =
   | { action: 'reply'; protocol: 'arp' | 'ndp'; target: string; requester: string; frame: Buffer }
-  | { action: 'ignore'; reason: IgnoreReason; detail: string; target?: string };
+  | { action: 'ignore'; reason: IgnoreReason; detail: string; target?: string; claimant?: string };
 
 const ignore = (reason: IgnoreReason, detail: string, target?: string): ResponderDecision => ({ action: 'ignore', reason, detail, target });
 
@@ -88,7 +88,9 @@ export function eligibility(target: string, iface: ResponderInterface, table: An
 
 /** Another MAC claiming an announced address (its ARP sender or NA target): two nodes believe they announce it. */
 const conflict = (ip: string, mac: string | undefined, iface: ResponderInterface, table: AnnouncementTable): ResponderDecision | undefined =>
-  table.has(ip) && mac !== undefined && mac !== iface.mac ? ignore('AddressConflict', `${mac} claims ${ip}, which this node announces`, ip) : undefined;
+  table.has(ip) && mac !== undefined && mac !== iface.mac
+    ? { action: 'ignore', reason: 'AddressConflict', detail: `${mac} claims ${ip}, which this node announces`, target: ip, claimant: mac }
+    : undefined;
 
 function decideArp(eth: EthernetHeader, arp: ArpMessage, iface: ResponderInterface, table: AnnouncementTable, options: ResponderOptions): ResponderDecision {
   const claimed = arp.senderIp !== '0.0.0.0' ? conflict(arp.senderIp, arp.senderMac, iface, table) : undefined;

@@ -8,10 +8,10 @@ import type { EndpointSlice, Lease, Node, Service } from '../../api/wire.js';
 import { parsePools } from '../../allocators/loadbalancer/pools.js';
 import { pool, service } from '../../testing/lb.js';
 import { parseL2Advertisements } from './advertisements.js';
-import { Announcer } from './announcer.js';
-import { buildArpRequest, buildNeighborSolicitation, ipv6MulticastMac, parseFrame, solicitedNodeMulticast } from './frames.js';
+import { Announcer, MAX_REQUEST_AGE_MS } from './announcer.js';
+import { buildArpRequest, buildGratuitousArp, buildNeighborSolicitation, ipv6MulticastMac, parseFrame, solicitedNodeMulticast } from './frames.js';
 import { chooseInterfaces, DEFAULT_EXCLUDE_PATTERNS, type SystemInterface } from './interfaces.js';
-import { INTERFACES_ANNOTATION, NodeLease, SpeakerLiveness, leaseNameFor } from './node-lease.js';
+import { ANSWERING_ANNOTATION, INTERFACES_ANNOTATION, NodeLease, SpeakerLiveness, leaseNameFor } from './node-lease.js';
 import { deputyFor, planAnnouncements, serviceAddresses, type PlanInputs } from './plan.js';
 import type { RawSocket, RawSocketOptions } from './raw-socket.js';
 
@@ -73,8 +73,11 @@ describe('announcement plan', () => {
   });
 });
 
-const lease = (holder: string, renewMs: number, o: { name?: string; interfaces?: string } = {}): Lease => ({
-  metadata: { name: o.name ?? leaseNameFor(holder), annotations: o.interfaces ? { [INTERFACES_ANNOTATION]: o.interfaces } : undefined },
+const lease = (holder: string, renewMs: number, o: { name?: string; interfaces?: string; answering?: string } = {}): Lease => ({
+  metadata: {
+    name: o.name ?? leaseNameFor(holder),
+    annotations: { ...(o.interfaces ? { [INTERFACES_ANNOTATION]: o.interfaces } : {}), ...(o.answering ? { [ANSWERING_ANNOTATION]: o.answering } : {}) },
+  },
   spec: { holderIdentity: holder, leaseDurationSeconds: 2, renewTime: microTime(renewMs) },
 });
 
@@ -104,6 +107,16 @@ describe('peer liveness', () => {
     expect(l.published()).toEqual(new Map([['a', [{ name: 'eth0', cidrs: ['192.0.2.1/24'] }]]]));
     expect(leaseNameFor('x'.repeat(300))).toMatch(/^speaker-[0-9a-f]{32}$/);
   });
+
+  it('reads which addresses the other live nodes answer: a handover waits for them', () => {
+    const l = new SpeakerLiveness();
+    l.observe(lease('self', 10_000, { answering: '["192.0.2.1"]' }), 10_000);
+    l.observe(lease('peer', 10_000, { answering: '["192.0.2.2","2001:db8::2"]' }), 10_000);
+    l.observe(lease('gone', 0, { answering: '["192.0.2.3"]' }), 10_000);
+    l.observe(lease('odd', 10_000, { answering: '{"not":"a list"}' }), 10_000);
+    expect(l.answeredByOthers('self', 10_500)).toEqual(new Map([['192.0.2.2', 'peer'], ['2001:db8::2', 'peer']]));
+    expect(l.answeredByOthers('self', 12_500)).toEqual(new Map()); // the peer's lease expired: it has stopped
+  });
 });
 
 describe('node lease fence', () => {
@@ -132,6 +145,8 @@ describe('node lease fence', () => {
       delete: async (_rt: unknown, name: string) => void deleted.push(name),
     } as unknown as KubeClient; // the four methods NodeLease uses
     const fences: boolean[] = [];
+    let answering = ['192.0.2.200'];
+    const renewals: string[][] = [];
     const nl = new NodeLease({
       client: fake,
       namespace: 'ns',
@@ -140,7 +155,9 @@ describe('node lease fence', () => {
       renewIntervalMs: 500,
       log: silentLogger,
       interfaces: () => [{ name: 'eth0', cidrs: ['192.0.2.1/24'] }],
+      answering: () => answering,
       onFenceChange: (f) => fences.push(f),
+      onRenewed: (published) => renewals.push([...published]),
     });
     const stop = new AbortController();
     const running = nl.run(stop.signal);
@@ -148,6 +165,19 @@ describe('node lease fence', () => {
     expect([nl.live, fences]).toEqual([true, [false]]);
     expect(writes[0].metadata?.annotations?.[INTERFACES_ANNOTATION]).toBe('[{"name":"eth0","cidrs":["192.0.2.1/24"]}]');
     expect(writes[0].spec).toMatchObject({ holderIdentity: 'n1', leaseDurationSeconds: 2 });
+    expect(writes[0].metadata?.annotations?.[ANSWERING_ANNOTATION]).toBe('["192.0.2.200"]');
+    expect([...nl.answering]).toEqual(['192.0.2.200']);
+    // A change of what it answers is published at once, not at the next interval.
+    answering = [];
+    const before = writes.length;
+    nl.renewSoon();
+    await jest.advanceTimersByTimeAsync(1);
+    expect(writes.length).toBe(before + 1);
+    expect(writes.at(-1)!.metadata?.annotations?.[ANSWERING_ANNOTATION]).toBe('[]');
+    expect(renewals.at(-1)).toEqual([]);
+    // Something received before its window opened is never answered, even once live again.
+    const openedAt = 1_000_000; // the first renewal started at the fake clock's start
+    expect([nl.liveSince(openedAt), nl.liveSince(openedAt - 10)]).toEqual([true, false]);
     await jest.advanceTimersByTimeAsync(1000);
     expect(writes.length).toBeGreaterThanOrEqual(3);
     failing = true;
@@ -157,9 +187,11 @@ describe('node lease fence', () => {
     await jest.advanceTimersByTimeAsync(500);
     expect([nl.live, fences]).toEqual([false, [false, true]]);
     expect(Date.now() - lastGood).toBeLessThanOrEqual(2000);
+    const fencedAt = Date.now();
     failing = false;
     await jest.advanceTimersByTimeAsync(600);
     expect([nl.live, fences]).toEqual([true, [false, true, false]]);
+    expect([nl.liveSince(fencedAt), nl.liveSince(Date.now())]).toEqual([false, true]);
     stop.abort();
     await running;
     await nl.release();
@@ -172,13 +204,24 @@ describe('interface choice', () => {
   const exclude = DEFAULT_EXCLUDE_PATTERNS.map((p) => new RegExp(p));
 
   it('keeps up Ethernet interfaces that can ARP and are nobody’s port, and says why it skips the others', () => {
-    const all = [iface('eth0'), iface('lo', { type: 772 }), iface('eth1', { flags: 0x1002 }), iface('eth2', { flags: 0x1083 }), iface('eth3', { master: 'br0' }), iface('br0'), iface('veth12'), iface('wg0', { type: 65534 })];
+    const all = [
+      iface('eth0', { carrier: true }),
+      iface('lo', { type: 772 }),
+      iface('eth1', { flags: 0x1002 }),
+      iface('eth2', { flags: 0x1083 }),
+      iface('eth3', { master: 'br0' }),
+      iface('eth4', { carrier: false }),
+      iface('br0'),
+      iface('veth12'),
+      iface('wg0', { type: 65534 }),
+    ];
     const choice = chooseInterfaces(all, { include: [], exclude });
     expect(choice.eligible.map((i) => i.name)).toEqual(['br0', 'eth0']);
     expect(choice.skipped).toEqual([
       { name: 'eth1', reason: 'down' },
       { name: 'eth2', reason: 'NOARP or no broadcast' },
       { name: 'eth3', reason: 'port of br0 (answers there)' },
+      { name: 'eth4', reason: 'no carrier' },
       { name: 'lo', reason: 'matches an exclude pattern' },
       { name: 'veth12', reason: 'matches an exclude pattern' },
       { name: 'wg0', reason: 'not Ethernet' },
@@ -199,7 +242,7 @@ describe('announcer', () => {
   });
   const MAC = '02:00:00:00:00:0a';
 
-  function setup(o: { mayAnswer?: () => boolean; garpCount?: number; refreshIntervalMs?: number } = {}) {
+  function setup(o: { mayAnswer?: (at: number) => boolean; onConflict?: (address: string, mac: string) => void; garpCount?: number; refreshIntervalMs?: number } = {}) {
     const sockets: FakeSocket[] = [];
     const open = (options: RawSocketOptions): RawSocket => {
       const s: FakeSocket = { options, sent: [], groups: new Set() };
@@ -217,6 +260,7 @@ describe('announcer', () => {
       refreshIntervalMs: o.refreshIntervalMs ?? 0,
       requireSubnet: true,
       mayAnswer: o.mayAnswer ?? (() => true),
+      onConflict: o.onConflict,
       log: silentLogger,
       openSocket: open as typeof RawSocket.open,
     });
@@ -244,16 +288,16 @@ describe('announcer', () => {
     expect(announcer.interfacesFor('192.0.2.200')).toEqual(['eth0']);
     expect(announcer.interfacesFor('198.51.100.1')).toEqual([]); // no subnet of eth0 holds it
 
-    arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.200'));
+    arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.200'), Date.now());
     expect(kinds(arp.sent.slice(6))).toEqual(['arp-reply 192.0.2.200']);
-    ndp.options.onFrame(buildNeighborSolicitation({ srcMac: '02:00:00:00:00:99', srcIp: '2001:db8::100', target: '2001:db8::200' }));
+    ndp.options.onFrame(buildNeighborSolicitation({ srcMac: '02:00:00:00:00:99', srcIp: '2001:db8::100', target: '2001:db8::200' }), Date.now());
     expect(kinds(ndp.sent.slice(3))).toEqual(['NA 2001:db8::200']);
-    arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.201'));
+    arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.201'), Date.now());
     expect(arp.sent).toHaveLength(7);
 
     announcer.setTable(new Map());
     expect(ndp.groups).toEqual(new Set());
-    arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.200'));
+    arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.200'), Date.now());
     expect(arp.sent).toHaveLength(7);
     announcer.close();
   });
@@ -267,6 +311,32 @@ describe('announcer', () => {
     announcer.close();
   });
 
+  it('drops a request that arrived before this node could answer, or more than a second ago', async () => {
+    jest.useFakeTimers();
+    let since = 0;
+    const { announcer, arp } = setup({ mayAnswer: (at) => at >= since });
+    announcer.setTable(new Map([['192.0.2.200', {}]]));
+    await jest.advanceTimersByTimeAsync(1000);
+    const sent = arp.sent.length;
+    const request = buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.200');
+    since = Date.now() - 100; // the window opened 100 ms ago: this request queued while frozen
+    arp.options.onFrame(request, since - 5000);
+    arp.options.onFrame(request, Date.now() - MAX_REQUEST_AGE_MS - 1);
+    expect(arp.sent).toHaveLength(sent);
+    arp.options.onFrame(request, Date.now() - 50);
+    expect(kinds(arp.sent.slice(sent))).toEqual(['arp-reply 192.0.2.200']);
+    announcer.close();
+  });
+
+  it('reports another MAC claiming an address it announces', () => {
+    const conflicts: string[] = [];
+    const { announcer, arp } = setup({ onConflict: (address, mac) => conflicts.push(`${address} ${mac}`) });
+    announcer.setTable(new Map([['192.0.2.200', {}]]));
+    arp.options.onFrame(buildGratuitousArp('02:00:00:00:00:77', '192.0.2.200', 'reply'), Date.now());
+    expect(conflicts).toEqual(['192.0.2.200 02:00:00:00:00:77']);
+    announcer.close();
+  });
+
   it('stops a burst when the address goes and sends nothing while fenced', async () => {
     jest.useFakeTimers();
     let live = true;
@@ -277,7 +347,7 @@ describe('announcer', () => {
     expect(arp.sent).toHaveLength(2);
     live = false;
     announcer.setTable(new Map([['192.0.2.201', { interfaces: new Set(['eth0']) }]]));
-    arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.201'));
+    arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.201'), Date.now());
     expect(arp.sent).toHaveLength(2);
     announcer.close();
   });

@@ -6,6 +6,12 @@
 // Failover: when a peer's Lease expires (on this node's clock) a timer set for that moment re-elects at once, and
 // the new winner announces with a gratuitous burst. A node that cannot renew its own Lease stops answering before
 // any peer may take over (node-lease.ts), so two nodes never answer for one address.
+//
+// Handover between live nodes (a node back from a freeze or a partition, a node joining) is break-before-make: each
+// Lease lists the addresses its node answers (ANSWERING_ANNOTATION). A node that wins an address answers it only
+// once no other live node's Lease lists it, and once its own Lease does; one that loses an address stops at once
+// and renews early to say so. The winners' views of who is live differ for a moment after any change; the Leases
+// order the two nodes, where acting on each one's own view would let both answer.
 import { aborted } from '../runtime/abort.js';
 import { sleep } from '../runtime/backoff.js';
 import { objectKey, isNotFound, type KubeClient } from '../runtime/client.js';
@@ -36,8 +42,8 @@ import { WrittenView } from '../loadbalancer/written-view.js';
 import { parseL2Advertisements } from './advertisements.js';
 import { announcedCondition } from './election.js';
 import { Announcer } from './announcer.js';
-import { chooseInterfaces, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
-import { INTERFACES_ANNOTATION, LEASE_SELECTOR, NodeLease, SpeakerLiveness, type PublishedInterface } from './node-lease.js';
+import { chooseInterfaces, linkState, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
+import { ANSWERING_ANNOTATION, INTERFACES_ANNOTATION, LEASE_SELECTOR, NodeLease, SpeakerLiveness, type PublishedInterface } from './node-lease.js';
 import { deputyFor, planAnnouncements, type ServicePlan, type SpeakerPlan } from './plan.js';
 
 export interface SpeakerOptions {
@@ -61,6 +67,10 @@ export interface SpeakerOptions {
 }
 
 const SERVICE_REF = { apiVersion: 'v1', kind: 'Service' };
+/** How often the links of the interfaces in use are checked (two small sysfs reads each). */
+const LINK_CHECK_MS = 100;
+/** Skip reasons that a link change can undo. */
+const LINK_REASONS: ReadonlySet<string> = new Set(['down', 'no carrier']);
 /** Informer events arrive in bursts (a rollout touches many slices): one election pass per burst. */
 const COALESCE_MS = 10;
 
@@ -84,6 +94,13 @@ export class Speaker {
   /** Live speakers as of the last election pass. */
   private live = new Set<string>();
   private published: PublishedInterface[] | undefined;
+  /** Interfaces whose link is checked often, and their state at the last scan. */
+  private watchedLinks: string[] = [];
+  private linkStates = '';
+  /** Addresses this node wins and no other live node answers: what its Lease should list. */
+  private wanted: ReadonlySet<string> = new Set();
+  /** When a Warning was last recorded for an address another MAC claims (at most one a minute). */
+  private readonly conflictEvents = new Map<string, number>();
   private running = false;
   private pendingPass: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
@@ -112,7 +129,11 @@ export class Speaker {
       renewIntervalMs: options.leaseRenewIntervalMs,
       log: this.log.child('lease'),
       interfaces: () => this.published,
+      answering: () => [...this.wanted],
       onFenceChange: () => this.elect(),
+      onRenewed: (published) => {
+        if (!sameSet(published, this.answeringNow)) this.schedule(0);
+      },
       resync: () => this.resync(options.leaseDurationMs),
     });
     this.announcer = new Announcer({
@@ -120,7 +141,8 @@ export class Speaker {
       garpIntervalMs: options.garpIntervalMs,
       refreshIntervalMs: options.garpRefreshIntervalMs,
       requireSubnet: options.requireSubnet,
-      mayAnswer: () => this.lease.live,
+      mayAnswer: (at) => this.lease.liveSince(at),
+      onConflict: (address, mac) => this.onConflict(address, mac),
       log: this.log.child('announcer'),
     });
 
@@ -162,7 +184,7 @@ export class Speaker {
 
   private observeLease(old: Lease | undefined, lease: Lease): void {
     const changed = this.liveness.observe(lease, Date.now());
-    const republished = old?.metadata?.annotations?.[INTERFACES_ANNOTATION] !== lease.metadata?.annotations?.[INTERFACES_ANNOTATION];
+    const republished = [INTERFACES_ANNOTATION, ANSWERING_ANNOTATION].some((a) => old?.metadata?.annotations?.[a] !== lease.metadata?.annotations?.[a]);
     if (changed || republished) this.schedule(0);
   }
 
@@ -170,10 +192,12 @@ export class Speaker {
     this.running = true;
     this.scanInterfaces();
     const scan = setInterval(() => this.scanInterfaces(), this.options.interfaceScanIntervalMs);
+    const links = setInterval(() => this.checkLinks(), LINK_CHECK_MS);
     this.elect();
     await aborted(signal);
     this.running = false;
     clearInterval(scan);
+    clearInterval(links);
     if (this.pendingPass) clearTimeout(this.pendingPass);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.announcer.close();
@@ -194,14 +218,25 @@ export class Speaker {
     this.log.info('resynced after a fence', { relisted: informers.filter((i, k) => i.listCount !== before[k]).map((i) => i.resource.plural) });
   }
 
+  /** Rescans at once when an interface in use, or one left out for its link, goes down or up, or loses carrier. */
+  private checkLinks(): void {
+    if (this.options.readInterfaces) return; // injected interfaces have no links to watch
+    const state = this.watchedLinks.map((name) => linkState(name)).join(',');
+    if (state !== this.linkStates) this.scanInterfaces();
+  }
+
   private scanInterfaces(): void {
     const all = (this.options.readInterfaces ?? readSystemInterfaces)();
     const choice = chooseInterfaces(all, this.options.interfaces);
     const published = choice.eligible.map((i) => ({ name: i.name, cidrs: this.options.requireSubnet ? i.cidrs : ['0.0.0.0/0', '::/0'] }));
+    this.watchedLinks = [...choice.eligible.map((i) => i.name), ...choice.skipped.filter((s) => LINK_REASONS.has(s.reason)).map((s) => s.name)];
+    this.linkStates = this.options.readInterfaces ? '' : this.watchedLinks.map((name) => linkState(name)).join(',');
     if (JSON.stringify(published) !== JSON.stringify(this.published)) {
       this.log.info('interfaces', { eligible: published, skipped: choice.skipped });
       this.published = published;
+      // Stops answering on an interface that went at once, and tells the peers now rather than at the next renewal.
       this.announcer.setInterfaces(choice.eligible);
+      this.lease.renewSoon();
       this.schedule();
     }
   }
@@ -234,13 +269,40 @@ export class Speaker {
       handleUnsetClass: this.options.handleUnsetClass,
       ignoreExcludeLabel: this.options.ignoreExcludeLabel,
     });
-    this.announcer.setTable(this.lease.live ? this.plan.table : new Map());
+    const won = this.lease.live ? this.plan.table : new Map<string, never>();
+    const others = this.liveness.answeredByOthers(this.options.node, now);
+    for (const address of won.keys()) {
+      if (others.has(address) && !this.wanted.has(address)) this.log.info('waiting for the previous node to stop answering', { address, node: others.get(address) });
+    }
+    this.wanted = new Set([...won.keys()].filter((a) => !others.has(a)));
+    const published = this.lease.answering;
+    this.announcer.setTable(new Map([...won].filter(([address]) => this.wanted.has(address) && published.has(address))));
+    if (!sameSet(this.wanted, published)) this.lease.renewSoon();
     for (const key of new Set([...previous.services.keys(), ...this.plan.services.keys(), ...this.statusView.keys()])) {
       if (this.statusNeedsWrite(key)) this.statusController.enqueue(key);
     }
     const next = this.liveness.nextExpiry(now);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.expiryTimer = next === undefined ? undefined : setTimeout(() => this.elect(), next - now + 1);
+  }
+
+  /** The addresses the announcer answers now. */
+  private get answeringNow(): ReadonlySet<string> {
+    return new Set(this.announcer.announced());
+  }
+
+  /**
+   * Another MAC answers for an address this node announces: a foreign host, or a peer whose view lags. Look again at
+   * once (a peer's Lease may say it is still handing over), and say so on the Service.
+   */
+  private onConflict(address: string, mac: string): void {
+    this.schedule(0);
+    const now = Date.now();
+    if ((this.conflictEvents.get(address) ?? 0) + 60_000 > now) return;
+    this.conflictEvents.set(address, now);
+    const plan = [...this.plan.services.values()].find((p) => p.addresses.includes(address));
+    if (!plan) return;
+    this.events.event(involvedObjectOf(plan.service, SERVICE_REF), 'Warning', 'AddressConflict', `${mac} also answers for ${address}, which node ${JSON.stringify(this.options.node)} announces`);
   }
 
   /** The ServiceL2Status this node should write for a Service, if any: as its announcer, or as deputy when nobody announces. */
@@ -250,7 +312,7 @@ export class Speaker {
     const { winner } = plan.result;
     const self = this.options.node;
     if (winner !== self && (winner !== undefined || deputyFor(key, this.live) !== self)) return undefined;
-    const interfaces = winner === self ? [...new Set(plan.addresses.flatMap((a) => this.announcer.interfacesFor(a)))].sort() : [];
+    const interfaces = winner === self ? [...new Set(plan.addresses.flatMap((a) => this.announcer.interfacesFor(a, this.plan.table)))].sort() : [];
     let condition: ConditionDraft = announcedCondition(plan.result);
     if (winner === self && interfaces.length === 0) {
       condition = { type: L2ConditionAnnounced, status: 'False', reason: 'AnnounceFailed', message: `node ${JSON.stringify(self)} was elected but has no usable interface on the subnet of ${plan.addresses.join(', ')}` };
@@ -328,3 +390,5 @@ const sameStatus = (a: ServiceL2StatusStatus | undefined, b: ServiceL2StatusStat
   JSON.stringify((a?.interfaces ?? []).map((i) => i.name)) === JSON.stringify((b.interfaces ?? []).map((i) => i.name)) &&
   a?.serviceName === b.serviceName &&
   a?.serviceNamespace === b.serviceNamespace;
+
+const sameSet = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => a.size === b.size && [...a].every((x) => b.has(x));

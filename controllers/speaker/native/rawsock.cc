@@ -1,6 +1,8 @@
 // A packet socket (AF_PACKET, SOCK_RAW) bound to one interface, for the speaker's ARP/NDP responder.
 // Frames are read on the Node.js event loop (uv_poll on the non-blocking socket) and handed to a JS callback as
-// Buffers; frames this host sent are skipped. Errors are thrown as JS errors carrying the errno text.
+// Buffers with the kernel's arrival time (SO_TIMESTAMPNS, ms since the epoch): a process frozen and resumed reads
+// frames that queued meanwhile, and must be able to tell. Frames this host sent are skipped. Errors are thrown as JS
+// errors carrying the errno text.
 #include <napi.h>
 #include <uv.h>
 
@@ -10,6 +12,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <ctime>
 #include <unistd.h>
 
 #include <cerrno>
@@ -65,7 +68,7 @@ class RawSocket : public Napi::ObjectWrap<RawSocket> {
                         InstanceAccessor("mac", &RawSocket::Mac, nullptr)});
   }
 
-  // new RawSocket(interfaceName: string, ethertype: number, onFrame: (frame: Buffer) => void)
+  // new RawSocket(interfaceName: string, ethertype: number, onFrame: (frame: Buffer, arrivedAtMs: number) => void)
   explicit RawSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RawSocket>(info), frame_(kFrameBuffer) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsFunction()) {
@@ -94,6 +97,13 @@ class RawSocket : public Napi::ObjectWrap<RawSocket> {
       Throw(env, "bind to " + name, err);
       return;
     }
+    const int on = 1;
+    if (setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0) {
+      err = errno;
+      CloseFd();
+      Throw(env, "setsockopt(SO_TIMESTAMPNS)", err);
+      return;
+    }
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     poll_ = new uv_poll_t;
@@ -118,18 +128,40 @@ class RawSocket : public Napi::ObjectWrap<RawSocket> {
     Napi::HandleScope scope(env);
     for (int i = 0; i < kMaxFramesPerWakeup && fd_ >= 0; i++) {
       struct sockaddr_ll from {};
-      socklen_t fromLen = sizeof from;
-      ssize_t n = recvfrom(fd_, frame_.data(), frame_.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fromLen);
+      struct iovec iov {frame_.data(), frame_.size()};
+      alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(struct timespec))];
+      struct msghdr msg {};
+      msg.msg_name = &from;
+      msg.msg_namelen = sizeof from;
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
       if (n < 0) return;  // EAGAIN: drained; other errors: the next wakeup tries again
       if (from.sll_pkttype == PACKET_OUTGOING) continue;
       Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::Copy(env, frame_.data(), static_cast<size_t>(n));
-      onFrame_.MakeCallback(Value(), {buf}, *context_);
+      onFrame_.MakeCallback(Value(), {buf, Napi::Number::New(env, ArrivalMs(&msg))}, *context_);
       if (env.IsExceptionPending()) {
         // The callback threw: report it as an uncaught exception rather than lose it in the loop.
         napi_fatal_exception(env, env.GetAndClearPendingException().Value());
         return;
       }
     }
+  }
+
+  // The kernel's receive time of a frame, ms since the epoch; the current time if the kernel gave none.
+  static double ArrivalMs(struct msghdr* msg) {
+    struct timespec ts {};
+    bool found = false;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        found = true;
+      }
+    }
+    if (!found) clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
   }
 
   Napi::Value Send(const Napi::CallbackInfo& info) {
