@@ -104,7 +104,10 @@ describe('SIGKILL of a webhook replica during concurrent allocation', () => {
     eventually(async () => {
       const live = replicas.live();
       const serving = live.filter((r) => r.output.some((l) => l.includes('"admission webhook serving"'))).map((r) => r.id);
-      if (live.length !== 2 || serving.length !== 2) throw new Error(`live: ${live.map((r) => r.id).join(', ')}; serving: ${serving.join(', ')}`);
+      if (live.length !== 2 || serving.length !== 2) {
+        const stuck = live.find((r) => !serving.includes(r.id));
+        throw new Error(`live: ${live.map((r) => r.id).join(', ')}; serving: ${serving.join(', ')}${stuck ? `; ${stuck.id} last wrote:\n${stuck.output.slice(-15).join('\n')}` : ''}`);
+      }
       const leader = await replicas.singleLeader(client, SYSTEM_NS);
       if (leader !== true) throw new Error(leader);
       return true;
