@@ -10,6 +10,9 @@ import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointu
 import type { SkippedItem } from '../endpointutil/report.js';
 import { SkipReporter } from './skip-reporter.js';
 import { sliceEventHandlers } from './slice-events.js';
+import { MAX_RETRY_DELAY_MS, retryLimiter, workLoop } from './controller-parts.js';
+import { CacheCatchUp } from './cache-catch-up.js';
+import { ItemExponentialFailureRateLimiter } from '../runtime/rate-limiter.js';
 import { EndpointSliceTracker } from '../endpointutil/tracker.js';
 
 const OURS = 'ours.example';
@@ -144,5 +147,43 @@ describe('applySliceWrites', () => {
   it('counts a slice already gone as deleted', async () => {
     const { client } = fakeClient({ delete: notFound });
     await expect(applySliceWrites(client, new EndpointSliceTracker(), writes(), 'ns/web')).resolves.toMatchObject({ namespaceTerminating: false });
+  });
+});
+
+// Issue 13: upstream drops a key after 15 failed retries, and nothing (no resync) brings it back before its next change.
+describe('the endpoint controllers\' work loop', () => {
+  it('never gives up on a failing key', async () => {
+    let calls = 0;
+    const loop = workLoop('never-gives-up', async () => {
+      if (++calls <= 20) throw new Error('still failing');
+    }, 1, new ItemExponentialFailureRateLimiter<string>(0, 0), capture().log);
+    loop.start();
+    loop.enqueue('ns/web');
+    for (let i = 0; i < 500 && calls < 21; i++) await new Promise((r) => setTimeout(r, 2));
+    await loop.stop();
+    expect(calls).toBe(21);
+  });
+
+  it('retries at least every MAX_RETRY_DELAY_MS', () => {
+    const limiter = retryLimiter(1000);
+    const delays = Array.from({ length: 30 }, () => limiter.when('ns/web'));
+    expect(delays[0]).toBe(1000);
+    expect(Math.max(...delays)).toBe(MAX_RETRY_DELAY_MS);
+  });
+});
+
+describe('CacheCatchUp', () => {
+  it('resolves at once when fresh, after the event that makes it fresh, and gives up after its timeout', async () => {
+    const catchUp = new CacheCatchUp('test', 50);
+    await expect(catchUp.caughtUp('k', () => false)).resolves.toBe(true);
+    let stale = true;
+    const waiting = catchUp.caughtUp('k', () => stale);
+    catchUp.notify('k'); // an event that does not make it fresh: it keeps waiting
+    await new Promise((r) => setTimeout(r, 5));
+    stale = false;
+    catchUp.notify('other');
+    catchUp.notify('k');
+    await expect(waiting).resolves.toBe(true);
+    await expect(catchUp.caughtUp('k', () => true)).resolves.toBe(false);
   });
 });
