@@ -94,13 +94,14 @@ async function runSide(side: SideName, results: Results): Promise<void> {
       ['flap', () => workload.flap()],
     ];
     for (const [phase, drive] of phases) {
-      const before = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts() };
+      const before = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits() };
       const rss = new RssSampler(running.pid);
       log(`${SIDE_TITLES[side]}: ${phase} …`);
       const driven = await drive();
       const convergence = await watcher.waitForConvergence(driven.lastWriteAt, quietMs, timeoutMs);
       const peakRssMiB = rss.stop();
-      const after = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts() };
+      const after = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits() };
+      const live = running.liveHeapMiB();
       const figures: PhaseFigures = {
         convergenceSeconds: convergence.slicesSeconds === undefined ? undefined : Math.max(convergence.slicesSeconds, convergence.endpointsSeconds ?? 0),
         slicesConvergenceSeconds: convergence.slicesSeconds,
@@ -112,7 +113,9 @@ async function runSide(side: SideName, results: Results): Promise<void> {
         apiServerCpuSeconds: after.api - before.api,
         peakRssMiB,
         steadyRssMiB: rssMiB(running.pid),
-        liveHeapMiB: running.liveHeapMiB(),
+        liveHeapMiB: live,
+        livePerPodKiB: live === undefined ? undefined : (live * 1024) / workload.podCount,
+        staleWaits: after.waits === undefined ? undefined : after.waits - (before.waits ?? 0),
         staleSliceRetries: after.stale.slices - before.stale.slices,
         staleEndpointsRetries: after.stale.endpoints - before.stale.endpoints,
         droppedKeys: after.stale.dropped - before.stale.dropped,

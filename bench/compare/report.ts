@@ -19,6 +19,9 @@ export interface PhaseFigures {
   staleSliceRetries: number;
   staleEndpointsRetries: number;
   droppedKeys: number;
+  /** Switchboard only: syncs that waited for the echo of their own writes instead of failing. */
+  staleWaits?: number;
+  livePerPodKiB?: number;
   podChanges: number;
 }
 
@@ -43,7 +46,9 @@ const ROWS: Row[] = [
   { label: 'stale-cache retries: slices', pick: (f) => f.staleSliceRetries, digits: 0 },
   { label: 'stale-cache retries: Endpoints', pick: (f) => f.staleEndpointsRetries, digits: 0 },
   { label: 'keys dropped after retries', pick: (f) => f.droppedKeys, digits: 0 },
+  { label: 'stale-cache waits for own echo (no retry)', pick: (f) => f.staleWaits, digits: 0 },
   { label: 'live V8 heap after full GC (MiB)', pick: (f) => f.liveHeapMiB, digits: 0 },
+  { label: '… per pod (KiB)', pick: (f) => f.livePerPodKiB, digits: 2 },
 ];
 
 const fmt = (v: number | undefined, digits: number) => (v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits));

@@ -21,6 +21,8 @@ export interface StaleCounts {
 export interface RunningSide {
   pid: number;
   staleCounts(): StaleCounts;
+  /** Syncs that found the cache behind their own writes and waited for it: Switchboard only (its metrics). */
+  staleWaits(): Promise<number | undefined>;
   /** V8 heap after the latest full collection (MiB): Switchboard only (from --trace-gc). */
   liveHeapMiB(): number | undefined;
   stop(): Promise<void>;
@@ -50,6 +52,7 @@ export async function startKcm(controlPlane: LocalControlPlane, unthrottled: boo
     pid: kcm.pid!,
     staleCounts: () => countStale(readFileSync(kcm.logFile, 'utf8'), /Error syncing endpoint slices/, /Error syncing endpoints/, /Dropping (service|endpoints?) .*out of the queue/i),
     liveHeapMiB: () => undefined,
+    staleWaits: async () => undefined,
     stop: () => kcm.stop(),
   };
 }
@@ -77,6 +80,7 @@ export async function startSwitchboard(controlPlane: LocalControlPlane, options:
   const log = createWriteStream(logFile);
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let live: number | undefined;
+  let metricsPort: number | undefined;
   let output = '';
   const started = new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`switchboard exited (${code}) before starting its controllers:\n${output.slice(-3000)}`)));
@@ -86,6 +90,8 @@ export async function startSwitchboard(controlPlane: LocalControlPlane, options:
       if (output.length < 1e6) output += text;
       // --trace-gc: "Mark-Compact 95.3 (120.1) -> 80.2 (110.0) MB": the heap after a full collection is the live set.
       for (const m of text.matchAll(/Mark-Compact(?: \(reduce\))? [\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/g)) live = Number(m[1]);
+      const port = /"serving metrics and health".*?"port":(\d+)/.exec(text);
+      if (port) metricsPort = Number(port[1]);
       if (text.includes('"starting controllers"')) resolve();
     };
     child.stdout!.on('data', onData);
@@ -97,6 +103,13 @@ export async function startSwitchboard(controlPlane: LocalControlPlane, options:
     pid: child.pid!,
     staleCounts: () => countStale(readFileSync(logFile, 'utf8'), /"controller":"endpoint_slice"/, /"controller":"endpoint"/, /dropping key until it changes/),
     liveHeapMiB: () => live,
+    staleWaits: async () => {
+      if (!metricsPort) return undefined;
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      let waits = 0;
+      for (const line of text.split('\n')) if (line.startsWith('switchboard_stale_cache_waits')) waits += Number(line.slice(line.lastIndexOf(' ') + 1));
+      return waits;
+    },
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;

@@ -4,7 +4,9 @@ import { describe, expect, it } from '@jest/globals';
 import { ApiError, type KubeClient } from '../runtime/client.js';
 import type { EventSink, EventType } from '../runtime/events.js';
 import { createLogger } from '../runtime/log.js';
-import type { EndpointSlice } from '../../api/wire.js';
+import type { EndpointSlice, Pod } from '../../api/wire.js';
+import { podForEndpoints } from './informers.js';
+import { stripManagedFields } from '../runtime/informer.js';
 import { applySliceWrites, isNamespaceTerminating } from './api-writes.js';
 import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
 import type { SkippedItem } from '../endpointutil/report.js';
@@ -185,5 +187,56 @@ describe('CacheCatchUp', () => {
     catchUp.notify('k');
     await expect(waiting).resolves.toBe(true);
     await expect(catchUp.caughtUp('k', () => true)).resolves.toBe(false);
+  });
+});
+
+describe('podForEndpoints', () => {
+  it('keeps what the endpoint controllers read and drops the rest of a Pod', () => {
+    const pod: Pod = {
+      metadata: {
+        name: 'p',
+        namespace: 'ns',
+        uid: 'u',
+        resourceVersion: '7',
+        labels: { app: 'web' },
+        annotations: { big: 'x'.repeat(1000) },
+        managedFields: [{ manager: 'kubelet' }],
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'r' }],
+      },
+      spec: {
+        nodeName: 'n1',
+        hostname: 'h',
+        subdomain: 's',
+        containers: [
+          { name: 'app', image: 'i', env: [{ name: 'A', value: 'B' }], ports: [{ name: 'http', containerPort: 8080 }] },
+          { name: 'log', image: 'j' },
+        ],
+        initContainers: [{ name: 'side', image: 'k', restartPolicy: 'Always', ports: [{ name: 'm', containerPort: 9090 }] }],
+        volumes: [{ name: 'v', emptyDir: {} }],
+      },
+      status: {
+        phase: 'Running',
+        podIP: '10.0.0.1',
+        podIPs: [{ ip: '10.0.0.1' }],
+        conditions: [
+          { type: 'PodScheduled', status: 'True' },
+          { type: 'Ready', status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z' },
+        ],
+        containerStatuses: [{ name: 'app', image: 'i', imageID: 'x', ready: true, restartCount: 0 }],
+      },
+    };
+    expect(JSON.parse(JSON.stringify(stripManagedFields(podForEndpoints(structuredClone(pod)))))).toEqual({
+      metadata: { name: 'p', namespace: 'ns', uid: 'u', resourceVersion: '7', labels: { app: 'web' } },
+      spec: {
+        nodeName: 'n1',
+        hostname: 'h',
+        subdomain: 's',
+        containers: [{ name: 'app', ports: [{ name: 'http', containerPort: 8080 }] }],
+        initContainers: [{ name: 'side', restartPolicy: 'Always', ports: [{ name: 'm', containerPort: 9090 }] }],
+      },
+      status: { phase: 'Running', podIP: '10.0.0.1', podIPs: [{ ip: '10.0.0.1' }], conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z' }] },
+    });
+    const slice: EndpointSlice = { metadata: { name: 's', managedFields: [{ manager: 'x' }] }, addressType: 'IPv4', endpoints: [] };
+    expect(stripManagedFields(slice).metadata).toEqual({ name: 's' });
   });
 });
