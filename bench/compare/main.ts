@@ -1,7 +1,8 @@
 // `make bench-compare`: kube-controller-manager's endpoint controllers against Switchboard's on the same workload,
 // each side on a fresh control plane of the same build, one table per phase. It reports figures and never fails
 // on time. Sizes by flags; --preset picks a named workload (default: 10 nodes in 3 zones, 100 Services × 100 pods).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeClient } from '../../controllers/runtime/client.js';
@@ -20,6 +21,11 @@ const PRESETS: Record<string, Partial<WorkloadSize>> = {
   '50k': { nodes: 50, zones: 3, services: 500, podsPerService: 100 },
 };
 
+function imageNodeOptions(): string {
+  const dockerfile = readFileSync(fileURLToPath(new URL('../../../Dockerfile', import.meta.url)), 'utf8');
+  return /NODE_OPTIONS=(\S+)/.exec(dockerfile)?.[1] ?? '';
+}
+
 const { values: flags } = parseArgs({
   options: {
     preset: { type: 'string', default: 'default' },
@@ -34,7 +40,8 @@ const { values: flags } = parseArgs({
     'quiet-seconds': { type: 'string', default: '3' },
     'timeout-seconds': { type: 'string', default: '300' },
     out: { type: 'string', default: 'bench-results' },
-    'switchboard-node-options': { type: 'string', default: '' },
+    // Default: the image's NODE_OPTIONS (Dockerfile), so Switchboard runs with the heap cap it is deployed with.
+    'switchboard-node-options': { type: 'string', default: imageNodeOptions() },
     'switchboard-args': { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
   },
@@ -140,11 +147,11 @@ for (const side of sides) await runSide(side, results);
 const pods = size.services * size.podsPerService;
 const title = `${size.services} Services × ${size.podsPerService} pods (${pods} pods), ${size.nodes} nodes in ${size.zones} zones`;
 const command = `node dist-test/bench/compare/main.js ${process.argv.slice(2).join(' ')}`.trim();
-console.log(`\n## bench-compare: ${title}\n\nCommand: \`${command}\`; rolling update in ${size.waves} waves; flap: ${Math.round(size.flapShare * 100)}% not-ready and back. SB = Switchboard.\n`);
+console.log(`\n## bench-compare: ${title}\n\nCommand: \`${command}\` (Switchboard with \`${flags['switchboard-node-options'] || 'no node options'}\`); rolling update in ${size.waves} waves; flap: ${Math.round(size.flapShare * 100)}% not-ready and back. SB = Switchboard.\n`);
 for (const [phase, bySide] of results) console.log(`${phaseTable(phase, bySide)}\n`);
 mkdirSync(flags.out, { recursive: true });
 const base = join(flags.out, `compare-${flags.preset}${pods !== (preset.services ?? 0) * (preset.podsPerService ?? 0) ? `-${pods}` : ''}`);
-const meta = { title, command, size, sides, machine: { arch: process.arch, node: process.version }, seconds: Math.round((Date.now() - started) / 1000), at: new Date().toISOString() };
+const meta = { title, command, size, sides, switchboardNodeOptions: flags['switchboard-node-options'], machine: { arch: process.arch, node: process.version }, seconds: Math.round((Date.now() - started) / 1000), at: new Date().toISOString() };
 writeFileSync(`${base}.json`, resultsJson(meta, results));
 writeFileSync(`${base}.svg`, chartSvg(title, results));
 console.log(`Wrote ${base}.json and ${base}.svg (${meta.seconds} s in all).`);
