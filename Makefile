@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 APT_PACKAGES := iproute2 iputils-arping ndisc6 tcpdump g++ make python3
 
-.PHONY: run test test-unit test-e2e test-chaos test-kind bench build deploy undeploy image lint deps system-deps controlplane clean
+.PHONY: run test test-unit test-e2e test-chaos test-kind bench bench-compare build deploy undeploy image lint deps system-deps controlplane clean
 
 run: deps build
 	node dist/cmd/switchboard.js up
@@ -25,6 +25,12 @@ test-chaos: deps
 bench: deps build
 	npm run build:test
 	node dist-test/bench/run.js
+
+# kube-controller-manager's endpoint controllers against Switchboard's, side by side (bench/compare/): e.g.
+# make bench-compare BENCH_ARGS="--preset one-big-service"; --preset small runs in about a minute per side.
+bench-compare: deps build
+	npm run build:test
+	node dist-test/bench/compare/main.js $(BENCH_ARGS)
 
 build: deps
 	npm run build

@@ -4,12 +4,12 @@ import { isNotFound, objectKey, splitKey } from '../runtime/client.js';
 import { Controller } from '../runtime/controller.js';
 import { involvedObjectOf } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
-import { defaultControllerRateLimiter } from '../runtime/rate-limiter.js';
 import { Endpoints as EndpointsResource } from '../../api/resources.js';
 import type { Endpoints } from '../../api/wire.js';
 import { StaleCacheError, isNamespaceTerminating, message } from '../endpointwiring/api-writes.js';
 import type { EndpointCaches } from '../endpointwiring/informers.js';
-import { type Reporting, controllerReporting, workLoop } from '../endpointwiring/controller-parts.js';
+import { CacheCatchUp } from '../endpointwiring/cache-catch-up.js';
+import { type Reporting, controllerReporting, retryLimiter, workLoop } from '../endpointwiring/controller-parts.js';
 import { type TriggerTimeState, computeTriggerTime } from '../endpointutil/trigger-time.js';
 import { isLeaderElectionEndpoints, reconcileEndpoints } from './reconciler.js';
 import { StaleEndpointsTracker } from './stale-tracker.js';
@@ -29,6 +29,7 @@ const SERVICE = { apiVersion: 'v1', kind: 'Service' };
 export class EndpointsController {
   readonly controller: Controller;
   private readonly stale = new StaleEndpointsTracker();
+  private readonly catchUp = new CacheCatchUp('endpoint');
   private readonly triggerTimes = new Map<string, TriggerTimeState>();
   /** Keys whose last write was truncated, so the log says so once per change. */
   private readonly truncated = new Set<string>();
@@ -40,8 +41,8 @@ export class EndpointsController {
     private readonly options: EndpointsControllerOptions,
   ) {
     this.reporting = controllerReporting(manager, 'endpoints', 'endpoint-controller');
-    // client-go's default limiter: 5 ms doubling to 1000 s per Service, 10 qps / burst 100 overall, as upstream.
-    this.controller = workLoop('endpoint', (key) => this.sync(key), options.workers, defaultControllerRateLimiter<string>(), this.reporting.log);
+    // client-go's default limiter's shape (5 ms doubling per Service, 10 qps / burst 100 overall), capped lower.
+    this.controller = workLoop('endpoint', (key) => this.sync(key), options.workers, retryLimiter(5), this.reporting.log);
     manager.addController(this.controller);
     // Upstream checkLeftoverEndpoints: on taking the lead, every Endpoints object is synced once, so those whose
     // Service is gone are deleted. Only then: an Endpoints created ahead of its Service must survive.
@@ -61,10 +62,21 @@ export class EndpointsController {
     this.caches.queueServicesOnChange(this.controller.queue, this.options.batchPeriodMs);
     // A deleted Endpoints object is recreated; edits are left alone until the next sync, as upstream.
     this.caches.endpoints.addEventHandler({ onDelete: (endpoints) => this.controller.enqueue(objectKey(endpoints)) });
+    // Every event (echoes of our own updates included) wakes a sync waiting for the cache to catch up.
+    const notify = (endpoints: Endpoints, deleted = false) => {
+      this.stale.observed(endpoints, deleted);
+      this.catchUp.notify(objectKey(endpoints));
+    };
+    this.caches.endpoints.addEventHandler({ onAdd: (endpoints) => notify(endpoints), onUpdate: (_, endpoints) => notify(endpoints), onDelete: (endpoints) => notify(endpoints, true) });
   }
 
   private async sync(key: string): Promise<void> {
     const { namespace = '', name } = splitKey(key);
+    if (!(await this.catchUp.caughtUp(key, () => this.stale.isStale(key, this.caches.endpoints.store.get(key))))) {
+      // Never wait twice for an echo that did not come (the object may have changed hands meanwhile).
+      this.stale.forget(namespace, name);
+      throw new StaleCacheError('endpoints');
+    }
     const service = this.caches.services.store.get(key);
     const existing = this.caches.endpoints.store.get(key);
     if (!service) {
@@ -72,8 +84,6 @@ export class EndpointsController {
       this.stale.forget(namespace, name);
       this.reporting.skips.forget(key);
       this.truncated.delete(key);
-    } else if (existing && this.stale.isStale(existing)) {
-      throw new StaleCacheError('endpoints');
     }
     const pods = service ? this.caches.podsOf(service) : [];
     let triggerTime: string | undefined;
@@ -96,10 +106,11 @@ export class EndpointsController {
         } catch (err) {
           if (!isNotFound(err)) throw err;
         }
+        if (existing) this.stale.recordDelete(existing);
         return;
       case 'create':
         try {
-          await this.manager.client.create(EndpointsResource, action.endpoints);
+          this.stale.recordCreate(await this.manager.client.create<Endpoints>(EndpointsResource, action.endpoints));
         } catch (err) {
           if (isNamespaceTerminating(err)) return;
           this.failed(action.endpoints, 'FailedToCreateEndpoint', `Failed to create endpoint for service ${key}: ${message(err)}`);

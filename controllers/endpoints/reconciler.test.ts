@@ -233,16 +233,33 @@ describe('reconcileEndpoints: lifecycle and bad input', () => {
 });
 
 describe('StaleEndpointsTracker', () => {
+  const KEY = 'default/web';
+  const v1: Endpoints = { metadata: { name: 'web', namespace: 'default', resourceVersion: '1' } };
+  const v2: Endpoints = { metadata: { name: 'web', namespace: 'default', resourceVersion: '2' } };
+
   it('flags the version our update replaced, but not after a no-op update', () => {
     const tracker = new StaleEndpointsTracker();
-    const v1: Endpoints = { metadata: { name: 'web', namespace: 'default', resourceVersion: '1' } };
-    const v2: Endpoints = { metadata: { name: 'web', namespace: 'default', resourceVersion: '2' } };
     tracker.recordUpdate(v1, v1);
-    expect(tracker.isStale(v1)).toBe(false);
+    expect(tracker.isStale(KEY, v1)).toBe(false);
     tracker.recordUpdate(v1, v2);
-    expect(tracker.isStale(v1)).toBe(true);
-    expect(tracker.isStale(v2)).toBe(false);
+    expect(tracker.isStale(KEY, v1)).toBe(true);
+    expect(tracker.isStale(KEY, v2)).toBe(false);
     tracker.forget('default', 'web');
-    expect(tracker.isStale(v1)).toBe(false);
+    expect(tracker.isStale(KEY, v1)).toBe(false);
+  });
+
+  // Issue 13: a sync before the echo of our own create created it again (409), one before a delete's echo deleted it again.
+  it('flags a missing object we created, and the version we deleted, until their events arrive', () => {
+    const tracker = new StaleEndpointsTracker();
+    tracker.recordCreate(v1);
+    expect(tracker.isStale(KEY, undefined)).toBe(true);
+    expect(tracker.isStale(KEY, v1)).toBe(false);
+    tracker.observed(v1, false);
+    expect(tracker.isStale(KEY, undefined)).toBe(false);
+
+    tracker.recordDelete(v2);
+    expect(tracker.isStale(KEY, v2)).toBe(true);
+    tracker.observed(v2, true);
+    expect(tracker.isStale(KEY, v2)).toBe(false);
   });
 });

@@ -9,8 +9,9 @@ import type { Endpoints, Service } from '../../api/wire.js';
 import { StaleCacheError, applySliceWrites } from '../endpointwiring/api-writes.js';
 import type { EndpointCaches } from '../endpointwiring/informers.js';
 import { PER_SYNC_BUCKETS, SliceControllerMetrics, exponentialBuckets } from '../endpointwiring/metrics.js';
+import { CacheCatchUp } from '../endpointwiring/cache-catch-up.js';
 import { type Reporting, controllerReporting, retryLimiter, workLoop } from '../endpointwiring/controller-parts.js';
-import { sliceEventHandlers } from '../endpointwiring/slice-events.js';
+import { notifyOwners, sliceEventHandlers } from '../endpointwiring/slice-events.js';
 import { EndpointSliceTracker } from '../endpointutil/tracker.js';
 import { reconcileMirroredSlices, shouldMirror } from './reconciler.js';
 
@@ -29,6 +30,7 @@ const ENDPOINTS = { apiVersion: 'v1', kind: 'Endpoints' };
 export class MirroringController {
   readonly controller: Controller;
   private readonly tracker = new EndpointSliceTracker();
+  private readonly catchUp = new CacheCatchUp('endpoint_slice_mirroring');
   private readonly reporting: Reporting;
   private readonly metrics = new SliceControllerMetrics('endpoint_slice_mirroring_controller');
   private readonly endpointsUpdated;
@@ -44,7 +46,7 @@ export class MirroringController {
     this.endpointsUpdated = this.metrics.histogram('endpoints_updated_per_sync', 'Number of endpoints updated on each Endpoints sync', PER_SYNC_BUCKETS);
     this.addressesSkipped = this.metrics.histogram('addresses_skipped_per_sync', 'Number of addresses skipped on each Endpoints sync', PER_SYNC_BUCKETS);
     this.syncDuration = this.metrics.histogram('endpoints_sync_duration', 'Duration of syncEndpoints() in seconds', exponentialBuckets(0.001, 2, 15));
-    this.controller = workLoop('endpoint_slice_mirroring', (key) => this.timed(key), options.workers, retryLimiter(1000, 100_000), this.reporting.log);
+    this.controller = workLoop('endpoint_slice_mirroring', (key) => this.timed(key), options.workers, retryLimiter(1000), this.reporting.log);
     manager.addController(this.controller);
     this.watch();
   }
@@ -66,6 +68,7 @@ export class MirroringController {
 
     const sync = (key: string) => this.controller.queue.addAfter(key, this.options.batchPeriodMs);
     this.caches.slices.addEventHandler(sliceEventHandlers(this.tracker, this.options.managedBy, sync, this.reporting.log));
+    this.caches.slices.addEventHandler(notifyOwners(this.catchUp));
   }
 
   private async timed(key: string): Promise<void> {
@@ -79,17 +82,22 @@ export class MirroringController {
 
   private async sync(key: string): Promise<void> {
     const { namespace = '', name } = splitKey(key);
+    const cachedSlices = () => this.caches.slicesOf(namespace, name, this.options.managedBy).filter((slice) => !slice.metadata?.deletionTimestamp);
+    const mirroredService = () => {
+      const service = this.caches.services.store.get(key);
+      return shouldMirror(this.caches.endpoints.store.get(key)) && service !== undefined && service.spec?.selector == null ? service : undefined;
+    };
+    const owner = mirroredService();
+    if (owner && !(await this.catchUp.caughtUp(key, () => this.tracker.staleSlices(owner, cachedSlices())))) throw new StaleCacheError('EndpointSlice');
     const endpoints = this.caches.endpoints.store.get(key);
     const service = this.caches.services.store.get(key);
-    const slices = this.caches.slicesOf(namespace, name, this.options.managedBy).filter((slice) => !slice.metadata?.deletionTimestamp);
-    const mirrored = shouldMirror(endpoints) && service !== undefined && service.spec?.selector == null;
+    const slices = cachedSlices();
+    const mirrored = mirroredService() !== undefined;
     if (!mirrored) {
       // Every mirrored slice goes; the tracker starts afresh if mirroring resumes.
       this.tracker.deleteOwner(namespace, name);
       this.metrics.forgetOwner(key);
       this.reporting.skips.forget(key);
-    } else if (this.tracker.staleSlices(service, slices)) {
-      throw new StaleCacheError('EndpointSlice');
     }
     const result = reconcileMirroredSlices({
       endpoints,

@@ -11,8 +11,9 @@ import { StaleCacheError, applySliceWrites, message } from '../endpointwiring/ap
 import { type AddressType, LABEL_TOPOLOGY_ZONE } from '../endpointutil/constants.js';
 import type { EndpointCaches } from '../endpointwiring/informers.js';
 import { PER_SYNC_BUCKETS, SliceControllerMetrics } from '../endpointwiring/metrics.js';
+import { CacheCatchUp } from '../endpointwiring/cache-catch-up.js';
 import { type Reporting, controllerReporting, retryLimiter, workLoop } from '../endpointwiring/controller-parts.js';
-import { sliceEventHandlers } from '../endpointwiring/slice-events.js';
+import { notifyOwners, sliceEventHandlers } from '../endpointwiring/slice-events.js';
 import { EndpointSliceTracker } from '../endpointutil/tracker.js';
 import { type TriggerTimeState, computeTriggerTime } from '../endpointutil/trigger-time.js';
 import { type ZoneEndpointCounts, isServiceOverloaded, topologyHintsEnabled, zoneRatiosFromNodes } from './topology.js';
@@ -45,6 +46,7 @@ export class EndpointSliceController {
   /** Recomputes zone ratios after Node changes and re-syncs Services whose hints became unbalanced. */
   readonly topology: Controller;
   private readonly tracker = new EndpointSliceTracker();
+  private readonly catchUp = new CacheCatchUp('endpoint_slice');
   private readonly triggerTimes = new Map<string, TriggerTimeState>();
   private readonly hints = new Map<string, HintState>();
   /** Services that left pods out because their Node was not cached yet, by Node name. */
@@ -72,7 +74,7 @@ export class EndpointSliceController {
       for (const value of this.trafficDistribution.values()) counts.set(value, (counts.get(value) ?? 0) + 1);
       for (const [value, count] of counts) result.observe(count, { traffic_distribution: value });
     });
-    this.controller = workLoop('endpoint_slice', (key) => this.sync(key), options.workers, retryLimiter(1000, 1_000_000), log);
+    this.controller = workLoop('endpoint_slice', (key) => this.sync(key), options.workers, retryLimiter(1000), log);
     this.topology = new Controller({ name: 'endpoint_slice_topology', reconcile: () => this.checkTopology(), workers: 1, log });
     manager.addController(this.controller);
     manager.addController(this.topology);
@@ -98,6 +100,7 @@ export class EndpointSliceController {
 
     const delay = Math.max(SLICE_CHANGE_MIN_SYNC_DELAY_MS, this.options.batchPeriodMs);
     this.caches.slices.addEventHandler(sliceEventHandlers(this.tracker, this.options.managedBy, (key) => this.controller.queue.addAfter(key, delay), this.reporting.log));
+    this.caches.slices.addEventHandler(notifyOwners(this.catchUp));
   }
 
   private forget(key: string): void {
@@ -137,11 +140,12 @@ export class EndpointSliceController {
       this.forget(key);
       return;
     }
-    const slices = this.caches.slicesOf(namespace, name, this.options.managedBy).filter((slice) => !slice.metadata?.deletionTimestamp);
-    if (this.tracker.staleSlices(service, slices)) {
+    const cachedSlices = () => this.caches.slicesOf(namespace, name, this.options.managedBy).filter((slice) => !slice.metadata?.deletionTimestamp);
+    if (!(await this.catchUp.caughtUp(key, () => this.tracker.staleSlices(service, cachedSlices())))) {
       this.syncs.add(1, { result: 'stale' });
       throw new StaleCacheError('EndpointSlice');
     }
+    const slices = cachedSlices();
     const pods = this.caches.podsOf(service);
     const trigger = computeTriggerTime(this.triggerTimes.get(key), service, pods);
     this.triggerTimes.set(key, trigger.state);

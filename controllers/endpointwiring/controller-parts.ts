@@ -21,12 +21,19 @@ export function controllerReporting(manager: Manager, logName: string, component
   return { log, events, skips: new SkipReporter(log, events) };
 }
 
-/** Upstream's slice controllers: per key from `baseMs` doubling to `maxMs`, and 10 qps / burst 100 overall. */
-export function retryLimiter(baseMs: number, maxMs: number): RateLimiter<string> {
-  return new MaxOfRateLimiter(new ItemExponentialFailureRateLimiter<string>(baseMs, maxMs), new BucketRateLimiter<string>(10, 100));
+/**
+ * Longest wait between two retries of one key. Upstream waits up to 1000 s (100 s when mirroring) and drops the key
+ * after 15 retries; these controllers never drop a key (its output would stay wrong until the next change, with no
+ * resync to repair it) and retry it at least this often.
+ */
+export const MAX_RETRY_DELAY_MS = 60_000;
+
+/** Per key from `baseMs` doubling to MAX_RETRY_DELAY_MS, and 10 qps / burst 100 overall (upstream's shape). */
+export function retryLimiter(baseMs: number): RateLimiter<string> {
+  return new MaxOfRateLimiter(new ItemExponentialFailureRateLimiter<string>(baseMs, MAX_RETRY_DELAY_MS), new BucketRateLimiter<string>(10, 100));
 }
 
-/** A work loop named like upstream's queue, with upstream's retry budget: 15 retries, then the key is dropped. */
+/** A work loop named like upstream's queue that retries a failing key for as long as it fails (see above). */
 export function workLoop(name: string, reconcile: Reconciler, workers: number, rateLimiter: RateLimiter<string>, log: Logger): Controller {
-  return new Controller({ name, reconcile, workers, maxRetries: 15, rateLimiter, log });
+  return new Controller({ name, reconcile, workers, maxRetries: Infinity, rateLimiter, log });
 }

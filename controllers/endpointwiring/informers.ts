@@ -10,8 +10,43 @@ import type { EndpointSlice, Endpoints, Node, Pod, Service } from '../../api/wir
 import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
 import { servicesForPod, servicesForPodUpdate } from '../endpointutil/pod-change.js';
 import { serviceSelectsPod } from '../endpointutil/service.js';
+import { PodSyncBatcher } from './pod-sync-batcher.js';
 
 const BY_NAMESPACE = 'namespace';
+
+/**
+ * The Pod as the endpoint controllers read it (the only users of the Pod cache): identity, labels, deletion, node,
+ * hostname/subdomain, container ports, IPs, phase and the Ready condition. Everything else (images, env, volumes,
+ * resources, container statuses, annotations, other conditions) is most of a real Pod and is dropped on arrival.
+ */
+export function podForEndpoints(pod: Pod): Pod {
+  const { metadata, spec, status } = pod;
+  const ports = (containers: NonNullable<Pod['spec']>['containers'] | undefined) =>
+    (containers ?? []).filter((c) => c.ports?.length).map((c) => ({ name: c.name, ports: c.ports, restartPolicy: c.restartPolicy }));
+  return {
+    metadata: metadata && {
+      name: metadata.name,
+      namespace: metadata.namespace,
+      uid: metadata.uid,
+      resourceVersion: metadata.resourceVersion,
+      labels: metadata.labels,
+      deletionTimestamp: metadata.deletionTimestamp,
+    },
+    spec: spec && {
+      nodeName: spec.nodeName,
+      hostname: spec.hostname,
+      subdomain: spec.subdomain,
+      containers: ports(spec.containers),
+      initContainers: spec.initContainers && ports(spec.initContainers),
+    },
+    status: status && {
+      phase: status.phase,
+      podIP: status.podIP,
+      podIPs: status.podIPs,
+      conditions: status.conditions?.filter((c) => c.type === 'Ready'),
+    },
+  };
+}
 /** Slices filed under `namespace/<kubernetes.io/service-name>`. */
 const BY_SERVICE_NAME = 'service-name';
 
@@ -21,6 +56,7 @@ export class EndpointCaches {
   private nodesInformer?: Informer<Node>;
   private slicesInformer?: Informer<EndpointSlice>;
   private endpointsInformer?: Informer<Endpoints>;
+  private readonly podBatchers: PodSyncBatcher[] = [];
 
   /** `namespace` restricts every namespaced informer to it (empty: the whole cluster). */
   constructor(
@@ -38,7 +74,7 @@ export class EndpointCaches {
   }
 
   get pods(): Informer<Pod> {
-    return (this.podsInformer ??= this.manager.informer<Pod>(Pods, { ...this.scoped(), indexers: { [BY_NAMESPACE]: byNamespace } }));
+    return (this.podsInformer ??= this.manager.informer<Pod>(Pods, { ...this.scoped(), indexers: { [BY_NAMESPACE]: byNamespace }, transform: podForEndpoints }));
   }
 
   get nodes(): Informer<Node> {
@@ -58,20 +94,26 @@ export class EndpointCaches {
 
   /**
    * The triggers the EndpointSlice and Endpoints controllers share: a Service event syncs that Service at once; a
-   * pod event syncs the Services it concerns (upstream's change detection) after the batch period.
+   * pod event syncs the Services it concerns (upstream's change detection) through an adaptive batcher (see
+   * pod-sync-batcher.ts), then after the batch period. One pod handler serves both controllers.
    */
-  queueServicesOnChange(queue: WorkQueue<string>, batchPeriodMs: number): void {
+  queueServicesOnChange(queue: WorkQueue<string>, batchPeriodMs: number): PodSyncBatcher {
     const now = (service: Service) => queue.add(objectKey(service));
     this.services.addEventHandler({ onAdd: now, onUpdate: (_, service) => now(service), onDelete: now });
-    const later = (keys: Iterable<string>) => {
-      for (const key of keys) queue.addAfter(key, batchPeriodMs);
-    };
-    const servicesOf = (pod: Pod) => this.servicesIn(pod.metadata?.namespace ?? '');
-    this.pods.addEventHandler({
-      onAdd: (pod) => later(servicesForPod(pod, servicesOf(pod))),
-      onUpdate: (old, pod) => later(servicesForPodUpdate(old, pod, servicesOf(pod))),
-      onDelete: (pod) => later(servicesForPod(pod, servicesOf(pod))),
-    });
+    const batcher = new PodSyncBatcher((key) => queue.addAfter(key, batchPeriodMs), (key) => queue.isQueued(key));
+    if (this.podBatchers.length === 0) {
+      const changed = (keys: Set<string>) => {
+        if (keys.size > 0) for (const b of this.podBatchers) b.changed(keys);
+      };
+      const servicesOf = (pod: Pod) => this.servicesIn(pod.metadata?.namespace ?? '');
+      this.pods.addEventHandler({
+        onAdd: (pod) => changed(servicesForPod(pod, servicesOf(pod))),
+        onUpdate: (old, pod) => changed(servicesForPodUpdate(old, pod, servicesOf(pod))),
+        onDelete: (pod) => changed(servicesForPod(pod, servicesOf(pod))),
+      });
+    }
+    this.podBatchers.push(batcher);
+    return batcher;
   }
 
   servicesIn(namespace: string): Service[] {

@@ -5,6 +5,7 @@
 import type { EventHandlers } from '../runtime/informer.js';
 import type { Logger } from '../runtime/log.js';
 import type { EndpointSlice } from '../../api/wire.js';
+import type { CacheCatchUp } from './cache-catch-up.js';
 import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
 import { type EndpointSliceTracker, sliceOwnerKey } from '../endpointutil/tracker.js';
 
@@ -34,4 +35,10 @@ export function sliceEventHandlers(tracker: EndpointSliceTracker, managedBy: str
       if (ours(slice) && tracker.has(slice) && !tracker.handleDeletion(slice)) queueOwner(slice);
     },
   };
+}
+
+/** Every event of a slice wakes the syncs of its owner waiting for their cache to catch up (echoes included). */
+export function notifyOwners(catchUp: CacheCatchUp): EventHandlers<EndpointSlice> {
+  const notify = (slice: EndpointSlice) => catchUp.notify(sliceOwnerKey(slice));
+  return { onAdd: notify, onUpdate: (_, slice) => notify(slice), onDelete: notify };
 }

@@ -4,12 +4,17 @@ import { describe, expect, it } from '@jest/globals';
 import { ApiError, type KubeClient } from '../runtime/client.js';
 import type { EventSink, EventType } from '../runtime/events.js';
 import { createLogger } from '../runtime/log.js';
-import type { EndpointSlice } from '../../api/wire.js';
+import type { EndpointSlice, Pod } from '../../api/wire.js';
+import { podForEndpoints } from './informers.js';
+import { stripManagedFields } from '../runtime/informer.js';
 import { applySliceWrites, isNamespaceTerminating } from './api-writes.js';
 import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
 import type { SkippedItem } from '../endpointutil/report.js';
 import { SkipReporter } from './skip-reporter.js';
 import { sliceEventHandlers } from './slice-events.js';
+import { MAX_RETRY_DELAY_MS, retryLimiter, workLoop } from './controller-parts.js';
+import { CacheCatchUp } from './cache-catch-up.js';
+import { ItemExponentialFailureRateLimiter } from '../runtime/rate-limiter.js';
 import { EndpointSliceTracker } from '../endpointutil/tracker.js';
 
 const OURS = 'ours.example';
@@ -144,5 +149,94 @@ describe('applySliceWrites', () => {
   it('counts a slice already gone as deleted', async () => {
     const { client } = fakeClient({ delete: notFound });
     await expect(applySliceWrites(client, new EndpointSliceTracker(), writes(), 'ns/web')).resolves.toMatchObject({ namespaceTerminating: false });
+  });
+});
+
+// Issue 13: upstream drops a key after 15 failed retries, and nothing (no resync) brings it back before its next change.
+describe('the endpoint controllers\' work loop', () => {
+  it('never gives up on a failing key', async () => {
+    let calls = 0;
+    const loop = workLoop('never-gives-up', async () => {
+      if (++calls <= 20) throw new Error('still failing');
+    }, 1, new ItemExponentialFailureRateLimiter<string>(0, 0), capture().log);
+    loop.start();
+    loop.enqueue('ns/web');
+    for (let i = 0; i < 500 && calls < 21; i++) await new Promise((r) => setTimeout(r, 2));
+    await loop.stop();
+    expect(calls).toBe(21);
+  });
+
+  it('retries at least every MAX_RETRY_DELAY_MS', () => {
+    const limiter = retryLimiter(1000);
+    const delays = Array.from({ length: 30 }, () => limiter.when('ns/web'));
+    expect(delays[0]).toBe(1000);
+    expect(Math.max(...delays)).toBe(MAX_RETRY_DELAY_MS);
+  });
+});
+
+describe('CacheCatchUp', () => {
+  it('resolves at once when fresh, after the event that makes it fresh, and gives up after its timeout', async () => {
+    const catchUp = new CacheCatchUp('test', 50);
+    await expect(catchUp.caughtUp('k', () => false)).resolves.toBe(true);
+    let stale = true;
+    const waiting = catchUp.caughtUp('k', () => stale);
+    catchUp.notify('k'); // an event that does not make it fresh: it keeps waiting
+    await new Promise((r) => setTimeout(r, 5));
+    stale = false;
+    catchUp.notify('other');
+    catchUp.notify('k');
+    await expect(waiting).resolves.toBe(true);
+    await expect(catchUp.caughtUp('k', () => true)).resolves.toBe(false);
+  });
+});
+
+describe('podForEndpoints', () => {
+  it('keeps what the endpoint controllers read and drops the rest of a Pod', () => {
+    const pod: Pod = {
+      metadata: {
+        name: 'p',
+        namespace: 'ns',
+        uid: 'u',
+        resourceVersion: '7',
+        labels: { app: 'web' },
+        annotations: { big: 'x'.repeat(1000) },
+        managedFields: [{ manager: 'kubelet' }],
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'r' }],
+      },
+      spec: {
+        nodeName: 'n1',
+        hostname: 'h',
+        subdomain: 's',
+        containers: [
+          { name: 'app', image: 'i', env: [{ name: 'A', value: 'B' }], ports: [{ name: 'http', containerPort: 8080 }] },
+          { name: 'log', image: 'j' },
+        ],
+        initContainers: [{ name: 'side', image: 'k', restartPolicy: 'Always', ports: [{ name: 'm', containerPort: 9090 }] }],
+        volumes: [{ name: 'v', emptyDir: {} }],
+      },
+      status: {
+        phase: 'Running',
+        podIP: '10.0.0.1',
+        podIPs: [{ ip: '10.0.0.1' }],
+        conditions: [
+          { type: 'PodScheduled', status: 'True' },
+          { type: 'Ready', status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z' },
+        ],
+        containerStatuses: [{ name: 'app', image: 'i', imageID: 'x', ready: true, restartCount: 0 }],
+      },
+    };
+    expect(JSON.parse(JSON.stringify(stripManagedFields(podForEndpoints(structuredClone(pod)))))).toEqual({
+      metadata: { name: 'p', namespace: 'ns', uid: 'u', resourceVersion: '7', labels: { app: 'web' } },
+      spec: {
+        nodeName: 'n1',
+        hostname: 'h',
+        subdomain: 's',
+        containers: [{ name: 'app', ports: [{ name: 'http', containerPort: 8080 }] }],
+        initContainers: [{ name: 'side', restartPolicy: 'Always', ports: [{ name: 'm', containerPort: 9090 }] }],
+      },
+      status: { phase: 'Running', podIP: '10.0.0.1', podIPs: [{ ip: '10.0.0.1' }], conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z' }] },
+    });
+    const slice: EndpointSlice = { metadata: { name: 's', managedFields: [{ manager: 'x' }] }, addressType: 'IPv4', endpoints: [] };
+    expect(stripManagedFields(slice).metadata).toEqual({ name: 's' });
   });
 });

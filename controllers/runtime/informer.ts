@@ -25,6 +25,20 @@ export interface InformerOptions<T> {
   log?: Logger;
   /** Injected for tests; defaults to 800 ms .. 30 s. */
   backoff?: Backoff;
+  /**
+   * Reduces each object to what the informer's users read, before it is cached and handed to handlers (client-go's
+   * TransformFunc). It may change the object in place, and must keep metadata.name, namespace and resourceVersion.
+   */
+  transform?: (obj: T) => T;
+}
+
+/**
+ * Applied to every cached object: no controller reads managedFields, and on a Pod or EndpointSlice they are a
+ * third to a half of the JSON (kube-controller-manager drops them from its informers too).
+ */
+export function stripManagedFields<T extends KubeObject>(obj: T): T {
+  if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  return obj;
 }
 
 export class Informer<T extends KubeObject> {
@@ -37,6 +51,7 @@ export class Informer<T extends KubeObject> {
   private abortWatch: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private readonly backoff: Backoff;
+  private readonly transform: (obj: T) => T;
   /** How many full lists ran (the first one plus every relist): visible for tests and metrics. */
   listCount = 0;
 
@@ -47,6 +62,13 @@ export class Informer<T extends KubeObject> {
   ) {
     this.store = new Store<T>(options.indexers);
     this.backoff = options.backoff ?? new Backoff();
+    const own = options.transform;
+    this.transform = own ? (obj) => own(stripManagedFields(obj)) : stripManagedFields;
+  }
+
+  /** The transform this informer was made with (the Manager refuses to share an informer under another one). */
+  get transformFunc(): ((obj: T) => T) | undefined {
+    return this.options.transform;
   }
 
   addEventHandler(handlers: EventHandlers<T>): void {
@@ -113,7 +135,8 @@ export class Informer<T extends KubeObject> {
     const list = await this.client.listAll<T>(this.resource, this.listOptions);
     this.listCount += 1;
     const seen = new Set<string>();
-    for (const obj of list.items) {
+    for (const raw of list.items) {
+      const obj = this.transform(raw);
       const key = objectKey(obj);
       seen.add(key);
       const old = this.store.get(key);
@@ -177,7 +200,7 @@ export class Informer<T extends KubeObject> {
       }
       throw new Error(`watch error: ${status.code} ${status.message}`);
     }
-    const obj = event.object as T;
+    const obj = this.transform(event.object as T);
     const rv = obj.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
     switch (event.type) {

@@ -74,6 +74,10 @@ export class Manager {
       informer = new Informer<T>(this.client, rt, { log: this.log.child('informer', { resource: rt.plural }), ...options });
       this.informers.set(key, informer as unknown as Informer<KubeObject>);
     } else {
+      // One cache serves every user: a second transform would drop what the first one's users read, or vice versa.
+      if (options.transform && options.transform !== informer.transformFunc) {
+        throw new Error(`the ${rt.plural} informer is shared: it was made with another transform`);
+      }
       // Jobs register in any order: indexes asked for later are added to the shared store.
       for (const [name, fn] of Object.entries(options.indexers ?? {})) informer.store.addIndexer(name, fn);
     }

@@ -123,6 +123,11 @@ export class WorkQueue<T = string> {
     if (this.processing.size === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
+  /** The item waits in the queue: added and not yet handed to a worker (a new add would change nothing). */
+  isQueued(item: T): boolean {
+    return this.dirty.has(item) && !this.processing.has(item);
+  }
+
   len(): number {
     return this.queue.length;
   }

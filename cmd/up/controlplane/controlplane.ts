@@ -90,6 +90,11 @@ export class LocalControlPlane {
     return `https://127.0.0.1:${this.apiPort}`;
   }
 
+  /** The running kube-apiserver's pid (for benchmarks that read its CPU time). */
+  get apiServerPid(): number | undefined {
+    return this.apiServer?.pid;
+  }
+
   get etcdEndpoint(): string {
     return `http://127.0.0.1:${this.etcdPort}`;
   }
