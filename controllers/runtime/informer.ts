@@ -28,13 +28,15 @@ export interface InformerOptions<T> {
   /**
    * Reduces each object to what the informer's users read, before it is cached and handed to handlers (client-go's
    * TransformFunc). It may change the object in place, and must keep metadata.name, namespace and resourceVersion.
+   * It replaces the default, stripManagedFields.
    */
   transform?: (obj: T) => T;
 }
 
 /**
- * Applied to every cached object: no controller reads managedFields, and on a Pod or EndpointSlice they are a
- * third to a half of the JSON (kube-controller-manager drops them from its informers too).
+ * Applied to every cached object unless an informer has a transform of its own: controllers do not read
+ * managedFields, and on a Pod or EndpointSlice they are a third to a half of the JSON (kube-controller-manager drops
+ * them from its informers too).
  */
 export function stripManagedFields<T extends KubeObject>(obj: T): T {
   if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
@@ -62,8 +64,7 @@ export class Informer<T extends KubeObject> {
   ) {
     this.store = new Store<T>(options.indexers);
     this.backoff = options.backoff ?? new Backoff();
-    const own = options.transform;
-    this.transform = own ? (obj) => own(stripManagedFields(obj)) : stripManagedFields;
+    this.transform = options.transform ?? stripManagedFields;
   }
 
   /** The transform this informer was made with (the Manager refuses to share an informer under another one). */

@@ -3,7 +3,7 @@ import { ipClaim, nodePortClaim } from '../../allocators/service/claim-names.js'
 import { claimObject } from '../../allocators/service/claim-objects.js';
 import type { ServiceClaim } from '../../crds/serviceclaim.js';
 import type { Service } from '../../api/wire.js';
-import { type ClaimReconcileInput, reconcileClaim, serverAgeMs } from './claim-reconciler.js';
+import { type ClaimReconcileInput, keepLastWriteTime, reconcileClaim, serverAgeMs } from './claim-reconciler.js';
 
 const timings = { graceMs: 2_000, commitWindowMs: 40_000 };
 const web = (uid: string, spec: Service['spec'] = { clusterIPs: ['10.96.0.10'], clusterIP: '10.96.0.10', ports: [{ port: 80 }] }): Service => ({
@@ -86,6 +86,13 @@ describe('serverAgeMs', () => {
   it('counts from the last write the API server recorded, a second late (its times are truncated)', () => {
     expect(serverAgeMs(at('2026-11-30T10:00:00Z'), now)).toBe(39_000);
     expect(serverAgeMs(at('2026-11-30T10:00:00Z', '2026-11-30T10:00:05Z', '2026-11-30T10:00:20Z'), now)).toBe(19_000);
+  });
+
+  it('still reads the last write once the claims informer kept only its time', () => {
+    const cached = keepLastWriteTime(at('2026-11-30T10:00:00Z', '2026-11-30T10:00:20Z', '2026-11-30T10:00:05Z'));
+    expect(cached.metadata.managedFields).toEqual([{ time: '2026-11-30T10:00:20Z' }]);
+    expect(serverAgeMs(cached, now)).toBe(19_000);
+    expect(keepLastWriteTime(at('2026-11-30T10:00:00Z')).metadata.managedFields).toBeUndefined();
   });
 
   it('is 0 without the server clock, without any time, or for a write in the last second', () => {

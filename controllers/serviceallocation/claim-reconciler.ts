@@ -87,6 +87,17 @@ export function serverAgeMs(claim: ServiceClaim, serverNow: number | undefined):
   return Number.isFinite(last) ? Math.max(0, serverNow - (last + 1000)) : 0;
 }
 
+/**
+ * The claims informer's transform: managedFields reduced to the time of the last write, all serverAgeMs reads (the
+ * informers' default drops them whole).
+ */
+export function keepLastWriteTime(claim: ServiceClaim): ServiceClaim {
+  const times = (claim.metadata.managedFields ?? []).map((f) => f.time).filter((t): t is string => t !== undefined);
+  const last = times.reduce<string | undefined>((latest, t) => (latest === undefined || Date.parse(t) > Date.parse(latest) ? t : latest), undefined);
+  claim.metadata.managedFields = last === undefined ? undefined : [{ time: last }];
+  return claim;
+}
+
 export function reconcileClaim(input: ClaimReconcileInput): ClaimAction {
   const { claim, service, timings } = input;
   if (!claim || claim.metadata.deletionTimestamp || !claimValueOf(claim)) return { kind: 'none' };

@@ -18,7 +18,7 @@ import type { CertificateSettings } from '../runtime/webhook/certificates.js';
 import type { ClientAuthentication } from '../runtime/webhook/server.js';
 import { mutateService, validateService, type AdmissionDeps } from './admission-handlers.js';
 import { CLAIMS_BY_SERVICE, claimController, claimIndexers } from './claim-controller.js';
-import { holdsClaim, type ClaimTimings } from './claim-reconciler.js';
+import { holdsClaim, keepLastWriteTime, type ClaimTimings } from './claim-reconciler.js';
 import { takeoverReporter, type TakenValues } from './claim-store.js';
 import { registerRangeMetrics } from './metrics.js';
 import { repairController } from './repair-controller.js';
@@ -51,7 +51,7 @@ export interface ServiceAllocationOptions {
 export async function registerServiceAllocation(manager: Manager, options: ServiceAllocationOptions): Promise<void> {
   const log = manager.log.child('service-allocation');
   const client = manager.client;
-  const claims = manager.informer<ServiceClaim>(ServiceClaims, { indexers: claimIndexers });
+  const claims = manager.informer<ServiceClaim>(ServiceClaims, { indexers: claimIndexers, transform: keepLastWriteTime });
   // Picks skip addresses the API server's own allocator holds (Services from before us, opted-out namespaces).
   // Before v1.33 it has no IPAddress objects, and an informer of an unserved resource would never sync.
   const ipAddresses = (await serves(client, IPAddresses)) ? manager.informer<KubeObject>(IPAddresses) : undefined;
