@@ -5,6 +5,8 @@ export interface MetricFamily {
   type: string;
   /** Label names seen on the family's samples, `le` and `quantile` left out. */
   labels: Set<string>;
+  /** Histogram bucket bounds (`le` values, as numbers in text: `1e-08` and `0.00000001` read alike). */
+  buckets: Set<number>;
   samples: number;
 }
 
@@ -16,7 +18,7 @@ export function parseExposition(text: string): Map<string, MetricFamily> {
   for (const line of text.split('\n')) {
     const type = /^# TYPE (\S+) (\S+)/.exec(line);
     if (type) {
-      families.set(type[1], { type: type[2], labels: new Set(), samples: 0 });
+      families.set(type[1], { type: type[2], labels: new Set(), buckets: new Set(), samples: 0 });
       continue;
     }
     if (!line || line.startsWith('#')) continue;
@@ -25,7 +27,10 @@ export function parseExposition(text: string): Map<string, MetricFamily> {
     const family = familyOf(families, sample[1]);
     if (!family) continue;
     family.samples += 1;
-    for (const m of (sample[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"/g)) if (m[1] !== 'le' && m[1] !== 'quantile') family.labels.add(m[1]);
+    for (const m of (sample[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      if (m[1] === 'le') family.buckets.add(m[2] === '+Inf' ? Infinity : Number(m[2]));
+      else if (m[1] !== 'quantile') family.labels.add(m[1]);
+    }
   }
   return families;
 }

@@ -5,13 +5,13 @@ import { splitKey } from '../runtime/client.js';
 import { Controller } from '../runtime/controller.js';
 import { involvedObjectOf } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
-import { createUpstreamCounter } from '../runtime/telemetry.js';
+import { PROMETHEUS_DEFAULT_BUCKETS, createUpstreamCounter } from '../runtime/telemetry.js';
 import type { EndpointSlice, Node, Pod, Service } from '../../api/wire.js';
 import { reconcileEndpointSlices, type EndpointSliceReconcileResult } from './reconciler.js';
 import { StaleCacheError, applySliceWrites, message } from '../endpointwiring/api-writes.js';
 import { type AddressType, LABEL_TOPOLOGY_ZONE } from '../endpointutil/constants.js';
 import type { EndpointCaches } from '../endpointwiring/informers.js';
-import { PER_SYNC_BUCKETS, SliceControllerMetrics, recordEndpointWriteLatency } from '../endpointwiring/metrics.js';
+import { SliceControllerMetrics, recordEndpointWriteLatency } from '../endpointwiring/metrics.js';
 import { type Reporting, controllerReporting, retryLimiter, workLoop } from '../endpointwiring/controller-parts.js';
 import { sliceEventHandlers } from '../endpointwiring/slice-events.js';
 import { EndpointSliceTracker } from '../endpointutil/tracker.js';
@@ -64,7 +64,8 @@ export class EndpointSliceController {
     this.reporting = controllerReporting(manager, 'endpointslice', 'endpoint-slice-controller');
     const { log } = this.reporting;
     this.syncs = createUpstreamCounter('endpoint_slice_controller_syncs', 'Number of EndpointSlice syncs');
-    this.changedPerSync = this.metrics.histogram('endpointslices_changed_per_sync', 'Number of EndpointSlices changed on each Service sync', PER_SYNC_BUCKETS);
+    // Declared without buckets upstream (k8s.io/endpointslice/metrics/metrics.go): client_golang's defaults.
+    this.changedPerSync = this.metrics.histogram('endpointslices_changed_per_sync', 'Number of EndpointSlices changed on each Service sync', PROMETHEUS_DEFAULT_BUCKETS);
     const services = this.metrics.meter.createObservableGauge('endpoint_slice_controller_services_count_by_traffic_distribution', {
       description: 'Number of Services using some specific trafficDistribution',
     });

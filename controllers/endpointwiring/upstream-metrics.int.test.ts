@@ -1,7 +1,7 @@
 // Metrics under upstream's names, checked against upstream itself: kube-controller-manager (its three endpoint
 // controllers, metrics on its secure port) and a `switchboard controller` run on one control plane of this suite's
-// own over the same objects; both /metrics are scraped and every family both expose must have the same TYPE and the
-// same label names. The upstream names Switchboard promises must be on its side, and every family it exposes must
+// own over the same objects; both /metrics are scraped and every family both expose must have the same TYPE, the
+// same label names and the same histogram buckets. The upstream names Switchboard promises must be on its side, and every family it exposes must
 // be one the source registers (testing/metric-registrations.ts, which the dashboard test relies on). The endpoint
 // write-latency histogram is checked against a Ready transition dated 40 s back.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -55,7 +55,9 @@ function scrapeHttps(port: number): Promise<string> {
   });
 }
 
-const describeFamily = (f: MetricFamily | undefined) => (f ? { type: f.type, labels: [...f.labels].sort() } : undefined);
+/** Type, label names and, for histograms, the bucket bounds (rounded: Go prints 1e-08 where JavaScript computes 1.0000000000000001e-8). */
+const describeFamily = (f: MetricFamily | undefined) =>
+  f ? { type: f.type, labels: [...f.labels].sort(), buckets: [...f.buckets].sort((a, b) => a - b).map((b) => Number(b.toPrecision(12))) } : undefined;
 
 describe('metrics compared with kube-controller-manager', () => {
   let cp: LocalControlPlane;

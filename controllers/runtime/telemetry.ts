@@ -187,6 +187,9 @@ export async function traced<T>(name: string, attributes: Attributes, fn: () => 
   });
 }
 
+/** client_golang's DefBuckets: what an upstream histogram declared without buckets gets. */
+export const PROMETHEUS_DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 /** Prometheus ExponentialBuckets(start, factor, count). */
 export function exponentialBuckets(start: number, factor: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => start * factor ** i);
