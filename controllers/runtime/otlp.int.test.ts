@@ -173,6 +173,8 @@ describe('OTLP export', () => {
     });
     expect([...contentTypes].sort()).toEqual(['/v1/metrics application/json', '/v1/traces application/x-protobuf']);
 
+    // The SDK logs its warnings and errors (a refused export, say) as JSON lines: none here.
+    expect(controller.output.filter((l) => l.includes('"logger":"opentelemetry"'))).toEqual([]);
     await eventually(() => ['endpoint_slice_controller_syncs', 'workqueue_adds', 'workqueue_queue_duration_seconds', 'switchboard_api_request_duration_seconds', 'switchboard_endpoint_write_latency_seconds'].every((n) => metricNames.has(n)), 15_000);
   });
 });

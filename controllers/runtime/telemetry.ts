@@ -2,7 +2,7 @@
 // pushed over OTLP), traces around reconciles, API calls and admission requests (exported over OTLP or to the
 // console as OTEL_TRACES_EXPORTER says), and the HTTP endpoints /metrics, /healthz and /readyz.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { context, diag, metrics, propagation, trace, SpanStatusCode, type Attributes, type Meter, type SpanOptions, type Tracer } from '@opentelemetry/api';
+import { context, diag, DiagLogLevel, metrics, propagation, trace, SpanStatusCode, type Attributes, type Meter, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPMetricExporter as OTLPJsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -14,6 +14,7 @@ import { defaultResource, detectResources, envDetector, resourceFromAttributes, 
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { KubeClient } from './client.js';
+import { createLogger } from './log.js';
 
 export interface Telemetry {
   meter: Meter;
@@ -118,6 +119,18 @@ class SwitchboardPrometheusExporter extends PrometheusExporter {
 
 let current: Telemetry | undefined;
 
+/** The message of an error the SDK reports (it passes errors as JSON with their stack), or the text itself. */
+function errorText(value: unknown): string {
+  if (value instanceof Error) return value.message;
+  if (typeof value !== 'string') return String(value);
+  try {
+    const parsed = JSON.parse(value) as { message?: unknown };
+    return typeof parsed?.message === 'string' ? parsed.message : value;
+  } catch {
+    return value;
+  }
+}
+
 function resource(): Resource {
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the default name.
   return defaultResource().merge(resourceFromAttributes({ 'service.name': 'switchboard' })).merge(detectResources({ detectors: [envDetector] }));
@@ -127,6 +140,10 @@ function resource(): Resource {
 export function telemetry(): Telemetry {
   if (current) return current;
   const config = exportConfig();
+  // The SDK's own warnings and errors (an unreachable collector, a refused export) as JSON log lines.
+  const log = createLogger('opentelemetry');
+  const line = (write: (msg: string) => void) => (message: string, ...args: unknown[]) => write([message, ...args].map(errorText).join(' '));
+  diag.setLogger({ error: line(log.error), warn: line(log.warn), info: () => {}, debug: () => {}, verbose: () => {} }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
   const res = resource();
   const exporter = new SwitchboardPrometheusExporter({ preventServerStart: true });
   const readers: MetricReader[] = [exporter];
