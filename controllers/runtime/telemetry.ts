@@ -171,6 +171,11 @@ export function telemetry(): Telemetry {
     shutdown: async () => {
       await meterProvider.shutdown();
       await tracerProvider?.shutdown();
+      // Unregister the globals, so that a later telemetry() starts afresh rather than colliding with them.
+      metrics.disable();
+      trace.disable();
+      context.disable();
+      propagation.disable();
       current = undefined;
     },
   };
