@@ -1,9 +1,9 @@
 // Metrics under upstream's names, checked against upstream itself: kube-controller-manager (its three endpoint
 // controllers, metrics on its secure port) and a `switchboard controller` run on one control plane of this suite's
-// own over the same objects; both /metrics are scraped and every family both expose must have the same TYPE, the
-// same label names and the same histogram buckets. The upstream names Switchboard promises must be on its side, and every family it exposes must
-// be one the source registers (testing/metric-registrations.ts, which the dashboard test relies on). The endpoint
-// write-latency histogram is checked against a Ready transition dated 40 s back.
+// own over the same objects; both /metrics are scraped and every family both expose must have the same TYPE, label
+// names and histogram buckets. The upstream names Switchboard promises must be on its side, and every family it
+// exposes must be one the source registers (testing/metric-registrations.ts, which the dashboard test relies on).
+// The endpoint write-latency histogram is checked against a Ready transition dated 40 s back.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { get as httpsGet } from 'node:https';
 import { KubeClient } from '../runtime/client.js';
@@ -84,7 +84,7 @@ describe('metrics compared with kube-controller-manager', () => {
     await cp?.stop();
   });
 
-  it('exposes every family it shares with kube-controller-manager under the same type and labels', async () => {
+  it('exposes every family it shares with kube-controller-manager under the same type, labels and buckets', async () => {
     await createNode(client, 'node-a', { zone: 'z1' });
     await client.create(Services, { metadata: { name: 'web', namespace: NS }, spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }], trafficDistribution: 'PreferClose' } });
     await client.create(Services, { metadata: { name: 'np', namespace: NS }, spec: { type: 'NodePort', selector: { app: 'np' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } });
