@@ -171,10 +171,11 @@ describe('OTLP export', () => {
       env: 'test',
       ns,
     });
-    expect([...contentTypes].sort()).toEqual(['/v1/metrics application/json', '/v1/traces application/x-protobuf']);
 
     // The SDK logs its warnings and errors (a refused export, say) as JSON lines: none here.
     expect(controller.output.filter((l) => l.includes('"logger":"opentelemetry"'))).toEqual([]);
     await eventually(() => ['endpoint_slice_controller_syncs', 'workqueue_adds', 'workqueue_queue_duration_seconds', 'switchboard_api_request_duration_seconds', 'switchboard_endpoint_write_latency_seconds'].every((n) => metricNames.has(n)), 15_000);
+    // Per-signal protocols: traces as protobuf (the default), metrics as JSON (their own variable).
+    expect([...contentTypes].sort()).toEqual(['/v1/metrics application/json', '/v1/traces application/x-protobuf']);
   });
 });
