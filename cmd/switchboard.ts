@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { KubeClient, userAgent } from '../controllers/runtime/client.js';
 import { createLogger, type LogLevel } from '../controllers/runtime/log.js';
 import { Manager, defaultIdentity, shutdownSignal } from '../controllers/runtime/manager.js';
+import { shutdownTelemetry } from '../controllers/runtime/telemetry.js';
 import { Namespaces } from '../api/resources.js';
 import { LocalControlPlane, WEBHOOK_CLIENT_NAME } from './up/controlplane/controlplane.js';
 import { freePort } from './up/controlplane/processes.js';
@@ -221,7 +222,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // Spans and metrics still held by the OTLP exporters go out before the process ends.
+  (code) => shutdownTelemetry().finally(() => process.exit(code)),
   (err: unknown) => {
     console.error(`switchboard: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);

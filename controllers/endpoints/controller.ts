@@ -10,6 +10,7 @@ import { StaleCacheError, isNamespaceTerminating, message } from '../endpointwir
 import type { EndpointCaches } from '../endpointwiring/informers.js';
 import { CacheCatchUp } from '../endpointwiring/cache-catch-up.js';
 import { type Reporting, controllerReporting, retryLimiter, workLoop } from '../endpointwiring/controller-parts.js';
+import { recordEndpointWriteLatency } from '../endpointwiring/metrics.js';
 import { type TriggerTimeState, computeTriggerTime } from '../endpointutil/trigger-time.js';
 import { isLeaderElectionEndpoints, reconcileEndpoints } from './reconciler.js';
 import { StaleEndpointsTracker } from './stale-tracker.js';
@@ -111,6 +112,7 @@ export class EndpointsController {
       case 'create':
         try {
           this.stale.recordCreate(await this.manager.client.create<Endpoints>(EndpointsResource, action.endpoints));
+          recordEndpointWriteLatency('Endpoints', service?.spec?.type, triggerTime);
         } catch (err) {
           if (isNamespaceTerminating(err)) return;
           this.failed(action.endpoints, 'FailedToCreateEndpoint', `Failed to create endpoint for service ${key}: ${message(err)}`);
@@ -121,6 +123,7 @@ export class EndpointsController {
         try {
           const updated = await this.manager.client.replace<Endpoints>(EndpointsResource, action.endpoints);
           if (existing) this.stale.recordUpdate(existing, updated);
+          recordEndpointWriteLatency('Endpoints', service?.spec?.type, triggerTime);
         } catch (err) {
           this.failed(action.endpoints, 'FailedToUpdateEndpoint', `Failed to update endpoint ${key}: ${message(err)}`);
           throw err;

@@ -5,12 +5,13 @@ import { splitKey } from '../runtime/client.js';
 import { Controller } from '../runtime/controller.js';
 import { involvedObjectOf } from '../runtime/events.js';
 import type { Manager } from '../runtime/manager.js';
+import { PROMETHEUS_DEFAULT_BUCKETS, createUpstreamCounter } from '../runtime/telemetry.js';
 import type { EndpointSlice, Node, Pod, Service } from '../../api/wire.js';
 import { reconcileEndpointSlices, type EndpointSliceReconcileResult } from './reconciler.js';
 import { StaleCacheError, applySliceWrites, message } from '../endpointwiring/api-writes.js';
 import { type AddressType, LABEL_TOPOLOGY_ZONE } from '../endpointutil/constants.js';
 import type { EndpointCaches } from '../endpointwiring/informers.js';
-import { PER_SYNC_BUCKETS, SliceControllerMetrics } from '../endpointwiring/metrics.js';
+import { SliceControllerMetrics, recordEndpointWriteLatency } from '../endpointwiring/metrics.js';
 import { CacheCatchUp } from '../endpointwiring/cache-catch-up.js';
 import { type Reporting, controllerReporting, retryLimiter, workLoop } from '../endpointwiring/controller-parts.js';
 import { notifyOwners, sliceEventHandlers } from '../endpointwiring/slice-events.js';
@@ -64,8 +65,9 @@ export class EndpointSliceController {
   ) {
     this.reporting = controllerReporting(manager, 'endpointslice', 'endpoint-slice-controller');
     const { log } = this.reporting;
-    this.syncs = this.metrics.meter.createCounter('endpoint_slice_controller_syncs', { description: 'Number of EndpointSlice syncs' });
-    this.changedPerSync = this.metrics.histogram('endpointslices_changed_per_sync', 'Number of EndpointSlices changed on each Service sync', PER_SYNC_BUCKETS);
+    this.syncs = createUpstreamCounter('endpoint_slice_controller_syncs', 'Number of EndpointSlice syncs');
+    // Declared without buckets upstream (k8s.io/endpointslice/metrics/metrics.go): client_golang's defaults.
+    this.changedPerSync = this.metrics.histogram('endpointslices_changed_per_sync', 'Number of EndpointSlices changed on each Service sync', PROMETHEUS_DEFAULT_BUCKETS);
     const services = this.metrics.meter.createObservableGauge('endpoint_slice_controller_services_count_by_traffic_distribution', {
       description: 'Number of Services using some specific trafficDistribution',
     });
@@ -171,6 +173,7 @@ export class EndpointSliceController {
       throw err;
     }
     this.record(key, service, slices, result);
+    if (result.toCreate.length + result.toUpdate.length > 0) recordEndpointWriteLatency('EndpointSlice', service.spec?.type, trigger.triggerTime);
 
     if (result.retry) {
       // Upstream (PR #110639): the pods of uncached Nodes are left out and the sync fails, so it is retried with

@@ -148,7 +148,7 @@ describe('endpoint controllers under leader election', () => {
     const restarts = follower.output.filter((l) => l.includes('"starting controllers"')).length;
     expect(restarts).toBe(1);
 
-    // The new leader exports upstream's metric names (counters with the Prometheus _total suffix).
+    // The new leader exports upstream's metric names (its counters as kube-controller-manager names them, without _total).
     const serving = follower.output.map((l) => JSON.parse(l) as { msg?: string; port?: number }).find((l) => l.msg === 'serving metrics and health');
     const metrics = await (await fetch(`http://127.0.0.1:${serving?.port}/metrics`)).text();
     for (const name of [
@@ -157,8 +157,8 @@ describe('endpoint controllers under leader election', () => {
       'endpoint_slice_controller_endpoints_desired',
       'endpoint_slice_controller_num_endpoint_slices',
       'endpoint_slice_controller_desired_endpoint_slices',
-      'endpoint_slice_controller_changes_total{operation="update"}',
-      'endpoint_slice_controller_syncs_total{result="success"}',
+      'endpoint_slice_controller_changes{operation="update"}',
+      'endpoint_slice_controller_syncs{result="success"}',
       'endpoint_slice_controller_endpointslices_changed_per_sync_bucket',
       'endpoint_slice_mirroring_controller_endpoints_sync_duration_bucket',
       'endpoint_slice_mirroring_controller_addresses_skipped_per_sync_bucket',

@@ -5,6 +5,7 @@
 // spaces requests with a QPS/burst token bucket, retries 429 (and 5xx) answers that carry Retry-After,
 // and ends a watch that has gone silent.
 import { KubeConfig } from '@kubernetes/client-node';
+import { context, propagation, trace, SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions as HttpRequestOptions } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
@@ -221,6 +222,29 @@ export class KubeClient {
     return opts;
   }
 
+  /**
+   * A CLIENT span for one HTTP attempt (HTTP semantic conventions: a resend is a span of its own), child of the
+   * active span (the reconcile or admission request that makes the call); its context goes out as `traceparent`, so
+   * an API server with tracing on continues the trace.
+   */
+  private startSpan(method: string, path: string, resendCount: number, headers: Record<string, string>): Span {
+    const url = new URL(path, this.base);
+    const template = urlTemplate(url.pathname);
+    const span = tracer().startSpan(`${method} ${template}`, {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        'http.request.method': method,
+        'url.full': url.toString(),
+        'url.template': template,
+        'server.address': url.hostname.replace(/^\[|\]$/g, ''),
+        'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+        ...(resendCount > 0 ? { 'http.request.resend_count': resendCount } : {}),
+      },
+    });
+    propagation.inject(trace.setSpan(context.active(), span), headers);
+    return span;
+  }
+
   private send(opts: HttpRequestOptions, body: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
     const mayAct = fences.getStore();
     return new Promise((resolve, reject) => {
@@ -247,17 +271,25 @@ export class KubeClient {
    * answer that asks for it with Retry-After: APF's 429 comes before the request is served, so a write is safe to
    * repeat too.
    */
-  private async exchange(method: string, path: string, payload: string | undefined, headers: Record<string, string>, options: RequestOptions): Promise<{ res: IncomingMessage; started: bigint }> {
+  private async exchange(method: string, path: string, payload: string | undefined, headers: Record<string, string>, options: RequestOptions): Promise<{ res: IncomingMessage; started: bigint; span: Span }> {
     for (let retries = 0; ; retries++) {
       await this.throttle(options);
       const opts = await this.options(method, path, headers);
+      const span = this.startSpan(method, path, retries, opts.headers as Record<string, string>);
       opts.signal = options.signal;
       const started = process.hrtime.bigint();
-      const res = await this.send(opts, payload, options.timeoutMs ?? 0);
+      let res: IncomingMessage;
+      try {
+        res = await this.send(opts, payload, options.timeoutMs ?? 0);
+      } catch (err) {
+        endSpan(span, undefined, err);
+        throw err;
+      }
       this.noteServerDate(res);
       const retryAfterMs = retries < MAX_RETRIES ? retryAfterOf(res) : undefined;
-      if (retryAfterMs === undefined) return { res, started };
+      if (retryAfterMs === undefined) return { res, started, span };
       this.observe(method, path, res.statusCode ?? 0, started);
+      endSpan(span, res.statusCode);
       res.resume(); // drain it so the connection is reused
       await sleep(retryAfterMs, options.signal);
     }
@@ -294,12 +326,18 @@ export class KubeClient {
     // An explicit length: Node sends a DELETE body neither chunked nor measured, so the server would read it
     // as the start of the next request on the kept-alive connection (a stray 400 Bad Request).
     const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': contentType, 'content-length': String(Buffer.byteLength(payload)) };
-    const { res, started } = await this.exchange(method, path, payload, headers, { timeoutMs: 30_000, ...options });
+    const { res, started, span } = await this.exchange(method, path, payload, headers, { timeoutMs: 30_000, ...options });
     const chunks: Buffer[] = [];
-    for await (const chunk of res) chunks.push(chunk as Buffer);
+    try {
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+    } catch (err) {
+      endSpan(span, res.statusCode, err);
+      throw err;
+    }
     const text = Buffer.concat(chunks).toString('utf8');
     const code = res.statusCode ?? 0;
     this.observe(method, path, code, started);
+    endSpan(span, code);
     const parsed: unknown = text ? safeJson(text) : undefined;
     if (code < 200 || code > 299) {
       const status: ApiStatus = isStatus(parsed) ? parsed : { message: text.slice(0, 500), code };
@@ -356,8 +394,12 @@ export class KubeClient {
       fieldSelector: opts.fieldSelector,
     });
     const aborter = new AbortController();
+    // The span of a watch ends when its answer's headers arrive: a stream lasts minutes and has no child spans.
     const done = this.exchange('GET', path, undefined, {}, { signal: aborter.signal })
-      .then(({ res }) => this.readWatchStream(res, path, onEvent))
+      .then(({ res, span }) => {
+        endSpan(span, res.statusCode);
+        return this.readWatchStream(res, path, onEvent);
+      })
       .catch((err: unknown) => {
         if (!aborter.signal.aborted) throw err;
       });
@@ -470,6 +512,40 @@ export class KubeClient {
 /** A User-Agent of client-go's shape, `<name> (<os>/<arch>)`; `name` may carry an identity, e.g. `switchboard-controller/replica-a`. */
 export function userAgent(program: string): string {
   return `${program} (${process.platform}/${process.arch})`;
+}
+
+const tracer = () => trace.getTracer('switchboard');
+
+/** Ends an API call's span with its status code (≥ 400 is an error for a client) or the error that ended it. */
+function endSpan(span: Span, code: number | undefined, err?: unknown): void {
+  if (code !== undefined) span.setAttribute('http.response.status_code', code);
+  if (err !== undefined) {
+    span.recordException(err instanceof Error ? err : String(err));
+    span.setAttribute('error.type', err instanceof Error ? err.name : 'Error');
+    span.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
+  } else if (code !== undefined && code >= 400) {
+    span.setAttribute('error.type', String(code));
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
+}
+
+/**
+ * An API path with names replaced by placeholders (the span name's low-cardinality part):
+ * /api/v1/namespaces/a/pods/b/status → /api/v1/namespaces/{namespace}/pods/{name}/status.
+ */
+export function urlTemplate(path: string): string {
+  const parts = path.split('/').filter(Boolean);
+  const prefix = parts[0] === 'api' ? 2 : parts[0] === 'apis' ? 3 : parts.length;
+  const out = parts.slice(0, prefix);
+  let rest = parts.slice(prefix);
+  if (rest[0] === 'namespaces' && rest.length > 2) {
+    out.push('namespaces', '{namespace}');
+    rest = rest.slice(2);
+  }
+  if (rest.length > 0) out.push(rest[0]);
+  if (rest.length > 1) out.push('{name}', ...rest.slice(2));
+  return `/${out.join('/')}`;
 }
 
 function withTypeMeta<T extends KubeObject>(rt: ResourceType, obj: T): T {

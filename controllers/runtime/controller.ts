@@ -5,6 +5,7 @@ import PQueue from 'p-queue';
 import type { Logger } from './log.js';
 import { telemetry, traced } from './telemetry.js';
 import { WorkQueue } from './workqueue.js';
+import { workQueueMetrics } from './workqueue-metrics.js';
 import type { RateLimiter } from './rate-limiter.js';
 
 export interface ReconcileResult {
@@ -30,22 +31,14 @@ export class Controller {
   private running: Promise<void> | undefined;
   private readonly reconcileCount;
   private readonly reconcileLatency;
-  private readonly retries;
-  private readonly handedOut;
+  private readonly queueMetrics;
 
   constructor(private readonly options: ControllerOptions) {
     const meter = telemetry().meter;
-    const depth = meter.createGauge('workqueue_depth', { description: 'Current depth of the work queue' });
-    this.queue = new WorkQueue<string>({
-      rateLimiter: options.rateLimiter,
-      onDepthChange: (d) => {
-        depth.record(d, { name: options.name });
-      },
-    });
+    this.queueMetrics = workQueueMetrics(options.name);
+    this.queue = new WorkQueue<string>({ rateLimiter: options.rateLimiter, metrics: this.queueMetrics });
     this.reconcileCount = meter.createCounter('switchboard_reconcile', { description: 'Reconciles by controller and result' });
     this.reconcileLatency = meter.createHistogram('switchboard_reconcile_duration_seconds', { description: 'Reconcile latency', unit: 's' });
-    this.retries = meter.createCounter('workqueue_retries', { description: 'Rate-limited retries' });
-    this.handedOut = meter.createCounter('workqueue_adds', { description: 'Keys handed to workers' });
     this.pool = new PQueue({ concurrency: options.workers ?? 1 });
   }
 
@@ -68,7 +61,6 @@ export class Controller {
       while (this.pool.pending + this.pool.size >= this.pool.concurrency) await new Promise((r) => this.pool.once('next', r));
       const key = await this.queue.get();
       if (key === undefined) break;
-      this.handedOut.add(1, { name: this.options.name });
       void this.pool.add(() => this.process(key));
     }
     await this.pool.onIdle();
@@ -78,7 +70,8 @@ export class Controller {
     const { name, log } = this.options;
     const started = process.hrtime.bigint();
     try {
-      const result = await traced(`reconcile ${name}`, { controller: name, key }, () => this.options.reconcile(key));
+      // A root span: p-queue starts this job from the continuation of the one before, whose span would be the parent.
+      const result = await traced(`reconcile ${name}`, { controller: name, key }, () => this.options.reconcile(key), { root: true });
       this.queue.forget(key);
       if (result?.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
       this.reconcileCount.add(1, { controller: name, result: 'success' });
@@ -87,7 +80,6 @@ export class Controller {
       this.reconcileCount.add(1, { controller: name, result: 'error' });
       if (retries < (this.options.maxRetries ?? 15)) {
         log.warn('reconcile failed; will retry', { controller: name, key, retries, error: String(err) });
-        this.retries.add(1, { name });
         this.queue.addRateLimited(key);
       } else {
         log.error('reconcile failed too often; dropping key until it changes', { controller: name, key, retries, error: String(err) });
@@ -103,5 +95,6 @@ export class Controller {
   async stop(): Promise<void> {
     await this.queue.shutDownWithDrain();
     await this.running;
+    this.queueMetrics.forget();
   }
 }

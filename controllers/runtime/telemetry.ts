@@ -1,46 +1,202 @@
-// Metrics (OpenTelemetry, exported for Prometheus), traces around reconciles and API calls, and the
-// HTTP endpoints /metrics, /healthz and /readyz.
-import { createServer, type Server } from 'node:http';
-import { metrics, trace, SpanStatusCode, type Attributes, type Meter, type Tracer } from '@opentelemetry/api';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+// Metrics (OpenTelemetry, exposed for Prometheus on /metrics and, when the standard OTEL_* variables ask for it,
+// pushed over OTLP), traces around reconciles, API calls and admission requests (exported over OTLP or to the
+// console as OTEL_TRACES_EXPORTER says), and the HTTP endpoints /metrics, /healthz and /readyz.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { context, diag, DiagLogLevel, metrics, propagation, trace, SpanStatusCode, type Attributes, type Meter, type SpanOptions, type Tracer } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPMetricExporter as OTLPJsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as OTLPProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { defaultResource, detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader, type MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { KubeClient } from './client.js';
+import { createLogger } from './log.js';
 
 export interface Telemetry {
   meter: Meter;
   tracer: Tracer;
   exporter: PrometheusExporter;
+  /** Flushes what the OTLP exporters hold and stops them; call before the process exits. */
   shutdown(): Promise<void>;
+}
+
+/** Where traces and metrics go besides /metrics, as the OpenTelemetry environment variables say. */
+export interface ExportConfig {
+  traces: ('otlp' | 'console')[];
+  /** OTLP metrics; the Prometheus /metrics exposition is always on. */
+  otlpMetrics: boolean;
+  tracesProtocol: OtlpProtocol;
+  metricsProtocol: OtlpProtocol;
+  metricIntervalMs: number;
+}
+
+export type OtlpProtocol = 'http/protobuf' | 'http/json';
+
+/**
+ * Reads the SDK's standard variables (opentelemetry-specification, sdk-environment-variables.md and
+ * protocol/exporter.md): OTEL_SDK_DISABLED, OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER (comma lists of
+ * otlp, console, prometheus, none), OTEL_EXPORTER_OTLP[_TRACES|_METRICS]_PROTOCOL and OTEL_METRIC_EXPORT_INTERVAL.
+ * The spec's default exporter is otlp; here it is otlp only once an OTLP endpoint is set, so that a process with
+ * no collector configured sends nothing anywhere (as before). Endpoints, headers, timeouts and compression are read
+ * by the exporters themselves; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES by the resource detector.
+ */
+export function exportConfig(env: NodeJS.ProcessEnv = process.env): ExportConfig {
+  const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const endpointSet = (signal: string) => Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env[`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`]);
+  const disabled = (env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true';
+  const tracesList = list(env.OTEL_TRACES_EXPORTER);
+  const metricsList = list(env.OTEL_METRICS_EXPORTER);
+  for (const name of tracesList) if (!['otlp', 'console', 'none'].includes(name)) throw new Error(`OTEL_TRACES_EXPORTER: unsupported exporter "${name}" (otlp, console or none)`);
+  for (const name of metricsList) if (!['otlp', 'prometheus', 'none'].includes(name)) throw new Error(`OTEL_METRICS_EXPORTER: unsupported exporter "${name}" (otlp, prometheus or none; /metrics is always served)`);
+  const traces = disabled || tracesList.includes('none') ? [] : tracesList.length > 0 ? (tracesList as ('otlp' | 'console')[]) : endpointSet('TRACES') ? (['otlp'] as const) : [];
+  const otlpMetrics = !disabled && !metricsList.includes('none') && (metricsList.length > 0 ? metricsList.includes('otlp') : endpointSet('METRICS'));
+  const protocol = (signal: string): OtlpProtocol => {
+    const p = (env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] || env.OTEL_EXPORTER_OTLP_PROTOCOL || 'http/protobuf').trim();
+    if (p !== 'http/protobuf' && p !== 'http/json') throw new Error(`OTLP protocol "${p}" is not supported: use http/protobuf (default) or http/json`);
+    return p;
+  };
+  const interval = Number(env.OTEL_METRIC_EXPORT_INTERVAL || 60_000);
+  return {
+    traces: [...new Set(traces)],
+    otlpMetrics,
+    tracesProtocol: traces.includes('otlp') ? protocol('TRACES') : 'http/protobuf',
+    metricsProtocol: otlpMetrics ? protocol('METRICS') : 'http/protobuf',
+    metricIntervalMs: Number.isFinite(interval) && interval > 0 ? interval : 60_000,
+  };
+}
+
+/**
+ * Counters that keep their upstream name exactly: kube-controller-manager exposes e.g.
+ * `endpoint_slice_controller_syncs` as a counter without the `_total` suffix the OpenTelemetry Prometheus exporter
+ * adds to every counter (exporter-prometheus 0.208 has no option to turn it off).
+ */
+const exactCounterNames = new Set<string>();
+
+/** A counter exposed under exactly `name` on /metrics (for upstream names); use meter.createCounter otherwise. */
+export function createUpstreamCounter(name: string, description: string): ReturnType<Meter['createCounter']> {
+  exactCounterNames.add(name);
+  return telemetry().meter.createCounter(name, { description });
+}
+
+/** Removes the `_total` the serializer appended to the counters registered with createUpstreamCounter. */
+export function restoreUpstreamCounterNames(exposition: string, names: ReadonlySet<string> = exactCounterNames): string {
+  if (names.size === 0) return exposition;
+  return exposition
+    .split('\n')
+    .map((line) => {
+      const m = /^(# (?:HELP|TYPE|UNIT) )?([a-zA-Z_:][a-zA-Z0-9_:]*)_total(?=[ {])/.exec(line);
+      return m && names.has(m[2]) ? `${m[1] ?? ''}${m[2]}${line.slice(m[0].length)}` : line;
+    })
+    .join('\n');
+}
+
+class UpstreamNamingSerializer extends PrometheusSerializer {
+  override serialize(resourceMetrics: ResourceMetrics): string {
+    return restoreUpstreamCounterNames(super.serialize(resourceMetrics));
+  }
+}
+
+/** The Prometheus exporter, with the upstream counter names restored in what /metrics serves. */
+class SwitchboardPrometheusExporter extends PrometheusExporter {
+  private readonly serializer = new UpstreamNamingSerializer();
+
+  override getMetricsRequestHandler(_request: IncomingMessage, response: ServerResponse): void {
+    response.statusCode = 200;
+    response.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+    this.collect().then(
+      ({ resourceMetrics, errors }) => {
+        if (errors.length) diag.error('metrics collection errors', ...errors);
+        response.end(this.serializer.serialize(resourceMetrics));
+      },
+      (err: unknown) => response.end(`# failed to export metrics: ${String(err)}\n`),
+    );
+  }
 }
 
 let current: Telemetry | undefined;
 
-/** Sets up the process-wide meter and tracer once; later calls return the same instance. */
+/** The message of an error the SDK reports (it passes errors as JSON with their stack), or the text itself. */
+function errorText(value: unknown): string {
+  if (value instanceof Error) return value.message;
+  if (typeof value !== 'string') return String(value);
+  try {
+    const parsed = JSON.parse(value) as { message?: unknown };
+    return typeof parsed?.message === 'string' ? parsed.message : value;
+  } catch {
+    return value;
+  }
+}
+
+function resource(): Resource {
+  // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the default name.
+  return defaultResource().merge(resourceFromAttributes({ 'service.name': 'switchboard' })).merge(detectResources({ detectors: [envDetector] }));
+}
+
+/** Sets up the process-wide meter and tracer once (from the environment); later calls return the same instance. */
 export function telemetry(): Telemetry {
   if (current) return current;
-  const exporter = new PrometheusExporter({ preventServerStart: true });
-  const meterProvider = new MeterProvider({ readers: [exporter] });
+  const config = exportConfig();
+  // The SDK's own warnings and errors (an unreachable collector, a refused export) as JSON log lines.
+  const log = createLogger('opentelemetry');
+  const line = (write: (msg: string) => void) => (message: string, ...args: unknown[]) => write([message, ...args].map(errorText).join(' '));
+  diag.setLogger({ error: line(log.error), warn: line(log.warn), info: () => {}, debug: () => {}, verbose: () => {} }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
+  const res = resource();
+  const exporter = new SwitchboardPrometheusExporter({ preventServerStart: true });
+  const readers: MetricReader[] = [exporter];
+  if (config.otlpMetrics) {
+    const metricExporter = config.metricsProtocol === 'http/json' ? new OTLPJsonMetricExporter() : new OTLPProtoMetricExporter();
+    readers.push(new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: config.metricIntervalMs, exportTimeoutMillis: Math.min(30_000, config.metricIntervalMs) }));
+  }
+  const meterProvider = new MeterProvider({ resource: res, readers });
   metrics.setGlobalMeterProvider(meterProvider);
-  const spanProcessors: SpanProcessor[] = process.env.OTEL_TRACES_EXPORTER === 'console' ? [new SimpleSpanProcessor(new ConsoleSpanExporter())] : [];
-  const tracerProvider = new BasicTracerProvider({ spanProcessors });
-  trace.setGlobalTracerProvider(tracerProvider);
+  // Reconcile → API call parentage follows async code (awaits, callbacks) through AsyncLocalStorage.
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const spanProcessors: SpanProcessor[] = config.traces.map((name) =>
+    name === 'console'
+      ? new SimpleSpanProcessor(new ConsoleSpanExporter())
+      : new BatchSpanProcessor(config.tracesProtocol === 'http/json' ? new OTLPJsonTraceExporter() : new OTLPProtoTraceExporter()),
+  );
+  // No exporter: no provider, so spans are the API's no-op ones and cost nothing.
+  const tracerProvider = spanProcessors.length > 0 ? new BasicTracerProvider({ resource: res, spanProcessors }) : undefined;
+  if (tracerProvider) trace.setGlobalTracerProvider(tracerProvider);
   current = {
     meter: metrics.getMeter('switchboard'),
     tracer: trace.getTracer('switchboard'),
     exporter,
     shutdown: async () => {
       await meterProvider.shutdown();
-      await tracerProvider.shutdown();
+      await tracerProvider?.shutdown();
+      // Unregister the globals, so that a later telemetry() starts afresh rather than colliding with them.
+      metrics.disable();
+      trace.disable();
+      context.disable();
+      propagation.disable();
       current = undefined;
     },
   };
   return current;
 }
 
-/** Runs `fn` inside a span named `name`; errors mark the span and propagate. */
-export async function traced<T>(name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
-  return telemetry().tracer.startActiveSpan(name, { attributes }, async (span) => {
+/** Flushes and stops telemetry if it was started (before the process exits), waiting at most `timeoutMs`. */
+export async function shutdownTelemetry(timeoutMs = 5000): Promise<void> {
+  if (!current) return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+  await Promise.race([current.shutdown().catch(() => {}), late]);
+  clearTimeout(timer);
+}
+
+/**
+ * Runs `fn` inside an active span named `name`, so the spans it starts (API calls) are its children; errors mark
+ * the span and propagate. `options.root` starts a new trace whatever the caller's context holds.
+ */
+export async function traced<T>(name: string, attributes: Attributes, fn: () => Promise<T>, options: SpanOptions = {}): Promise<T> {
+  return telemetry().tracer.startActiveSpan(name, { ...options, attributes }, async (span) => {
     try {
       return await fn();
     } catch (err) {
@@ -51,6 +207,14 @@ export async function traced<T>(name: string, attributes: Attributes, fn: () => 
       span.end();
     }
   });
+}
+
+/** client_golang's DefBuckets: what an upstream histogram declared without buckets gets. */
+export const PROMETHEUS_DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Prometheus ExponentialBuckets(start, factor, count). */
+export function exponentialBuckets(start: number, factor: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => start * factor ** i);
 }
 
 /** Counts and times every request a client makes (switchboard_api_requests_total, …_duration_seconds). */

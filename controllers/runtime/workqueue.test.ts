@@ -153,13 +153,24 @@ describe('WorkQueue', () => {
     expect(drained).toBe(true);
   });
 
-  it('reports depth changes', () => {
-    const depths: number[] = [];
-    const q = new WorkQueue<string>({ onDepthChange: (d) => depths.push(d) });
+  it('tells its metrics what client-go tells them: deduplicated adds, hand-outs, completions, retries', async () => {
+    const calls: string[] = [];
+    const q = new WorkQueue<string>({
+      rateLimiter: new ItemExponentialFailureRateLimiter(1, 1),
+      metrics: { add: (i) => calls.push(`add ${i}`), get: (i) => calls.push(`get ${i}`), done: (i) => calls.push(`done ${i}`), retry: () => calls.push('retry') },
+    });
     q.add('a');
+    q.add('a'); // waiting already: not an add
     q.add('b');
-    void q.get();
-    expect(depths).toEqual([1, 2, 1]);
+    expect(await q.get()).toBe('a');
+    q.add('a'); // while processing: an add, queued again at done()
+    q.done('a');
+    expect(await q.get()).toBe('b');
+    q.addRateLimited('b');
+    q.done('b');
+    expect(await q.get()).toBe('a');
+    expect(await q.get()).toBe('b');
+    expect(calls).toEqual(['add a', 'add b', 'get a', 'add a', 'done a', 'get b', 'retry', 'done b', 'get a', 'add b', 'get b']);
   });
 });
 

@@ -6,10 +6,21 @@
 // - `shutDown()` stops handing out work; `shutDownWithDrain()` also waits for in-flight items.
 import { defaultControllerRateLimiter, type RateLimiter } from './rate-limiter.js';
 
+/** client-go's queueMetrics hooks (util/workqueue/metrics.go): what the queue tells its metrics. */
+export interface WorkQueueMetrics<T> {
+  /** An add that was not a duplicate of an item already waiting. */
+  add(item: T): void;
+  /** The item was handed to a worker. */
+  get(item: T): void;
+  /** The worker finished it. */
+  done(item: T): void;
+  /** A rate-limited (retry) add. */
+  retry(): void;
+}
+
 export interface WorkQueueOptions<T> {
   rateLimiter?: RateLimiter<T>;
-  /** Called whenever the depth changes, for metrics. */
-  onDepthChange?: (depth: number) => void;
+  metrics?: WorkQueueMetrics<T>;
 }
 
 /** FIFO with O(1) shift (Array#shift is linear on large arrays). */
@@ -52,6 +63,7 @@ export class WorkQueue<T = string> {
 
   add(item: T): void {
     if (this.shuttingDown || this.dirty.has(item)) return;
+    this.options.metrics?.add(item);
     this.dirty.add(item);
     if (this.processing.has(item)) return;
     this.enqueue(item);
@@ -63,11 +75,11 @@ export class WorkQueue<T = string> {
     if (getter) {
       this.dirty.delete(item);
       this.processing.add(item);
+      this.options.metrics?.get(item);
       getter(item);
       return;
     }
     this.queue.push(item);
-    this.options.onDepthChange?.(this.queue.length);
   }
 
   /** Adds the item after `delayMs`; an earlier pending delayed add of the same item wins. */
@@ -90,6 +102,7 @@ export class WorkQueue<T = string> {
   }
 
   addRateLimited(item: T): void {
+    if (!this.shuttingDown) this.options.metrics?.retry();
     this.addAfter(item, this.rateLimiter.when(item));
   }
 
@@ -108,7 +121,7 @@ export class WorkQueue<T = string> {
     if (item !== undefined) {
       this.dirty.delete(item);
       this.processing.add(item);
-      this.options.onDepthChange?.(this.queue.length);
+      this.options.metrics?.get(item);
       return Promise.resolve(item);
     }
     if (this.shuttingDown) return Promise.resolve(undefined);
@@ -117,7 +130,7 @@ export class WorkQueue<T = string> {
 
   /** Marks the item processed; if it was re-added meanwhile it goes back in the queue. */
   done(item: T): void {
-    this.processing.delete(item);
+    if (this.processing.delete(item)) this.options.metrics?.done(item);
     // Re-queued even during shutdown, as client-go does, so a drain still sees the latest state.
     if (this.dirty.has(item)) this.enqueue(item);
     if (this.processing.size === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();

@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { constants as cryptoConstants } from 'node:crypto';
+import { context, propagation, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { denyResponse, type AdmissionRequest, type AdmissionReviewRequest, type AdmissionReviewResponse } from '../../../api/admission.js';
 import { forbiddenStatus, internalErrorStatus, unauthorizedStatus, type Status } from '../../../api/status.js';
 import type { Logger } from '../log.js';
@@ -76,7 +77,7 @@ export class WebhookServer {
     if (!this.current) throw new Error('no serving certificate');
     const { host, port } = parseAddress(address);
     const tls = { ...this.tlsClientOptions(), cert: this.current.certPem, key: this.current.keyPem };
-    const server = createServer(tls, (req, res) => void this.answer(req, res));
+    const server = createServer(tls, (req, res) => void this.traceAnswer(req, res));
     server.requestTimeout = 60_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -97,18 +98,67 @@ export class WebhookServer {
     });
   }
 
-  private async answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = process.hrtime.bigint();
+  /**
+   * A SERVER span per admission request (HTTP semantic conventions), continuing the API server's trace when it
+   * sends `traceparent`; the API calls a handler makes are its children.
+   */
+  private traceAnswer(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    const route = this.handlers.has(path) ? path : undefined;
+    const parent = propagation.extract(context.active(), req.headers);
+    const span = trace.getTracer('switchboard').startSpan(
+      `${req.method ?? 'GET'}${route ? ` ${route}` : ''}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'http.request.method': req.method ?? '',
+          'url.path': path,
+          'url.scheme': 'https',
+          ...(route ? { 'http.route': route } : {}),
+          'server.port': req.socket.localPort ?? 0,
+          'client.address': req.socket.remoteAddress ?? '',
+          'network.protocol.version': req.httpVersion,
+        },
+      },
+      parent,
+    );
+    return context.with(trace.setSpan(parent, span), async () => {
+      let outcome = 'error';
+      try {
+        outcome = await this.answer(req, res, path);
+      } finally {
+        span.setAttribute('http.response.status_code', res.statusCode);
+        span.setAttribute('switchboard.admission.outcome', outcome);
+        if (res.statusCode >= 500) {
+          span.setAttribute('error.type', String(res.statusCode));
+          span.setStatus({ code: SpanStatusCode.ERROR });
+        }
+        span.end();
+      }
+    });
+  }
+
+  /** Answers one request; resolves with its outcome (allowed, patched, denied, unauthenticated or error). */
+  private async answer(req: IncomingMessage, res: ServerResponse, path: string): Promise<string> {
+    const started = process.hrtime.bigint();
     const handler = this.handlers.get(path);
     let outcome = 'error';
     try {
-      if (!handler) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      if (req.method !== 'POST') return void res.writeHead(405, { 'content-type': 'text/plain' }).end('POST only\n');
+      if (!handler) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        return outcome;
+      }
+      if (req.method !== 'POST') {
+        res.writeHead(405, { 'content-type': 'text/plain' }).end('POST only\n');
+        return outcome;
+      }
       const body = await readBody(req);
       const review = body === undefined ? undefined : (safeParse(body) as AdmissionReviewRequest | undefined);
       const request = review?.request;
-      if (!request?.uid) return void res.writeHead(400, { 'content-type': 'text/plain' }).end('expected an AdmissionReview with a request\n');
+      if (!request?.uid) {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end('expected an AdmissionReview with a request\n');
+        return outcome;
+      }
       const refusal = this.callerRefusal(req.socket as TLSSocket);
       let response: AdmissionReviewResponse;
       if (refusal) {
@@ -132,6 +182,7 @@ export class WebhookServer {
       this.requests.add(1, { path, outcome });
       this.latency.record(Number(process.hrtime.bigint() - started) / 1e9, { path });
     }
+    return outcome;
   }
 
   /**
