@@ -1,7 +1,7 @@
 # Switchboard: `make run` runs it, `make test` runs the tests. Both install what they need first.
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
-APT_PACKAGES := iproute2 iputils-arping ndisc6 tcpdump g++ make python3
+APT_PACKAGES := iproute2 iputils-arping ndisc6 tcpdump g++ make python3 nftables iptables conntrack
 
 .PHONY: run test test-unit test-e2e test-chaos test-kind bench build deploy undeploy image lint deps system-deps controlplane clean
 

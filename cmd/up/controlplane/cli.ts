@@ -1,6 +1,6 @@
-// `node dist/cmd/up/controlplane/cli.js build|start`: builds the pinned binaries (CI warms its cache with
-// it) or starts a local control plane until Ctrl-C, printing its kubeconfig.
-import { ensureBinaries } from './binaries.js';
+// `node dist/cmd/up/controlplane/cli.js build|start`: builds the pinned binaries, kube-proxy and CoreDNS
+// included (CI warms its cache with it), or starts a local control plane until Ctrl-C, printing its kubeconfig.
+import { ensureBinaries, ensureDataplaneBinaries } from './binaries.js';
 import { LocalControlPlane } from './controlplane.js';
 
 const log = (line: string) => console.log(line);
@@ -9,6 +9,8 @@ async function main(command: string | undefined): Promise<void> {
   if (command === 'build') {
     const bins = await ensureBinaries(log);
     log(`Binaries ready in ${bins.dir}`);
+    const dataplane = await ensureDataplaneBinaries(log);
+    log(`kube-proxy: ${dataplane.kubeProxy}, CoreDNS: ${dataplane.coredns}`);
     return;
   }
   if (command === 'start') {
