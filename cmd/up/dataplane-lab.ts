@@ -39,7 +39,6 @@ process.on('message', (m) => {
   let done = false;
   child.on('message', (_msg, server) => {
     const answer = http.createServer((req, res) => res.end(m.name));
-    answer.keepAliveTimeout = 0;
     server.on('connection', (socket) => answer.emit('connection', socket));
     servers.set(m.name, server);
     done = true;
@@ -52,7 +51,8 @@ process.on('message', (m) => {
 /**
  * Runs inside a namespace and sends HTTP GETs on command, each on a new connection (so each is a new conntrack entry
  * that kube-proxy balances afresh). `batch`: count requests, `concurrency` at a time. `stream`: one request every
- * intervalMs for durationMs, not waiting for answers. Every result: start time, duration, body or error.
+ * intervalMs for durationMs, not waiting for answers. Every result: start time, duration, body or error. `dns`: one
+ * query to a given server.
  */
 const AGENT = `
 const http = require('http');
@@ -60,10 +60,15 @@ function get(url, timeoutMs) {
   return new Promise((resolve) => {
     const at = Date.now();
     const done = (r) => resolve({ at, ms: Date.now() - at, ...r });
-    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+    // The client closes first (keep-alive asked, socket destroyed after the answer), so TIME_WAIT stays on its side:
+    // with the pod closing first, a masqueraded connection reusing the port could meet the pod's TIME_WAIT (a reset).
+    const req = http.get(url, { agent: false, timeout: timeoutMs, headers: { connection: 'keep-alive' } }, (res) => {
       let body = '';
       res.on('data', (d) => (body += d));
-      res.on('end', () => done(res.statusCode === 200 ? { body } : { error: 'HTTP ' + res.statusCode }));
+      res.on('end', () => {
+        res.socket.destroy();
+        done(res.statusCode === 200 ? { body } : { error: 'HTTP ' + res.statusCode });
+      });
       res.on('error', (e) => done({ error: e.code || e.message }));
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
@@ -72,6 +77,11 @@ function get(url, timeoutMs) {
 }
 process.on('message', async (m) => {
   const results = [];
+  if (m.op === 'dns') {
+    const resolver = new (require('dns').promises.Resolver)({ timeout: 2000, tries: 1 });
+    resolver.setServers([m.server]);
+    return resolver.resolve(m.name, m.type).then((answers) => process.send({ id: m.id, answers }), (e) => process.send({ id: m.id, error: e.code || e.message }));
+  }
   if (m.op === 'batch') {
     let next = 0;
     await Promise.all(Array.from({ length: Math.min(m.concurrency, m.count) }, async () => {
@@ -136,6 +146,12 @@ export class RequestAgent extends Commanded {
 
   async get(url: string, timeoutMs = 2000): Promise<RequestResult> {
     return (await this.batch(url, 1, 1, timeoutMs))[0];
+  }
+
+  /** The answers of a DNS query to `server` (host:port), or the resolver's error code (e.g. ENOTFOUND). */
+  async resolve(server: string, name: string, type: 'A' | 'CNAME' | 'SRV'): Promise<{ answers?: unknown[]; error?: string }> {
+    const answer = await this.command({ op: 'dns', server, name, type });
+    return { answers: answer.answers as unknown[] | undefined, error: answer.error as string | undefined };
   }
 
   /** One request every `intervalMs` for `durationMs`; resolves with all results by start time once all have ended. */
@@ -232,9 +248,7 @@ export class DataplaneLab {
       const host = this.net.nodes[i];
       const index = i + 1;
       const ns = host.ns;
-      const routes = this.o.nodeNames.map((_, j) => j + 1).filter((j) => j !== index).map((j) => `route add 10.244.${j}.0/24 via ${this.net.nodes[j - 1].ipv4}`);
-      // The default route makes ClusterIPs routable from the node itself (the route is chosen before kube-proxy's DNAT).
-      await exec(['ip', '-n', ns, '-batch', '-'], ['link add cbr0 type bridge', `addr add 10.244.${index}.1/24 dev cbr0`, 'link set cbr0 up', ...routes, 'route add default dev eth0'].join('\n') + '\n');
+      await exec(['ip', '-n', ns, '-batch', '-'], ['link add cbr0 type bridge', `addr add 10.244.${index}.1/24 dev cbr0`, 'link set cbr0 up', ...this.lanRoutes(index)].join('\n') + '\n');
       await exec(inNs(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'));
       const agent = new RequestAgent(this.start(`agent-${name}`, inNs(ns, process.execPath, '-e', AGENT), true));
       const node: LabNode = { name, index, host, agent };
@@ -260,6 +274,18 @@ export class DataplaneLab {
     // kube-proxy answers /healthz once it has synced its rules at least once.
     await Promise.all(this.nodes.map((node) => this.until(`kube-proxy on ${node.name} healthy`, async () => (await node.agent.get('http://127.0.0.1:10256/healthz', 1000)).error === undefined, 60_000)));
     return this;
+  }
+
+  /** Routes to the other nodes' pods, and a default route that makes ClusterIPs routable from the node itself (the route is chosen before kube-proxy's DNAT). */
+  private lanRoutes(index: number): string[] {
+    const others = this.net.nodes.map((_, j) => j + 1).filter((j) => j !== index);
+    return [...others.map((j) => `route add 10.244.${j}.0/24 via ${this.net.nodes[j - 1].ipv4}`), 'route add default dev eth0'];
+  }
+
+  /** Takes the node off the LAN (its eth0 down) or back on, routes included (a link going down drops them). */
+  async setLanLink(node: LabNode, up: boolean): Promise<void> {
+    await exec(['ip', '-n', node.host.ns, 'link', 'set', 'eth0', up ? 'up' : 'down']);
+    if (up) await exec(['ip', '-n', node.host.ns, '-batch', '-'], this.lanRoutes(node.index).join('\n') + '\n');
   }
 
   private startKubeProxy(node: LabNode): void {
