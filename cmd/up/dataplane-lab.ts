@@ -64,9 +64,10 @@ function get(url, timeoutMs) {
     // with the pod closing first, a masqueraded connection reusing the port could meet the pod's TIME_WAIT (a reset).
     const req = http.get(url, { agent: false, timeout: timeoutMs, headers: { connection: 'keep-alive' } }, (res) => {
       let body = '';
+      const socket = res.socket;
       res.on('data', (d) => (body += d));
       res.on('end', () => {
-        res.socket.destroy();
+        socket.destroy();
         done(res.statusCode === 200 ? { body } : { error: 'HTTP ' + res.statusCode });
       });
       res.on('error', (e) => done({ error: e.code || e.message }));

@@ -156,9 +156,9 @@ export interface DataplaneBinaries {
 
 /**
  * kube-proxy (from the control plane's generated module, at KUBERNETES_VERSION) and CoreDNS (COREDNS_VERSION, from
- * its own module with its own pins), built on first use like ensureBinaries().
+ * its own module with its own pins; `coredns: false` leaves it out), built on first use like ensureBinaries().
  */
-export async function ensureDataplaneBinaries(log: (line: string) => void = () => {}, options: BuildOptions = {}): Promise<DataplaneBinaries> {
+export async function ensureDataplaneBinaries(log: (line: string) => void = () => {}, options: BuildOptions & { coredns?: boolean } = {}): Promise<DataplaneBinaries> {
   const go = options.go ?? process.env.SWITCHBOARD_GO ?? 'go';
   const kubeDir = kubeModuleDir(options);
   const kubeStamp = JSON.stringify({ goMod: goModFile(), ldflags: ldflags(), packages: DATAPLANE_PACKAGES });
@@ -167,7 +167,8 @@ export async function ensureDataplaneBinaries(log: (line: string) => void = () =
     await buildPackages(go, kubeDir, DATAPLANE_PACKAGES, log);
   });
   const corednsDir = join(options.cacheDir ?? cacheRoot(), `coredns-${COREDNS_VERSION}`);
-  await buildOnce(corednsDir, '.stamp', JSON.stringify({ version: COREDNS_VERSION }), ['coredns'], log, async () => {
+  // Its first build is long (~5 CPU-minutes, 23 min on a busy 2-core machine): only for those that use it.
+  if (options.coredns !== false) await buildOnce(corednsDir, '.stamp', JSON.stringify({ version: COREDNS_VERSION }), ['coredns'], log, async () => {
     log(`Building CoreDNS ${COREDNS_VERSION} into ${join(corednsDir, 'bin')}…`);
     // Outside any module: `go install pkg@version` builds with CoreDNS's own go.mod, as its releases are built.
     const tmp = join(corednsDir, 'bin.tmp');
