@@ -231,14 +231,15 @@ export async function rollingUpdate(
 
 /**
  * Network programming latency: the time from a pod turning Ready (its status write returning) to the first request
- * answered by it. `count` pods behind one ClusterIP Service; exactly one is ready at a time (the previous one turns
+ * answered by it, for `count` pods behind one ClusterIP Service; exactly one is ready at a time (the previous one turns
  * not ready in the same step), so every request from node1 goes to the newest once kube-proxy has it. Requests
  * every `intervalMs` bound the resolution.
  */
 export async function programmingLatency(cluster: DataplaneCluster, controllers: EndpointControllers, o: { namespace: string; count: number; intervalMs: number }): Promise<number[]> {
   await cluster.use(controllers);
   const app = `lat-${controllers === 'switchboard' ? 'sb' : 'kcm'}`;
-  const pods = await podsFor(cluster, o.namespace, app, Array.from({ length: o.count }, (_, i) => `${app}-${i}`), false);
+  // One more than measured: the first is ready before the measurements start.
+  const pods = await podsFor(cluster, o.namespace, app, Array.from({ length: o.count + 1 }, (_, i) => `${app}-${i}`), false);
   const svc = await cluster.service(o.namespace, app, {});
   const url = `http://${svc.spec!.clusterIP}:80/`;
   const agent = cluster.lab.nodes[0].agent;
