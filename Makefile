@@ -1,9 +1,9 @@
 # Switchboard: `make run` runs it, `make test` runs the tests. Both install what they need first.
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
-APT_PACKAGES := iproute2 iputils-arping ndisc6 tcpdump g++ make python3
+APT_PACKAGES := iproute2 iputils-arping ndisc6 tcpdump g++ make python3 nftables iptables conntrack
 
-.PHONY: run test test-unit test-e2e test-chaos test-kind bench bench-compare build deploy undeploy image lint deps system-deps controlplane clean
+.PHONY: run test test-unit test-e2e test-chaos test-dataplane test-kind bench bench-compare build deploy undeploy image lint deps system-deps controlplane clean
 
 run: deps build
 	node dist/cmd/switchboard.js up
@@ -21,6 +21,12 @@ test-e2e: deps
 test-chaos: deps
 	npm run build
 	SWITCHBOARD_CHAOS=full NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects integration --testPathPatterns e2e/chaos
+
+# The traffic suite in full (make test runs it short): real packets through kube-proxy, CoreDNS and the speakers
+# in network namespaces (e2e/dataplane/). Needs root; skipped, saying why, otherwise.
+test-dataplane: deps
+	npm run build
+	SWITCHBOARD_DATAPLANE=full NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects integration --testPathPatterns e2e/dataplane
 
 bench: deps build
 	npm run build:test

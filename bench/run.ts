@@ -1,5 +1,6 @@
 // Benchmarks that print figures (never pass/fail on time): the work queue, the EndpointSlice
-// reconciler at scale, and the LoadBalancer allocator. Run with `make bench`.
+// reconciler at scale, the LoadBalancer allocator, and (as root) the data plane (bench/dataplane.ts). Run with
+// `make bench`.
 import { performance } from 'node:perf_hooks';
 import { WorkQueue } from '../controllers/runtime/workqueue.js';
 import { reconcileEndpointSlices } from '../controllers/endpointslice/reconciler.js';
@@ -7,6 +8,7 @@ import { FakeSliceStore, makeNode, makePods, makeService } from '../testing/endp
 import { allocate } from '../allocators/loadbalancer/allocator.js';
 import { parsePools } from '../allocators/loadbalancer/pools.js';
 import { pool, service } from '../testing/lb.js';
+import { dataplaneBenchmarks } from './dataplane.js';
 
 interface Row {
   benchmark: string;
@@ -72,4 +74,5 @@ function loadBalancer(): void {
 await workQueue();
 endpointSlices();
 loadBalancer();
+await dataplaneBenchmarks(record);
 console.log(`\n${rows.length} figures (machine: ${process.arch}, node ${process.version}; shared machines are noisy, compare runs on one machine)`);

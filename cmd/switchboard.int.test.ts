@@ -15,7 +15,7 @@ describe('switchboard up', () => {
   it('runs on a local control plane when no KUBECONFIG is set', async () => {
     const env = { ...process.env };
     delete env.KUBECONFIG;
-    const { stdout } = await run(process.execPath, [BIN, 'up', '--once'], { env, timeout: 110_000 });
+    const { stdout } = await run(process.execPath, [BIN, 'up', '--once'], { env, timeout: 240_000 });
     expect(stdout).toContain('No $KUBECONFIG: starting a local control plane');
     const kubeconfig = /export KUBECONFIG=(\S+)/.exec(stdout)?.[1];
     expect(kubeconfig).toBeDefined();
@@ -29,8 +29,13 @@ describe('switchboard up', () => {
     // Where it may (root, network namespaces, arping) a real speaker answers ARP for that address.
     if (process.getuid?.() === 0) expect(stdout).toMatch(/L2 speaker \(ARP\)\s+arping 192\.0\.2\.\d+\s+reply from ([0-9a-f]{2}:){5}[0-9a-f]{2} \(node-0's eth0\)/);
     else expect(stdout).toMatch(/L2 speaker \(ARP\).*skipped: /);
+    // And requests go through a real kube-proxy and the speakers to a pod.
+    if (process.getuid?.() === 0) {
+      expect(stdout).toMatch(/Traffic \(LoadBalancer\)\s+curl http:\/\/<LB IP>\/ \(svc\/web-live\)\s+served by pod web-live-\d \(192\.0\.2\.\d+\)/);
+      expect(stdout).toMatch(/Traffic \(ClusterIP\)\s+curl from node node-0 via kube-proxy\s+served by pod web-live-\d \(10\.96\.\d+\.\d+:80\)/);
+    } else expect(stdout).toMatch(/Traffic \(LoadBalancer\).*skipped: /);
     expect(existsSync(kubeconfig!)).toBe(false); // its state directory is gone
-  });
+  }, 300_000);
 
   it('prints usage for an unknown command and exits 2', async () => {
     await expect(run(process.execPath, [BIN, 'frobnicate'])).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "frobnicate"') });

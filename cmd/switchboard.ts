@@ -12,6 +12,7 @@ import { LocalControlPlane, WEBHOOK_CLIENT_NAME } from './up/controlplane/contro
 import { freePort } from './up/controlplane/processes.js';
 import { DEMO_NAMESPACE, formatRows, runDemo, type DemoRow } from './up/demo.js';
 import { speakerDemo } from './up/demo-speaker.js';
+import { dataplaneDemo } from './up/demo-dataplane.js';
 import { clientFlagHelp, clientFlags, clientTuning, parseBool, parseDuration } from './flags.js';
 import { jobs } from './jobs/index.js';
 import { runSpeaker } from './speaker.js';
@@ -164,6 +165,16 @@ async function up(args: string[]): Promise<number> {
         kubectl: (args, input) => controlPlane.kubectl(args, input),
         arping: (address) =>
           speakerDemo({ kubeconfig: info.kubeconfig, apiPort: Number(new URL(info.server).port), namespace: flags.namespace, nodeName: 'node-0', address, say }),
+        traffic: () =>
+          dataplaneDemo({
+            client,
+            kubeconfig: info.kubeconfig,
+            apiPort: Number(new URL(info.server).port),
+            namespace: DEMO_NAMESPACE,
+            speakerNamespace: flags.namespace,
+            nodeNames: ['node-0', 'node-1', 'node-2'],
+            say,
+          }),
       });
     } catch (err) {
       say(`demo failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -21,6 +21,8 @@ export interface DemoContext {
   client: KubeClient;
   /** Answers ARP for the LoadBalancer address where it may; returns its table row. */
   arping?(address: string): Promise<DemoRow>;
+  /** Sends requests through kube-proxy and the speakers where it may; returns their table rows. */
+  traffic?(): Promise<DemoRow[]>;
   kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }>;
   say(line: string): void;
 }
@@ -107,6 +109,7 @@ export async function runDemo(ctx: DemoContext): Promise<DemoRow[]> {
   });
   rows.push({ job: 'L2 LoadBalancer', object: 'svc/web-lb', result: `ingress ${lb} (pool demo-pool)` });
   if (ctx.arping) rows.push(await ctx.arping(lb));
+  if (ctx.traffic) rows.push(...(await ctx.traffic()));
   return rows;
 }
 

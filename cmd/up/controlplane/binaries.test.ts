@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBinaries } from './binaries.js';
+import { ensureBinaries, ensureDataplaneBinaries } from './binaries.js';
 
 describe('ensureBinaries', () => {
   let dir = '';
@@ -36,5 +36,31 @@ rmdir "${dir}/running"
     const [a, b] = await Promise.all([ensureBinaries(() => {}, { cacheDir, go }), ensureBinaries(() => {}, { cacheDir, go })]);
     expect(a).toEqual(b);
     expect(readFileSync(join(dir, 'log'), 'utf8').trim().split('\n')).toEqual(['mod', 'build']);
+  });
+
+  it('builds kube-proxy and CoreDNS once each, without invalidating the control plane binaries', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sb-dataplanebuild-'));
+    // Records each command; `build -o dir/` writes one file per package, `install` one per module into $GOBIN.
+    const go = join(dir, 'fake-go');
+    writeFileSync(
+      go,
+      `#!/bin/sh
+echo "$1" >> "${dir}/log"
+if [ "$1" = build ]; then
+  out=""; for a in "$@"; do case "$a" in */) out="$a";; esac; done
+  for a in "$@"; do case "$a" in *.*/*) n=$(echo "$a" | tr / '\\n' | grep -v '^v[0-9]*$' | tail -1); touch "$out$n";; esac; done
+fi
+if [ "$1" = install ]; then mkdir -p "$GOBIN" && touch "$GOBIN/coredns"; fi
+`,
+    );
+    chmodSync(go, 0o755);
+    const cacheDir = join(dir, 'cache');
+    await ensureBinaries(() => {}, { cacheDir, go });
+    const first = await ensureDataplaneBinaries(() => {}, { cacheDir, go });
+    expect(await ensureDataplaneBinaries(() => {}, { cacheDir, go })).toEqual(first);
+    await ensureBinaries(() => {}, { cacheDir, go });
+    expect(readFileSync(join(dir, 'log'), 'utf8').trim().split('\n')).toEqual(['mod', 'build', 'mod', 'build', 'install']);
+    expect(first.kubeProxy).toMatch(/kube-v[\d.]+-etcd-v[\d.]+\/bin\/kube-proxy$/);
+    expect(first.coredns).toMatch(/coredns-v[\d.]+\/bin\/coredns$/);
   });
 });

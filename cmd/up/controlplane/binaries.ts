@@ -1,5 +1,6 @@
-// Builds the real Kubernetes binaries (etcd, kube-apiserver, kube-controller-manager, kubectl) from
-// their Go modules at pinned versions, into a cache outside the work tree, and reuses them.
+// Builds the real Kubernetes binaries (etcd, kube-apiserver, kube-controller-manager, kubectl; kube-proxy and
+// CoreDNS for the traffic tests) from their Go modules at pinned versions, into a cache outside the work tree,
+// and reuses them.
 // k8s.io/kubernetes is built as a dependency of a generated module: its own go.mod points the k8s.io/*
 // staging modules at ./staging, so the generated module pins each of them to the matching v0.X.Y.
 import { spawn } from 'node:child_process';
@@ -28,6 +29,17 @@ const PACKAGES: Record<string, string> = {
   'kube-controller-manager': 'k8s.io/kubernetes/cmd/kube-controller-manager',
   kubectl: 'k8s.io/kubernetes/cmd/kubectl',
 };
+
+/**
+ * Built on demand in the same generated module, with a stamp of their own: adding them did not change the control
+ * plane's stamp, so work trees with and without them share one cache without rebuilding each other's binaries.
+ */
+const DATAPLANE_PACKAGES: Record<string, string> = {
+  'kube-proxy': 'k8s.io/kubernetes/cmd/kube-proxy',
+};
+
+/** The CoreDNS release whose go.mod pins client-go v0.34 (Kubernetes v1.34), built from its own module. */
+export const COREDNS_VERSION = 'v1.13.1';
 
 export interface Binaries {
   etcd: string;
@@ -68,7 +80,7 @@ function toolsFile(): string {
     'package kubebuild',
     '',
     'import (',
-    ...Object.values(PACKAGES).map((p) => `\t_ "${p}"`),
+    ...Object.values({ ...PACKAGES, ...DATAPLANE_PACKAGES }).map((p) => `\t_ "${p}"`),
     ')',
     '',
   ].join('\n');
@@ -80,9 +92,9 @@ function ldflags(): string {
   return `-s -w -X ${v}.gitVersion=${KUBERNETES_VERSION} -X ${v}.gitMajor=${major} -X ${v}.gitMinor=${minor} -X ${v}.gitTreeState=clean`;
 }
 
-function run(cmd: string, args: string[], cwd: string, log: (line: string) => void): Promise<void> {
+function run(cmd: string, args: string[], cwd: string, log: (line: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let tail = '';
     const collect = (chunk: Buffer) => {
       tail = (tail + chunk.toString()).slice(-4000);
@@ -120,7 +132,7 @@ export interface BuildOptions {
 
 export async function ensureBinaries(log: (line: string) => void = () => {}, options: BuildOptions = {}): Promise<Binaries> {
   const go = options.go ?? process.env.SWITCHBOARD_GO ?? 'go';
-  const dir = join(options.cacheDir ?? cacheRoot(), `kube-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}`);
+  const dir = kubeModuleDir(options);
   const bin = join(dir, 'bin');
   const binaries: Binaries = {
     etcd: join(bin, 'etcd'),
@@ -130,39 +142,80 @@ export async function ensureBinaries(log: (line: string) => void = () => {}, opt
     dir: bin,
   };
   const stamp = JSON.stringify({ goMod: goModFile(), ldflags: ldflags(), packages: PACKAGES });
-  const stampFile = join(bin, '.stamp');
-  const all = Object.keys(PACKAGES).map((name) => join(bin, name));
-  const built = async (): Promise<boolean> =>
-    all.every((p) => existsSync(p)) && existsSync(stampFile) && (await readFile(stampFile, 'utf8')) === stamp;
-  if (await built()) return binaries;
+  await buildOnce(dir, '.stamp', stamp, Object.keys(PACKAGES), log, async () => {
+    log(`Building etcd ${ETCD_VERSION} and Kubernetes ${KUBERNETES_VERSION} (kube-apiserver, kube-controller-manager, kubectl) from Go modules into ${bin}; the first build takes several minutes…`);
+    await buildPackages(go, dir, PACKAGES, log);
+  });
+  return binaries;
+}
 
+export interface DataplaneBinaries {
+  kubeProxy: string;
+  coredns: string;
+}
+
+/**
+ * kube-proxy (from the control plane's generated module, at KUBERNETES_VERSION) and CoreDNS (COREDNS_VERSION, from
+ * its own module with its own pins; `coredns: false` leaves it out), built on first use like ensureBinaries().
+ */
+export async function ensureDataplaneBinaries(log: (line: string) => void = () => {}, options: BuildOptions & { coredns?: boolean } = {}): Promise<DataplaneBinaries> {
+  const go = options.go ?? process.env.SWITCHBOARD_GO ?? 'go';
+  const kubeDir = kubeModuleDir(options);
+  const kubeStamp = JSON.stringify({ goMod: goModFile(), ldflags: ldflags(), packages: DATAPLANE_PACKAGES });
+  await buildOnce(kubeDir, '.stamp-dataplane', kubeStamp, Object.keys(DATAPLANE_PACKAGES), log, async () => {
+    log(`Building kube-proxy ${KUBERNETES_VERSION} into ${join(kubeDir, 'bin')}…`);
+    await buildPackages(go, kubeDir, DATAPLANE_PACKAGES, log);
+  });
+  const corednsDir = join(options.cacheDir ?? cacheRoot(), `coredns-${COREDNS_VERSION}`);
+  // Its first build is long (~5 CPU-minutes, 23 min on a busy 2-core machine): only for those that use it.
+  if (options.coredns !== false) await buildOnce(corednsDir, '.stamp', JSON.stringify({ version: COREDNS_VERSION }), ['coredns'], log, async () => {
+    log(`Building CoreDNS ${COREDNS_VERSION} into ${join(corednsDir, 'bin')}…`);
+    // Outside any module: `go install pkg@version` builds with CoreDNS's own go.mod, as its releases are built.
+    const tmp = join(corednsDir, 'bin.tmp');
+    await rm(tmp, { recursive: true, force: true });
+    await run(go, ['install', '-trimpath', '-ldflags', '-s -w', `github.com/coredns/coredns@${COREDNS_VERSION}`], corednsDir, log, { ...process.env, GOBIN: tmp, GOFLAGS: '' });
+    await rename(join(tmp, 'coredns'), join(corednsDir, 'bin', 'coredns'));
+  });
+  return { kubeProxy: join(kubeDir, 'bin', 'kube-proxy'), coredns: join(corednsDir, 'bin', 'coredns') };
+}
+
+function kubeModuleDir(options: BuildOptions): string {
+  return join(options.cacheDir ?? cacheRoot(), `kube-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}`);
+}
+
+/** Runs `build` under the directory's lock unless `<dir>/bin` already holds `names` and `stampName` says `stamp`. */
+async function buildOnce(dir: string, stampName: string, stamp: string, names: string[], log: (line: string) => void, build: () => Promise<void>): Promise<void> {
+  const bin = join(dir, 'bin');
+  const stampFile = join(bin, stampName);
+  const built = async (): Promise<boolean> =>
+    names.every((name) => existsSync(join(bin, name))) && existsSync(stampFile) && (await readFile(stampFile, 'utf8')) === stamp;
+  if (await built()) return;
   await mkdir(bin, { recursive: true });
   // Two processes building at once (parallel test runs on one machine) would race on go.mod and the output.
   const release = await buildLock(dir, log);
   try {
-    if (await built()) return binaries;
-    await build(go, dir, bin, log);
+    if (await built()) return;
+    const started = Date.now();
+    await build();
     await writeFile(stampFile, stamp);
+    log(`Built in ${Math.round((Date.now() - started) / 1000)} s.`);
   } finally {
     await release();
   }
-  return binaries;
 }
 
-async function build(go: string, dir: string, bin: string, log: (line: string) => void): Promise<void> {
+/** Builds `packages` (name → Go package) from the generated module in `dir` into `<dir>/bin`. */
+async function buildPackages(go: string, dir: string, packages: Record<string, string>, log: (line: string) => void): Promise<void> {
   await writeFile(join(dir, 'go.mod'), goModFile());
   await writeFile(join(dir, 'tools.go'), toolsFile());
-  const started = Date.now();
-  log(`Building etcd ${ETCD_VERSION} and Kubernetes ${KUBERNETES_VERSION} (kube-apiserver, kube-controller-manager, kubectl) from Go modules into ${bin}; the first build takes several minutes…`);
   await run(go, ['mod', 'tidy'], dir, log);
   const tmp = join(dir, 'bin.tmp');
   await mkdir(tmp, { recursive: true });
-  await run(go, ['build', '-trimpath', '-ldflags', ldflags(), '-o', tmp + '/', ...Object.values(PACKAGES)], dir, log);
+  await run(go, ['build', '-trimpath', '-ldflags', ldflags(), '-o', tmp + '/', ...Object.values(packages)], dir, log);
   // `go build -o dir/` names each binary after the last element of its package path.
-  for (const [name, pkg] of Object.entries(PACKAGES)) {
-    await rename(join(tmp, pkg.split('/').filter((part) => !/^v\d+$/.test(part)).pop()!), join(bin, name));
+  for (const [name, pkg] of Object.entries(packages)) {
+    await rename(join(tmp, pkg.split('/').filter((part) => !/^v\d+$/.test(part)).pop()!), join(dir, 'bin', name));
   }
-  log(`Built in ${Math.round((Date.now() - started) / 1000)} s.`);
 }
 
 /** Holds `<dir>/.build-lock` (a directory: mkdir is atomic) until released; a lock whose owner died is taken over. */

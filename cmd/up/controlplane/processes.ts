@@ -26,9 +26,10 @@ export class ManagedProcess {
     readonly exited: Promise<number | null>,
   ) {}
 
-  static start(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): ManagedProcess {
+  /** `ipc`: a Node.js message channel to the child (send(), onMessage()), for helper scripts that take commands. */
+  static start(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env, ipc = false): ManagedProcess {
     const log = createWriteStream(logFile, { flags: 'a' });
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
+    const child = spawn(command, args, { stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'], detached: true, env });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     live.add(child);
@@ -47,6 +48,16 @@ export class ManagedProcess {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** Sends a message on the channel of a process started with `ipc`. */
+  send(message: unknown): void {
+    if (!this.child.send) throw new Error(`${this.name} was started without a message channel`);
+    this.child.send(message as object);
+  }
+
+  onMessage(listener: (message: unknown) => void): void {
+    this.child.on('message', listener);
   }
 
   get running(): boolean {

@@ -1,0 +1,222 @@
+// Traffic proof: real packets through real kube-proxies (nftables mode), driven by the EndpointSlices Switchboard
+// writes, in the lab of cmd/up/dataplane-lab.ts (three node namespaces on one bridge, pods as namespaces behind
+// them, a client on the LAN, the L2 speakers in the node namespaces). Short by default (CI);
+// SWITCHBOARD_DATAPLANE=full (make test-dataplane) runs the full trial counts and durations. Needs root.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { IPAddressPools } from '../../crds/ipaddresspool.js';
+import { L2Advertisements } from '../../crds/l2advertisement.js';
+import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
+import { Namespaces, Services } from '../../api/resources.js';
+import type { Service } from '../../api/wire.js';
+import { inNs, runAsync, LAN_PREFIX4 } from '../../cmd/up/netlab.js';
+import type { LabNode, LabPod, RequestAgent } from '../../cmd/up/dataplane-lab.js';
+import { eventually } from '../jest/cluster.js';
+import { bounded } from '../jest/service-allocation.js';
+import { DataplaneCluster, SPEAKER_NS, answeredBy, dataplaneUnavailable, namesOf, rollingUpdate, sleep } from './cluster.js';
+
+const skipReason = dataplaneUnavailable();
+const suite = skipReason ? describe.skip : describe;
+const FULL = process.env.SWITCHBOARD_DATAPLANE === 'full';
+const NS = 'app';
+/** As the L2 tests run the speakers: a 2 s lease renewed every 0.5 s. */
+const SPEAKER_FLAGS = ['--lease-duration=2s', '--lease-renew-interval=500ms'];
+
+suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  const cluster = new DataplaneCluster();
+  let node1: LabNode;
+
+  beforeAll(async () => {
+    await cluster.start({ log: (line) => process.stderr.write(`[dataplane] ${line}\n`) });
+    await cluster.client.create(Namespaces, { metadata: { name: NS } });
+    await cluster.use('switchboard');
+    node1 = cluster.lab.nodes[0];
+  }, 600_000);
+
+  afterAll(async () => {
+    await cluster.stop();
+  }, 60_000);
+
+  /** `count` pods named `<app>-<first+i>`, round-robin over the nodes from `firstNode`. */
+  async function pods(app: string, count: number, o: { ready: boolean; first?: number; nodes?: LabNode[] }): Promise<LabPod[]> {
+    const nodes = o.nodes ?? cluster.lab.nodes;
+    const made = await bounded(count, 8, (i) =>
+      cluster.lab.addPod({ namespace: NS, name: `${app}-${(o.first ?? 0) + i}`, node: nodes[i % nodes.length], labels: { app }, ready: o.ready }),
+    );
+    return made.map((r) => {
+      if (r.status === 'rejected') throw r.reason;
+      return r.value;
+    });
+  }
+
+  const ips = (list: readonly LabPod[]): string[] => list.map((p) => p.ip).sort();
+
+  it('ClusterIP: 1000 requests reach every ready pod and never a not-ready or terminating one; 3→250 pods all reached', async () => {
+    const ready = await pods('web', 3, { ready: true });
+    const [notReady] = await pods('web', 1, { ready: false, first: 3 });
+    const [terminating] = await pods('web', 1, { ready: true, first: 4 });
+    const svc = await cluster.service(NS, 'web', {});
+    const url = `http://${svc.spec!.clusterIP}:80/`;
+    await eventually(async () => (await cluster.endpoints(NS, 'web')).ready.length === 4, 30_000);
+    await cluster.lab.terminatePod(terminating);
+    await eventually(async () => JSON.stringify((await cluster.endpoints(NS, 'web')).ready) === JSON.stringify(ips(ready)), 30_000);
+    // kube-proxy programs what the slices say within its sync period; then every request must land on a ready pod.
+    await eventually(async () => {
+      const probe = answeredBy(await node1.agent.batch(url, 60, 8));
+      return probe.failed === 0 && [...probe.names].sort().join() === namesOf(ready).join();
+    }, 30_000, 500);
+    const results = await node1.agent.batch(url, 1000, 16);
+    const { names, failed } = answeredBy(results);
+    expect(failed).toBe(0);
+    expect([...names].sort()).toEqual(namesOf(ready));
+    expect(names.has(notReady.name)).toBe(false);
+    expect(names.has(terminating.name)).toBe(false);
+
+    const more = await pods('web', 247, { ready: true, first: 5 });
+    const all = namesOf([...ready, ...more]);
+    await eventually(async () => (await cluster.endpoints(NS, 'web')).ready.length === 250, 60_000, 500);
+    const reached = new Set<string>();
+    for (let round = 0; round < 12 && reached.size < all.length; round++) {
+      const batch = await node1.agent.batch(url, 500, 16);
+      expect(answeredBy(batch).failed).toBe(0);
+      for (const r of batch) if (r.body) reached.add(r.body);
+    }
+    expect([...reached].sort()).toEqual(all);
+    expect(reached.has(notReady.name) || reached.has(terminating.name)).toBe(false);
+  }, 300_000);
+
+  /** Waits until `count` requests from `agent` to `url` are all answered, only by pods named in `by`. */
+  async function reaches(agent: RequestAgent, url: string, by: readonly string[], count = 30): Promise<void> {
+    await eventually(async () => {
+      const probe = answeredBy(await agent.batch(url, count, 8, 1000));
+      return probe.failed === 0 && [...probe.names].every((n) => by.includes(n));
+    }, 30_000, 300);
+  }
+
+  it('NodePort: every node forwards to the pods; with externalTrafficPolicy Local only nodes with a local ready pod answer', async () => {
+    const [n1, n2, n3] = cluster.lab.nodes;
+    const local = await pods('local', 2, { ready: true, nodes: [n1, n2] });
+    await pods('local', 1, { ready: false, first: 2, nodes: [n3] });
+    const np = await cluster.service(NS, 'local-np', { type: 'NodePort', selector: { app: 'local' } });
+    const port = np.spec!.ports![0].nodePort!;
+    for (const node of cluster.lab.nodes) await reaches(cluster.lab.clientAgent, `http://${node.host.ipv4}:${port}/`, namesOf(local));
+
+    const svc = await cluster.service(NS, 'local', { type: 'NodePort', externalTrafficPolicy: 'Local' });
+    const localPort = svc.spec!.ports![0].nodePort!;
+    await reaches(cluster.lab.clientAgent, `http://${n1.host.ipv4}:${localPort}/`, [local[0].name]);
+    await reaches(cluster.lab.clientAgent, `http://${n2.host.ipv4}:${localPort}/`, [local[1].name]);
+    const fromN1 = answeredBy(await cluster.lab.clientAgent.batch(`http://${n1.host.ipv4}:${localPort}/`, 50, 8, 1000));
+    expect({ failed: fromN1.failed, names: [...fromN1.names] }).toEqual({ failed: 0, names: [local[0].name] });
+    // node3 has only a not-ready pod: kube-proxy drops the traffic rather than sending it to another node.
+    const fromN3 = await cluster.lab.clientAgent.batch(`http://${n3.host.ipv4}:${localPort}/`, 5, 5, 1000);
+    expect(fromN3.filter((r) => r.body)).toEqual([]);
+  });
+
+  describe('LoadBalancer through the speakers', () => {
+    let vip = '';
+    let url = '';
+
+    const announcer = (service = 'web-lb'): Promise<string> =>
+      eventually(async () => {
+        const s = await cluster.client.get<ServiceL2Status>(ServiceL2Statuses, service, NS);
+        const announced = s.status?.conditions?.find((c) => c.type === 'Announced');
+        return announced?.status === 'True' && s.status?.node ? s.status.node : false;
+      }, 30_000);
+
+    beforeAll(async () => {
+      await cluster.client.create(IPAddressPools, { metadata: { name: 'lan' }, spec: { addresses: [`${LAN_PREFIX4}.200-${LAN_PREFIX4}.209`] } });
+      await cluster.client.create(L2Advertisements, { metadata: { name: 'lan' }, spec: { ipAddressPools: ['lan'] } });
+      for (const node of cluster.lab.nodes) cluster.lab.startSpeaker(node, SPEAKER_NS, SPEAKER_FLAGS);
+      await cluster.service(NS, 'web-lb', { type: 'LoadBalancer', selector: { app: 'local' } });
+      vip = await eventually(async () => (await cluster.client.get<Service>(Services, 'web-lb', NS)).status?.loadBalancer?.ingress?.[0]?.ip ?? false, 30_000);
+      url = `http://${vip}/`;
+    }, 120_000);
+
+    it('the client reaches the pods at http://<LB IP>/ through the node whose speaker answers ARP', async () => {
+      const node = cluster.lab.node(await announcer());
+      const out = await runAsync(inNs(cluster.lab.net.client!.ns, 'arping', '-c', '2', '-w', '3', '-I', 'eth0', vip));
+      const macs = [...out.matchAll(/reply from \S+ \[([0-9A-F:]{17})\]/gi)].map((m) => m[1].toLowerCase());
+      expect(new Set(macs)).toEqual(new Set([node.host.mac]));
+      await reaches(cluster.lab.clientAgent, url, ['local-0', 'local-1']);
+      const results = await cluster.lab.clientAgent.batch(url, 100, 8, 1000);
+      const { names } = answeredBy(results);
+      expect(results.filter((r) => r.error)).toEqual([]);
+      expect([...names].sort()).toEqual(['local-0', 'local-1']);
+    });
+
+    // externalTrafficPolicy Local: only node1 and node2 (local-0, local-1) may announce, and each serves only its own
+    // pod, so traffic after the takeover never goes to the lost node's pod (still ready: no kubelet reports the loss).
+    it('failover under load: the announcing node is lost (speaker SIGKILLed, its LAN link down); traffic resumes through another node', async () => {
+      const svc = await cluster.service(NS, 'local-lb', { type: 'LoadBalancer', selector: { app: 'local' }, externalTrafficPolicy: 'Local' });
+      const localVip = await eventually(async () => (await cluster.client.get<Service>(Services, svc.metadata!.name!, NS)).status?.loadBalancer?.ingress?.[0]?.ip ?? false, 30_000);
+      const url = `http://${localVip}/`;
+      const trials = FULL ? 20 : 3;
+      const gaps: number[] = [];
+      for (let t = 0; t < trials; t++) {
+        const victim = cluster.lab.node(await announcer('local-lb'));
+        await reaches(cluster.lab.clientAgent, url, ['local-0', 'local-1']);
+        const stream = cluster.lab.clientAgent.stream(url, 20, 10_000, 300);
+        await sleep(1000);
+        const lostAt = Date.now();
+        try {
+          await victim.speaker!.kill();
+          await cluster.lab.setLanLink(victim, false);
+          const results = await stream;
+          const firstFailed = results.find((r) => r.at >= lostAt && r.error);
+          const recovered = firstFailed && results.find((r) => r.at > firstFailed.at && r.body);
+          // Once recovered, it stays so.
+          const later = results.filter((r) => recovered && r.at > recovered.at + 500 && r.error);
+          expect({ recovered: firstFailed === undefined || recovered !== undefined, failedAfterRecovery: later.length, victim: victim.name }).toEqual({ recovered: true, failedAfterRecovery: 0, victim: victim.name });
+          gaps.push(firstFailed && recovered ? recovered.at - firstFailed.at : 0);
+        } finally {
+          await cluster.lab.setLanLink(victim, true);
+          cluster.lab.startSpeaker(victim, SPEAKER_NS, SPEAKER_FLAGS);
+        }
+        await announcer('local-lb');
+        await sleep(2500); // the restarted speaker's Lease is live again before the next trial
+      }
+      const sorted = [...gaps].sort((a, b) => a - b);
+      process.stderr.write(`[dataplane] failover traffic gap over ${trials} trials: min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted[sorted.length - 1]} ms\n`);
+      expect(sorted[sorted.length - 1]).toBeLessThan(10_000);
+    }, 600_000);
+  });
+
+  it('CoreDNS: headless names resolve to ready endpoints with hostnames, ClusterIP names to the ClusterIP, ExternalName to its CNAME', async () => {
+    const dns = await cluster.startCoreDNS(cluster.lab.nodes[0]);
+    const [n1, n2] = cluster.lab.nodes;
+    const db = [
+      await cluster.lab.addPod({ namespace: NS, name: 'db-0', node: n1, labels: { app: 'db' }, ready: true, hostname: 'db-0', subdomain: 'db' }),
+      await cluster.lab.addPod({ namespace: NS, name: 'db-1', node: n2, labels: { app: 'db' }, ready: true, hostname: 'db-1', subdomain: 'db' }),
+      await cluster.lab.addPod({ namespace: NS, name: 'db-2', node: n2, labels: { app: 'db' }, ready: false, hostname: 'db-2', subdomain: 'db' }),
+    ];
+    await cluster.service(NS, 'db', { clusterIP: 'None' });
+    const vip = await cluster.service(NS, 'db-vip', { selector: { app: 'db' } });
+    await cluster.client.create<Service>(Services, { metadata: { name: 'ext', namespace: NS }, spec: { type: 'ExternalName', externalName: 'www.example.org' } });
+    const agent = n1.agent;
+    const ipsOf = async (name: string): Promise<string[]> => {
+      const r = await agent.resolve(dns, name, 'A');
+      return r.answers ? (r.answers as string[]).sort() : [r.error ?? 'no answer'];
+    };
+    await eventually(async () => JSON.stringify(await ipsOf(`db.${NS}.svc.cluster.local`)) === JSON.stringify([db[0].ip, db[1].ip].sort()), 30_000, 300);
+    expect(await ipsOf(`db-0.db.${NS}.svc.cluster.local`)).toEqual([db[0].ip]);
+    expect(await ipsOf(`db-1.db.${NS}.svc.cluster.local`)).toEqual([db[1].ip]);
+    expect(await ipsOf(`db-2.db.${NS}.svc.cluster.local`)).toEqual(['ENOTFOUND']);
+    expect(await ipsOf(`db-vip.${NS}.svc.cluster.local`)).toEqual([vip.spec!.clusterIP]);
+    expect((await agent.resolve(dns, `ext.${NS}.svc.cluster.local`, 'CNAME')).answers).toEqual(['www.example.org']);
+    expect((await cluster.endpoints(NS, 'ext'))).toEqual({ ready: [], notReady: [] });
+    // A pod turning ready appears in the headless answer.
+    await cluster.lab.setPodStatus(db[2], { ready: true });
+    await eventually(async () => (await ipsOf(`db.${NS}.svc.cluster.local`)).length === 3, 30_000, 300);
+  });
+
+  it('rolling update under load: Switchboard fails no more requests than kube-controller-manager', async () => {
+    const o = FULL
+      ? { namespace: NS, replicas: 12, wave: 2, durationMs: 60_000, intervalMs: 20, readinessDelayMs: 1000, terminationMs: 500 }
+      : { namespace: NS, replicas: 6, wave: 2, durationMs: 20_000, intervalMs: 20, readinessDelayMs: 1000, terminationMs: 500 };
+    const sb = await rollingUpdate(cluster, 'switchboard', o);
+    const kcm = await rollingUpdate(cluster, 'kube-controller-manager', o);
+    await cluster.use('switchboard');
+    for (const r of [sb, kcm]) process.stderr.write(`[dataplane] rolling update (${o.replicas} pods, waves of ${o.wave}, ${r.requests} requests at ${1000 / o.intervalMs}/s) with ${r.controllers}: ${r.failed} failed ${JSON.stringify(r.errors)}\n`);
+    expect(sb.requests).toBeGreaterThan(0.9 * (o.durationMs / o.intervalMs));
+    expect(sb.failed).toBeLessThanOrEqual(kcm.failed);
+  }, 600_000);
+});
