@@ -1,11 +1,14 @@
 // Metrics (OpenTelemetry, exported for Prometheus), traces around reconciles and API calls, and the
 // HTTP endpoints /metrics, /healthz and /readyz.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { metrics, trace, SpanStatusCode, type Attributes, type Meter, type Tracer } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { KubeClient } from './client.js';
+import type { DelegatedAuth } from './delegated-auth.js';
+import type { KeyPairPem } from './pki.js';
 
 export interface Telemetry {
   meter: Meter;
@@ -66,6 +69,13 @@ export function instrumentClient(client: KubeClient): void {
 
 export type Check = () => boolean | Promise<boolean>;
 
+/** How the health server serves: HTTPS with `tls`, else plain HTTP; /metrics only to whom `auth` allows, if set. */
+export interface Serving {
+  tls?: KeyPairPem;
+  /** Guards /metrics; /healthz, /livez and /readyz stay open to probes (upstream's --authorization-always-allow-paths). */
+  auth?: DelegatedAuth;
+}
+
 /** /metrics, /healthz (process alive and its checks pass) and /readyz (ready to serve). */
 export class HealthServer {
   private server: Server | undefined;
@@ -80,12 +90,21 @@ export class HealthServer {
     this.readiness.set(name, check);
   }
 
-  async listen(address: string): Promise<number> {
+  async listen(address: string, serving: Serving = {}): Promise<number> {
     const { host, port } = parseAddress(address);
     const exporter = telemetry().exporter;
-    this.server = createServer((req, res) => {
+    const metrics = (req: IncomingMessage, res: ServerResponse) => {
+      if (!serving.auth) return exporter.getMetricsRequestHandler(req, res);
+      void serving.auth.check(req.headers.authorization, '/metrics').then(({ code, reason }) => {
+        if (code === 200) return exporter.getMetricsRequestHandler(req, res);
+        const headers: Record<string, string> = { 'content-type': 'text/plain' };
+        if (code === 401) headers['www-authenticate'] = 'Bearer';
+        res.writeHead(code, headers).end(`${{ 401: 'Unauthorized', 403: 'Forbidden', 500: 'Internal Server Error' }[code]}: ${reason}\n`);
+      });
+    };
+    const handler: RequestListener = (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
-      if (path === '/metrics') return exporter.getMetricsRequestHandler(req, res);
+      if (path === '/metrics') return metrics(req, res);
       const checks = path === '/healthz' || path === '/livez' ? this.health : path === '/readyz' ? this.readiness : undefined;
       if (!checks) {
         res.writeHead(404).end('not found\n');
@@ -94,7 +113,8 @@ export class HealthServer {
       void runChecks(checks).then(({ ok, report }) => {
         res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(report);
       });
-    });
+    };
+    this.server = serving.tls ? createHttpsServer({ cert: serving.tls.certPem, key: serving.tls.keyPem }, handler) : createServer(handler);
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());

@@ -1,4 +1,4 @@
-// Builds the real Kubernetes binaries (etcd, kube-apiserver, kube-controller-manager, kubectl) from
+// Builds the real Kubernetes binaries (etcd, kube-apiserver, kube-controller-manager, kubectl) and helm from
 // their Go modules at pinned versions, into a cache outside the work tree, and reuses them.
 // k8s.io/kubernetes is built as a dependency of a generated module: its own go.mod points the k8s.io/*
 // staging modules at ./staging, so the generated module pins each of them to the matching v0.X.Y.
@@ -11,6 +11,8 @@ import { join } from 'node:path';
 export const KUBERNETES_VERSION = 'v1.34.4';
 /** The etcd release Kubernetes v1.34 is built and tested with. */
 export const ETCD_VERSION = 'v3.6.4';
+/** The Helm release built on the same k8s.io v0.34 libraries as KUBERNETES_VERSION. */
+export const HELM_VERSION = 'v3.19.5';
 
 const STAGING_MODULES = [
   'api', 'apiextensions-apiserver', 'apimachinery', 'apiserver', 'cli-runtime', 'client-go',
@@ -60,21 +62,21 @@ function goModFile(): string {
   ].join('\n');
 }
 
-function toolsFile(): string {
+function toolsFile(packages: Record<string, string>): string {
   return [
     '//go:build tools',
     '',
-    '// Package kubebuild only names the commands to build; it is never compiled itself.',
-    'package kubebuild',
+    '// Package tools only names the commands to build; it is never compiled itself.',
+    'package tools',
     '',
     'import (',
-    ...Object.values(PACKAGES).map((p) => `\t_ "${p}"`),
+    ...Object.values(packages).map((p) => `\t_ "${p}"`),
     ')',
     '',
   ].join('\n');
 }
 
-function ldflags(): string {
+function kubeLdflags(): string {
   const [major, minor] = KUBERNETES_VERSION.replace(/^v/, '').split('.');
   const v = 'k8s.io/component-base/version';
   return `-s -w -X ${v}.gitVersion=${KUBERNETES_VERSION} -X ${v}.gitMajor=${major} -X ${v}.gitMinor=${minor} -X ${v}.gitTreeState=clean`;
@@ -107,10 +109,6 @@ function run(cmd: string, args: string[], cwd: string, log: (line: string) => vo
   });
 }
 
-/**
- * Returns the pinned binaries, building them first when the cache lacks them. The first build takes
- * minutes (progress goes to `log`); later calls only check a stamp file.
- */
 export interface BuildOptions {
   /** The Go command ($SWITCHBOARD_GO or `go` on PATH). */
   go?: string;
@@ -118,51 +116,99 @@ export interface BuildOptions {
   cacheDir?: string;
 }
 
-export async function ensureBinaries(log: (line: string) => void = () => {}, options: BuildOptions = {}): Promise<Binaries> {
+/** One cached Go build: a generated module that requires the upstream ones, and the commands it builds. */
+interface GoBuild {
+  /** Folder under the cache root, named after the pinned versions. */
+  name: string;
+  goMod: string;
+  /** Binary name → Go package that builds it. */
+  packages: Record<string, string>;
+  ldflags: string;
+  /** What the log says is being built. */
+  what: string;
+}
+
+/**
+ * Returns the build's bin folder, building it first when the cache lacks it. The first build takes minutes
+ * (progress goes to `log`); later calls only check a stamp file.
+ */
+async function ensureGoBuild(spec: GoBuild, log: (line: string) => void, options: BuildOptions): Promise<string> {
   const go = options.go ?? process.env.SWITCHBOARD_GO ?? 'go';
-  const dir = join(options.cacheDir ?? cacheRoot(), `kube-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}`);
+  const dir = join(options.cacheDir ?? cacheRoot(), spec.name);
   const bin = join(dir, 'bin');
-  const binaries: Binaries = {
+  const stamp = JSON.stringify({ goMod: spec.goMod, ldflags: spec.ldflags, packages: spec.packages });
+  const stampFile = join(bin, '.stamp');
+  const all = Object.keys(spec.packages).map((name) => join(bin, name));
+  const built = async (): Promise<boolean> =>
+    all.every((p) => existsSync(p)) && existsSync(stampFile) && (await readFile(stampFile, 'utf8')) === stamp;
+  if (await built()) return bin;
+
+  await mkdir(bin, { recursive: true });
+  // Two processes building at once (parallel test runs on one machine) would race on go.mod and the output.
+  const release = await buildLock(dir, log);
+  try {
+    if (await built()) return bin;
+    await build(go, spec, dir, bin, log);
+    await writeFile(stampFile, stamp);
+  } finally {
+    await release();
+  }
+  return bin;
+}
+
+async function build(go: string, spec: GoBuild, dir: string, bin: string, log: (line: string) => void): Promise<void> {
+  await writeFile(join(dir, 'go.mod'), spec.goMod);
+  await writeFile(join(dir, 'tools.go'), toolsFile(spec.packages));
+  const started = Date.now();
+  log(`Building ${spec.what} from Go modules into ${bin}; the first build takes several minutes…`);
+  await run(go, ['mod', 'tidy'], dir, log);
+  const tmp = join(dir, 'bin.tmp');
+  await mkdir(tmp, { recursive: true });
+  await run(go, ['build', '-trimpath', '-ldflags', spec.ldflags, '-o', tmp + '/', ...Object.values(spec.packages)], dir, log);
+  // `go build -o dir/` names each binary after the last element of its package path.
+  for (const [name, pkg] of Object.entries(spec.packages)) {
+    await rename(join(tmp, pkg.split('/').filter((part) => !/^v\d+$/.test(part)).pop()!), join(bin, name));
+  }
+  log(`Built in ${Math.round((Date.now() - started) / 1000)} s.`);
+}
+
+/** The pinned etcd and Kubernetes binaries, built first when the cache lacks them. */
+export async function ensureBinaries(log: (line: string) => void = () => {}, options: BuildOptions = {}): Promise<Binaries> {
+  const bin = await ensureGoBuild(
+    {
+      name: `kube-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}`,
+      goMod: goModFile(),
+      packages: PACKAGES,
+      ldflags: kubeLdflags(),
+      what: `etcd ${ETCD_VERSION} and Kubernetes ${KUBERNETES_VERSION} (kube-apiserver, kube-controller-manager, kubectl)`,
+    },
+    log,
+    options,
+  );
+  return {
     etcd: join(bin, 'etcd'),
     kubeApiserver: join(bin, 'kube-apiserver'),
     kubeControllerManager: join(bin, 'kube-controller-manager'),
     kubectl: join(bin, 'kubectl'),
     dir: bin,
   };
-  const stamp = JSON.stringify({ goMod: goModFile(), ldflags: ldflags(), packages: PACKAGES });
-  const stampFile = join(bin, '.stamp');
-  const all = Object.keys(PACKAGES).map((name) => join(bin, name));
-  const built = async (): Promise<boolean> =>
-    all.every((p) => existsSync(p)) && existsSync(stampFile) && (await readFile(stampFile, 'utf8')) === stamp;
-  if (await built()) return binaries;
-
-  await mkdir(bin, { recursive: true });
-  // Two processes building at once (parallel test runs on one machine) would race on go.mod and the output.
-  const release = await buildLock(dir, log);
-  try {
-    if (await built()) return binaries;
-    await build(go, dir, bin, log);
-    await writeFile(stampFile, stamp);
-  } finally {
-    await release();
-  }
-  return binaries;
 }
 
-async function build(go: string, dir: string, bin: string, log: (line: string) => void): Promise<void> {
-  await writeFile(join(dir, 'go.mod'), goModFile());
-  await writeFile(join(dir, 'tools.go'), toolsFile());
-  const started = Date.now();
-  log(`Building etcd ${ETCD_VERSION} and Kubernetes ${KUBERNETES_VERSION} (kube-apiserver, kube-controller-manager, kubectl) from Go modules into ${bin}; the first build takes several minutes…`);
-  await run(go, ['mod', 'tidy'], dir, log);
-  const tmp = join(dir, 'bin.tmp');
-  await mkdir(tmp, { recursive: true });
-  await run(go, ['build', '-trimpath', '-ldflags', ldflags(), '-o', tmp + '/', ...Object.values(PACKAGES)], dir, log);
-  // `go build -o dir/` names each binary after the last element of its package path.
-  for (const [name, pkg] of Object.entries(PACKAGES)) {
-    await rename(join(tmp, pkg.split('/').filter((part) => !/^v\d+$/.test(part)).pop()!), join(bin, name));
-  }
-  log(`Built in ${Math.round((Date.now() - started) / 1000)} s.`);
+/** The pinned helm (charts/switchboard is linted, rendered and applied with it), built first when the cache lacks it. */
+export async function ensureHelm(log: (line: string) => void = () => {}, options: BuildOptions = {}): Promise<string> {
+  const bin = await ensureGoBuild(
+    {
+      name: `helm-${HELM_VERSION}`,
+      goMod: ['module switchboard.local/helmbuild', '', 'go 1.24.0', '', `require helm.sh/helm/v3 ${HELM_VERSION}`, ''].join('\n'),
+      packages: { helm: 'helm.sh/helm/v3/cmd/helm' },
+      // What helm's own Makefile stamps (`helm version`).
+      ldflags: `-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean`,
+      what: `helm ${HELM_VERSION}`,
+    },
+    log,
+    options,
+  );
+  return join(bin, 'helm');
 }
 
 /** Holds `<dir>/.build-lock` (a directory: mkdir is atomic) until released; a lock whose owner died is taken over. */
@@ -182,7 +228,7 @@ async function buildLock(dir: string, log: (line: string) => void): Promise<() =
       await rm(lock, { recursive: true, force: true });
       continue;
     }
-    if (waited % 30 === 0) log(`Waiting for another build of the control plane binaries (pid ${owner || '?'})…`);
+    if (waited % 30 === 0) log(`Waiting for another build in ${dir} (pid ${owner || '?'})…`);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
   }
 }

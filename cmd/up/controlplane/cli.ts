@@ -1,6 +1,6 @@
-// `node dist/cmd/up/controlplane/cli.js build|start`: builds the pinned binaries (CI warms its cache with
-// it) or starts a local control plane until Ctrl-C, printing its kubeconfig.
-import { ensureBinaries } from './binaries.js';
+// `node dist/cmd/up/controlplane/cli.js build|start`: builds the pinned binaries and helm (CI warms its cache
+// with it) or starts a local control plane until Ctrl-C, printing its kubeconfig.
+import { ensureBinaries, ensureHelm } from './binaries.js';
 import { LocalControlPlane } from './controlplane.js';
 
 const log = (line: string) => console.log(line);
@@ -9,6 +9,7 @@ async function main(command: string | undefined): Promise<void> {
   if (command === 'build') {
     const bins = await ensureBinaries(log);
     log(`Binaries ready in ${bins.dir}`);
+    log(`helm ready: ${await ensureHelm(log)}`);
     return;
   }
   if (command === 'start') {
