@@ -194,6 +194,23 @@ export async function ensureBinaries(log: (line: string) => void = () => {}, opt
   };
 }
 
+/**
+ * What helm's own Makefile stamps: its version, and the Kubernetes version `helm template` and `helm lint` assume
+ * (the k8s.io libraries it is built on, 1.34: unstamped it would be 1.20).
+ */
+function helmLdflags(): string {
+  const [major, minor] = KUBERNETES_VERSION.replace(/^v/, '').split('.');
+  const stamps = {
+    'internal/version.version': HELM_VERSION,
+    'internal/version.gitTreeState': 'clean',
+    'pkg/lint/rules.k8sVersionMajor': major,
+    'pkg/lint/rules.k8sVersionMinor': minor,
+    'pkg/chartutil.k8sVersionMajor': major,
+    'pkg/chartutil.k8sVersionMinor': minor,
+  };
+  return ['-s -w', ...Object.entries(stamps).map(([name, value]) => `-X helm.sh/helm/v3/${name}=${value}`)].join(' ');
+}
+
 /** The pinned helm (charts/switchboard is linted, rendered and applied with it), built first when the cache lacks it. */
 export async function ensureHelm(log: (line: string) => void = () => {}, options: BuildOptions = {}): Promise<string> {
   const bin = await ensureGoBuild(
@@ -201,8 +218,7 @@ export async function ensureHelm(log: (line: string) => void = () => {}, options
       name: `helm-${HELM_VERSION}`,
       goMod: ['module switchboard.local/helmbuild', '', 'go 1.24.0', '', `require helm.sh/helm/v3 ${HELM_VERSION}`, ''].join('\n'),
       packages: { helm: 'helm.sh/helm/v3/cmd/helm' },
-      // What helm's own Makefile stamps (`helm version`).
-      ldflags: `-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean`,
+      ldflags: helmLdflags(),
       what: `helm ${HELM_VERSION}`,
     },
     log,
