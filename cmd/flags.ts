@@ -49,14 +49,17 @@ export function clientTuning(values: { [K in keyof ReturnType<typeof clientFlags
 export const metricsFlags = {
   'metrics-secure': { type: 'string', default: 'true' },
   'metrics-cert-dir': { type: 'string', default: '' },
+  'metrics-client-ca-file': { type: 'string', default: '' },
 } satisfies ParseArgsConfig['options'];
 
 export const metricsFlagHelp: Record<keyof typeof metricsFlags, string> = {
   'metrics-secure':
     'serve --metrics-bind-address over HTTPS, /metrics only to callers allowed to get the non-resource URL /metrics (TokenReview + SubjectAccessReview); /healthz and /readyz stay open. false: plain HTTP, open to anyone (local use)',
   'metrics-cert-dir': 'folder with tls.crt and tls.key for the metrics port; empty: a self-signed certificate made at start',
+  'metrics-client-ca-file': 'also accept client certificates this CA signed on the metrics port (user: CN, groups: O), authorized like tokens',
 };
 
 export function secureMetrics(values: { [K in keyof typeof metricsFlags]: string }): SecureMetricsOptions | undefined {
-  return parseBool(values['metrics-secure'], 'metrics-secure') ? { certDir: values['metrics-cert-dir'] || undefined } : undefined;
+  if (!parseBool(values['metrics-secure'], 'metrics-secure')) return undefined;
+  return { certDir: values['metrics-cert-dir'] || undefined, clientCAFile: values['metrics-client-ca-file'] || undefined };
 }

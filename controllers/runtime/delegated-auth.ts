@@ -6,6 +6,8 @@
 // briefly (upstream's defaults: 10 s for tokens, 10 s for allowed and denied decisions), so a scrape every few
 // seconds costs the API server two requests per token and period, not per scrape.
 import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { KubeClient } from './client.js';
 import { SubjectAccessReviews, TokenReviews } from '../../api/resources.js';
 import type { KubeObject } from '../../api/wire.js';
@@ -84,7 +86,21 @@ export class DelegatedAuth {
     this.decisions = new TtlCache(ttl, size, now);
   }
 
-  /** Authenticates the request's `Authorization: Bearer` token, then asks whether its user may `get` `path`. */
+  /**
+   * Authenticates the request (a client certificate the configured CA signed, else its `Authorization: Bearer`
+   * token, upstream's order), then asks whether its user may `get` `path`.
+   */
+  async checkRequest(req: IncomingMessage, path: string): Promise<Decision> {
+    const user = certificateUser(req);
+    if (!user) return this.check(req.headers.authorization, path);
+    try {
+      return await this.authorize(user, path);
+    } catch (err) {
+      return { code: 500, reason: `subject access review failed: ${String(err)}` };
+    }
+  }
+
+  /** Authenticates an `Authorization: Bearer` header's token, then asks whether its user may `get` `path`. */
   async check(authorization: string | undefined, path: string): Promise<Decision> {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
     if (!token) return { code: 401, reason: 'no bearer token' };
@@ -126,4 +142,19 @@ export class DelegatedAuth {
     this.decisions.set(key, decision);
     return decision;
   }
+}
+
+/**
+ * The user of a verified client certificate, as kube-apiserver's x509 authenticator reads it (CN the name, O the
+ * groups; k8s.io/apiserver pkg/authentication/request/x509/x509.go CommonNameUserConversion); undefined without one.
+ */
+export function certificateUser(req: IncomingMessage): UserInfo | undefined {
+  const socket = req.socket as TLSSocket;
+  if (!socket.encrypted || !socket.authorized) return undefined;
+  // Node types each field as a string, but a repeated one (several O) comes as an array.
+  const subject = socket.getPeerCertificate().subject as unknown as Record<string, string | string[] | undefined> | undefined;
+  const name = subject?.CN;
+  if (typeof name !== 'string' || name === '') return undefined;
+  const organizations = subject?.O;
+  return { username: name, groups: organizations === undefined ? [] : Array.isArray(organizations) ? organizations : [organizations] };
 }

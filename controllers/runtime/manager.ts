@@ -55,6 +55,8 @@ export interface ManagerOptions {
 export interface SecureMetricsOptions {
   /** A folder with tls.crt and tls.key (a kubernetes.io/tls Secret mounted); empty: a self-signed certificate. */
   certDir?: string;
+  /** A CA file: client certificates it signed are accepted as their CN (user) and O (groups), then authorized. */
+  clientCAFile?: string;
 }
 
 export class Manager {
@@ -118,7 +120,8 @@ export class Manager {
     const tls = secure.certDir
       ? { certPem: await readFile(join(secure.certDir, 'tls.crt'), 'utf8'), keyPem: await readFile(join(secure.certDir, 'tls.key'), 'utf8') }
       : await selfSignedServingCertificate([hostname(), 'localhost', '127.0.0.1', '::1']);
-    return { tls, auth: new DelegatedAuth(this.client) };
+    const clientCA = secure.clientCAFile ? await readFile(secure.clientCAFile, 'utf8') : undefined;
+    return { tls: { ...tls, clientCA }, auth: new DelegatedAuth(this.client) };
   }
 
   get isLeader(): boolean {

@@ -19,7 +19,7 @@ interface Answer {
   headers: Record<string, string | string[] | undefined>;
 }
 
-function get(port: number, path: string, options: { token?: string; ca?: string } = {}): Promise<Answer> {
+function get(port: number, path: string, options: { token?: string; ca?: string; client?: { certPem: string; keyPem: string } } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -29,6 +29,8 @@ function get(port: number, path: string, options: { token?: string; ca?: string 
         headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
         // The self-signed certificate is trusted by no one (Prometheus: insecureSkipVerify); a given one is verified.
         ...(options.ca ? { ca: options.ca, servername: 'localhost' } : { rejectUnauthorized: false }),
+        ...(options.client ? { cert: options.client.certPem, key: options.client.keyPem } : {}),
+        agent: false, // a fresh TLS session each time: a client certificate is presented per connection
       },
       (res) => {
         let body = '';
@@ -51,13 +53,13 @@ describe('secured /metrics (delegated authentication and authorization)', () => 
   const tokens = { reader: '', stranger: '' };
   let ca = '';
 
-  const startManager = (certDir?: string): Manager => {
+  const startManager = (certDir?: string, clientCAFile?: string): Manager => {
     const manager = new Manager({
       client: admin,
       log: silentLogger,
       component: 'switchboard-test',
       metricsAddress: '127.0.0.1:0',
-      secureMetrics: { certDir },
+      secureMetrics: { certDir, clientCAFile },
       leaderElection: { enabled: false, namespace: ns, leaseName: 'x', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2000 },
     });
     running.push(manager.run(stop.signal));
@@ -90,7 +92,10 @@ describe('secured /metrics (delegated authentication and authorization)', () => 
       kind: 'ClusterRoleBinding',
       metadata: { name: readerRole },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: readerRole },
-      subjects: [{ kind: 'ServiceAccount', name: 'reader', namespace: ns }],
+      subjects: [
+        { kind: 'ServiceAccount', name: 'reader', namespace: ns },
+        { kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: `${readerRole}-by-certificate` },
+      ],
     });
     // A certificate of our own for --metrics-cert-dir.
     const authority = await createCertificateAuthority('metrics-test-ca');
@@ -140,6 +145,29 @@ describe('secured /metrics (delegated authentication and authorization)', () => 
       });
       expect(probe.body).toMatch(/ok\n$/);
     }
+  });
+
+  it('with --metrics-client-ca-file, authorizes a client certificate of that CA as its CN, and ignores others', async () => {
+    const clientAuthority = await createCertificateAuthority('metrics-client-ca');
+    await writeFile(join(dir, 'client-ca.crt'), clientAuthority.certPem);
+    const manager = startManager(undefined, join(dir, 'client-ca.crt'));
+    await eventually(() => manager.metricsPort > 0);
+    const port = manager.metricsPort;
+    const reader = await issueCertificate(clientAuthority, { commonName: `${readerRole}-by-certificate`, usage: 'client' });
+    const other = await issueCertificate(clientAuthority, { commonName: `${readerRole}-other`, organizations: ['some-group'], usage: 'client' });
+    const foreign = await issueCertificate(await createCertificateAuthority('someone-else-ca'), { commonName: `${readerRole}-by-certificate`, usage: 'client' });
+
+    const allowed = await eventually(async () => {
+      const r = await get(port, '/metrics', { client: reader });
+      return r.status === 200 && r;
+    }, 30_000, 1000);
+    expect(allowed.body).toMatch(/^# HELP switchboard_api_requests_total /m);
+    const denied = await get(port, '/metrics', { client: other });
+    expect({ status: denied.status, body: denied.body }).toEqual({ status: 403, body: expect.stringContaining(`${readerRole}-other may not get /metrics`) });
+    // Another CA's certificate authenticates no one: without a token, 401; tokens still work beside it.
+    expect((await get(port, '/metrics', { client: foreign })).status).toBe(401);
+    expect((await get(port, '/metrics', { client: foreign, token: tokens.reader })).status).toBe(200);
+    expect((await get(port, '/healthz')).status).toBe(200);
   });
 
   it('serves the certificate of --metrics-cert-dir, verifiable with its CA', async () => {

@@ -71,7 +71,8 @@ export type Check = () => boolean | Promise<boolean>;
 
 /** How the health server serves: HTTPS with `tls`, else plain HTTP; /metrics only to whom `auth` allows, if set. */
 export interface Serving {
-  tls?: KeyPairPem;
+  /** `clientCA`: also accept client certificates it signed (verified, then authorized as their CN/O user). */
+  tls?: KeyPairPem & { clientCA?: string };
   /** Guards /metrics; /healthz, /livez and /readyz stay open to probes (upstream's --authorization-always-allow-paths). */
   auth?: DelegatedAuth;
 }
@@ -95,7 +96,7 @@ export class HealthServer {
     const exporter = telemetry().exporter;
     const metrics = (req: IncomingMessage, res: ServerResponse) => {
       if (!serving.auth) return exporter.getMetricsRequestHandler(req, res);
-      void serving.auth.check(req.headers.authorization, '/metrics').then(({ code, reason }) => {
+      void serving.auth.checkRequest(req, '/metrics').then(({ code, reason }) => {
         if (code === 200) return exporter.getMetricsRequestHandler(req, res);
         const headers: Record<string, string> = { 'content-type': 'text/plain' };
         if (code === 401) headers['www-authenticate'] = 'Bearer';
@@ -114,7 +115,10 @@ export class HealthServer {
         res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(report);
       });
     };
-    this.server = serving.tls ? createHttpsServer({ cert: serving.tls.certPem, key: serving.tls.keyPem }, handler) : createServer(handler);
+    const tls = serving.tls;
+    // A certificate is asked for but not required: probes and token holders come without one.
+    const clientAuth = tls?.clientCA ? { ca: tls.clientCA, requestCert: true, rejectUnauthorized: false } : {};
+    this.server = tls ? createHttpsServer({ cert: tls.certPem, key: tls.keyPem, ...clientAuth }, handler) : createServer(handler);
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());
