@@ -176,9 +176,12 @@ export class Manager {
       }
     }
     signal.removeEventListener('abort', stopEverything);
+    // Each step of a graceful stop is logged, so a stop that hangs shows where.
     await Promise.all(everyReplica);
+    this.log.info('runnables stopped');
     for (const informer of this.informers.values()) await informer.stop();
     await this.health.close();
+    this.log.info('stopped');
     return 'stopped';
   }
 
@@ -190,6 +193,7 @@ export class Manager {
     await aborted(signal);
     this.log.info('stopping controllers');
     await Promise.all([...this.controllers.map((c) => c.stop()), ...leaderOnly]);
+    this.log.info('controllers stopped');
   }
 }
 
