@@ -37,3 +37,6 @@ export const Secrets: ResourceType = { group: '', version: 'v1', plural: 'secret
 export const ServiceCIDRs: ResourceType = { group: 'networking.k8s.io', version: 'v1', plural: 'servicecidrs', kind: 'ServiceCIDR', namespaced: false };
 /** The API server's own ClusterIP allocations, one object per IP. */
 export const IPAddresses: ResourceType = { group: 'networking.k8s.io', version: 'v1', plural: 'ipaddresses', kind: 'IPAddress', namespaced: false };
+/** Delegated authentication and authorization (the secured /metrics): asked of the API server, never stored. */
+export const TokenReviews: ResourceType = { group: 'authentication.k8s.io', version: 'v1', plural: 'tokenreviews', kind: 'TokenReview', namespaced: false };
+export const SubjectAccessReviews: ResourceType = { group: 'authorization.k8s.io', version: 'v1', plural: 'subjectaccessreviews', kind: 'SubjectAccessReview', namespaced: false };

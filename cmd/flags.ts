@@ -1,6 +1,7 @@
 // Command-line flags: Kubernetes-style names (--leader-elect-lease-duration=15s) and durations.
 import type { ParseArgsConfig } from 'node:util';
 import type { ClientTuning } from '../controllers/runtime/client.js';
+import type { SecureMetricsOptions } from '../controllers/runtime/manager.js';
 
 /** "1500ms", "15s", "2m", "1h" or a bare number of seconds → milliseconds. */
 export function parseDuration(value: string, flag: string): number {
@@ -42,4 +43,23 @@ export function clientTuning(values: { [K in keyof ReturnType<typeof clientFlags
   const burst = Number(values['kube-api-burst']);
   if (!Number.isInteger(burst) || burst < 1) throw new Error(`--kube-api-burst: expected a whole number ≥ 1, got "${values['kube-api-burst']}"`);
   return { qps, burst, watchIdleTimeoutMs: parseDuration(values['watch-idle-timeout'], 'watch-idle-timeout') };
+}
+
+/** How `controller` and `speaker` serve /metrics: HTTPS with delegated authentication and authorization, or plain HTTP. */
+export const metricsFlags = {
+  'metrics-secure': { type: 'string', default: 'true' },
+  'metrics-cert-dir': { type: 'string', default: '' },
+  'metrics-client-ca-file': { type: 'string', default: '' },
+} satisfies ParseArgsConfig['options'];
+
+export const metricsFlagHelp: Record<keyof typeof metricsFlags, string> = {
+  'metrics-secure':
+    'serve --metrics-bind-address over HTTPS, /metrics only to callers allowed to get the non-resource URL /metrics (TokenReview + SubjectAccessReview); /healthz and /readyz stay open. false: plain HTTP, open to anyone (local use)',
+  'metrics-cert-dir': 'folder with tls.crt and tls.key for the metrics port; empty: a self-signed certificate made at start',
+  'metrics-client-ca-file': 'also accept client certificates this CA signed on the metrics port (user: CN, groups: O), authorized like tokens',
+};
+
+export function secureMetrics(values: { [K in keyof typeof metricsFlags]: string }): SecureMetricsOptions | undefined {
+  if (!parseBool(values['metrics-secure'], 'metrics-secure')) return undefined;
+  return { certDir: values['metrics-cert-dir'] || undefined, clientCAFile: values['metrics-client-ca-file'] || undefined };
 }

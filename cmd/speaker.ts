@@ -7,7 +7,7 @@ import { DEFAULT_EXCLUDE_PATTERNS, parseNameList } from '../controllers/speaker/
 import { loadAddon } from '../controllers/speaker/raw-socket.js';
 import { Speaker, type SpeakerOptions } from '../controllers/speaker/speaker.js';
 import { DEFAULT_LOAD_BALANCER_CLASS } from '../allocators/loadbalancer/service-request.js';
-import { clientFlagHelp, clientFlags, clientTuning, parseBool, parseDuration } from './flags.js';
+import { clientFlagHelp, clientFlags, clientTuning, metricsFlagHelp, metricsFlags, parseBool, parseDuration, secureMetrics } from './flags.js';
 
 const speakerFlags = {
   'node-name': { type: 'string', default: process.env.NODE_NAME ?? '' },
@@ -26,6 +26,7 @@ const speakerFlags = {
   'load-balancer-handle-unset-class': { type: 'string', default: 'true' },
   'ignore-exclude-lb': { type: 'string', default: 'false' },
   'metrics-bind-address': { type: 'string', default: ':9473' },
+  ...metricsFlags,
   // kube-controller-manager's per-client figures: a steady few requests a second, bursts of status writes on failover.
   ...clientFlags({ qps: 20, burst: 30 }),
   'log-level': { type: 'string', default: process.env.SWITCHBOARD_LOG_LEVEL ?? 'info' },
@@ -49,6 +50,7 @@ const help: Record<keyof typeof speakerFlags, string> = {
   'load-balancer-handle-unset-class': 'also announce Services without loadBalancerClass',
   'ignore-exclude-lb': 'let nodes labelled node.kubernetes.io/exclude-from-external-load-balancers announce',
   'metrics-bind-address': 'host:port serving /metrics, /healthz and /readyz; "0" disables',
+  ...metricsFlagHelp,
   ...clientFlagHelp,
   'log-level': 'debug, info, warn or error',
   help: 'show the flags',
@@ -106,6 +108,7 @@ export async function runSpeaker(args: string[]): Promise<number> {
     log,
     component: 'switchboard-speaker',
     metricsAddress: values['metrics-bind-address'] === '0' ? '' : values['metrics-bind-address'],
+    secureMetrics: secureMetrics(values),
     leaderElection: { enabled: false, namespace: options.namespace, leaseName: '', leaseDurationMs: 0, renewDeadlineMs: 0, retryPeriodMs: 0 },
   });
   new Speaker(manager, options);

@@ -13,7 +13,7 @@ import { freePort } from './up/controlplane/processes.js';
 import { DEMO_NAMESPACE, formatRows, runDemo, type DemoRow } from './up/demo.js';
 import { speakerDemo } from './up/demo-speaker.js';
 import { dataplaneDemo } from './up/demo-dataplane.js';
-import { clientFlagHelp, clientFlags, clientTuning, parseBool, parseDuration } from './flags.js';
+import { clientFlagHelp, clientFlags, clientTuning, metricsFlagHelp, metricsFlags, parseBool, parseDuration, secureMetrics } from './flags.js';
 import { jobs } from './jobs/index.js';
 import { runSpeaker } from './speaker.js';
 import type { FlagValues } from './jobs/job.js';
@@ -38,6 +38,7 @@ const controllerFlags = {
   'leader-elect-id': { type: 'string', default: '' },
   'leader-elect-lease-name': { type: 'string', default: 'switchboard-controller' },
   'metrics-bind-address': { type: 'string', default: ':8080' },
+  ...metricsFlags,
   // kube-controller-manager's 20/30 is per controller (each has its own client); this one client serves the three
   // endpoint controllers, the claim and LoadBalancer controllers and the admission webhook's claim writes. Measured:
   // at 100/150 the claim controller needed ~20 s to bind the claims of a 1000-Service burst, and a killed replica's
@@ -65,6 +66,7 @@ const flagHelp: Record<keyof typeof controllerFlags, string> = {
   'leader-elect-id': 'identity in the Lease; empty means hostname_random',
   'leader-elect-lease-name': 'name of the leader-election Lease',
   'metrics-bind-address': 'host:port serving /metrics, /healthz and /readyz; "0" disables',
+  ...metricsFlagHelp,
   ...clientFlagHelp,
   'log-level': 'debug, info, warn or error',
   help: 'show the flags',
@@ -96,6 +98,7 @@ async function runController(flags: ControllerFlags, signal: AbortSignal): Promi
     log,
     component: 'switchboard-controller',
     metricsAddress: flags['metrics-bind-address'] === '0' ? '' : flags['metrics-bind-address'],
+    secureMetrics: secureMetrics(flags),
     leaderElection: {
       enabled: parseBool(flags['leader-elect'], 'leader-elect'),
       namespace: flags.namespace,
@@ -116,6 +119,8 @@ async function runController(flags: ControllerFlags, signal: AbortSignal): Promi
 const upFlags = {
   ...controllerFlags,
   ...jobFlags,
+  // A local, single-user run: /metrics in plain HTTP (curl it as is); --metrics-secure=true secures it as in a cluster.
+  'metrics-secure': { type: 'string', default: 'false' },
   once: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { load } from 'js-yaml';
 import { crdManifests, type JSONSchema } from './manifests.js';
-import { renderCRD } from './generate.js';
+import { CHART_CRDS, renderCRD } from './generate.js';
 import type { IPAddressPool } from './ipaddresspool.js';
 import type { L2Advertisement } from './l2advertisement.js';
 import type { ServiceL2Status } from './servicel2status.js';
@@ -61,10 +61,15 @@ const selector = { matchLabels: { zone: 'a' }, matchExpressions: [{ key: 'tier',
 
 describe('CRD manifests', () => {
   // A stale file fails here: `npm run generate` rewrites it.
-  it.each(Object.keys(crdManifests))('%s matches crds/manifests.ts', (file) => {
+  it.each(Object.keys(crdManifests))('%s matches crds/manifests.ts, and so does the Helm chart\'s copy', (file) => {
     const expected = renderCRD(crdManifests[file]);
     expect(readFileSync(pathOf(file), 'utf8')).toBe(expected);
+    expect(readFileSync(pathOf(`../${CHART_CRDS}${file}`), 'utf8')).toBe(expected);
     expect(load(expected)).toEqual(crdManifests[file]);
+  });
+
+  it('the Helm chart holds no other CRD file', () => {
+    expect(readdirSync(pathOf(`../${CHART_CRDS}`)).sort()).toEqual(Object.keys(crdManifests).sort());
   });
 
   it.each(Object.entries(crdManifests))('%s has a status subresource, short names, printer columns', (_file, crd) => {

@@ -2,7 +2,9 @@
 // controllers, leader election, the health/metrics server and graceful shutdown on SIGTERM/SIGINT.
 // Informers start at once on every replica (so a new leader starts with warm caches); controllers
 // run only while this replica leads.
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { aborted } from './abort.js';
 import { runFenced, type KubeClient } from './client.js';
@@ -12,7 +14,9 @@ import { Informer, type InformerOptions } from './informer.js';
 import { LeaderElector } from './leader-election.js';
 import type { Logger } from './log.js';
 import type { ResourceType } from '../../api/resources.js';
-import { HealthServer, instrumentClient } from './telemetry.js';
+import { DelegatedAuth } from './delegated-auth.js';
+import { selfSignedServingCertificate } from './pki.js';
+import { HealthServer, instrumentClient, type Serving } from './telemetry.js';
 import type { KubeObject } from '../../api/wire.js';
 
 export interface LeaderElectionConfig {
@@ -41,6 +45,18 @@ export interface ManagerOptions {
   leaderElection: LeaderElectionConfig;
   /** host:port for /metrics, /healthz and /readyz; empty to serve none. */
   metricsAddress?: string;
+  /**
+   * Serve them over HTTPS, /metrics only to callers the API server authenticates and authorizes (TokenReview, then
+   * SubjectAccessReview for `get` on the non-resource URL /metrics); absent: plain HTTP, open to anyone.
+   */
+  secureMetrics?: SecureMetricsOptions;
+}
+
+export interface SecureMetricsOptions {
+  /** A folder with tls.crt and tls.key (a kubernetes.io/tls Secret mounted); empty: a self-signed certificate. */
+  certDir?: string;
+  /** A CA file: client certificates it signed are accepted as their CN (user) and O (groups), then authorized. */
+  clientCAFile?: string;
 }
 
 export class Manager {
@@ -102,6 +118,16 @@ export class Manager {
       );
   }
 
+  private async metricsServing(): Promise<Serving> {
+    const secure = this.options.secureMetrics;
+    if (!secure) return {};
+    const tls = secure.certDir
+      ? { certPem: await readFile(join(secure.certDir, 'tls.crt'), 'utf8'), keyPem: await readFile(join(secure.certDir, 'tls.key'), 'utf8') }
+      : await selfSignedServingCertificate([hostname(), 'localhost', '127.0.0.1', '::1']);
+    const clientCA = secure.clientCAFile ? await readFile(secure.clientCAFile, 'utf8') : undefined;
+    return { tls: { ...tls, clientCA }, auth: new DelegatedAuth(this.client) };
+  }
+
   get isLeader(): boolean {
     return !this.options.leaderElection.enabled || (this.elector?.isLeader ?? false);
   }
@@ -113,8 +139,8 @@ export class Manager {
    */
   async run(signal: AbortSignal): Promise<'stopped' | 'lost-leadership'> {
     if (this.options.metricsAddress) {
-      this.metricsPort = await this.health.listen(this.options.metricsAddress);
-      this.log.info('serving metrics and health', { address: this.options.metricsAddress, port: this.metricsPort });
+      this.metricsPort = await this.health.listen(this.options.metricsAddress, await this.metricsServing());
+      this.log.info('serving metrics and health', { address: this.options.metricsAddress, port: this.metricsPort, secure: Boolean(this.options.secureMetrics) });
     }
     // Everything but the leader's work stops on shutdown or on a lost lease.
     const everything = new AbortController();
@@ -154,9 +180,12 @@ export class Manager {
       }
     }
     signal.removeEventListener('abort', stopEverything);
+    // Each step of a graceful stop is logged, so a stop that hangs shows where.
     await Promise.all(everyReplica);
+    this.log.info('runnables stopped');
     for (const informer of this.informers.values()) await informer.stop();
     await this.health.close();
+    this.log.info('stopped');
     return 'stopped';
   }
 
@@ -168,6 +197,7 @@ export class Manager {
     await aborted(signal);
     this.log.info('stopping controllers');
     await Promise.all([...this.controllers.map((c) => c.stop()), ...leaderOnly]);
+    this.log.info('controllers stopped');
   }
 }
 

@@ -112,3 +112,14 @@ export async function generateSigningKeyPair(): Promise<{ privateKeyPem: string;
   const spki = await webcrypto.subtle.exportKey('spki', keys.publicKey);
   return { privateKeyPem: await privateKeyPem(keys.privateKey), publicKeyPem: pem(spki, 'PUBLIC KEY') };
 }
+
+/**
+ * A serving certificate for `hosts` (DNS names and IP addresses) signed by a throwaway CA: what a server uses when it
+ * is given none, as kube-controller-manager's secure port does without --tls-cert-file (clients then skip
+ * verification or pin it, as Prometheus does with `insecure_skip_verify` for such targets).
+ */
+export async function selfSignedServingCertificate(hosts: string[], validDays = 365): Promise<KeyPairPem> {
+  const ca = await createCertificateAuthority(`${hosts[0] ?? 'localhost'}-ca@${Math.floor(Date.now() / 1000)}`, validDays);
+  const isIp = (h: string) => /^[\d.]+$/.test(h) || h.includes(':');
+  return issueCertificate(ca, { commonName: hosts[0] ?? 'localhost', dnsNames: hosts.filter((h) => !isIp(h)), ipAddresses: hosts.filter(isIp), usage: 'server', validDays });
+}

@@ -1,7 +1,8 @@
 // Metrics (OpenTelemetry, exposed for Prometheus on /metrics and, when the standard OTEL_* variables ask for it,
 // pushed over OTLP), traces around reconciles, API calls and admission requests (exported over OTLP or to the
-// console as OTEL_TRACES_EXPORTER says), and the HTTP endpoints /metrics, /healthz and /readyz.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// console as OTEL_TRACES_EXPORTER says), and the HTTP(S) endpoints /metrics, /healthz and /readyz.
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { context, diag, DiagLogLevel, metrics, propagation, trace, SpanStatusCode, type Attributes, type Meter, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -14,7 +15,9 @@ import { defaultResource, detectResources, envDetector, resourceFromAttributes, 
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { KubeClient } from './client.js';
+import type { DelegatedAuth } from './delegated-auth.js';
 import { createLogger } from './log.js';
+import type { KeyPairPem } from './pki.js';
 
 export interface Telemetry {
   meter: Meter;
@@ -230,6 +233,14 @@ export function instrumentClient(client: KubeClient): void {
 
 export type Check = () => boolean | Promise<boolean>;
 
+/** How the health server serves: HTTPS with `tls`, else plain HTTP; /metrics only to whom `auth` allows, if set. */
+export interface Serving {
+  /** `clientCA`: also accept client certificates it signed (verified, then authorized as their CN/O user). */
+  tls?: KeyPairPem & { clientCA?: string };
+  /** Guards /metrics; /healthz, /livez and /readyz stay open to probes (upstream's --authorization-always-allow-paths). */
+  auth?: DelegatedAuth;
+}
+
 /** /metrics, /healthz (process alive and its checks pass) and /readyz (ready to serve). */
 export class HealthServer {
   private server: Server | undefined;
@@ -244,12 +255,21 @@ export class HealthServer {
     this.readiness.set(name, check);
   }
 
-  async listen(address: string): Promise<number> {
+  async listen(address: string, serving: Serving = {}): Promise<number> {
     const { host, port } = parseAddress(address);
     const exporter = telemetry().exporter;
-    this.server = createServer((req, res) => {
+    const metrics = (req: IncomingMessage, res: ServerResponse) => {
+      if (!serving.auth) return exporter.getMetricsRequestHandler(req, res);
+      void serving.auth.checkRequest(req, '/metrics').then(({ code, reason }) => {
+        if (code === 200) return exporter.getMetricsRequestHandler(req, res);
+        const headers: Record<string, string> = { 'content-type': 'text/plain' };
+        if (code === 401) headers['www-authenticate'] = 'Bearer';
+        res.writeHead(code, headers).end(`${{ 401: 'Unauthorized', 403: 'Forbidden', 500: 'Internal Server Error' }[code]}: ${reason}\n`);
+      });
+    };
+    const handler: RequestListener = (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
-      if (path === '/metrics') return exporter.getMetricsRequestHandler(req, res);
+      if (path === '/metrics') return metrics(req, res);
       const checks = path === '/healthz' || path === '/livez' ? this.health : path === '/readyz' ? this.readiness : undefined;
       if (!checks) {
         res.writeHead(404).end('not found\n');
@@ -258,7 +278,11 @@ export class HealthServer {
       void runChecks(checks).then(({ ok, report }) => {
         res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(report);
       });
-    });
+    };
+    const tls = serving.tls;
+    // A certificate is asked for but not required: probes and token holders come without one.
+    const clientAuth = tls?.clientCA ? { ca: tls.clientCA, requestCert: true, rejectUnauthorized: false } : {};
+    this.server = tls ? createHttpsServer({ cert: tls.certPem, key: tls.keyPem, ...clientAuth }, handler) : createServer(handler);
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());

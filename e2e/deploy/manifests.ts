@@ -1,9 +1,17 @@
-// Reading the in-cluster manifests (config/): render a kustomization with kubectl, parse YAML streams, find an object,
-// and turn a container's args into the command line a test runs outside the cluster.
+// Reading the in-cluster manifests (config/, charts/switchboard): render a kustomization with kubectl or the chart
+// with helm, parse YAML streams, find an object, and turn a container's args into the command line a test runs outside
+// the cluster.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { loadAll } from 'js-yaml';
 import type { Kubectl } from '../scenarios/env.js';
+
+const execFileAsync = promisify(execFile);
 
 export const repoPath = (relative: string): string => fileURLToPath(new URL(`../../${relative}`, import.meta.url));
 
@@ -29,6 +37,12 @@ export interface PodTemplateOwner extends Manifest {
   spec: { replicas?: number; template: { metadata: { labels: Record<string, string> }; spec: { serviceAccountName?: string; containers: Container[]; [field: string]: unknown } }; [field: string]: unknown };
 }
 
+/** Manifests as text (to apply) and parsed (to check). */
+export interface Rendered {
+  text: string;
+  objects: Manifest[];
+}
+
 export function parseYamlStream(text: string): Manifest[] {
   return loadAll(text).filter((doc): doc is Manifest => typeof doc === 'object' && doc !== null);
 }
@@ -38,7 +52,7 @@ export function readYamlFile(relative: string): Manifest[] {
 }
 
 /** `kubectl kustomize <dir>`, parsed. */
-export async function renderKustomization(kubectl: Kubectl, relativeDir: string): Promise<{ text: string; objects: Manifest[] }> {
+export async function renderKustomization(kubectl: Kubectl, relativeDir: string): Promise<Rendered> {
   const out = await kubectl(['kustomize', repoPath(relativeDir)]);
   if (out.code !== 0) throw new Error(`kubectl kustomize ${relativeDir} failed:\n${out.stderr}`);
   return { text: out.stdout, objects: parseYamlStream(out.stdout) };
@@ -89,4 +103,40 @@ export function withFlags(args: readonly string[], changes: Record<string, strin
     result.push(`--${name}=${value}`);
   }
   return result;
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to its end; a non-zero exit is a result, not an error. */
+export async function runCommand(command: string, args: readonly string[]): Promise<CommandResult> {
+  try {
+    const { stdout, stderr } = await execFileAsync(command, [...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** Runs helm with `args` and `values` (a values file's content) given as a values file. */
+export async function runHelm(helm: string, args: readonly string[], values: Record<string, unknown> = {}): Promise<CommandResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'switchboard-chart-'));
+  try {
+    const valuesFile = join(dir, 'values.json'); // JSON is YAML
+    await writeFile(valuesFile, JSON.stringify(values));
+    return await runCommand(helm, [...args, '--values', valuesFile]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** `helm template` of charts/switchboard as release `release` in `namespace`, CRDs included, with `values`. */
+export async function renderChart(helm: string, namespace: string, values: Record<string, unknown> = {}, release = 'switchboard'): Promise<Rendered> {
+  const out = await runHelm(helm, ['template', release, repoPath('charts/switchboard'), '--namespace', namespace, '--include-crds'], values);
+  if (out.code !== 0) throw new Error(`helm template failed:\n${out.stderr}`);
+  return { text: out.stdout, objects: parseYamlStream(out.stdout) };
 }

@@ -37,7 +37,7 @@ export interface ReplicaTimings {
 
 /**
  * The flags of a `switchboard controller` replica in a test: its kubeconfig, its namespace (Lease), an identity,
- * leader election a few seconds long, and metrics on a free loopback port.
+ * leader election a few seconds long, and metrics in plain HTTP on a free loopback port.
  */
 export function replicaFlags(kubeconfig: string, namespace: string, id: string, timings: ReplicaTimings = { leaseDuration: '4s', renewDeadline: '3s', retryPeriod: '500ms' }): string[] {
   return [
@@ -49,6 +49,8 @@ export function replicaFlags(kubeconfig: string, namespace: string, id: string, 
     `--leader-elect-renew-deadline=${timings.renewDeadline}`,
     `--leader-elect-retry-period=${timings.retryPeriod}`,
     '--metrics-bind-address=127.0.0.1:0',
+    // Tests scrape it with plain fetch (the secured port has its own test: e2e/deploy/secure-metrics.int.test.ts).
+    '--metrics-secure=false',
   ];
 }
 

@@ -1,6 +1,6 @@
 // Builds the real Kubernetes binaries (etcd, kube-apiserver, kube-controller-manager, kubectl; kube-proxy and
-// CoreDNS for the traffic tests) from their Go modules at pinned versions, into a cache outside the work tree,
-// and reuses them.
+// CoreDNS for the traffic tests) and helm from their Go modules at pinned versions, into a cache outside the work
+// tree, and reuses them.
 // k8s.io/kubernetes is built as a dependency of a generated module: its own go.mod points the k8s.io/*
 // staging modules at ./staging, so the generated module pins each of them to the matching v0.X.Y.
 import { spawn } from 'node:child_process';
@@ -12,6 +12,8 @@ import { join } from 'node:path';
 export const KUBERNETES_VERSION = 'v1.34.4';
 /** The etcd release Kubernetes v1.34 is built and tested with. */
 export const ETCD_VERSION = 'v3.6.4';
+/** The Helm release built on the same k8s.io v0.34 libraries as KUBERNETES_VERSION. */
+export const HELM_VERSION = 'v3.19.5';
 
 const STAGING_MODULES = [
   'api', 'apiextensions-apiserver', 'apimachinery', 'apiserver', 'cli-runtime', 'client-go',
@@ -72,19 +74,31 @@ function goModFile(): string {
   ].join('\n');
 }
 
-function toolsFile(): string {
+/** A generated module's tools.go: it only names the commands to build, so `go mod tidy` keeps their modules. */
+function toolsFile(packages: Record<string, string>): string {
   return [
     '//go:build tools',
     '',
-    '// Package kubebuild only names the commands to build; it is never compiled itself.',
-    'package kubebuild',
+    '// Package tools only names the commands to build; it is never compiled itself.',
+    'package tools',
     '',
     'import (',
-    ...Object.values({ ...PACKAGES, ...DATAPLANE_PACKAGES }).map((p) => `\t_ "${p}"`),
+    ...Object.values(packages).map((p) => `\t_ "${p}"`),
     ')',
     '',
   ].join('\n');
 }
+
+/** A generated Go module and the commands built from it. */
+interface GoModule {
+  goMod: string;
+  /** Every command the module names (its tools.go), so builds of some of them leave go.mod as the others need it. */
+  tools: Record<string, string>;
+  ldflags: string;
+}
+
+/** The module kube-apiserver and the other Kubernetes commands (kube-proxy included) are built from. */
+const kubeModule = (): GoModule => ({ goMod: goModFile(), tools: { ...PACKAGES, ...DATAPLANE_PACKAGES }, ldflags: ldflags() });
 
 function ldflags(): string {
   const [major, minor] = KUBERNETES_VERSION.replace(/^v/, '').split('.');
@@ -144,7 +158,7 @@ export async function ensureBinaries(log: (line: string) => void = () => {}, opt
   const stamp = JSON.stringify({ goMod: goModFile(), ldflags: ldflags(), packages: PACKAGES });
   await buildOnce(dir, '.stamp', stamp, Object.keys(PACKAGES), log, async () => {
     log(`Building etcd ${ETCD_VERSION} and Kubernetes ${KUBERNETES_VERSION} (kube-apiserver, kube-controller-manager, kubectl) from Go modules into ${bin}; the first build takes several minutes…`);
-    await buildPackages(go, dir, PACKAGES, log);
+    await buildPackages(go, dir, kubeModule(), PACKAGES, log);
   });
   return binaries;
 }
@@ -164,7 +178,7 @@ export async function ensureDataplaneBinaries(log: (line: string) => void = () =
   const kubeStamp = JSON.stringify({ goMod: goModFile(), ldflags: ldflags(), packages: DATAPLANE_PACKAGES });
   await buildOnce(kubeDir, '.stamp-dataplane', kubeStamp, Object.keys(DATAPLANE_PACKAGES), log, async () => {
     log(`Building kube-proxy ${KUBERNETES_VERSION} into ${join(kubeDir, 'bin')}…`);
-    await buildPackages(go, kubeDir, DATAPLANE_PACKAGES, log);
+    await buildPackages(go, kubeDir, kubeModule(), DATAPLANE_PACKAGES, log);
   });
   const corednsDir = join(options.cacheDir ?? cacheRoot(), `coredns-${COREDNS_VERSION}`);
   // Its first build is long (~5 CPU-minutes, 23 min on a busy 2-core machine): only for those that use it.
@@ -204,18 +218,52 @@ async function buildOnce(dir: string, stampName: string, stamp: string, names: s
   }
 }
 
-/** Builds `packages` (name → Go package) from the generated module in `dir` into `<dir>/bin`. */
-async function buildPackages(go: string, dir: string, packages: Record<string, string>, log: (line: string) => void): Promise<void> {
-  await writeFile(join(dir, 'go.mod'), goModFile());
-  await writeFile(join(dir, 'tools.go'), toolsFile());
+/** Builds `packages` (name → Go package) from the generated `module` in `dir` into `<dir>/bin`. */
+async function buildPackages(go: string, dir: string, module: GoModule, packages: Record<string, string>, log: (line: string) => void): Promise<void> {
+  await writeFile(join(dir, 'go.mod'), module.goMod);
+  await writeFile(join(dir, 'tools.go'), toolsFile(module.tools));
   await run(go, ['mod', 'tidy'], dir, log);
   const tmp = join(dir, 'bin.tmp');
   await mkdir(tmp, { recursive: true });
-  await run(go, ['build', '-trimpath', '-ldflags', ldflags(), '-o', tmp + '/', ...Object.values(packages)], dir, log);
+  await run(go, ['build', '-trimpath', '-ldflags', module.ldflags, '-o', tmp + '/', ...Object.values(packages)], dir, log);
   // `go build -o dir/` names each binary after the last element of its package path.
   for (const [name, pkg] of Object.entries(packages)) {
     await rename(join(tmp, pkg.split('/').filter((part) => !/^v\d+$/.test(part)).pop()!), join(dir, 'bin', name));
   }
+}
+
+/**
+ * What helm's own Makefile stamps: its version, and the Kubernetes version `helm template` and `helm lint` assume
+ * (the k8s.io libraries it is built on, 1.34: unstamped it would be 1.20).
+ */
+function helmLdflags(): string {
+  const [major, minor] = KUBERNETES_VERSION.replace(/^v/, '').split('.');
+  const stamps = {
+    'internal/version.version': HELM_VERSION,
+    'internal/version.gitTreeState': 'clean',
+    'pkg/lint/rules.k8sVersionMajor': major,
+    'pkg/lint/rules.k8sVersionMinor': minor,
+    'pkg/chartutil.k8sVersionMajor': major,
+    'pkg/chartutil.k8sVersionMinor': minor,
+  };
+  return ['-s -w', ...Object.entries(stamps).map(([name, value]) => `-X helm.sh/helm/v3/${name}=${value}`)].join(' ');
+}
+
+/** The pinned helm (charts/switchboard is linted, rendered and applied with it), built first when the cache lacks it. */
+export async function ensureHelm(log: (line: string) => void = () => {}, options: BuildOptions = {}): Promise<string> {
+  const go = options.go ?? process.env.SWITCHBOARD_GO ?? 'go';
+  const dir = join(options.cacheDir ?? cacheRoot(), `helm-${HELM_VERSION}`);
+  const packages = { helm: 'helm.sh/helm/v3/cmd/helm' };
+  const module: GoModule = {
+    goMod: ['module switchboard.local/helmbuild', '', 'go 1.24.0', '', `require helm.sh/helm/v3 ${HELM_VERSION}`, ''].join('\n'),
+    tools: packages,
+    ldflags: helmLdflags(),
+  };
+  await buildOnce(dir, '.stamp', JSON.stringify({ goMod: module.goMod, ldflags: module.ldflags, packages }), ['helm'], log, async () => {
+    log(`Building helm ${HELM_VERSION} from Go modules into ${join(dir, 'bin')}; the first build takes a few minutes…`);
+    await buildPackages(go, dir, module, packages, log);
+  });
+  return join(dir, 'bin', 'helm');
 }
 
 /** Holds `<dir>/.build-lock` (a directory: mkdir is atomic) until released; a lock whose owner died is taken over. */

@@ -1,7 +1,7 @@
 // `node dist/cmd/up/controlplane/cli.js build|start [--service-cluster-ip-range=<v4>[,<v6>]]`: builds the pinned
-// binaries, kube-proxy and CoreDNS included (CI warms its cache with it), or starts a local control plane until
+// binaries, kube-proxy, CoreDNS and helm included (CI warms its cache with it), or starts a local control plane until
 // Ctrl-C, printing its kubeconfig; two CIDRs, one per family, make it dual-stack.
-import { ensureBinaries, ensureDataplaneBinaries } from './binaries.js';
+import { ensureBinaries, ensureDataplaneBinaries, ensureHelm } from './binaries.js';
 import { LocalControlPlane } from './controlplane.js';
 
 const log = (line: string) => console.log(line);
@@ -14,6 +14,7 @@ async function main(command: string | undefined, flags: string[]): Promise<void>
     log(`Binaries ready in ${bins.dir}`);
     const dataplane = await ensureDataplaneBinaries(log);
     log(`kube-proxy: ${dataplane.kubeProxy}, CoreDNS: ${dataplane.coredns}`);
+    log(`helm ready: ${await ensureHelm(log)}`);
     return;
   }
   if (command === 'start') {

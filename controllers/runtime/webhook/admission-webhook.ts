@@ -164,6 +164,9 @@ class Wakeup {
   }
 
   async wait(ms: number, signal: AbortSignal): Promise<void> {
+    // An abort that came while the loop was writing has fired its event already: waiting for it would sleep `ms`
+    // (up to RESYNC_MS) and hold a graceful stop that long.
+    if (signal.aborted) return;
     if (this.fired) {
       this.fired = false;
       return;
