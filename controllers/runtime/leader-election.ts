@@ -10,6 +10,7 @@ import { isAlreadyExists, isConflict, isNotFound, runFenced, type KubeClient } f
 import { sleep } from './backoff.js';
 import type { Logger } from './log.js';
 import { RenewalFence } from './renewal-fence.js';
+import { telemetry } from './telemetry.js';
 import { Leases } from '../../api/resources.js';
 import type { Lease } from '../../api/wire.js';
 
@@ -142,6 +143,20 @@ export class LeaderElector {
    * loss it returns at once, without waiting for the leader's work to finish (the caller exits).
    */
   async run(signal: AbortSignal): Promise<void> {
+    // client-go's name and meaning, so dashboards and "no leader" alerts written for kube-controller-manager fit.
+    const status = telemetry().meter.createObservableGauge('leader_election_master_status', {
+      description: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
+    });
+    const report = (r: { observe: (value: number, attributes: { name: string }) => void }) => r.observe(this.leading ? 1 : 0, { name: this.options.name });
+    status.addCallback(report);
+    try {
+      await this.campaignAndLead(signal);
+    } finally {
+      status.removeCallback(report);
+    }
+  }
+
+  private async campaignAndLead(signal: AbortSignal): Promise<void> {
     while (!signal.aborted && !(await this.tryAcquire(signal))) {
       await sleep(jittered(this.retryPeriodMs), signal);
     }
