@@ -312,6 +312,9 @@ export class Speaker {
     const { winner } = plan.result;
     const self = this.options.node;
     if (winner !== self && (winner !== undefined || deputyFor(key, this.live) !== self)) return undefined;
+    // Elected, but the previous node may still answer (break before make): the status names this node once it does.
+    const answering = this.announcer.announced();
+    if (winner === self && !plan.addresses.every((a) => answering.includes(a))) return undefined;
     const interfaces = winner === self ? [...new Set(plan.addresses.flatMap((a) => this.announcer.interfacesFor(a, this.plan.table)))].sort() : [];
     let condition: ConditionDraft = announcedCondition(plan.result);
     if (winner === self && interfaces.length === 0) {
