@@ -4,6 +4,7 @@
 // and, for a success, the whole spec. Values picked dynamically differ between the two; each such pair must lie in
 // the dynamic band of its family on both sides, and is then replaced by a token naming the field it was picked for
 // (`<web.clusterIPs[1]>`), in specs and in messages alike, so that later steps may refer to it.
+import { expect } from '@jest/globals';
 import { isIP } from 'node:net';
 import { type ServiceIPRange, bandOfIP, parseServiceClusterIPRangeFlag, rangeContainsIP } from '../../allocators/service/ip-range.js';
 import { type NodePortRange, bandOfPort, nodePortRange } from '../../allocators/service/port-range.js';
@@ -152,6 +153,21 @@ export class AllocationDifferential {
   }
 
   /** Every held value on the Switchboard side has its claim, bound to the Service holding it. */
+  /** Runs a case and expects Switchboard's answer to every step to be the bare API server's, with no problem. */
+  async expectSameAnswers(testCase: DifferentialCase): Promise<void> {
+    const transcript = await this.run(testCase);
+    expect(transcript.map((t) => ({ step: t.step, answer: t.switchboard, problems: t.problems }))).toEqual(
+      transcript.map((t) => ({ step: t.step, answer: t.bare, problems: [] })),
+    );
+  }
+
+  /** After the cases: Switchboard's webhook was in the path (it denied something), and claims match held values. */
+  async expectWebhookInPathAndClaimsAgree(log: (line: string) => void): Promise<void> {
+    log(`${this.webhookDenials} answers differed only by the webhook denial prefix`);
+    expect(this.webhookDenials).toBeGreaterThan(0);
+    await this.claimsAgree();
+  }
+
   async claimsAgree(): Promise<void> {
     const started = Date.now();
     this.options.log(`claims before settling: ${await claimsMatchServices(this.switchboard!.client)}`);
