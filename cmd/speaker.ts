@@ -111,9 +111,12 @@ export async function runSpeaker(args: string[]): Promise<number> {
     secureMetrics: secureMetrics(values),
     leaderElection: { enabled: false, namespace: options.namespace, leaseName: '', leaseDurationMs: 0, renewDeadlineMs: 0, retryPeriodMs: 0 },
   });
-  new Speaker(manager, options);
+  const speaker = new Speaker(manager, options);
   log.info('speaker starting', { node: options.node, server: client.server, namespace: options.namespace, leaseDurationMs: options.leaseDurationMs });
-  await manager.run(shutdownSignal(log));
+  // SIGTERM is a planned departure: hand the addresses over (make before break) before everything stops.
+  const stop = new AbortController();
+  shutdownSignal(log).addEventListener('abort', () => void speaker.leave().finally(() => stop.abort()), { once: true });
+  await manager.run(stop.signal);
   client.close();
   return 0;
 }

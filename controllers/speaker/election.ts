@@ -3,7 +3,8 @@
 // Candidates are nodes whose speaker renews its per-node Lease (a stale Lease means the speaker is gone: that is the
 // fence MetalLB's memberlist lacks), minus nodes labelled exclude-from-external-load-balancers, nodes with
 // NetworkUnavailable=True, nodes no L2Advertisement allows, nodes known to lack the advertised interfaces and, for
-// externalTrafficPolicy Local, nodes without a serving local endpoint. Among them the highest preference score wins,
+// externalTrafficPolicy Local, nodes without a serving local endpoint. Among them a node that is not leaving
+// (handover.ts: shutting down, cordoned, out of service) beats one that is, then the highest preference score wins,
 // then the smallest sha256(node + "#" + address) (MetalLB's tie-break): rendezvous hashing, so adding a node moves
 // only the addresses it wins and removing a node moves only the addresses it held. Every exclusion keeps its reason
 // so "why does nobody announce?" has an answer (MetalLB #1154, #2274).
@@ -23,6 +24,8 @@ export interface NodeView {
   labels: Labels;
   /** Set when the node can announce nothing at all. */
   exclusion?: NodeExclusion;
+  /** Leaving (handover.ts): it wins only where no other node can. */
+  leaving?: boolean;
 }
 
 /**
@@ -51,6 +54,8 @@ export function liveSpeakers(leases: readonly Lease[], now: number): Set<string>
 export interface AssessOptions {
   /** Like MetalLB's --ignore-exclude-lb. */
   ignoreExcludeLabel?: boolean;
+  /** Nodes that are leaving (handover.ts). */
+  leaving?: ReadonlySet<string>;
 }
 
 /** Per-node facts that do not depend on the Service. */
@@ -67,7 +72,7 @@ export function assessNodes(nodes: readonly Node[], live: ReadonlySet<string>, o
         : networkUnavailable
           ? 'NetworkUnavailable'
           : undefined;
-    out.set(name, { name, labels, exclusion });
+    out.set(name, { name, labels, exclusion, ...(options.leaving?.has(name) ? { leaving: true } : {}) });
   }
   return out;
 }
@@ -169,7 +174,7 @@ export function elect(req: ElectionRequest, nodes: ReadonlyMap<string, NodeView>
   const local = req.service.spec?.externalTrafficPolicy === 'Local';
 
   const excluded: ElectionResult['excluded'] = [];
-  let best: { node: string; score: number; hash: string; ads: ParsedL2Advertisement[] } | undefined;
+  let best: { node: string; staying: boolean; score: number; hash: string; ads: ParsedL2Advertisement[] } | undefined;
   const eligible: string[] = [];
   for (const view of [...nodes.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const nodeAds = advertisementsForNode(ads, view.labels);
@@ -189,9 +194,11 @@ export function elect(req: ElectionRequest, nodes: ReadonlyMap<string, NodeView>
       continue;
     }
     eligible.push(view.name);
+    const staying = !view.leaving;
     const score = preferenceScore(ads, view.labels);
     const hash = electionHash(view.name, key);
-    if (!best || score > best.score || (score === best.score && hash < best.hash)) best = { node: view.name, score, hash, ads: nodeAds };
+    const beats = !best || (staying !== best.staying ? staying : score !== best.score ? score > best.score : hash < best.hash);
+    if (beats) best = { node: view.name, staying, score, hash, ads: nodeAds };
   }
   if (!best) {
     const why = excluded.length > 0 ? `: ${summarize(excluded)}` : ': there are no nodes';

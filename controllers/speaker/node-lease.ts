@@ -7,6 +7,8 @@
 // - SpeakerLiveness judges the peers' Leases on the local clock, like client-go's leader election: a Lease is live
 //   for its duration after we SAW its current renewTime, so clock skew between nodes does not matter. A Lease seen for
 //   the first time counts from its renewTime when that is in the past, so a long-dead node is dead at once.
+// - A speaker shutting down (SIGTERM) says so with LEAVING_ANNOTATION on its Lease and keeps renewing while it hands
+//   its addresses over, make before break (handover.ts); only then does it delete the Lease.
 import { createHash } from 'node:crypto';
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
 import { sleep } from '../runtime/backoff.js';
@@ -16,6 +18,7 @@ import type { Logger } from '../runtime/log.js';
 import { Leases, apiVersionOf } from '../../api/resources.js';
 import type { Lease } from '../../api/wire.js';
 import { LEASE_DURATION_MS_ANNOTATION, leaseDurationMs, liveSpeakers } from './election.js';
+import { LEAVING_ANNOTATION, leaseSaysLeaving } from './handover.js';
 
 export const LEASE_COMPONENT_LABEL = 'switchboard.dev/component';
 export const LEASE_COMPONENT = 'speaker';
@@ -50,6 +53,8 @@ export interface NodeLeaseOptions {
   /** What to publish in ANSWERING_ANNOTATION (canonical addresses), read at every renewal. */
   answering: () => readonly string[];
   onFenceChange: (fenced: boolean) => void;
+  /** When this speaker began shutting down (RFC 3339), published as LEAVING_ANNOTATION; undefined while it is not. */
+  leavingSince?: () => string | undefined;
   /** After every successful renewal, with the addresses it published. */
   onRenewed?: (answering: ReadonlySet<string>) => void;
   /**
@@ -146,6 +151,9 @@ export class NodeLease {
     };
     if (interfaces) annotations[INTERFACES_ANNOTATION] = JSON.stringify(interfaces);
     else delete annotations[INTERFACES_ANNOTATION];
+    const leavingSince = this.options.leavingSince?.();
+    if (leavingSince) annotations[LEAVING_ANNOTATION] = leavingSince;
+    else delete annotations[LEAVING_ANNOTATION];
     const takeover = current?.spec?.holderIdentity !== node;
     return {
       apiVersion: apiVersionOf(Leases),
@@ -264,6 +272,12 @@ export class SpeakerLiveness {
       for (const address of parseAnswering(lease)) out.set(address, holder);
     }
     return out;
+  }
+
+  /** Live nodes whose speaker says it is shutting down (LEAVING_ANNOTATION), judged now. */
+  leaving(now: number): Set<string> {
+    const live = this.live(now);
+    return new Set([...this.leases.values()].filter((l) => leaseSaysLeaving(l) && live.has(l.spec?.holderIdentity ?? '')).map((l) => l.spec?.holderIdentity ?? ''));
   }
 
   /** What each live node published about its interfaces. */

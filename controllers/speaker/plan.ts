@@ -18,6 +18,8 @@ export interface PlanInputs {
   slicesOf: (key: string) => readonly EndpointSlice[];
   nodes: readonly Node[];
   live: ReadonlySet<string>;
+  /** Nodes that are leaving (handover.ts): they win only where no other node can. */
+  leaving?: ReadonlySet<string>;
   pools: readonly LBPool[];
   advertisements: readonly ParsedL2Advertisement[];
   /** What each node's speaker published about its interfaces (absent: assumed able everywhere). */
@@ -76,7 +78,7 @@ function ableInterfaces(published: ReadonlyMap<string, readonly PublishedInterfa
 }
 
 export function planAnnouncements(inputs: PlanInputs): SpeakerPlan {
-  const views = assessNodes(inputs.nodes, inputs.live, { ignoreExcludeLabel: inputs.ignoreExcludeLabel });
+  const views = assessNodes(inputs.nodes, inputs.live, { ignoreExcludeLabel: inputs.ignoreExcludeLabel, leaving: inputs.leaving });
   const services = new Map<string, ServicePlan>();
   for (const svc of inputs.services) {
     if (!isLoadBalancer(svc) || !isHandledClass(svc, inputs.loadBalancerClass, inputs.handleUnsetClass)) continue;

@@ -12,6 +12,16 @@
 // once no other live node's Lease lists it, and once its own Lease does; one that loses an address stops at once
 // and renews early to say so. The winners' views of who is live differ for a moment after any change; the Leases
 // order the two nodes, where acting on each one's own view would let both answer.
+//
+// A planned departure is make-before-break instead (handover.ts): SIGTERM of the speaker (its Lease then carries
+// LEAVING_ANNOTATION while it keeps renewing), a cordoned Node (spec.unschedulable) or the out-of-service taint. A
+// leaving node loses its addresses to nodes that are not leaving, and what its Lease lists does not hold the
+// successor back: the successor answers and sends its gratuitous burst at once. The leaving node keeps answering
+// until it sees the successor's Lease list the address (and HANDOVER_LINGER_MS more), HANDOVER_TIMEOUT_MS (3 s) at
+// most; on SIGTERM the process then exits and deletes its Lease. Two nodes answer together only in that window, both
+// able to serve, and the successor's burst (garp-count × garp-interval, 5 × 1 s by default) outlasts it, so a client
+// whose cache an answer of the old node refreshed meanwhile is moved again. Anything else (SIGKILL, a freeze, a
+// partition) has no annotation and stays break-before-make under the Lease fence.
 import { aborted } from '../runtime/abort.js';
 import { sleep } from '../runtime/backoff.js';
 import { objectKey, isNotFound, type KubeClient } from '../runtime/client.js';
@@ -42,9 +52,11 @@ import { WrittenView } from '../loadbalancer/written-view.js';
 import { parseL2Advertisements } from './advertisements.js';
 import { announcedCondition } from './election.js';
 import { Announcer } from './announcer.js';
+import { HANDOVER_TIMEOUT_MS, Handover, LEAVING_ANNOTATION, isLeavingNode } from './handover.js';
 import { chooseInterfaces, linkState, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
 import { ANSWERING_ANNOTATION, INTERFACES_ANNOTATION, LEASE_SELECTOR, NodeLease, SpeakerLiveness, type PublishedInterface } from './node-lease.js';
 import { deputyFor, planAnnouncements, type ServicePlan, type SpeakerPlan } from './plan.js';
+import type { AnnouncementTable } from './responder.js';
 
 export interface SpeakerOptions {
   node: string;
@@ -71,6 +83,8 @@ const SERVICE_REF = { apiVersion: 'v1', kind: 'Service' };
 const LINK_CHECK_MS = 100;
 /** Skip reasons that a link change can undo. */
 const LINK_REASONS: ReadonlySet<string> = new Set(['down', 'no carrier']);
+/** leave() waits this much beyond the handover timeout for the last election pass to run. */
+const LEAVE_MARGIN_MS = 200;
 /** Informer events arrive in bursts (a rollout touches many slices): one election pass per burst. */
 const COALESCE_MS = 10;
 
@@ -99,6 +113,14 @@ export class Speaker {
   private linkStates = '';
   /** Addresses this node wins and no other live node answers: what its Lease should list. */
   private wanted: ReadonlySet<string> = new Set();
+  /** What the announcer answers (set by each election pass). */
+  private answering: AnnouncementTable = new Map();
+  /** Addresses handed over to this node by a leaving node that may still answer them (not a conflict). */
+  private inherited: ReadonlySet<string> = new Set();
+  /** The addresses this node, leaving, still answers for its successors. */
+  private readonly handover: Handover;
+  /** When SIGTERM came (RFC 3339); then this node is leaving. */
+  private leavingSince: string | undefined;
   /** When a Warning was last recorded for an address another MAC claims (at most one a minute). */
   private readonly conflictEvents = new Map<string, number>();
   private running = false;
@@ -130,6 +152,7 @@ export class Speaker {
       log: this.log.child('lease'),
       interfaces: () => this.published,
       answering: () => [...this.wanted],
+      leavingSince: () => this.leavingSince,
       onFenceChange: () => this.elect(),
       onRenewed: (published) => {
         if (!sameSet(published, this.answeringNow)) this.schedule(0);
@@ -145,6 +168,10 @@ export class Speaker {
       onConflict: (address, mac) => this.onConflict(address, mac),
       log: this.log.child('announcer'),
     });
+
+    this.handover = new Handover((address, successor) =>
+      successor ? this.log.info('handed over', { address, node: successor }) : this.log.warn('no successor answered in time: stopping anyway', { address, waitedMs: HANDOVER_TIMEOUT_MS }),
+    );
 
     this.statusController = new Controller({ name: 'servicel2status', reconcile: (key) => this.writeStatus(key), workers: 2, log: this.log });
     manager.addController(this.statusController);
@@ -184,7 +211,7 @@ export class Speaker {
 
   private observeLease(old: Lease | undefined, lease: Lease): void {
     const changed = this.liveness.observe(lease, Date.now());
-    const republished = [INTERFACES_ANNOTATION, ANSWERING_ANNOTATION].some((a) => old?.metadata?.annotations?.[a] !== lease.metadata?.annotations?.[a]);
+    const republished = [INTERFACES_ANNOTATION, ANSWERING_ANNOTATION, LEAVING_ANNOTATION].some((a) => old?.metadata?.annotations?.[a] !== lease.metadata?.annotations?.[a]);
     if (changed || republished) this.schedule(0);
   }
 
@@ -201,6 +228,29 @@ export class Speaker {
     if (this.pendingPass) clearTimeout(this.pendingPass);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.announcer.close();
+  }
+
+  /**
+   * SIGTERM: marks this node leaving and hands every address that has a successor over, make before break; resolves
+   * once it answers none of them (HANDOVER_TIMEOUT_MS at most). The caller then stops the speaker, which deletes the
+   * Lease (addresses without a successor stop then).
+   */
+  async leave(): Promise<void> {
+    if (!this.running || this.leavingSince) return;
+    this.leavingSince = new Date().toISOString();
+    this.log.info('leaving: handing addresses over before stopping', { addresses: [...this.answering.keys()] });
+    this.lease.renewSoon();
+    this.elect();
+    const deadline = Date.now() + HANDOVER_TIMEOUT_MS + LEAVE_MARGIN_MS;
+    while (this.handover.size > 0 && this.running && Date.now() < deadline) await sleep(20);
+  }
+
+  /** Nodes that are leaving: their speaker says so, their Node is cordoned or out of service, or this one got SIGTERM. */
+  private leavingNodes(now: number): Set<string> {
+    const leaving = this.liveness.leaving(now);
+    for (const node of this.nodes.store.list()) if (isLeavingNode(node)) leaving.add(node.metadata?.name ?? '');
+    if (this.leavingSince) leaving.add(this.options.node);
+    return leaving;
   }
 
   /** Restarts the watches now (they back off while the API is away) and waits for their relists, up to `timeoutMs`. */
@@ -255,6 +305,7 @@ export class Speaker {
     if (!this.running) return;
     const now = Date.now();
     this.live = this.liveness.live(now);
+    const leaving = this.leavingNodes(now);
     const previous = this.plan;
     this.plan = planAnnouncements({
       self: this.options.node,
@@ -262,6 +313,7 @@ export class Speaker {
       slicesOf: (key) => this.slices.store.byIndex('service', key),
       nodes: this.nodes.store.list(),
       live: this.live,
+      leaving,
       pools: parsePools(this.pools.store.list()).pools,
       advertisements: parseL2Advertisements(this.ads.store.list()).advertisements,
       published: this.liveness.published(),
@@ -271,19 +323,30 @@ export class Speaker {
     });
     const won = this.lease.live ? this.plan.table : new Map<string, never>();
     const others = this.liveness.answeredByOthers(this.options.node, now);
+    // Make before break: what a leaving node lists does not hold its successor back.
+    const blocking = new Map([...others].filter(([, node]) => !leaving.has(node)));
+    this.inherited = new Set([...won.keys()].filter((a) => others.has(a) && !blocking.has(a)));
     for (const address of won.keys()) {
-      if (others.has(address) && !this.wanted.has(address)) this.log.info('waiting for the previous node to stop answering', { address, node: others.get(address) });
+      if (blocking.has(address) && !this.wanted.has(address)) this.log.info('waiting for the previous node to stop answering', { address, node: blocking.get(address) });
     }
-    this.wanted = new Set([...won.keys()].filter((a) => !others.has(a)));
+    const handing = this.handover.pass({
+      leaving: leaving.has(this.options.node) && this.lease.live,
+      answering: this.answering,
+      won: new Set(won.keys()),
+      listedByOthers: others,
+      now,
+    });
+    this.wanted = new Set([...[...won.keys()].filter((a) => !blocking.has(a)), ...handing.keys()]);
     const published = this.lease.answering;
-    this.announcer.setTable(new Map([...won].filter(([address]) => this.wanted.has(address) && published.has(address))));
+    this.answering = new Map([...won, ...handing].filter(([address]) => this.wanted.has(address) && published.has(address)));
+    this.announcer.setTable(this.answering);
     if (!sameSet(this.wanted, published)) this.lease.renewSoon();
     for (const key of new Set([...previous.services.keys(), ...this.plan.services.keys(), ...this.statusView.keys()])) {
       if (this.statusNeedsWrite(key)) this.statusController.enqueue(key);
     }
-    const next = this.liveness.nextExpiry(now);
+    const next = Math.min(this.liveness.nextExpiry(now) ?? Infinity, this.handover.nextDeadline() ?? Infinity);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    this.expiryTimer = next === undefined ? undefined : setTimeout(() => this.elect(), next - now + 1);
+    this.expiryTimer = next === Infinity ? undefined : setTimeout(() => this.elect(), next - now + 1);
   }
 
   /** The addresses the announcer answers now. */
@@ -297,6 +360,7 @@ export class Speaker {
    */
   private onConflict(address: string, mac: string): void {
     this.schedule(0);
+    if (this.handover.has(address) || this.inherited.has(address)) return; // a planned handover's overlap
     const now = Date.now();
     if ((this.conflictEvents.get(address) ?? 0) + 60_000 > now) return;
     this.conflictEvents.set(address, now);
@@ -385,7 +449,7 @@ export class Speaker {
 
 /** What the election reads of a Node (its status heartbeats are noise). */
 const electionFacts = (n: Node): string =>
-  JSON.stringify([n.metadata?.labels, n.status?.conditions?.find((c) => c.type === 'NetworkUnavailable')?.status]);
+  JSON.stringify([n.metadata?.labels, n.status?.conditions?.find((c) => c.type === 'NetworkUnavailable')?.status, isLeavingNode(n)]);
 
 const sameStatus = (a: ServiceL2StatusStatus | undefined, b: ServiceL2StatusStatus): boolean =>
   (a?.node ?? '') === (b.node ?? '') &&
