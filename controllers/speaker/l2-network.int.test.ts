@@ -8,7 +8,7 @@
 // speaker another node answers, and the failover time is printed; a node cut off the API stops answering before
 // another takes over (no split brain). Needs root and `ip netns`; skipped otherwise.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -20,6 +20,7 @@ import { EndpointSlices, Events, Leases, Namespaces, Nodes, Services } from '../
 import type { KubeEvent, Lease, Service } from '../../api/wire.js';
 import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { ManagedProcess } from '../../cmd/up/controlplane/processes.js';
+import { Capture, arpProbe, isArpFrom, type Frame } from '../../e2e/jest/capture.js';
 import { eventually } from '../../e2e/jest/cluster.js';
 import { IPAddressPools } from '../../crds/ipaddresspool.js';
 import { L2Advertisements } from '../../crds/l2advertisement.js';
@@ -48,49 +49,6 @@ const VIP6_UNUSED = `${LAN_PREFIX6}209`;
 const FREEZE_TRIALS = trials(2, 50);
 const FREEZE_MS = 10_000;
 
-/** One frame as tcpdump -tt -e -n prints it. */
-interface Frame {
-  ms: number;
-  src: string;
-  dst: string;
-  text: string;
-}
-
-/** tcpdump in the client namespace, lines parsed as they come. */
-class Capture {
-  readonly frames: Frame[] = [];
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {}
-
-  static async start(ns: string, filter: string): Promise<Capture> {
-    const child = spawn('ip', inNs(ns, 'tcpdump', '-i', 'eth0', '-n', '-e', '-l', '-tt', '-U', filter).slice(1));
-    const capture = new Capture(child);
-    let buffered = '';
-    child.stdout.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        const m = /^(\d+\.\d+) ([0-9a-f:]{17}) > ([0-9a-f:]{17}), (.*)$/.exec(line);
-        if (m) capture.frames.push({ ms: Number(m[1]) * 1000, src: m[2], dst: m[3], text: m[4] });
-      }
-    });
-    await new Promise<void>((ready, fail) => {
-      let err = '';
-      child.stderr.on('data', (d: Buffer) => {
-        err += d.toString();
-        if (err.includes('listening on')) ready();
-      });
-      child.on('exit', (code) => fail(new Error(`tcpdump exited (${code}): ${err}`)));
-    });
-    return capture;
-  }
-
-  stop(): void {
-    this.child.kill('SIGTERM');
-  }
-}
-
-const isArpFrom = (f: Frame, vip: string, mac: string): boolean => f.src === mac && (f.text.includes(`Reply ${vip} is-at`) || f.text.includes(`tell ${vip},`));
 const isGarpRequest = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.text.includes(`Request who-has ${vip} (ff:ff:ff:ff:ff:ff) tell ${vip},`);
 const isGarpReply = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.dst === 'ff:ff:ff:ff:ff:ff' && f.text.includes(`Reply ${vip} is-at ${mac}`);
 const isNaFrom = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.text.includes(`neighbor advertisement, tgt is ${vip},`);
@@ -253,30 +211,19 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
     return [...out.matchAll(/Target link-layer address: ([0-9A-F:]{17})/g)].map((m) => m[1].toLowerCase());
   }
 
-  /**
-   * Probes `vip` about every 100 ms until stopped: ten staggered `arping -b` (its interval is whole seconds), or
-   * `ndisc6` in a loop. Broadcast ARP, so a new owner is heard even by a client that knows the old MAC.
-   */
+  /** Probes `vip` about every 100 ms until stopped: arpProbe, or `ndisc6` in a loop. */
   function probe(vip: string, family: 'IPv4' | 'IPv6', seconds = 30): () => Promise<void> {
-    const children: ReturnType<typeof spawn>[] = [];
+    if (family === 'IPv4') return arpProbe(client4(), vip, seconds);
     let stopped = false;
     const started = (async () => {
-      if (family === 'IPv4') {
-        for (let i = 0; i < 10 && !stopped; i++) {
-          children.push(spawn('ip', inNs(client4(), 'arping', '-b', '-c', String(seconds), '-I', 'eth0', vip).slice(1), { stdio: 'ignore' }));
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      } else {
-        while (!stopped) {
-          await runAsync(inNs(client4(), 'ndisc6', '-n', '-1', '-r', '1', '-w', '100', vip, 'eth0'));
-          await new Promise((r) => setTimeout(r, 50));
-        }
+      while (!stopped) {
+        await runAsync(inNs(client4(), 'ndisc6', '-n', '-1', '-r', '1', '-w', '100', vip, 'eth0'));
+        await new Promise((r) => setTimeout(r, 50));
       }
     })();
     return async () => {
       stopped = true;
       await started;
-      for (const c of children) c.kill('SIGTERM');
     };
   }
 
