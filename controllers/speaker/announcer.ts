@@ -250,7 +250,7 @@ export class Announcer {
 
   /** One gratuitous announcement of `address` on every interface allowed to carry it. */
   private announce(address: string): void {
-    if (!this.options.mayAnswer(Date.now())) return;
+    if (!this.options.mayAnswer(Date.now()) || this.table.get(address)?.handingOver) return;
     const protocol = protocolFor(address);
     for (const port of this.ports.values()) {
       if (!this.mayAnnounce(address, port)) continue;

@@ -70,7 +70,7 @@ describe('leaving nodes', () => {
 });
 
 describe('the leaving node’s handover', () => {
-  const a = (interfaces?: string[]): Announcement => ({ interfaces: interfaces ? new Set(interfaces) : undefined });
+  const a = (interfaces?: string[], handingOver?: boolean): Announcement => ({ interfaces: interfaces ? new Set(interfaces) : undefined, ...(handingOver ? { handingOver } : {}) });
   const answering = new Map([
     ['192.0.2.1', a(['eth0'])],
     ['192.0.2.2', a()],
@@ -83,7 +83,7 @@ describe('the leaving node’s handover', () => {
     const won = new Set(['192.0.2.3']); // no other node can take this one: answered until the process exits
     expect(h.pass({ leaving: false, answering, won: new Set(), listedByOthers: new Map(), now: 0 })).toEqual(new Map());
     const t0 = 1000;
-    expect(h.pass({ leaving: true, answering, won, listedByOthers: new Map(), now: t0 })).toEqual(new Map([['192.0.2.1', a(['eth0'])], ['192.0.2.2', a()]]));
+    expect(h.pass({ leaving: true, answering, won, listedByOthers: new Map(), now: t0 })).toEqual(new Map([['192.0.2.1', a(['eth0'], true)], ['192.0.2.2', a(undefined, true)]]));
     expect([h.size, h.nextDeadline()]).toEqual([2, t0 + HANDOVER_TIMEOUT_MS]);
     // The successor of .1 lists it: answered HANDOVER_LINGER_MS more, then not.
     const listed = new Map([['192.0.2.1', 'n2']]);

@@ -6,7 +6,8 @@
 // addresses it lists in its Lease do not hold its successor back: the successor answers and sends its gratuitous
 // burst at once. The leaving node keeps answering what it hands over until it has seen the successor's Lease list
 // the address (plus HANDOVER_LINGER_MS, so the successor's first gratuitous frames are out), or HANDOVER_TIMEOUT_MS
-// at most; then it stops. A crash (SIGKILL, a frozen process) is not a departure: no annotation, the Lease fence,
+// at most; then it stops. Meanwhile it answers requests but sends no gratuitous frame of its own (a takeover burst
+// still running, a periodic refresh): that would move clients back to it just before it goes. A crash (SIGKILL, a frozen process) is not a departure: no annotation, the Lease fence,
 // break before make.
 import type { Lease, Node } from '../../api/wire.js';
 import type { Announcement } from './responder.js';
@@ -84,7 +85,7 @@ export class Handover {
         this.ended(address, entry.successor);
         continue;
       }
-      keep.set(address, entry.announcement);
+      keep.set(address, { ...entry.announcement, handingOver: true });
     }
     return keep;
   }

@@ -46,6 +46,11 @@ export function responderInterface(name: string, mac: string, addresses: readonl
 export interface Announcement {
   /** Interfaces the address may be answered on; undefined means any. */
   interfaces?: ReadonlySet<string>;
+  /**
+   * Answered, but no longer announced (no gratuitous frames): this node is handing it over (handover.ts), and one of
+   * its bursts would move clients back to it just before it stops.
+   */
+  handingOver?: boolean;
 }
 
 /** Canonical address text → how it is announced on this node. */

@@ -311,6 +311,19 @@ describe('announcer', () => {
     announcer.close();
   });
 
+  it('answers an address it is handing over but sends no more gratuitous frames for it (burst or refresh)', async () => {
+    jest.useFakeTimers();
+    const { announcer, arp } = setup({ refreshIntervalMs: 500 });
+    announcer.setTable(new Map([['192.0.2.200', {}]]));
+    expect(arp.sent).toHaveLength(2);
+    announcer.setTable(new Map([['192.0.2.200', { handingOver: true }]]));
+    await jest.advanceTimersByTimeAsync(2000);
+    expect(arp.sent).toHaveLength(2);
+    arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.200'), Date.now());
+    expect(kinds(arp.sent.slice(2))).toEqual(['arp-reply 192.0.2.200']);
+    announcer.close();
+  });
+
   it('drops a request that arrived before this node could answer, or more than a second ago', async () => {
     jest.useFakeTimers();
     let since = 0;

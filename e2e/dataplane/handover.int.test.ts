@@ -74,6 +74,14 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
     return live && (JSON.parse(lease.metadata?.annotations?.[ANSWERING_ANNOTATION] ?? '[]') as string[]).includes(vip);
   };
 
+  /** The announcing node once settled: the status names it, and its Lease alone lists the address. */
+  const settled = (): Promise<LabNode> =>
+    eventually(async () => {
+      const node = cluster.lab.node(await announcer());
+      for (const other of cluster.lab.nodes) if ((await lists(other)) !== (other === node)) return false;
+      return node;
+    }, 30_000, 100);
+
   /** Every one of `count` requests answered. */
   const reachable = async (count = 30): Promise<boolean> => answeredBy(await cluster.lab.clientAgent.batch(url, count, 8, 1000)).failed === 0;
 
@@ -91,7 +99,7 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
     await cluster.service(NS, SERVICE, { type: 'LoadBalancer', selector: { app: 'local' }, externalTrafficPolicy: 'Local' });
     vip = await eventually(async () => (await cluster.client.get<Service>(Services, SERVICE, NS)).status?.loadBalancer?.ingress?.[0]?.ip ?? false, 30_000);
     url = `http://${vip}/`;
-    await announcer();
+    await settled();
     await eventually(reachable, 30_000, 300);
   }, 600_000);
 
@@ -101,16 +109,19 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
 
   /** The announcing node departs as `how` while the client streams requests; the node then vanishes. */
   async function trial(how: Departure): Promise<TrialResult> {
-    const victim = cluster.lab.node(await announcer());
+    const victim = await settled();
     const successor = cluster.lab.nodes.find((n) => n !== victim && n !== prober)!;
     await eventually(reachable, 30_000, 300);
     const capture = await Capture.start(prober.host.ns, 'arp');
     const stopProbing = arpProbe(prober.host.ns, vip, 30, PROBE_EVERY_MS);
+    let departed = false;
+    let unplugged = false;
     const result = await (async () => {
       await eventually(() => capture.frames.some((f) => isArpFrom(f, vip, victim.host.mac) && f.text.includes('Reply')), 5000);
       const stream = cluster.lab.clientAgent.stream(url, STREAM.intervalMs, STREAM.durationMs, STREAM.timeoutMs);
       await sleep(1500);
       const at = Date.now();
+      departed = true;
       if (how === 'SIGTERM' || how === 'SIGKILL') process.kill(victim.speaker!.pid!, how);
       else if (how === 'cordon') await cluster.client.patch(Nodes, victim.name, { spec: { unschedulable: true } }, 'merge');
       else await cluster.client.patch(Nodes, victim.name, { spec: { taints: [{ key: OUT_OF_SERVICE_TAINT, value: 'nodeshutdown', effect: 'NoExecute' }] } }, 'merge');
@@ -118,6 +129,7 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
       if (how !== 'SIGKILL') await eventually(async () => !(await lists(victim)), HANDOVER_TIMEOUT_MS + 5000, 10);
       const stoppedAt = Date.now();
       await cluster.lab.setLanLink(victim, false);
+      unplugged = true;
       const results = await stream;
       await stopProbing();
       capture.stop();
@@ -141,7 +153,8 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
     })().finally(async () => {
       await stopProbing();
       capture.stop();
-      await cluster.lab.setLanLink(victim, true);
+      if (unplugged) await cluster.lab.setLanLink(victim, true);
+      if (!departed) return;
       if (how === 'SIGTERM' || how === 'SIGKILL') {
         await victim.speaker!.exited;
         cluster.lab.startSpeaker(victim, SPEAKER_NS, SPEAKER_FLAGS);
@@ -152,7 +165,7 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
       }
     });
     // Back and staying: rendezvous hashing gives the address back to the same node, break before make.
-    await eventually(async () => (await lists(victim)) && !(await lists(successor)) && (await announcer()) === victim.name, 30_000, 100);
+    expect((await settled()).name).toBe(victim.name);
     process.stderr.write(
       `[handover] ${how} of ${result.victim}: ${result.failed}/${result.requests} requests failed; ${result.successor} answered +${result.successorAfter} ms, ` +
         `${result.victim} stopped +${result.stoppedAfter} ms; overlap ${result.overlap} ms; ${result.doubleAnswered} probes answered by both\n`,
