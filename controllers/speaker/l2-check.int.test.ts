@@ -1,0 +1,230 @@
+// The speakers tell the truth about the addresses they announce, on a real network (netlab.ts: three node
+// namespaces, a client, and two more hosts on the bridge; a real speaker process per node; the allocation
+// controller and an API server of this suite's own, as in l2-network.int.test.ts):
+// - a host that already holds a pool address (its kernel answers ARP and NDP for it) makes the speaker's probe before
+//   first use find it: that address is never announced (arping/ndisc6 from the client hear only that host), the pool
+//   status counts it, the Service is moved to another address, and a Service asking for it by name stays pending;
+// - a rogue host answering for an announced address turns the Service's L2Healthy condition to ForeignResponder,
+//   with a Warning Event naming its MAC, within a bounded time; once it stops, L2Healthy is Answered again.
+// Needs root and `ip netns`; skipped otherwise.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeClient } from '../runtime/client.js';
+import { createLogger } from '../runtime/log.js';
+import { Manager } from '../runtime/manager.js';
+import { EndpointSlices, Events, Leases, Namespaces, Nodes, Services } from '../../api/resources.js';
+import type { KubeEvent, Lease, Service } from '../../api/wire.js';
+import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
+import { ManagedProcess } from '../../cmd/up/controlplane/processes.js';
+import { eventually } from '../../e2e/jest/cluster.js';
+import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
+import { L2Advertisements } from '../../crds/l2advertisement.js';
+import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
+import { loadBalancerJob } from '../../cmd/jobs/loadbalancer.js';
+import { SERVICE_CONDITION_TYPE } from '../../allocators/loadbalancer/allocator.js';
+import { ensureCRDs } from '../loadbalancer/crds.js';
+import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, run, runAsync, type LabHost } from '../../cmd/up/netlab.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const switchboard = resolve(here, '../../dist/cmd/switchboard.js');
+const skipReason = netlabUnavailable();
+const suite = skipReason ? describe.skip : describe;
+
+const SPEAKER_NS = 'switchboard-system';
+const APP_NS = 'app';
+const SELF_CHECK_INTERVAL_MS = 1000;
+/** ForeignResponder must show within this long: two confirming probes a self-check interval apart, plus the writes. */
+const DETECTION_BOUND_MS = 3 * SELF_CHECK_INTERVAL_MS + 2000;
+/** The first address of the pool, which the allocator hands out first: the squatter holds it. */
+const TAKEN4 = `${LAN_PREFIX4}.200`;
+const TAKEN6 = `${LAN_PREFIX6}200`;
+
+suite(`L2 self-check and conflict detection in network namespaces${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  let lab: NetLab;
+  let squatter: LabHost;
+  let rogue: LabHost;
+  let cp: LocalControlPlane;
+  let client: KubeClient;
+  let work: string;
+  let rootForwarder: ManagedProcess | undefined;
+  const procs: ManagedProcess[] = [];
+  const nodeMacs = new Map<string, string>();
+  const stopController = new AbortController();
+  let controllerDone: Promise<unknown> = Promise.resolve();
+
+  beforeAll(async () => {
+    for (const tool of ['arping', 'ndisc6']) {
+      if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is missing: apt-get install iputils-arping ndisc6`);
+    }
+    work = mkdtempSync(join(tmpdir(), 'sb-l2check-'));
+    lab = new NetLab().create(3);
+    squatter = lab.addLanHost('sq', 150);
+    rogue = lab.addLanHost('rg', 151);
+    // The squatter holds the pool's first addresses before any Service exists: its kernel answers ARP and NDP for them.
+    run(['ip', '-n', squatter.ns, 'addr', 'add', `${TAKEN4}/32`, 'dev', 'eth0']);
+    run(['ip', '-n', squatter.ns, '-6', 'addr', 'add', `${TAKEN6}/128`, 'dev', 'eth0', 'nodad']);
+
+    cp = await new LocalControlPlane({ serviceClusterIPRange: '10.99.0.0/16,fd00:99::/108', kubeControllerManager: false }).start();
+    const apiPort = Number(new URL(cp.server).port);
+    client = KubeClient.fromFile(cp.kubeconfig, 'switchboard-test');
+    await ensureCRDs(client);
+    for (const name of [SPEAKER_NS, APP_NS]) await client.create(Namespaces, { metadata: { name } });
+    await client.create(IPAddressPools, { metadata: { name: 'lan' }, spec: { addresses: [`${TAKEN4}-${LAN_PREFIX4}.209`, `${TAKEN6}-${LAN_PREFIX6}209`] } });
+    await client.create(L2Advertisements, { metadata: { name: 'lan' }, spec: { ipAddressPools: ['lan'] } });
+
+    const manager = new Manager({
+      client: KubeClient.fromFile(cp.kubeconfig),
+      log: createLogger('controller', { level: 'warn' }),
+      component: 'switchboard-controller',
+      leaderElection: { enabled: false, namespace: SPEAKER_NS, leaseName: '', leaseDurationMs: 0, renewDeadlineMs: 0, retryPeriodMs: 0 },
+    });
+    await loadBalancerJob.register(manager, Object.fromEntries(Object.entries(loadBalancerJob.flags).map(([k, f]) => [k, f.default])), { namespace: SPEAKER_NS });
+    controllerDone = manager.run(stopController.signal);
+
+    const socketPath = join(work, 'api.sock');
+    rootForwarder = ManagedProcess.start('forwarder-root', process.execPath, ['-e', FORWARDER, socketPath, String(apiPort)], join(work, 'forwarder-root.log'));
+    for (const [i, host] of lab.nodes.entries()) {
+      const name = `node${i + 1}`;
+      nodeMacs.set(name, host.mac);
+      await client.create(Nodes, { metadata: { name, labels: { 'kubernetes.io/hostname': name } } });
+      procs.push(ManagedProcess.start(`forwarder-${name}`, 'ip', inNs(host.ns, process.execPath, '-e', FORWARDER, String(apiPort), socketPath).slice(1), join(work, `forwarder-${name}.log`)));
+      const speaker = inNs(host.ns, process.execPath, switchboard, 'speaker', `--node-name=${name}`, `--kubeconfig=${cp.kubeconfig}`, `--namespace=${SPEAKER_NS}`);
+      speaker.push('--garp-count=1', `--self-check-interval=${SELF_CHECK_INTERVAL_MS}ms`, '--metrics-bind-address=0', '--log-level=debug');
+      procs.push(ManagedProcess.start(`speaker-${name}`, 'ip', speaker.slice(1), join(work, `speaker-${name}.log`)));
+    }
+    await eventually(async () => {
+      const leases = await client.list<Lease>(Leases, { namespace: SPEAKER_NS });
+      return leases.items.filter((l) => Date.parse(l.spec?.renewTime ?? '') + 2000 > Date.now()).length === 3;
+    }, 60_000, 200);
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const p of procs.reverse()) await p.kill();
+    await rootForwarder?.kill();
+    stopController.abort();
+    await controllerDone;
+    client?.close();
+    await cp?.stop();
+    lab?.destroy();
+    if (work && !process.env.SWITCHBOARD_KEEP_CONTROLPLANE) rmSync(work, { recursive: true, force: true });
+    else if (work) process.stderr.write(`[l2check] speaker logs kept in ${work}\n`);
+  }, 60_000);
+
+  /** A LoadBalancer Service with one ready endpoint; `annotations` may ask for an address. */
+  async function createService(name: string, family: 'IPv4' | 'IPv6', annotations?: Record<string, string>): Promise<void> {
+    await client.create<Service>(Services, {
+      metadata: { name, namespace: APP_NS, annotations },
+      spec: { type: 'LoadBalancer', ipFamilies: [family], ipFamilyPolicy: 'SingleStack', selector: { app: name }, ports: [{ port: 80, protocol: 'TCP' }] },
+    });
+    await client.create(EndpointSlices, {
+      metadata: { name: `${name}-1`, namespace: APP_NS, labels: { 'kubernetes.io/service-name': name } },
+      addressType: family,
+      endpoints: [{ addresses: [family === 'IPv4' ? '10.244.1.5' : 'fd00:244::5'], conditions: { ready: true }, nodeName: 'node1' }],
+      ports: [{ port: 8080, protocol: 'TCP' }],
+    });
+  }
+
+  /** The Service's address once a node announces it (ServiceL2Status Announced=True), with that node's MAC. */
+  const announced = (name: string): Promise<{ vip: string; mac: string; node: string }> =>
+    eventually(async () => {
+      const s = await client.get<ServiceL2Status>(ServiceL2Statuses, name, APP_NS);
+      const ok = s.status?.conditions?.find((c) => c.type === 'Announced')?.status === 'True';
+      const vip = s.status?.addresses?.[0];
+      const svc = await client.get<Service>(Services, name, APP_NS);
+      const node = s.status?.node ?? '';
+      return ok && vip && svc.status?.loadBalancer?.ingress?.[0]?.ip === vip ? { vip, node, mac: nodeMacs.get(node) ?? '' } : false;
+    }, 30_000);
+
+  const condition = async (name: string, type: string) => (await client.get<Service>(Services, name, APP_NS)).status?.conditions?.find((c) => c.type === type);
+  const events = async (name: string) => (await client.list<KubeEvent>(Events, { namespace: APP_NS, fieldSelector: `involvedObject.name=${name}` })).items;
+
+  async function arping(vip: string, count = 3): Promise<string[]> {
+    const out = await runAsync(inNs(lab.client!.ns, 'arping', '-c', String(count), '-w', String(count + 1), '-I', 'eth0', vip));
+    return [...out.matchAll(/reply from \S+ \[([0-9A-F:]{17})\]/g)].map((m) => m[1].toLowerCase());
+  }
+
+  async function ndisc(vip: string): Promise<string[]> {
+    const out = await runAsync(inNs(lab.client!.ns, 'ndisc6', '-n', '-m', '-r', '1', '-w', '1000', vip, 'eth0'));
+    return [...out.matchAll(/Target link-layer address: ([0-9A-F:]{17})/g)].map((m) => m[1].toLowerCase());
+  }
+
+  it('never announces an address another host holds (IPv4): the pool counts it, the Service moves, and one asking for it stays pending', async () => {
+    await createService('first', 'IPv4');
+    const pool = await eventually(async () => {
+      const p = await client.get<IPAddressPool>(IPAddressPools, 'lan');
+      return p.status?.conflicts?.some((c) => c.address === TAKEN4) ? p : false;
+    }, 30_000);
+    expect(pool.status?.conflicts?.find((c) => c.address === TAKEN4)).toMatchObject({ address: TAKEN4, macs: [squatter.mac] });
+    expect(pool.status?.addressesInConflict).toBeGreaterThanOrEqual(1);
+    const first = await announced('first');
+    expect(first.vip).not.toBe(TAKEN4);
+    process.stderr.write(`[l2check] ${TAKEN4} held by ${squatter.mac}: Service "first" moved to ${first.vip}, announced by ${first.node}\n`);
+    const warning = (await events('first')).find((e) => e.reason === 'AddressConflict');
+    expect(warning).toMatchObject({ type: 'Warning', message: expect.stringContaining(`${squatter.mac} already answers for ${TAKEN4}`) });
+    expect((await events('first')).map((e) => e.reason)).toEqual(expect.arrayContaining(['ClearAssignment', 'IPAllocated', 'nodeAssigned']));
+    // Only the squatter answers for the address; the Service's new address is answered by its node.
+    expect(await arping(TAKEN4)).toEqual([squatter.mac, squatter.mac, squatter.mac]);
+    expect(await arping(first.vip, 2)).toEqual([first.mac, first.mac]);
+
+    await createService('pinned', 'IPv4', { 'metallb.io/loadBalancerIPs': TAKEN4 });
+    const pending = await eventually(async () => {
+      const c = await condition('pinned', SERVICE_CONDITION_TYPE);
+      return c?.reason === 'AddressConflict' ? c : false;
+    }, 30_000);
+    expect(pending).toMatchObject({ status: 'False', message: expect.stringContaining(`address ${TAKEN4} is in use on the LAN by ${squatter.mac}`) });
+    expect((await client.get<Service>(Services, 'pinned', APP_NS)).status?.loadBalancer?.ingress ?? []).toEqual([]);
+    expect(await arping(TAKEN4, 2)).toEqual([squatter.mac, squatter.mac]);
+    const printed = await cp.kubectl(['get', 'ipaddresspools', 'lan']);
+    expect(printed.stdout).toMatch(/IN CONFLICT/);
+  });
+
+  it('never announces an address another host holds (IPv6)', async () => {
+    await createService('first6', 'IPv6');
+    const first = await announced('first6');
+    expect(first.vip).not.toBe(TAKEN6);
+    const pool = await client.get<IPAddressPool>(IPAddressPools, 'lan');
+    expect(pool.status?.conflicts?.find((c) => c.address === TAKEN6)).toMatchObject({ macs: [squatter.mac] });
+    expect(await ndisc(TAKEN6)).toEqual([squatter.mac]);
+    expect(await ndisc(first.vip)).toEqual([first.mac]);
+  });
+
+  async function rogueAnswers(service: string, family: 'IPv4' | 'IPv6'): Promise<void> {
+    const { vip } = await announced(service);
+    await eventually(async () => (await condition(service, 'L2Healthy'))?.reason === 'Answered', 30_000);
+    const healthy = await condition(service, 'L2Healthy');
+    expect(healthy).toMatchObject({ status: 'True', message: `${vip} answered by the elected node only` });
+
+    // The rogue's kernel answers ARP probes and DAD solicitations for the address, with its own MAC.
+    const started = Date.now();
+    if (family === 'IPv4') run(['ip', '-n', rogue.ns, 'addr', 'add', `${vip}/32`, 'dev', 'eth0']);
+    else run(['ip', '-n', rogue.ns, '-6', 'addr', 'add', `${vip}/128`, 'dev', 'eth0', 'nodad']);
+    const foreign = await eventually(async () => {
+      const c = await condition(service, 'L2Healthy');
+      return c?.reason === 'ForeignResponder' ? c : false;
+    }, DETECTION_BOUND_MS, 50);
+    const detected = Date.now() - started;
+    expect(foreign).toMatchObject({ status: 'False', message: expect.stringContaining(`${rogue.mac} answers for ${vip}`) });
+    const warning = await eventually(async () => (await events(service)).find((e) => e.reason === 'ForeignResponder' && e.message?.includes(rogue.mac)) ?? false, 5000);
+    expect(warning.type).toBe('Warning');
+
+    if (family === 'IPv4') run(['ip', '-n', rogue.ns, 'addr', 'del', `${vip}/32`, 'dev', 'eth0']);
+    else run(['ip', '-n', rogue.ns, '-6', 'addr', 'del', `${vip}/128`, 'dev', 'eth0']);
+    const stopped = Date.now();
+    await eventually(async () => (await condition(service, 'L2Healthy'))?.reason === 'Answered', DETECTION_BOUND_MS, 50);
+    process.stderr.write(`[l2check] rogue ${rogue.mac} on ${vip}: ForeignResponder after ${detected} ms; Answered again ${Date.now() - stopped} ms after it stopped (self-check every ${SELF_CHECK_INTERVAL_MS} ms)\n`);
+  }
+
+  it('a rogue host answering ARP for an announced address: L2Healthy ForeignResponder with a Warning naming its MAC, then Answered once it stops', async () => {
+    await createService('web', 'IPv4');
+    await rogueAnswers('web', 'IPv4');
+  });
+
+  it('a rogue host answering NDP for an announced IPv6 address: the same', async () => {
+    await createService('web6', 'IPv6');
+    await rogueAnswers('web6', 'IPv6');
+  });
+});
