@@ -238,7 +238,7 @@ export const ipAddressPoolCRD = crd({
               address: { type: 'string', description: 'The address in conflict.' },
               macs: { type: 'array', items: { type: 'string' }, description: 'The link-layer addresses that answered for it.' },
               node: { type: 'string', description: 'The node whose speaker probed it.' },
-              lastSeen: { type: 'string', format: 'date-time', description: 'When it was last found answered; rechecked and removed once nobody answers.' },
+              lastSeen: { type: 'string', format: 'date-time', description: 'When the holders were found (rechecked every 30 s by one speaker; rewritten only when they change, removed once nobody answers).' },
             },
           },
         },

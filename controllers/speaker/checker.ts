@@ -203,8 +203,10 @@ export class L2Checker {
       const pool = await this.o.client.getOrUndefined<IPAddressPool>(IPAddressPools, name);
       if (!pool) return;
       const before = pool.status?.conflicts ?? [];
+      const known = before.find((c) => c.address === address);
+      // Only a change is written: a recheck that finds the same holders leaves the pool alone.
+      if (entry ? JSON.stringify(known?.macs) === JSON.stringify(entry.macs) : !known) return;
       const conflicts = withConflict(before, address, entry);
-      if (!entry && conflicts.length === before.length) return;
       const patch = { metadata: { resourceVersion: pool.metadata.resourceVersion }, status: { conflicts, addressesInConflict: conflicts.length } };
       try {
         await this.o.client.patch(IPAddressPools, name, patch, 'merge', { subresource: 'status' });
@@ -233,7 +235,7 @@ export class L2Checker {
             const answers = await this.o.prober.probe(c.address, shape, 'conflict');
             const verdict = preUseVerdict(answers ?? new Set(), view.macOwners);
             if (verdict.kind === 'clear') await this.recordConflict(c.address, undefined);
-            else if (verdict.kind === 'conflict') await this.recordConflict(c.address, { ...c, macs: verdict.foreign, lastSeen: rfc3339(new Date()) });
+            else if (verdict.kind === 'conflict') await this.recordConflict(c.address, { ...c, macs: verdict.foreign, node: this.o.node, lastSeen: rfc3339(new Date()) });
           } catch (err) {
             this.o.log.warn('conflict recheck failed', { address: c.address, error: String(err) });
           } finally {
