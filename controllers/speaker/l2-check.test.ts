@@ -143,7 +143,7 @@ function fakeOpen(sockets: FakeSocket[]) {
   }) as typeof RawSocket.open;
 }
 
-const IFACE = (mac: string) => [{ name: 'eth0', flags: 0x1003, type: 1, mac, cidrs: ['192.0.2.11/24', '2001:db8::11/64'] }];
+const IFACE = (mac: string) => [{ name: 'eth0', flags: 0x1003, type: 1, mac, cidrs: ['192.0.2.11/24', '2001:db8::11/64', `fe80::${mac.slice(-2)}/64`] }];
 
 describe('Prober', () => {
   /** A prober on node B and a responder (announcer) on node A, wired by fake sockets: A answers what B sends. */
@@ -173,15 +173,20 @@ describe('Prober', () => {
   }
   const shape = { count: 2, intervalMs: 10, waitMs: 30 };
 
-  it('sends RFC 5227 ARP probes (sender 0.0.0.0) and DAD solicitations (source ::), and collects the responder’s MAC', async () => {
+  it('sends RFC 5227 ARP probes (sender 0.0.0.0) and neighbor solicitations, and collects the responder’s MAC', async () => {
     const { prober, announcer, parp, pndp } = lan(new Map([['192.0.2.200', {}], ['2001:db8::200', {}]]));
     expect(await prober.probe('192.0.2.200', shape, 'conflict')).toEqual(new Set([A]));
     const probe = parseFrame(parp.sent[0]);
     expect(probe.ok && probe.frame.kind === 'arp' && probe.frame.arp).toMatchObject({ op: ARP_REQUEST, senderIp: '0.0.0.0', senderMac: B, targetIp: '192.0.2.200', targetMac: ZERO_MAC });
     expect(parp.sent).toHaveLength(2);
+    // Before first use a DAD probe (answered to all nodes); the self-check asks from the link-local address (answered unicast).
+    expect(await prober.probe('2001:db8::200', shape, 'conflict')).toEqual(new Set([A]));
     expect(await prober.probe('2001:db8::200', shape, 'self-check')).toEqual(new Set([A]));
-    const ns = parseFrame(pndp.sent[0]);
-    expect(ns.ok && ns.frame.kind === 'ndp' && ns.frame.ipv6.src).toBe('::');
+    const sources = pndp.sent.map((f) => {
+      const p = parseFrame(f);
+      return p.ok && p.frame.kind === 'ndp' ? p.frame.ipv6.src : 'bad';
+    });
+    expect(sources).toEqual(['::', '::', 'fe80::b', 'fe80::b']);
     expect(await prober.probe('192.0.2.201', shape, 'self-check')).toEqual(new Set()); // nobody announces it
     expect(await prober.probe('198.51.100.1', shape, 'self-check')).toBeUndefined(); // no subnet of eth0 holds it
     announcer.close();

@@ -1,5 +1,6 @@
 // Asks the LAN who answers for an address, the RFC 5227 way: an ARP probe (sender IP 0.0.0.0, so no neighbour
-// cache learns anything from it) or a DAD-style neighbor solicitation (source ::, to the solicited-node group), from
+// cache learns anything from it) or a DAD-style neighbor solicitation (source ::, to the solicited-node group; the
+// self-check uses the interface's link-local source instead, so the answer is unicast), from
 // each interface whose subnet holds the address, and collects the MACs that claim it: ARP frames whose sender IP is
 // the address, neighbor advertisements whose target is it. A speaker's responder answers both (responder.ts), and so
 // does a Linux host that holds the address. Its own sockets, apart from the announcer's: the announcer's IPv6 socket
@@ -40,7 +41,13 @@ interface Port {
   iface: ResponderInterface;
   arp: RawSocket;
   ndp: RawSocket;
+  /** The interface's link-local IPv6 address, source of self-check solicitations (answered unicast). */
+  linkLocal?: string;
 }
+
+/** The first link-local address among `address/length` texts. */
+const linkLocalOf = (cidrs: readonly string[]): string | undefined =>
+  cidrs.map((c) => c.split('/')[0]).find((a) => parseIPStrict(a)?.family === 'IPv6' && /^fe80:/i.test(a));
 
 export class Prober {
   private readonly ports = new Map<string, Port>();
@@ -68,6 +75,7 @@ export class Prober {
       const existing = this.ports.get(i.name);
       if (existing) {
         existing.iface = iface;
+        existing.linkLocal = linkLocalOf(i.cidrs);
         continue;
       }
       const onError = (err: unknown) => this.options.log.error('probe frame handler failed', { interface: i.name, error: String(err) });
@@ -80,7 +88,7 @@ export class Prober {
           arp.close();
           throw err;
         }
-        this.ports.set(i.name, { iface, arp, ndp });
+        this.ports.set(i.name, { iface, arp, ndp, linkLocal: linkLocalOf(i.cidrs) });
       } catch (err) {
         this.options.log.error('cannot open probe sockets on interface', { interface: i.name, error: String(err) });
       }
@@ -138,7 +146,10 @@ export class Prober {
       if (protocol === 'arp') {
         port.arp.send(buildArp({ op: ARP_REQUEST, ethDst: BROADCAST_MAC, ethSrc: mac, senderMac: mac, senderIp: '0.0.0.0', targetMac: ZERO_MAC, targetIp: address }));
       } else {
-        port.ndp.send(buildNeighborSolicitation({ srcMac: mac, srcIp: UNSPECIFIED, target: address }));
+        // Before first use a DAD probe (from ::, answered to all nodes); the self-check asks from the link-local
+        // address, so the answers come back unicast rather than to every host on the LAN at every check.
+        const srcIp = purpose === 'self-check' && port.linkLocal ? port.linkLocal : UNSPECIFIED;
+        port.ndp.send(buildNeighborSolicitation({ srcMac: mac, srcIp, target: address }));
       }
       this.sent.add(1, { protocol, purpose });
     } catch (err) {
