@@ -165,7 +165,11 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
     process.stderr.write(`[l2check] ${TAKEN4} held by ${squatter.mac}: Service "first" moved to ${first.vip}, announced by ${first.node}\n`);
     const warning = (await events('first')).find((e) => e.reason === 'AddressConflict');
     expect(warning).toMatchObject({ type: 'Warning', message: expect.stringContaining(`${squatter.mac} already answers for ${TAKEN4}`) });
-    expect((await events('first')).map((e) => e.reason)).toEqual(expect.arrayContaining(['ClearAssignment', 'IPAllocated', 'nodeAssigned']));
+    // Events are recorded after the writes they go with: wait for them.
+    await eventually(async () => {
+      const reasons = new Set((await events('first')).map((e) => e.reason));
+      return ['ClearAssignment', 'IPAllocated', 'nodeAssigned'].every((r) => reasons.has(r));
+    }, 10_000);
     // Only the squatter answers for the address; the Service's new address is answered by its node.
     expect(await arping(TAKEN4)).toEqual([squatter.mac, squatter.mac, squatter.mac]);
     expect(await arping(first.vip, 2)).toEqual([first.mac, first.mac]);
