@@ -5,17 +5,19 @@
 //   answers it only once the probe came back silent. An address announced before (a failover, a handover, a
 //   restart) is never delayed. A foreign answer keeps it unannounced, puts it in its IPAddressPool's
 //   status.conflicts (the allocator then moves the Service, controllers/loadbalancer) and says so with a Warning
-//   Event. The pool's deputy re-probes each recorded conflict every CONFLICT_RECHECK_MS and removes it once silent.
+//   Event. When a pool is created or changed, its deputy probes its free addresses (up to POOL_SWEEP_LIMIT) the same
+//   way, so the allocator avoids a taken address from the start; it also re-probes each recorded conflict every
+//   CONFLICT_RECHECK_MS and removes it once silent.
 // - Self-check: every `selfCheckIntervalMs` the prober of each Service (l2-check.ts proberFor: one non-owner per
 //   Service) probes its addresses and writes the Service's L2Healthy condition when the confirmed outcome changes,
 //   with a Warning Event for a foreign or a second responder.
-import { parseIPStrict } from '../../api/ip.js';
+import { formatIP, parseIPStrict } from '../../api/ip.js';
 import { Services } from '../../api/resources.js';
 import type { Service } from '../../api/wire.js';
 import { IPAddressPools, type AddressConflict, type IPAddressPool } from '../../crds/ipaddresspool.js';
 import type { Condition } from '../../crds/meta.js';
 import type { ServiceL2Status } from '../../crds/servicel2status.js';
-import { locateAddress, parsePools } from '../../allocators/loadbalancer/pools.js';
+import { exclusionOf, locateAddress, parsePools } from '../../allocators/loadbalancer/pools.js';
 import { isConflict, type KubeClient } from '../runtime/client.js';
 import { involvedObjectOf, type EventSink } from '../runtime/events.js';
 import type { Logger } from '../runtime/log.js';
@@ -36,6 +38,10 @@ const TICK_MS = 100;
 /** Probes in flight at once (the token bucket paces their frames; this bounds the timers). */
 const MAX_IN_FLIGHT = 64;
 const SERVICE_REF = { apiVersion: 'v1', kind: 'Service' };
+/** Free addresses of a new or changed pool probed, at most (a /16 is not swept whole: the pre-use probe still covers each address). */
+export const POOL_SWEEP_LIMIT = 1024;
+/** Sweep probes in flight at once: few, so that a new Service's pre-use probe waits behind at most a few frames. */
+const SWEEP_CONCURRENCY = 2;
 
 export interface CheckerView {
   plan: SpeakerPlan;
@@ -75,6 +81,8 @@ export class L2Checker {
   /** Service key → the L2Healthy draft last written, and when (the cache may lag behind the write). */
   private readonly written = new Map<string, { text: string; at: number }>();
   private readonly rechecked = new Map<string, number>();
+  /** Pool name → the generation swept (or being swept). */
+  private readonly swept = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly outcomes;
 
@@ -246,12 +254,60 @@ export class L2Checker {
     }
   }
 
+  /** The pool's deputy probes the free addresses of a pool it has not swept at this generation. */
+  private sweepPools(view: CheckerView): void {
+    const shape = this.o.conflictProbe;
+    if (!shape) return;
+    const pools = this.o.pools.list();
+    const parsed = parsePools(pools).pools;
+    let inUse: Set<string> | undefined;
+    for (const pool of pools) {
+      const name = pool.metadata.name ?? '';
+      const generation = pool.metadata.generation ?? 0;
+      const lb = parsed.find((p) => p.name === name);
+      if (!lb || this.swept.get(name) === generation || deputyFor(`pool/${name}`, view.live) !== this.o.node) continue;
+      this.swept.set(name, generation);
+      inUse ??= new Set([...view.plan.services.values()].flatMap((p) => p.addresses));
+      const recorded = new Set((pool.status?.conflicts ?? []).map((c) => c.address));
+      const free: string[] = [];
+      for (const entry of lb.entries) {
+        for (let v = entry.range.first; v <= entry.range.last && free.length < POOL_SWEEP_LIMIT; v++) {
+          const address = formatIP({ family: entry.range.family, value: v });
+          if (exclusionOf(lb, entry, v) === undefined && !inUse.has(address) && !recorded.has(address) && this.o.prober.canProbe(address)) free.push(address);
+        }
+      }
+      if (free.length > 0) void this.sweep(name, free, shape);
+    }
+  }
+
+  private async sweep(pool: string, addresses: string[], shape: ProbeShape): Promise<void> {
+    this.o.log.info('probing the free addresses of a new or changed pool', { pool, addresses: addresses.length });
+    const queue = [...addresses];
+    let found = 0;
+    const worker = async () => {
+      for (let address = queue.shift(); address !== undefined && this.timer; address = queue.shift()) {
+        try {
+          const answers = await this.o.prober.probe(address, shape, 'conflict');
+          const verdict = preUseVerdict(answers ?? new Set(), this.o.view().macOwners);
+          if (verdict.kind !== 'conflict') continue;
+          found++;
+          await this.recordConflict(address, { address, macs: verdict.foreign, node: this.o.node, lastSeen: rfc3339(new Date()) });
+        } catch (err) {
+          this.o.log.warn('pool probe failed', { pool, address, error: String(err) });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: SWEEP_CONCURRENCY }, worker));
+    this.o.log.info('probed the free addresses of a pool', { pool, addresses: addresses.length, inConflict: found });
+  }
+
   // ---- self-check ------------------------------------------------------------------------------------------------
 
   private tick(): void {
     const now = Date.now();
     const view = this.o.view();
     this.recheckConflicts(now, view);
+    this.sweepPools(view);
     if (this.o.selfCheckIntervalMs <= 0) return;
     const mine = new Map<string, { key: string; expected: string | undefined }>();
     for (const plan of view.plan.services.values()) {

@@ -42,6 +42,8 @@ const DETECTION_BOUND_MS = 3 * SELF_CHECK_INTERVAL_MS + 2000;
 /** The first address of the pool, which the allocator hands out first: the squatter holds it. */
 const TAKEN4 = `${LAN_PREFIX4}.200`;
 const TAKEN6 = `${LAN_PREFIX6}200`;
+/** An address of a pool created later, which the squatter holds too: the pool's probe finds it before any Service. */
+const SPARE_TAKEN = `${LAN_PREFIX4}.221`;
 
 suite(`L2 self-check and conflict detection in network namespaces${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   let lab: NetLab;
@@ -67,6 +69,7 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
     // The squatter holds the pool's first addresses before any Service exists: its kernel answers ARP and NDP for them.
     run(['ip', '-n', squatter.ns, 'addr', 'add', `${TAKEN4}/32`, 'dev', 'eth0']);
     run(['ip', '-n', squatter.ns, '-6', 'addr', 'add', `${TAKEN6}/128`, 'dev', 'eth0', 'nodad']);
+    run(['ip', '-n', squatter.ns, 'addr', 'add', `${SPARE_TAKEN}/32`, 'dev', 'eth0']);
 
     cp = await new LocalControlPlane({ serviceClusterIPRange: '10.99.0.0/16,fd00:99::/108', kubeControllerManager: false }).start();
     const apiPort = Number(new URL(cp.server).port);
@@ -195,6 +198,15 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
     // Distinct MACs: the squatter also answers the pool deputy's rechecks to all nodes, which ndisc6 may hear.
     expect(new Set(await ndisc(TAKEN6))).toEqual(new Set([squatter.mac]));
     expect(new Set(await ndisc(first.vip))).toEqual(new Set([first.mac]));
+  });
+
+  it('probes the free addresses of a pool when it is created: the taken one is in its status before any Service asks', async () => {
+    await client.create(IPAddressPools, { metadata: { name: 'spare' }, spec: { addresses: [`${LAN_PREFIX4}.220-${LAN_PREFIX4}.222`], autoAssign: false } });
+    const pool = await eventually(async () => {
+      const p = await client.get<IPAddressPool>(IPAddressPools, 'spare');
+      return p.status?.addressesInConflict === 1 ? p : false;
+    }, 20_000);
+    expect(pool.status?.conflicts).toEqual([expect.objectContaining({ address: SPARE_TAKEN, macs: [squatter.mac] })]);
   });
 
   async function rogueAnswers(service: string, family: 'IPv4' | 'IPv6'): Promise<void> {
