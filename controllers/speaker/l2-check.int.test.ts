@@ -15,9 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeClient } from '../runtime/client.js';
-import { createLogger } from '../runtime/log.js';
-import { Manager } from '../runtime/manager.js';
-import { EndpointSlices, Events, Leases, Namespaces, Nodes, Services } from '../../api/resources.js';
+import { Events, Leases, Namespaces, Nodes, Services } from '../../api/resources.js';
 import type { KubeEvent, Lease, Service } from '../../api/wire.js';
 import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { ManagedProcess } from '../../cmd/up/controlplane/processes.js';
@@ -25,10 +23,10 @@ import { eventually } from '../../e2e/jest/cluster.js';
 import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
 import { L2Advertisements } from '../../crds/l2advertisement.js';
 import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
-import { loadBalancerJob } from '../../cmd/jobs/loadbalancer.js';
+import { arping, createLabService, ndisc, startLoadBalancerController } from '../../e2e/jest/l2-lab.js';
 import { SERVICE_CONDITION_TYPE } from '../../allocators/loadbalancer/allocator.js';
 import { ensureCRDs } from '../loadbalancer/crds.js';
-import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, run, runAsync, type LabHost } from '../../cmd/up/netlab.js';
+import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, run, type LabHost } from '../../cmd/up/netlab.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const switchboard = resolve(here, '../../dist/cmd/switchboard.js');
@@ -56,8 +54,7 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
   let rootForwarder: ManagedProcess | undefined;
   const procs: ManagedProcess[] = [];
   const nodeMacs = new Map<string, string>();
-  const stopController = new AbortController();
-  let controllerDone: Promise<unknown> = Promise.resolve();
+  let controller: { stop: () => Promise<unknown> } | undefined;
 
   beforeAll(async () => {
     for (const tool of ['arping', 'ndisc6']) {
@@ -80,14 +77,7 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
     await client.create(IPAddressPools, { metadata: { name: 'lan' }, spec: { addresses: [`${TAKEN4}-${LAN_PREFIX4}.209`, `${TAKEN6}-${LAN_PREFIX6}209`] } });
     await client.create(L2Advertisements, { metadata: { name: 'lan' }, spec: { ipAddressPools: ['lan'] } });
 
-    const manager = new Manager({
-      client: KubeClient.fromFile(cp.kubeconfig),
-      log: createLogger('controller', { level: 'warn' }),
-      component: 'switchboard-controller',
-      leaderElection: { enabled: false, namespace: SPEAKER_NS, leaseName: '', leaseDurationMs: 0, renewDeadlineMs: 0, retryPeriodMs: 0 },
-    });
-    await loadBalancerJob.register(manager, Object.fromEntries(Object.entries(loadBalancerJob.flags).map(([k, f]) => [k, f.default])), { namespace: SPEAKER_NS });
-    controllerDone = manager.run(stopController.signal);
+    controller = await startLoadBalancerController(cp.kubeconfig, SPEAKER_NS);
 
     // Two Services get the taken addresses while no speaker runs (say the squatter came later): the pools' probe at
     // the speakers' start skips addresses in use, so their winners' probes before first use are what find them.
@@ -117,8 +107,7 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
   afterAll(async () => {
     for (const p of procs.reverse()) await p.kill();
     await rootForwarder?.kill();
-    stopController.abort();
-    await controllerDone;
+    await controller?.stop();
     client?.close();
     await cp?.stop();
     lab?.destroy();
@@ -126,19 +115,7 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
     else if (work) process.stderr.write(`[l2check] speaker logs kept in ${work}\n`);
   }, 60_000);
 
-  /** A LoadBalancer Service with one ready endpoint; `annotations` may ask for an address. */
-  async function createService(name: string, family: 'IPv4' | 'IPv6', annotations?: Record<string, string>): Promise<void> {
-    await client.create<Service>(Services, {
-      metadata: { name, namespace: APP_NS, annotations },
-      spec: { type: 'LoadBalancer', ipFamilies: [family], ipFamilyPolicy: 'SingleStack', selector: { app: name }, ports: [{ port: 80, protocol: 'TCP' }] },
-    });
-    await client.create(EndpointSlices, {
-      metadata: { name: `${name}-1`, namespace: APP_NS, labels: { 'kubernetes.io/service-name': name } },
-      addressType: family,
-      endpoints: [{ addresses: [family === 'IPv4' ? '10.244.1.5' : 'fd00:244::5'], conditions: { ready: true }, nodeName: 'node1' }],
-      ports: [{ port: 8080, protocol: 'TCP' }],
-    });
-  }
+  const createService = (name: string, family: 'IPv4' | 'IPv6', annotations?: Record<string, string>): Promise<void> => createLabService(client, APP_NS, name, family, { annotations });
 
   /** The Service's address once a node announces it (ServiceL2Status Announced=True), with that node's MAC. */
   const announced = (name: string): Promise<{ vip: string; mac: string; node: string }> =>
@@ -154,15 +131,8 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
   const condition = async (name: string, type: string) => (await client.get<Service>(Services, name, APP_NS)).status?.conditions?.find((c) => c.type === type);
   const events = async (name: string) => (await client.list<KubeEvent>(Events, { namespace: APP_NS, fieldSelector: `involvedObject.name=${name}` })).items;
 
-  async function arping(vip: string, count = 3): Promise<string[]> {
-    const out = await runAsync(inNs(lab.client!.ns, 'arping', '-c', String(count), '-w', String(count + 1), '-I', 'eth0', vip));
-    return [...out.matchAll(/reply from \S+ \[([0-9A-F:]{17})\]/g)].map((m) => m[1].toLowerCase());
-  }
-
-  async function ndisc(vip: string): Promise<string[]> {
-    const out = await runAsync(inNs(lab.client!.ns, 'ndisc6', '-n', '-m', '-r', '1', '-w', '1000', vip, 'eth0'));
-    return [...out.matchAll(/Target link-layer address: ([0-9A-F:]{17})/g)].map((m) => m[1].toLowerCase());
-  }
+  const arpingMacs = async (vip: string, count = 3): Promise<string[]> => (await arping(lab.client!.ns, vip, count)).macs;
+  const ndiscMacs = (vip: string): Promise<string[]> => ndisc(lab.client!.ns, vip);
 
   it('never announces an address another host holds (IPv4): the pool counts it, the Service moves, and one asking for it stays pending', async () => {
     const pool = await eventually(async () => {
@@ -182,8 +152,8 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
       return ['ClearAssignment', 'IPAllocated', 'nodeAssigned'].every((r) => reasons.has(r));
     }, 10_000);
     // Only the squatter answers for the address; the Service's new address is answered by its node.
-    expect(await arping(TAKEN4)).toEqual([squatter.mac, squatter.mac, squatter.mac]);
-    expect(await arping(first.vip, 2)).toEqual([first.mac, first.mac]);
+    expect(await arpingMacs(TAKEN4)).toEqual([squatter.mac, squatter.mac, squatter.mac]);
+    expect(await arpingMacs(first.vip, 2)).toEqual([first.mac, first.mac]);
 
     await createService('pinned', 'IPv4', { 'metallb.io/loadBalancerIPs': TAKEN4 });
     const pending = await eventually(async () => {
@@ -192,7 +162,7 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
     }, 30_000);
     expect(pending).toMatchObject({ status: 'False', message: expect.stringContaining(`address ${TAKEN4} is in use on the LAN by ${squatter.mac}`) });
     expect((await client.get<Service>(Services, 'pinned', APP_NS)).status?.loadBalancer?.ingress ?? []).toEqual([]);
-    expect(await arping(TAKEN4, 2)).toEqual([squatter.mac, squatter.mac]);
+    expect(await arpingMacs(TAKEN4, 2)).toEqual([squatter.mac, squatter.mac]);
     const printed = await cp.kubectl(['get', 'ipaddresspools', 'lan']);
     expect(printed.stdout).toMatch(/IN CONFLICT/);
   });
@@ -203,8 +173,8 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
     const pool = await client.get<IPAddressPool>(IPAddressPools, 'lan');
     expect(pool.status?.conflicts?.find((c) => c.address === TAKEN6)).toMatchObject({ macs: [squatter.mac] });
     // Distinct MACs: the squatter also answers the pool deputy's rechecks to all nodes, which ndisc6 may hear.
-    expect(new Set(await ndisc(TAKEN6))).toEqual(new Set([squatter.mac]));
-    expect(new Set(await ndisc(first.vip))).toEqual(new Set([first.mac]));
+    expect(new Set(await ndiscMacs(TAKEN6))).toEqual(new Set([squatter.mac]));
+    expect(new Set(await ndiscMacs(first.vip))).toEqual(new Set([first.mac]));
   });
 
   it('probes the free addresses of a pool when it is created: the taken one is in its status before any Service asks', async () => {
