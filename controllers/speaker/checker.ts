@@ -50,6 +50,11 @@ export interface CheckerView {
   answeredByOthers: ReadonlyMap<string, string>;
   /** Every speaker's published MAC → its node. */
   macOwners: ReadonlyMap<string, string>;
+  /**
+   * Whether every live speaker published its MACs: while one does not (an older version, mid-upgrade), an unknown MAC
+   * may be a speaker, so nothing is concluded from one.
+   */
+  macsComplete: boolean;
 }
 
 export interface CheckerOptions {
@@ -166,8 +171,13 @@ export class L2Checker {
     this.preUse.set(address, { state: 'probing' });
     try {
       const answers = await this.o.prober.probe(address, shape, 'conflict');
-      const verdict = preUseVerdict(answers ?? new Set(), this.o.view().macOwners);
-      if (verdict.kind === 'clear') {
+      const view = this.o.view();
+      const verdict = preUseVerdict(answers ?? new Set(), view.macOwners);
+      if (verdict.kind === 'conflict' && !view.macsComplete) {
+        this.o.log.info('an unknown MAC answers an address this node is about to announce, and some speaker publishes no MAC; probing again', { address, macs: verdict.foreign });
+        this.preUse.set(address, { state: 'busy', until: Date.now() + BUSY_RETRY_MS });
+        setTimeout(() => this.o.onChange(), BUSY_RETRY_MS).unref();
+      } else if (verdict.kind === 'clear') {
         this.preUse.set(address, { state: 'clear' });
       } else if (verdict.kind === 'busy') {
         this.o.log.info('a speaker still answers an address this node is about to announce; probing again', { address, nodes: verdict.nodes });
@@ -242,6 +252,7 @@ export class L2Checker {
           try {
             const answers = await this.o.prober.probe(c.address, shape, 'conflict');
             const verdict = preUseVerdict(answers ?? new Set(), view.macOwners);
+            if (!view.macsComplete) return;
             if (verdict.kind === 'clear') await this.recordConflict(c.address, undefined);
             else if (verdict.kind === 'conflict') await this.recordConflict(c.address, { ...c, macs: verdict.foreign, node: this.o.node, lastSeen: rfc3339(new Date()) });
           } catch (err) {
@@ -288,8 +299,9 @@ export class L2Checker {
       for (let address = queue.shift(); address !== undefined && this.timer; address = queue.shift()) {
         try {
           const answers = await this.o.prober.probe(address, shape, 'conflict');
-          const verdict = preUseVerdict(answers ?? new Set(), this.o.view().macOwners);
-          if (verdict.kind !== 'conflict') continue;
+          const view = this.o.view();
+          const verdict = preUseVerdict(answers ?? new Set(), view.macOwners);
+          if (verdict.kind !== 'conflict' || !view.macsComplete) continue;
           found++;
           await this.recordConflict(address, { address, macs: verdict.foreign, node: this.o.node, lastSeen: rfc3339(new Date()) });
         } catch (err) {
@@ -338,6 +350,7 @@ export class L2Checker {
       const plan = view.plan.services.get(key);
       // The world moved while probing: this answer says nothing about the new state.
       if (!plan || plan.result.winner !== expected || view.answeredByOthers.get(address) !== expected || proberFor(plan, view.live) !== this.o.node) return;
+      if (!view.macsComplete) return;
       const check = classify(address, answers, expected, view.macOwners);
       this.outcomes.add(1, { outcome: check.outcome });
       const before = this.filter.confirmed(address);

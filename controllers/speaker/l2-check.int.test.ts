@@ -202,6 +202,8 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
     }, DETECTION_BOUND_MS, 50);
     const detected = Date.now() - started;
     expect(foreign).toMatchObject({ status: 'False', message: expect.stringContaining(`${rogue.mac} answers for ${vip}`) });
+    // A strategic merge of that one condition: the controller's allocation condition is still there.
+    expect(await condition(service, SERVICE_CONDITION_TYPE)).toMatchObject({ status: 'True', reason: 'Allocated' });
     const warning = await eventually(async () => (await events(service)).find((e) => e.reason === 'ForeignResponder' && e.message?.includes(rogue.mac)) ?? false, 5000);
     expect(warning.type).toBe('Warning');
 

@@ -323,8 +323,10 @@ export class Speaker {
 
   private checkerView(): CheckerView {
     const macOwners = new Map<string, string>();
-    for (const [node, interfaces] of this.liveness.published()) for (const i of interfaces) if (i.mac) macOwners.set(i.mac.toLowerCase(), node);
-    return { plan: this.plan, live: this.live, answeredByOthers: this.liveness.answeredByOthers(this.options.node, Date.now()), macOwners };
+    const published = this.liveness.published();
+    for (const [node, interfaces] of published) for (const i of interfaces) if (i.mac) macOwners.set(i.mac.toLowerCase(), node);
+    const macsComplete = [...this.live].every((node) => published.get(node)?.every((i) => i.mac) ?? false);
+    return { plan: this.plan, live: this.live, answeredByOthers: this.liveness.answeredByOthers(this.options.node, Date.now()), macOwners, macsComplete };
   }
 
   /** The addresses the announcer answers now. */
