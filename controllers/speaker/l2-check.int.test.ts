@@ -118,7 +118,7 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
   const createService = (name: string, family: 'IPv4' | 'IPv6', annotations?: Record<string, string>): Promise<void> => createLabService(client, APP_NS, name, family, { annotations });
 
   /** The Service's address once a node announces it (ServiceL2Status Announced=True), with that node's MAC. */
-  const announced = (name: string): Promise<{ vip: string; mac: string; node: string }> =>
+  const announced = (name: string, intervalMs = 100): Promise<{ vip: string; mac: string; node: string }> =>
     eventually(async () => {
       const s = await client.get<ServiceL2Status>(ServiceL2Statuses, name, APP_NS);
       const ok = s.status?.conditions?.find((c) => c.type === 'Announced')?.status === 'True';
@@ -126,7 +126,7 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
       const svc = await client.get<Service>(Services, name, APP_NS);
       const node = s.status?.node ?? '';
       return ok && vip && svc.status?.loadBalancer?.ingress?.[0]?.ip === vip ? { vip, node, mac: nodeMacs.get(node) ?? '' } : false;
-    }, 30_000);
+    }, 30_000, intervalMs);
 
   const condition = async (name: string, type: string) => (await client.get<Service>(Services, name, APP_NS)).status?.conditions?.find((c) => c.type === type);
   const events = async (name: string) => (await client.list<KubeEvent>(Events, { namespace: APP_NS, fieldSelector: `involvedObject.name=${name}` })).items;
@@ -187,7 +187,13 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
   });
 
   async function rogueAnswers(service: string, family: 'IPv4' | 'IPv6'): Promise<void> {
-    const { vip } = await announced(service);
+    await createService(service, family);
+    // A new address: probed before first use, then announced (the ServiceL2Status names the node once it answers).
+    const allocatedAt = await eventually(async () => ((await client.get<Service>(Services, service, APP_NS)).status?.loadBalancer?.ingress?.length ? Date.now() : false), 30_000, 20);
+    const { vip } = await announced(service, 20);
+    const latency = Date.now() - allocatedAt;
+    process.stderr.write(`[l2check] ${vip}: announced ${latency} ms after its allocation (probe before first use included)\n`);
+    expect(latency).toBeLessThan(3000);
     await eventually(async () => (await condition(service, 'L2Healthy'))?.reason === 'Answered', 30_000);
     const healthy = await condition(service, 'L2Healthy');
     expect(healthy).toMatchObject({ status: 'True', message: `${vip} answered by the elected node only` });
@@ -215,12 +221,10 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
   }
 
   it('a rogue host answering ARP for an announced address: L2Healthy ForeignResponder with a Warning naming its MAC, then Answered once it stops', async () => {
-    await createService('web', 'IPv4');
     await rogueAnswers('web', 'IPv4');
   });
 
   it('a rogue host answering NDP for an announced IPv6 address: the same', async () => {
-    await createService('web6', 'IPv6');
     await rogueAnswers('web6', 'IPv6');
   });
 });
