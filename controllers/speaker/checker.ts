@@ -31,7 +31,7 @@ import type { ProbeShape, Prober } from './prober.js';
 /** One self-check probe: one frame, answers collected for 200 ms (an answer on a LAN takes well under 10 ms). */
 const SELF_CHECK_PROBE: ProbeShape = { count: 1, intervalMs: 0, waitMs: 200 };
 /** A recorded conflict is probed again this often, by the pool's deputy, and removed once nobody answers. */
-export const CONFLICT_RECHECK_MS = 30_000;
+const CONFLICT_RECHECK_MS = 30_000;
 /** After a speaker answered a pre-use probe (a handover in flight), probe again this much later. */
 const BUSY_RETRY_MS = 1000;
 const TICK_MS = 100;
@@ -39,7 +39,7 @@ const TICK_MS = 100;
 const MAX_IN_FLIGHT = 64;
 const SERVICE_REF = { apiVersion: 'v1', kind: 'Service' };
 /** Free addresses of a new or changed pool probed, at most (a /16 is not swept whole: the pre-use probe still covers each address). */
-export const POOL_SWEEP_LIMIT = 1024;
+const POOL_SWEEP_LIMIT = 1024;
 /** Sweep probes in flight at once: few, so that a new Service's pre-use probe waits behind at most a few frames. */
 const SWEEP_CONCURRENCY = 2;
 
