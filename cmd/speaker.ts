@@ -25,6 +25,10 @@ const speakerFlags = {
   'load-balancer-class': { type: 'string', default: DEFAULT_LOAD_BALANCER_CLASS },
   'load-balancer-handle-unset-class': { type: 'string', default: 'true' },
   'ignore-exclude-lb': { type: 'string', default: 'false' },
+  'self-check-interval': { type: 'string', default: '10s' },
+  'probe-rate': { type: 'string', default: '50' },
+  'conflict-probes': { type: 'string', default: '3' },
+  'conflict-probe-interval': { type: 'string', default: '100ms' },
   'metrics-bind-address': { type: 'string', default: ':9473' },
   ...metricsFlags,
   // kube-controller-manager's per-client figures: a steady few requests a second, bursts of status writes on failover.
@@ -49,6 +53,10 @@ const help: Record<keyof typeof speakerFlags, string> = {
   'load-balancer-class': 'spec.loadBalancerClass of the Services announced',
   'load-balancer-handle-unset-class': 'also announce Services without loadBalancerClass',
   'ignore-exclude-lb': 'let nodes labelled node.kubernetes.io/exclude-from-external-load-balancers announce',
+  'self-check-interval': 'how often each announced address is probed by one other node, which checks that only the elected node answers (Service condition L2Healthy); 0 disables',
+  'probe-rate': 'probe frames a second, at most, per speaker (self-check and conflict probes together)',
+  'conflict-probes': 'ARP probes / DAD solicitations sent before an address is first announced (RFC 5227); an answer from another host keeps it unannounced; 0 disables',
+  'conflict-probe-interval': 'time between those probes; answers are awaited twice as long after the last',
   'metrics-bind-address': 'host:port serving /metrics, /healthz and /readyz; "0" disables',
   ...metricsFlagHelp,
   ...clientFlagHelp,
@@ -64,6 +72,12 @@ function usage(): string {
 function positiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag}: expected a whole number, got "${value}"`);
+  return n;
+}
+
+function positiveRate(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--probe-rate: expected a positive number, got "${value}"`);
   return n;
 }
 
@@ -89,6 +103,10 @@ export function speakerOptions(values: SpeakerFlagValues): SpeakerOptions {
     loadBalancerClass: values['load-balancer-class'],
     handleUnsetClass: parseBool(values['load-balancer-handle-unset-class'], 'load-balancer-handle-unset-class'),
     ignoreExcludeLabel: parseBool(values['ignore-exclude-lb'], 'ignore-exclude-lb'),
+    selfCheckIntervalMs: parseDuration(values['self-check-interval'], 'self-check-interval'),
+    probeRatePerSecond: positiveRate(values['probe-rate']),
+    conflictProbeCount: positiveInt(values['conflict-probes'], 'conflict-probes'),
+    conflictProbeIntervalMs: parseDuration(values['conflict-probe-interval'], 'conflict-probe-interval'),
   };
 }
 

@@ -83,7 +83,7 @@ describe('switchboard.dev CRDs on the API server', () => {
       },
     });
     const table = await kubectl('get', 'ipaddresspools', pool);
-    expect(table.split('\n')[0].split(/\s{2,}/)).toEqual(['NAME', 'AUTO ASSIGN', 'AVOID BUGGY IPS', 'ADDRESSES', 'DISABLED', 'ASSIGNED IPV4', 'AVAILABLE IPV4', 'AGE']);
+    expect(table.split('\n')[0].split(/\s{2,}/)).toEqual(['NAME', 'AUTO ASSIGN', 'AVOID BUGGY IPS', 'ADDRESSES', 'DISABLED', 'ASSIGNED IPV4', 'AVAILABLE IPV4', 'IN CONFLICT', 'AGE']);
     expect(await kubectl('get', 'lbpool', pool, '-o', 'name')).toBe(`ipaddresspool.switchboard.dev/${pool}\n`);
     expect(await kubectl('get', 'l2adv', adv, '-o', 'jsonpath={.spec.interfaces}')).toBe('["eth3"]');
   });

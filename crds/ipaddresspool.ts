@@ -37,8 +37,20 @@ export interface IPAddressPoolStatus {
   availableIPv4?: number;
   assignedIPv6?: number;
   availableIPv6?: number;
+  /** conflicts.length, for the printer column. */
+  addressesInConflict?: number;
+  /** Written by the speakers (controllers/speaker/conflicts.ts): addresses another host answered for before first use. */
+  conflicts?: AddressConflict[];
   observedGeneration?: number;
   conditions?: Condition[];
+}
+
+export interface AddressConflict {
+  address: string;
+  macs?: string[];
+  node?: string;
+  /** RFC 3339. */
+  lastSeen?: string;
 }
 
 export interface IPAddressPool {

@@ -185,6 +185,7 @@ export const ipAddressPoolCRD = crd({
     column('Disabled', '.spec.disabled', 'boolean'),
     column('Assigned IPv4', '.status.assignedIPv4', 'integer'),
     column('Available IPv4', '.status.availableIPv4', 'integer'),
+    column('In Conflict', '.status.addressesInConflict', 'integer'),
     column('Assigned IPv6', '.status.assignedIPv6', 'integer', 1),
     column('Available IPv6', '.status.availableIPv6', 'integer', 1),
     column('Valid', `.status.conditions[?(@.type=="${PoolConditionValid}")].status`, 'string', 1),
@@ -218,12 +219,29 @@ export const ipAddressPoolCRD = crd({
     },
     {
       type: 'object',
-      description: 'Usage counters and conditions, written by the controller.',
+      description: 'Usage counters and conditions, written by the controller; addresses in conflict, written by the speakers.',
       properties: {
         assignedIPv4: int64('IPv4 addresses in use.'),
         availableIPv4: int64('IPv4 addresses still free.'),
         assignedIPv6: int64('IPv6 addresses in use.'),
         availableIPv6: int64('IPv6 addresses still free (capped at 2^53-1).'),
+        addressesInConflict: int64('Addresses another host on the LAN answered for before they were first announced (the length of conflicts).'),
+        conflicts: {
+          type: 'array',
+          description: 'Addresses of the pool that a speaker found in use on the LAN before announcing them (RFC 5227 probe): not handed out.',
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['address'],
+          items: {
+            type: 'object',
+            required: ['address'],
+            properties: {
+              address: { type: 'string', description: 'The address in conflict.' },
+              macs: { type: 'array', items: { type: 'string' }, description: 'The link-layer addresses that answered for it.' },
+              node: { type: 'string', description: 'The node whose speaker probed it.' },
+              lastSeen: { type: 'string', format: 'date-time', description: 'When the holders were found (rechecked every 30 s by one speaker; rewritten only when they change, removed once nobody answers).' },
+            },
+          },
+        },
         observedGeneration,
         conditions: conditionsSchema,
       },

@@ -21,6 +21,7 @@ interface Run {
   now?: number;
   loadBalancerClass?: string;
   handleUnsetClass?: boolean;
+  conflicts?: Map<string, string>;
 }
 
 const run = (r: Run): AllocatorResult => {
@@ -32,6 +33,7 @@ const run = (r: Run): AllocatorResult => {
     now: r.now ?? 1000,
     loadBalancerClass: r.loadBalancerClass,
     handleUnsetClass: r.handleUnsetClass,
+    conflicts: r.conflicts,
   };
   return allocate(input);
 };
@@ -435,5 +437,34 @@ describe('allocate: stickiness and change', () => {
     const res = run({ pools: [pool('v6', ['2001:db8::/64'])], services: Array.from({ length: 200 }, (_, i) => service(`s${i}`, { families: ['IPv6'] })) });
     expect(ipsOf(res, 's0')).toHaveLength(1);
     expect(new Set([...res.assignments.values()].flat()).size).toBe(200);
+  });
+});
+
+describe('allocate: addresses another host holds (pool status.conflicts)', () => {
+  const conflicts = new Map([['10.0.0.1', 'address 10.0.0.1 is in use on the LAN by 02:00:00:00:00:99']]);
+
+  it('never hands one out', () => {
+    const res = run({ pools: [pool('p', ['10.0.0.0/24'])], services: svcs(['a']), conflicts });
+    expect(ipsOf(res, 'a')).toEqual(['10.0.0.2']);
+  });
+
+  it('moves a Service holding one (it was never announced) to another address of its pool, and says why', () => {
+    const res = run({ pools: [pool('p', ['10.0.0.0/24'])], services: svcs(['a']), current: new Map([['default/a', ['10.0.0.1']]]), conflicts });
+    expect(get(res, 'a')).toMatchObject({ outcome: 'assigned', ips: ['10.0.0.2'], changed: true });
+    expect(get(res, 'a').events[0]).toEqual({
+      type: 'Normal',
+      reason: 'ClearAssignment',
+      message: 'current IP for "default/a" not allowed by config, will attempt for new IP assignment: address 10.0.0.1 is in use on the LAN by 02:00:00:00:00:99',
+    });
+  });
+
+  it('skips one among freed addresses too', () => {
+    const res = run({ pools: [pool('p', ['10.0.0.1/32', '10.0.0.2/32'])], services: svcs(['a']), freedAt: new Map([['10.0.0.1', 1], ['10.0.0.2', 2]]), conflicts });
+    expect(ipsOf(res, 'a')).toEqual(['10.0.0.2']);
+  });
+
+  it('leaves a Service that asks for one by name pending, with reason AddressConflict', () => {
+    const res = run({ pools: [pool('p', ['10.0.0.0/24'])], services: svcs(['a', { annotations: { [MLB('loadBalancerIPs')]: '10.0.0.1' } }]), conflicts });
+    expect(get(res, 'a')).toMatchObject({ outcome: 'pending', reason: 'AddressConflict', message: conflicts.get('10.0.0.1') });
   });
 });

@@ -45,7 +45,8 @@ export type AllocationReason =
   | 'PoolNotCompatible'
   | 'RequestedIPNotInPool'
   | 'RequestedPoolMismatch'
-  | 'SharingConflict';
+  | 'SharingConflict'
+  | 'AddressConflict';
 
 export interface AllocationEvent {
   type: 'Normal' | 'Warning';
@@ -82,6 +83,11 @@ export interface AllocatorInput {
   loadBalancerClass?: string;
   /** Also handle Services without a class (default true). */
   handleUnsetClass?: boolean;
+  /**
+   * Addresses another host on the LAN answered for before a speaker first announced them (the pools'
+   * status.conflicts), with why: never handed out, and a Service holding one is moved (it was never announced).
+   */
+  conflicts?: ReadonlyMap<string, string>;
   /** Bound on the free-time record; the oldest records go first (they would be reused first anyway). */
   freedRecordLimit?: number;
 }
@@ -127,8 +133,16 @@ class Usage {
   private readonly cursors = new Map<PoolEntry, bigint>();
   private readonly freed: Record<IPFamily, Set<bigint>> = { IPv4: new Set(), IPv6: new Set() };
   private readonly freedOrder: { address: IPAddress; at: number }[];
+  private readonly conflicted: Record<IPFamily, Set<bigint>> = { IPv4: new Set(), IPv6: new Set() };
 
-  constructor(freedAt: ReadonlyMap<string, number>) {
+  constructor(
+    freedAt: ReadonlyMap<string, number>,
+    readonly conflicts: ReadonlyMap<string, string> = new Map(),
+  ) {
+    for (const text of conflicts.keys()) {
+      const address = parseIPStrict(text);
+      if (address) this.conflicted[address.family].add(address.value);
+    }
     this.freedOrder = [...freedAt]
       .flatMap(([text, at]) => {
         const address = parseIPStrict(text);
@@ -198,7 +212,7 @@ class Usage {
     for (const entry of pool.entries) {
       if (entry.range.family !== family) continue;
       let v = this.cursors.get(entry) ?? entry.range.first;
-      while (v <= entry.range.last && (this.used[family].has(v) || this.freed[family].has(v) || exclusionOf(pool, entry, v) !== undefined)) v++;
+      while (v <= entry.range.last && (this.used[family].has(v) || this.freed[family].has(v) || this.conflicted[family].has(v) || exclusionOf(pool, entry, v) !== undefined)) v++;
       this.cursors.set(entry, v);
       if (v <= entry.range.last) return { family, value: v };
     }
@@ -213,7 +227,7 @@ class Usage {
       const { address } = record;
       if (this.used[address.family].has(address.value)) continue;
       this.freedOrder[kept++] = record;
-      if (found || address.family !== family) continue;
+      if (found || address.family !== family || this.conflicted[family].has(address.value)) continue;
       const at = locateAddress([pool], address);
       if (at && at.exclusion === undefined) found = address;
     }
@@ -248,7 +262,16 @@ class Pass {
     // Addresses held now count as freed now: those not kept in this pass go to the back of the reuse order.
     const freedAt = new Map(input.freedAt ?? []);
     for (const ips of input.current.values()) for (const ip of ips) if (!freedAt.has(ip)) freedAt.set(ip, input.now);
-    this.usage = new Usage(freedAt);
+    this.usage = new Usage(freedAt, input.conflicts);
+  }
+
+  /** Why one of `ips` may not be used: another host holds it. */
+  private conflictOf(ips: IPAddress[]): string | undefined {
+    for (const a of ips) {
+      const why = this.usage.conflicts.get(formatIP(a));
+      if (why) return why;
+    }
+    return undefined;
   }
 
   /** The one pool that hands out every address of `ips`, or why there is none. */
@@ -282,7 +305,7 @@ class Pass {
       ? `the IP family of ${quoteIPs(held)} does not match the Service (${req.families.join(', ') || 'unknown'})`
       : typeof pool === 'string'
         ? pool
-        : (poolRefusal(pool, req.namespace, req.labels) ?? this.sharingProblem(req, held));
+        : (poolRefusal(pool, req.namespace, req.labels) ?? this.conflictOf(held) ?? this.sharingProblem(req, held));
     if (problem || typeof pool === 'string') {
       events.push({
         type: 'Normal',
@@ -328,6 +351,8 @@ class Pass {
     const refusal = poolRefusal(pool, req.namespace, req.labels);
     if (refusal) return { reason: 'PoolNotCompatible', message: refusal };
     if (pool.disabled) return { reason: 'PoolDisabled', message: `IPAddressPool "${pool.name}" is disabled (draining): no new allocations` };
+    const taken = this.conflictOf(ips);
+    if (taken) return { reason: 'AddressConflict', message: taken };
     const conflict = this.sharingProblem(req, ips);
     if (conflict) return { reason: 'SharingConflict', message: conflict };
     this.usage.assign(req, byFamily(ips), pool);

@@ -60,6 +60,11 @@ export class NetLab {
     return this;
   }
 
+  /** One more host on the LAN at .`host` (e.g. another machine holding an address), in namespace sb<tag>-<id>. */
+  addLanHost(tag: string, host: number): LabHost {
+    return this.addHost(`sb${tag}-${this.id}`, `p${tag}`, host);
+  }
+
   private addNamespace(ns: string): void {
     run(['ip', 'netns', 'add', ns]);
     this.namespaces.push(ns);

@@ -13,6 +13,7 @@ import { involvedObjectOf, type EventSink } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Logger } from '../runtime/log.js';
 import type { Manager } from '../runtime/manager.js';
+import { formatIP, parseIPStrict } from '../../api/ip.js';
 import { Namespaces, Services } from '../../api/resources.js';
 import { telemetry } from '../runtime/telemetry.js';
 import type { Namespace, Service } from '../../api/wire.js';
@@ -131,7 +132,8 @@ export class LoadBalancerController {
     this.pools.addEventHandler({
       onAdd: pass,
       onUpdate: (old, p) => {
-        if (old.metadata.generation !== p.metadata.generation || JSON.stringify(old.metadata.labels) !== JSON.stringify(p.metadata.labels)) pass();
+        const moved = JSON.stringify(old.status?.conflicts ?? []) !== JSON.stringify(p.status?.conflicts ?? []);
+        if (moved || old.metadata.generation !== p.metadata.generation || JSON.stringify(old.metadata.labels) !== JSON.stringify(p.metadata.labels)) pass();
         else this.controller.enqueue(POOL + p.metadata.name);
       },
       onDelete: pass,
@@ -213,6 +215,7 @@ export class LoadBalancerController {
       now,
       loadBalancerClass: this.options.loadBalancerClass,
       handleUnsetClass: this.options.handleUnsetClass,
+      conflicts: addressConflicts(pools),
     });
     this.current = result.assignments;
     this.freedAt = result.freedAt;
@@ -285,6 +288,20 @@ export class LoadBalancerController {
       this.events.event(involvedObjectOf(pool, POOL_REF), 'Warning', 'InvalidConfiguration', `IPAddressPool ${JSON.stringify(name)} is not used: ${valid.message}`);
     }
   }
+}
+
+/** The addresses the speakers found held by another host before first use (status.conflicts of every pool), with why. */
+export function addressConflicts(pools: readonly IPAddressPool[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const pool of pools) {
+    for (const c of pool.status?.conflicts ?? []) {
+      const ip = parseIPStrict(c.address);
+      if (!ip) continue;
+      const who = c.macs?.length ? c.macs.join(', ') : 'another host';
+      out.set(formatIP(ip), `address ${formatIP(ip)} is in use on the LAN by ${who} (found by node ${JSON.stringify(c.node ?? '')} before it was announced; IPAddressPool ${JSON.stringify(pool.metadata.name ?? '')} status.conflicts)`);
+    }
+  }
+  return out;
 }
 
 /** The new status of a pool, or undefined when the cached one already says it. */

@@ -14,9 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeClient } from '../runtime/client.js';
-import { createLogger } from '../runtime/log.js';
-import { Manager } from '../runtime/manager.js';
-import { EndpointSlices, Events, Leases, Namespaces, Nodes, Services } from '../../api/resources.js';
+import { Events, Leases, Namespaces, Nodes, Services } from '../../api/resources.js';
 import type { KubeEvent, Lease, Service } from '../../api/wire.js';
 import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { ManagedProcess } from '../../cmd/up/controlplane/processes.js';
@@ -25,7 +23,7 @@ import { eventually } from '../../e2e/jest/cluster.js';
 import { IPAddressPools } from '../../crds/ipaddresspool.js';
 import { L2Advertisements } from '../../crds/l2advertisement.js';
 import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
-import { loadBalancerJob } from '../../cmd/jobs/loadbalancer.js';
+import { arping as arpingFrom, createLabService, ndisc as ndiscFrom, startLoadBalancerController, type LabServiceOptions } from '../../e2e/jest/l2-lab.js';
 import { ensureCRDs } from '../loadbalancer/crds.js';
 import { spread, trials } from '../../e2e/chaos/trials.js';
 import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, runAsync, type LabHost } from '../../cmd/up/netlab.js';
@@ -70,8 +68,7 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
   let socketPath = '';
   let rootForwarder: ManagedProcess | undefined;
   const nodes: NodeProcs[] = [];
-  const stopController = new AbortController();
-  let controllerDone: Promise<unknown> = Promise.resolve();
+  let controller: { stop: () => Promise<unknown> } | undefined;
 
   const startForwarder = (n: NodeProcs): void => {
     n.forwarder = ManagedProcess.start(`forwarder-${n.name}`, 'ip', inNs(n.host.ns, process.execPath, '-e', FORWARDER, String(apiPort), socketPath).slice(1), join(work, `forwarder-${n.name}.log`));
@@ -123,14 +120,7 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
     await client.create(L2Advertisements, { metadata: { name: 'lan' }, spec: { ipAddressPools: ['lan'] } });
 
     // The allocation controller, in this process.
-    const manager = new Manager({
-      client: KubeClient.fromFile(cp.kubeconfig),
-      log: createLogger('controller', { level: 'warn' }),
-      component: 'switchboard-controller',
-      leaderElection: { enabled: false, namespace: SPEAKER_NS, leaseName: '', leaseDurationMs: 0, renewDeadlineMs: 0, retryPeriodMs: 0 },
-    });
-    await loadBalancerJob.register(manager, Object.fromEntries(Object.entries(loadBalancerJob.flags).map(([k, f]) => [k, f.default])), { namespace: SPEAKER_NS });
-    controllerDone = manager.run(stopController.signal);
+    controller = await startLoadBalancerController(cp.kubeconfig, SPEAKER_NS);
 
     socketPath = join(work, 'api.sock');
     rootForwarder = ManagedProcess.start('forwarder-root', process.execPath, ['-e', FORWARDER, socketPath, String(apiPort)], join(work, 'forwarder-root.log'));
@@ -150,8 +140,7 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
       await n.forwarder?.kill();
     }
     await rootForwarder?.kill();
-    stopController.abort();
-    await controllerDone;
+    await controller?.stop();
     client?.close();
     await cp?.stop();
     lab?.destroy();
@@ -162,24 +151,8 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
   const client4 = (): string => lab.client!.ns;
 
   /** A LoadBalancer Service with one ready endpoint (on `endpointNode`) and its address. */
-  async function service(name: string, family: 'IPv4' | 'IPv6', o: { local?: boolean; endpointNode?: string } = {}): Promise<string> {
-    await client.create<Service>(Services, {
-      metadata: { name, namespace: APP_NS },
-      spec: {
-        type: 'LoadBalancer',
-        ipFamilies: [family],
-        ipFamilyPolicy: 'SingleStack',
-        selector: { app: name },
-        ports: [{ port: 80, protocol: 'TCP' }],
-        externalTrafficPolicy: o.local ? 'Local' : 'Cluster',
-      },
-    });
-    await client.create(EndpointSlices, {
-      metadata: { name: `${name}-1`, namespace: APP_NS, labels: { 'kubernetes.io/service-name': name } },
-      addressType: family,
-      endpoints: [{ addresses: [family === 'IPv4' ? '10.244.1.5' : 'fd00:244::5'], conditions: { ready: true }, nodeName: o.endpointNode ?? 'node1' }],
-      ports: [{ port: 8080, protocol: 'TCP' }],
-    });
+  async function service(name: string, family: 'IPv4' | 'IPv6', o: LabServiceOptions = {}): Promise<string> {
+    await createLabService(client, APP_NS, name, family, o);
     return eventually(async () => (await client.get<Service>(Services, name, APP_NS)).status?.loadBalancer?.ingress?.[0]?.ip ?? false, 30_000);
   }
 
@@ -198,18 +171,8 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
       return announced?.status === 'True' && s.status?.node && s.status.node !== not ? s.status.node : false;
     }, 30_000);
 
-  /** arping -c n: the MACs that answered, one entry per reply, and the reply times in ms. */
-  async function arping(vip: string, count = 3): Promise<{ macs: string[]; rtts: number[] }> {
-    const out = await runAsync(inNs(client4(), 'arping', '-c', String(count), '-w', String(count + 1), '-I', 'eth0', vip));
-    const replies = [...out.matchAll(/reply from \S+ \[([0-9A-F:]{17})\]\s+([\d.]+)ms/g)];
-    return { macs: replies.map((m) => m[1].toLowerCase()), rtts: replies.map((m) => Number(m[2])) };
-  }
-
-  /** ndisc6 -m: every advertisement's target link-layer address. */
-  async function ndisc(vip: string): Promise<string[]> {
-    const out = await runAsync(inNs(client4(), 'ndisc6', '-n', '-m', '-r', '1', '-w', '1000', vip, 'eth0'));
-    return [...out.matchAll(/Target link-layer address: ([0-9A-F:]{17})/g)].map((m) => m[1].toLowerCase());
-  }
+  const arping = (vip: string, count = 3) => arpingFrom(client4(), vip, count);
+  const ndisc = (vip: string) => ndiscFrom(client4(), vip);
 
   /** Probes `vip` about every 100 ms until stopped: arpProbe, or `ndisc6` in a loop. */
   function probe(vip: string, family: 'IPv4' | 'IPv6', seconds = 30): () => Promise<void> {

@@ -23,7 +23,7 @@ import { LEAVING_ANNOTATION, leaseSaysLeaving } from './handover.js';
 export const LEASE_COMPONENT_LABEL = 'switchboard.dev/component';
 export const LEASE_COMPONENT = 'speaker';
 export const LEASE_SELECTOR = `${LEASE_COMPONENT_LABEL}=${LEASE_COMPONENT}`;
-/** JSON list of {name, cidrs}: where the node can answer, for the election (PublishedInterface[]). */
+/** JSON list of {name, cidrs, mac}: where the node can answer, for the election, and with which MAC, for the self-check (PublishedInterface[]). */
 export const INTERFACES_ANNOTATION = 'switchboard.dev/interfaces';
 /**
  * JSON list of the addresses the node answers, or is about to: a node that wins an address answers it only once no
@@ -35,6 +35,8 @@ export interface PublishedInterface {
   name: string;
   /** Ranges the interface answers for; 0.0.0.0/0 and ::/0 when the speaker answers outside subnets. */
   cidrs: string[];
+  /** The interface's MAC: an answer from it is this node's (l2-check.ts). Absent from older speakers. */
+  mac?: string;
 }
 
 /** speaker-<node>, or a hash when the node name is too long for a Lease name. */

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { ETHERTYPE_ARP, ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_SOLICITATION, formatMac, parseMac } from './frames.js';
+import { ETHERTYPE_ARP, ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_ADVERTISEMENT, ICMPV6_NEIGHBOR_SOLICITATION, formatMac, parseMac } from './frames.js';
 
 export const ADDON_BUILD_COMMAND = 'npx node-gyp rebuild --directory controllers/speaker/native';
 const ADDON_FILE = 'native/build/Release/switchboard_rawsock.node';
@@ -77,15 +77,21 @@ const BPF_LD_B_ABS = 0x30;
 const BPF_JEQ_K = 0x15;
 const BPF_RET_K = 0x06;
 
-/** For an IPv6 socket: keep only ICMPv6 neighbor solicitations (no extension headers), so a busy node's IPv6 traffic stays in the kernel. */
-export const NEIGHBOR_SOLICITATION_FILTER = compileFilter([
-  [BPF_LD_B_ABS, 0, 0, 20], // IPv6 next header
-  [BPF_JEQ_K, 0, 3, 58], //   ICMPv6, else drop
-  [BPF_LD_B_ABS, 0, 0, 54], // ICMPv6 type
-  [BPF_JEQ_K, 0, 1, ICMPV6_NEIGHBOR_SOLICITATION],
-  [BPF_RET_K, 0, 0, 0x40000], // accept
-  [BPF_RET_K, 0, 0, 0], // drop
-]);
+/** For an IPv6 socket: keep only ICMPv6 messages of `type` (no extension headers), so a busy node's IPv6 traffic stays in the kernel. */
+export const icmpv6TypeFilter = (type: number): Buffer =>
+  compileFilter([
+    [BPF_LD_B_ABS, 0, 0, 20], // IPv6 next header
+    [BPF_JEQ_K, 0, 3, 58], //   ICMPv6, else drop
+    [BPF_LD_B_ABS, 0, 0, 54], // ICMPv6 type
+    [BPF_JEQ_K, 0, 1, type],
+    [BPF_RET_K, 0, 0, 0x40000], // accept
+    [BPF_RET_K, 0, 0, 0], // drop
+  ]);
+
+/** Neighbor solicitations only: what the responder answers. */
+export const NEIGHBOR_SOLICITATION_FILTER = icmpv6TypeFilter(ICMPV6_NEIGHBOR_SOLICITATION);
+/** Neighbor advertisements only: the answers to the prober's solicitations. */
+export const NEIGHBOR_ADVERTISEMENT_FILTER = icmpv6TypeFilter(ICMPV6_NEIGHBOR_ADVERTISEMENT);
 
 export interface RawSocketOptions {
   interface: string;

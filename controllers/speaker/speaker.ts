@@ -53,6 +53,8 @@ import { parseL2Advertisements } from './advertisements.js';
 import { announcedCondition } from './election.js';
 import { Announcer } from './announcer.js';
 import { HANDOVER_TIMEOUT_MS, Handover, LEAVING_ANNOTATION, isLeavingNode } from './handover.js';
+import { L2Checker, type CheckerView } from './checker.js';
+import { Prober } from './prober.js';
 import { chooseInterfaces, linkState, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
 import { ANSWERING_ANNOTATION, INTERFACES_ANNOTATION, LEASE_SELECTOR, NodeLease, SpeakerLiveness, type PublishedInterface } from './node-lease.js';
 import { deputyFor, planAnnouncements, type ServicePlan, type SpeakerPlan } from './plan.js';
@@ -74,6 +76,13 @@ export interface SpeakerOptions {
   loadBalancerClass: string;
   handleUnsetClass: boolean;
   ignoreExcludeLabel: boolean;
+  /** How often each announced address is self-checked by its prober (checker.ts); 0 turns it off. */
+  selfCheckIntervalMs: number;
+  /** Probe frames a second, at most, for the self-check and conflict probes together. */
+  probeRatePerSecond: number;
+  /** Probes before an address is first announced (RFC 5227); 0 turns conflict detection off. */
+  conflictProbeCount: number;
+  conflictProbeIntervalMs: number;
   /** Injected for tests: the interfaces of this node. */
   readInterfaces?: () => SystemInterface[];
 }
@@ -91,6 +100,8 @@ const COALESCE_MS = 10;
 export class Speaker {
   readonly lease: NodeLease;
   readonly announcer: Announcer;
+  private readonly prober: Prober;
+  private readonly checker: L2Checker;
   private readonly liveness = new SpeakerLiveness();
   private readonly services: Informer<Service>;
   private readonly slices: Informer<EndpointSlice>;
@@ -172,6 +183,22 @@ export class Speaker {
     this.handover = new Handover((address, successor) =>
       successor ? this.log.info('handed over', { address, node: successor }) : this.log.warn('no successor answered in time: stopping anyway', { address, waitedMs: HANDOVER_TIMEOUT_MS }),
     );
+    this.prober = new Prober({ ratePerSecond: options.probeRatePerSecond, requireSubnet: options.requireSubnet, log: this.log.child('prober') });
+    this.checker = new L2Checker({
+      node: options.node,
+      client: this.client,
+      events: this.events,
+      log: this.log.child('l2check'),
+      prober: this.prober,
+      services: this.services.store,
+      pools: this.pools.store,
+      statuses: this.statusView,
+      selfCheckIntervalMs: options.selfCheckIntervalMs,
+      // A few probes over a short window (RFC 5227 waits seconds): an answer on a LAN takes well under 10 ms.
+      conflictProbe: options.conflictProbeCount > 0 ? { count: options.conflictProbeCount, intervalMs: options.conflictProbeIntervalMs, waitMs: 2 * options.conflictProbeIntervalMs } : undefined,
+      view: () => this.checkerView(),
+      onChange: () => this.schedule(0),
+    });
 
     this.statusController = new Controller({ name: 'servicel2status', reconcile: (key) => this.writeStatus(key), workers: 2, log: this.log });
     manager.addController(this.statusController);
@@ -221,8 +248,11 @@ export class Speaker {
     const scan = setInterval(() => this.scanInterfaces(), this.options.interfaceScanIntervalMs);
     const links = setInterval(() => this.checkLinks(), LINK_CHECK_MS);
     this.elect();
+    this.checker.start();
     await aborted(signal);
     this.running = false;
+    this.checker.stop();
+    this.prober.close();
     clearInterval(scan);
     clearInterval(links);
     if (this.pendingPass) clearTimeout(this.pendingPass);
@@ -278,7 +308,7 @@ export class Speaker {
   private scanInterfaces(): void {
     const all = (this.options.readInterfaces ?? readSystemInterfaces)();
     const choice = chooseInterfaces(all, this.options.interfaces);
-    const published = choice.eligible.map((i) => ({ name: i.name, cidrs: this.options.requireSubnet ? i.cidrs : ['0.0.0.0/0', '::/0'] }));
+    const published = choice.eligible.map((i) => ({ name: i.name, cidrs: this.options.requireSubnet ? i.cidrs : ['0.0.0.0/0', '::/0'], mac: i.mac }));
     this.watchedLinks = [...choice.eligible.map((i) => i.name), ...choice.skipped.filter((s) => LINK_REASONS.has(s.reason)).map((s) => s.name)];
     this.linkStates = this.options.readInterfaces ? '' : this.watchedLinks.map((name) => linkState(name)).join(',');
     if (JSON.stringify(published) !== JSON.stringify(this.published)) {
@@ -286,6 +316,7 @@ export class Speaker {
       this.published = published;
       // Stops answering on an interface that went at once, and tells the peers now rather than at the next renewal.
       this.announcer.setInterfaces(choice.eligible);
+      this.prober.setInterfaces(choice.eligible);
       this.lease.renewSoon();
       this.schedule();
     }
@@ -336,8 +367,12 @@ export class Speaker {
       listedByOthers: others,
       now,
     });
-    this.wanted = new Set([...[...won.keys()].filter((a) => !blocking.has(a)), ...handing.keys()]);
     const published = this.lease.answering;
+    // An address nobody announced before is probed for a foreign holder first (checker.ts); others, and what a
+    // leaving node hands over, are not delayed.
+    const cleared = this.checker.gate([...won.keys()].filter((a) => !others.has(a)), published);
+    this.checker.retain(new Set(won.keys()));
+    this.wanted = new Set([...[...won.keys()].filter((a) => !blocking.has(a) && (others.has(a) || cleared.has(a))), ...handing.keys()]);
     this.answering = new Map([...won, ...handing].filter(([address]) => this.wanted.has(address) && published.has(address)));
     this.announcer.setTable(this.answering);
     if (!sameSet(this.wanted, published)) this.lease.renewSoon();
@@ -347,6 +382,14 @@ export class Speaker {
     const next = Math.min(this.liveness.nextExpiry(now) ?? Infinity, this.handover.nextDeadline() ?? Infinity);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.expiryTimer = next === Infinity ? undefined : setTimeout(() => this.elect(), next - now + 1);
+  }
+
+  private checkerView(): CheckerView {
+    const macOwners = new Map<string, string>();
+    const published = this.liveness.published();
+    for (const [node, interfaces] of published) for (const i of interfaces) if (i.mac) macOwners.set(i.mac.toLowerCase(), node);
+    const macsComplete = [...this.live].every((node) => published.get(node)?.every((i) => i.mac) ?? false);
+    return { plan: this.plan, live: this.live, answeredByOthers: this.liveness.answeredByOthers(this.options.node, Date.now()), macOwners, macsComplete };
   }
 
   /** The addresses the announcer answers now. */
@@ -376,6 +419,12 @@ export class Speaker {
     const { winner } = plan.result;
     const self = this.options.node;
     if (winner !== self && (winner !== undefined || deputyFor(key, this.live) !== self)) return undefined;
+    const conflict = winner === self ? this.checker.conflictOf(plan.addresses) : undefined;
+    if (conflict) {
+      const message = `${conflict.address} is already answered on the LAN by ${conflict.foreign.join(', ')} (not a speaker): not announced until the allocator moves the Service or the address is free`;
+      const status: ServiceL2StatusStatus = { node: '', serviceName: plan.service.metadata?.name, serviceNamespace: plan.service.metadata?.namespace, addresses: plan.addresses, interfaces: [] };
+      return { plan, status, condition: { type: L2ConditionAnnounced, status: 'False', reason: 'AddressConflict', message } };
+    }
     // Elected, but the previous node may still answer (break before make): the status names this node once it does.
     const answering = this.announcer.announced();
     if (winner === self && !plan.addresses.every((a) => answering.includes(a))) return undefined;

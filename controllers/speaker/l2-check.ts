@@ -1,0 +1,126 @@
+// What the speaker concludes from probing the LAN (prober.ts sends the probes), kept pure for the tests:
+// - Self-check: for each announced address one node that does not own it (the next one in rendezvous-hash order, so
+//   the probes do not grow with the number of nodes) asks "who has it?" and expects exactly one answer, from the
+//   elected node's MAC. The outcome is the Service's L2Healthy condition.
+// - Conflict detection before first use (RFC 5227 2.1.1): an address nobody has announced yet is probed first, and
+//   an answer from a MAC that is no speaker's means another host holds it: it is not announced, and the pool's status
+//   records it so the allocator moves the Service (controllers/speaker/conflicts.ts writes it).
+import type { AddressConflict } from '../../crds/ipaddresspool.js';
+import type { ConditionDraft } from '../loadbalancer/conditions.js';
+import { electionHash } from './election.js';
+import { deputyFor, type ServicePlan } from './plan.js';
+
+/** The Service condition type the self-check writes. */
+export const L2_HEALTHY = 'L2Healthy';
+
+export type L2Outcome = 'Answered' | 'NoAnswer' | 'ForeignResponder' | 'MultipleResponders';
+
+export interface AddressCheck {
+  address: string;
+  outcome: L2Outcome;
+  /** MACs that answered and belong to no speaker. */
+  foreign: string[];
+  message: string;
+}
+
+/**
+ * The node that probes a Service's addresses: with a winner, the eligible node other than the winner with the
+ * smallest rendezvous hash for the election key (the winner's successor among equals); without one, the Service's
+ * deputy, which then expects silence. Undefined when no other node can (a single eligible node).
+ */
+export function proberFor(plan: ServicePlan, live: ReadonlySet<string>): string | undefined {
+  const { winner, eligible } = plan.result;
+  if (!winner) return deputyFor(plan.key, live);
+  const key = plan.addresses[0];
+  let best: { node: string; hash: string } | undefined;
+  for (const node of eligible) {
+    if (node === winner || !live.has(node)) continue;
+    const hash = electionHash(node, key);
+    if (!best || hash < best.hash) best = { node, hash };
+  }
+  return best?.node;
+}
+
+const list = (xs: readonly string[]): string => xs.join(', ');
+
+/**
+ * Classifies the answers to one probe of `address`. `expected` is the node that announces it (undefined: nobody
+ * should answer); `macOwners` maps every speaker's published MAC to its node.
+ */
+export function classify(address: string, responders: ReadonlySet<string>, expected: string | undefined, macOwners: ReadonlyMap<string, string>): AddressCheck {
+  const macs = [...responders].sort();
+  const foreign = macs.filter((m) => !macOwners.has(m));
+  const nodes = [...new Set(macs.flatMap((m) => macOwners.get(m) ?? []))].sort();
+  const expectedText = expected === undefined ? 'no node announces it' : `node ${JSON.stringify(expected)} announces it`;
+  if (foreign.length > 0) {
+    const also = nodes.length > 0 ? `; node${nodes.length > 1 ? 's' : ''} ${list(nodes)} answered too` : '';
+    return { address, outcome: 'ForeignResponder', foreign, message: `${list(foreign)} answers for ${address}, which ${expectedText}: not a Switchboard speaker${also}` };
+  }
+  if (nodes.length > 1) return { address, outcome: 'MultipleResponders', foreign, message: `nodes ${list(nodes)} all answer for ${address}; ${expectedText}` };
+  if (nodes.length === 1 && nodes[0] !== expected) return { address, outcome: 'MultipleResponders', foreign, message: `node ${JSON.stringify(nodes[0])} answers for ${address}, but ${expectedText}` };
+  if (nodes.length === 0) {
+    const message = expected === undefined ? `nothing answers for ${address}; no node announces it` : `nothing answers for ${address}, which ${expectedText}`;
+    return { address, outcome: 'NoAnswer', foreign, message };
+  }
+  return { address, outcome: 'Answered', foreign, message: `${address} is answered by node ${JSON.stringify(expected)} only` };
+}
+
+const SEVERITY: Record<L2Outcome, number> = { Answered: 0, NoAnswer: 1, MultipleResponders: 2, ForeignResponder: 3 };
+
+/** The Service's L2Healthy condition from its addresses' checks: the worst outcome speaks. */
+export function l2HealthyCondition(checks: readonly AddressCheck[]): ConditionDraft {
+  const worst = [...checks].sort((a, b) => SEVERITY[b.outcome] - SEVERITY[a.outcome] || (a.address < b.address ? -1 : 1))[0];
+  if (!worst) return { type: L2_HEALTHY, status: 'Unknown', reason: 'NotProbed', message: 'no address has been probed yet' };
+  if (worst.outcome === 'Answered') {
+    return { type: L2_HEALTHY, status: 'True', reason: 'Answered', message: `${list(checks.map((c) => c.address))} answered by the elected node only` };
+  }
+  return { type: L2_HEALTHY, status: 'False', reason: worst.outcome, message: worst.message };
+}
+
+/**
+ * Outcomes confirmed by `needed` identical probes in a row, per address: one lost frame or a handover caught
+ * mid-way does not flip a condition (and write it twice).
+ */
+export class OutcomeFilter {
+  private readonly seen = new Map<string, { check: AddressCheck; streak: number; confirmed?: AddressCheck }>();
+
+  constructor(private readonly needed = 2) {}
+
+  /** Records a check; returns the confirmed check for its address (possibly an older one). */
+  record(check: AddressCheck): AddressCheck | undefined {
+    const previous = this.seen.get(check.address);
+    const same = previous !== undefined && previous.check.outcome === check.outcome && previous.check.message === check.message;
+    const streak = same ? previous.streak + 1 : 1;
+    const confirmed = streak >= this.needed ? check : previous?.confirmed;
+    this.seen.set(check.address, { check, streak, confirmed });
+    return confirmed;
+  }
+
+  confirmed(address: string): AddressCheck | undefined {
+    return this.seen.get(address)?.confirmed;
+  }
+
+  /** Forgets addresses not in `keep` (no longer probed by this node). */
+  retain(keep: ReadonlySet<string>): void {
+    for (const address of this.seen.keys()) if (!keep.has(address)) this.seen.delete(address);
+  }
+}
+
+export type PreUseVerdict = { kind: 'clear' } | { kind: 'conflict'; foreign: string[] } | { kind: 'busy'; nodes: string[] };
+
+/**
+ * The verdict of a probe before first use: any MAC that is no speaker's holds the address (conflict); a speaker
+ * answering means a handover is in flight (busy: probe again later); silence clears it.
+ */
+export function preUseVerdict(responders: ReadonlySet<string>, macOwners: ReadonlyMap<string, string>): PreUseVerdict {
+  const foreign = [...responders].filter((m) => !macOwners.has(m)).sort();
+  if (foreign.length > 0) return { kind: 'conflict', foreign };
+  const nodes = [...new Set([...responders].flatMap((m) => macOwners.get(m) ?? []))].sort();
+  return nodes.length > 0 ? { kind: 'busy', nodes } : { kind: 'clear' };
+}
+
+/** A pool's conflict list with `address` set to `entry` (undefined: removed); sorted by address; same list when unchanged. */
+export function withConflict(conflicts: readonly AddressConflict[] | undefined, address: string, entry: AddressConflict | undefined): AddressConflict[] {
+  const rest = (conflicts ?? []).filter((c) => c.address !== address);
+  return (entry ? [...rest, entry] : rest).sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
