@@ -231,7 +231,7 @@ async function main(): Promise<void> {
     const metrics = new ApiServerMetrics(cp.kubeconfig);
     const common = { cp, client, metrics, nodes, addresses, workers: Number(values.workers), warmupS: Number(values.warmup), measureS: Number(values.measure) };
     for (const name of values.phases.split(',')) {
-      if (name === 'before') results.push(await phase(values.code ? `before (${values.code})` : 'before (every node at the fast pace)', { ...common, code: values.code, idle: false }));
+      if (name === 'before') results.push(await phase(values.code ? `before (the speaker of ${values.code})` : 'before (every node at the fast pace)', { ...common, code: values.code, idle: false }));
       else if (name === 'after') results.push(await phase('after (two paces)', { ...common, code: '', idle: true }));
       else throw new Error(`unknown phase ${name}: before or after`);
     }
