@@ -40,7 +40,7 @@ const help: Record<keyof typeof speakerFlags, string> = {
   kubeconfig: 'kubeconfig file; empty means $KUBECONFIG, ~/.kube/config, then the in-cluster config',
   namespace: 'namespace of the speakers’ Leases (env POD_NAMESPACE)',
   'lease-duration': 'a speaker whose Lease is this old is dead to its peers, and stops answering itself',
-  'lease-renew-interval': 'how often the Lease is renewed',
+  'lease-renew-interval': 'how often the Lease is renewed while the node answers an address, or is about to',
   'lease-idle-duration': 'the lease duration while the node answers nothing: how long a dead idle node stays a candidate',
   'lease-idle-renew-interval': 'how often the Lease is renewed while the node answers nothing',
   'garp-count': 'gratuitous ARP / unsolicited NA bursts sent when this node takes an address over',
