@@ -15,6 +15,8 @@ const speakerFlags = {
   namespace: { type: 'string', default: process.env.POD_NAMESPACE ?? 'switchboard-system' },
   'lease-duration': { type: 'string', default: '1500ms' },
   'lease-renew-interval': { type: 'string', default: '500ms' },
+  'lease-idle-duration': { type: 'string', default: '30s' },
+  'lease-idle-renew-interval': { type: 'string', default: '10s' },
   'garp-count': { type: 'string', default: '5' },
   'garp-interval': { type: 'string', default: '1s' },
   'garp-refresh-interval': { type: 'string', default: '0' },
@@ -42,7 +44,9 @@ const help: Record<keyof typeof speakerFlags, string> = {
   kubeconfig: 'kubeconfig file; empty means $KUBECONFIG, ~/.kube/config, then the in-cluster config',
   namespace: 'namespace of the speakers’ Leases (env POD_NAMESPACE)',
   'lease-duration': 'a speaker whose Lease is this old is dead to its peers, and stops answering itself',
-  'lease-renew-interval': 'how often the Lease is renewed',
+  'lease-renew-interval': 'how often the Lease is renewed while the node answers an address, or is about to',
+  'lease-idle-duration': 'the lease duration while the node answers nothing: how long a dead idle node stays a candidate',
+  'lease-idle-renew-interval': 'how often the Lease is renewed while the node answers nothing',
   'garp-count': 'gratuitous ARP / unsolicited NA bursts sent when this node takes an address over',
   'garp-interval': 'time between those bursts',
   'garp-refresh-interval': 're-announce every address this often (keeps switch tables warm); 0 disables',
@@ -89,11 +93,18 @@ export function speakerOptions(values: SpeakerFlagValues): SpeakerOptions {
   const leaseDurationMs = parseDuration(values['lease-duration'], 'lease-duration');
   const leaseRenewIntervalMs = parseDuration(values['lease-renew-interval'], 'lease-renew-interval');
   if (leaseRenewIntervalMs <= 0 || leaseRenewIntervalMs >= leaseDurationMs) throw new Error('--lease-renew-interval must be positive and shorter than --lease-duration');
+  const leaseIdleDurationMs = parseDuration(values['lease-idle-duration'], 'lease-idle-duration');
+  const leaseIdleRenewIntervalMs = parseDuration(values['lease-idle-renew-interval'], 'lease-idle-renew-interval');
+  if (leaseIdleRenewIntervalMs < leaseRenewIntervalMs || leaseIdleRenewIntervalMs >= leaseIdleDurationMs || leaseIdleDurationMs < leaseDurationMs) {
+    throw new Error('--lease-idle-renew-interval must be at least --lease-renew-interval and shorter than --lease-idle-duration, which must be at least --lease-duration');
+  }
   return {
     node,
     namespace: values.namespace,
     leaseDurationMs,
     leaseRenewIntervalMs,
+    leaseIdleDurationMs,
+    leaseIdleRenewIntervalMs,
     garpCount: positiveInt(values['garp-count'], 'garp-count'),
     garpIntervalMs: parseDuration(values['garp-interval'], 'garp-interval'),
     garpRefreshIntervalMs: parseDuration(values['garp-refresh-interval'], 'garp-refresh-interval'),

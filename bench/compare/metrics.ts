@@ -26,7 +26,8 @@ export class ApiServerMetrics {
     this.tls = { ca: b(config.clusters[0].cluster['certificate-authority-data']), cert: b(config.users[0].user['client-certificate-data']), key: b(config.users[0].user['client-key-data']) };
   }
 
-  private text(): Promise<string> {
+  /** The /metrics text. */
+  text(): Promise<string> {
     return new Promise((resolve, reject) => {
       const req = request(`${this.server}/metrics`, { ...this.tls, timeout: 30_000 }, (res) => {
         let body = '';

@@ -10,7 +10,7 @@ export class RenewalFence {
   private wasLive = false;
 
   constructor(
-    private readonly windowMs: number,
+    private windowMs: number,
     /** Called on every change: true once a renewal lands, false when the window passes (or is dropped). */
     private readonly onChange: (live: boolean) => void,
     private readonly now: () => number = Date.now,
@@ -33,10 +33,14 @@ export class RenewalFence {
     return this.lastRenewStart;
   }
 
-  /** A renewal that started at `startedAt` succeeded: the window runs from then. */
-  renewed(startedAt: number): void {
+  /**
+   * A renewal that started at `startedAt` succeeded: the window runs from then, `windowMs` long when the renewal
+   * wrote another lease duration (a speaker's two paces, node-lease.ts).
+   */
+  renewed(startedAt: number, windowMs = this.windowMs): void {
     if (!this.live) this.openedAt = startedAt;
     this.lastRenewStart = startedAt;
+    this.windowMs = windowMs;
     this.update();
   }
 

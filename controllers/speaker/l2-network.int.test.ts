@@ -25,6 +25,7 @@ import { L2Advertisements } from '../../crds/l2advertisement.js';
 import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
 import { arping as arpingFrom, createLabService, ndisc as ndiscFrom, startLoadBalancerController, type LabServiceOptions } from '../../e2e/jest/l2-lab.js';
 import { ensureCRDs } from '../loadbalancer/crds.js';
+import { leaseDurationMs } from './election.js';
 import { spread, trials } from '../../e2e/chaos/trials.js';
 import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, runAsync, type LabHost } from '../../cmd/up/netlab.js';
 
@@ -97,7 +98,8 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
   const byName = (name: string): NodeProcs => nodes.find((n) => n.name === name)!;
   const liveLeases = async (): Promise<string[]> => {
     const list = await client.list<Lease>(Leases, { namespace: SPEAKER_NS });
-    return list.items.filter((l) => Date.parse(l.spec?.renewTime ?? '') + 2000 > Date.now()).map((l) => l.spec?.holderIdentity ?? '');
+    // Each Lease by the duration it carries: an idle speaker renews every 10 s (node-lease.ts).
+    return list.items.filter((l) => Date.parse(l.spec?.renewTime ?? '') + leaseDurationMs(l) + 500 > Date.now()).map((l) => l.spec?.holderIdentity ?? '');
   };
 
   beforeAll(async () => {

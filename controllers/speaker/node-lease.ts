@@ -1,4 +1,4 @@
-// Speaker liveness on coordination.k8s.io Leases, one per node, renewed about every second.
+// Speaker liveness on coordination.k8s.io Leases, one per node, at two paces.
 //
 // - NodeLease renews this node's Lease and fences: when it has not renewed for the lease duration (measured from
 //   the START of its last successful renewal, on its own clock) it reports itself fenced and the speaker stops
@@ -9,6 +9,31 @@
 //   the first time counts from its renewTime when that is in the past, so a long-dead node is dead at once.
 // - A speaker shutting down (SIGTERM) says so with LEAVING_ANNOTATION on its Lease and keeps renewing while it hands
 //   its addresses over, make before break (handover.ts); only then does it delete the Lease.
+//
+// Two paces, so that the API load grows with the nodes that answer, not with all nodes (issue 14, item 5). A node
+// whose renewal lists addresses it answers (ANSWERING_ANNOTATION), or is about to, renews FAST (--lease-renew-interval,
+// 500 ms, with --lease-duration, 1.5 s): its death must be seen within the failover budget. Every other node renews
+// IDLE (--lease-idle-renew-interval, 10 s, with --lease-idle-duration, 30 s): it answers nothing, so nobody waits
+// for its lease to expire before answering, and it only needs to be known as a candidate. Each renewal writes its
+// own duration (LEASE_DURATION_MS_ANNOTATION) and peers judge each Lease by the duration it carries. With 100 nodes
+// and a handful answering that is ~2 writes/s per answering node + 0.1 per idle node, where every node wrote 2.
+//
+// Why the fence still holds at two paces. A node answers an address only when (1) the last renewal that SUCCEEDED
+// listed it (the announcer's table is cut to `answering`), and (2) it is within that renewal's window: its start
+// plus the duration it wrote, minus FENCE_MARGIN_MS, on its own clock. A renewal listing an address always writes
+// the fast duration, so (1) and (2) mean a node answers only within 1.4 s of starting a fast renewal that listed the
+// address. A peer takes an address over only when no live Lease lists it (speaker.ts), and a Lease listing it is
+// live in the peer's eyes until 1.5 s after the peer SAW it, which is after the renewal started: the holder has
+// stopped first, whether it died, froze, or lost the API. The pace changes nothing here: switching to idle happens
+// in a renewal that lists nothing (the node stopped answering before it started), and switching to fast opens a fast
+// window that only a successful renewal extends. A renewal whose answer is lost may have been written: a lost idle
+// renewal leaves the node believing it still holds its previous, fast window (it stops early: safe); a lost fast
+// renewal leaves it answering nothing it did not list before (peers may judge it dead 1.5 s later while it thinks
+// itself a live candidate: it answers nothing new, so safe, and its next renewal corrects the peers).
+//
+// The price of the idle pace: a node that dies while idle stays a candidate for up to the idle duration. It answers
+// nothing, so no address goes silent, unless it is elected meanwhile: for a new Service, or as the successor of an
+// answering node that dies within 30 s of it (a double failure: that failover then takes up to the idle duration).
 import { createHash } from 'node:crypto';
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
 import { sleep } from '../runtime/backoff.js';
@@ -47,8 +72,12 @@ export interface NodeLeaseOptions {
   client: KubeClient;
   namespace: string;
   node: string;
+  /** The fast pace: while this node answers, or is about to. */
   durationMs: number;
   renewIntervalMs: number;
+  /** The idle pace, while it answers nothing; the fast pace when not set. */
+  idleDurationMs?: number;
+  idleRenewIntervalMs?: number;
   log: Logger;
   /** What to publish in INTERFACES_ANNOTATION, read at every renewal. */
   interfaces: () => PublishedInterface[] | undefined;
@@ -77,6 +106,8 @@ export class NodeLease {
   private lease: Lease | undefined;
   private readonly now: () => number;
   private wake: (() => void) | undefined;
+  /** renewSoon was called since the current renewal read what to publish. */
+  private soon = false;
   /** ANSWERING_ANNOTATION as the last successful renewal wrote it. */
   private publishedAnswering: ReadonlySet<string> = new Set();
 
@@ -107,31 +138,47 @@ export class NodeLease {
 
   /** Renews now instead of at the next interval: the addresses to publish changed. */
   renewSoon(): void {
+    this.soon = true;
     this.wake?.();
+  }
+
+  /** The lease duration and renew interval of a renewal that publishes `answering`. */
+  private pace(answering: readonly string[]): { durationMs: number; renewIntervalMs: number } {
+    const { durationMs, renewIntervalMs, idleDurationMs, idleRenewIntervalMs } = this.options;
+    return answering.length > 0 ? { durationMs, renewIntervalMs } : { durationMs: idleDurationMs ?? durationMs, renewIntervalMs: idleRenewIntervalMs ?? renewIntervalMs };
   }
 
   /** Renews until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       const started = this.now();
+      // A failed renewal is retried at the fast pace: the fence may be near.
+      let intervalMs = this.options.renewIntervalMs;
+      let renewed = false;
       try {
         if (this.isFenced && this.everLive && this.options.resync) {
           await this.options.client.getOrUndefined<Lease>(Leases, this.name, this.options.namespace); // throws while the API is away
           await this.options.resync();
         }
+        this.soon = false;
         const answering = [...this.options.answering()].sort();
-        await this.renew(started, answering);
+        const pace = this.pace(answering);
+        await this.renew(started, answering, pace.durationMs);
         this.everLive = true;
-        this.fence.renewed(started);
+        this.fence.renewed(started, pace.durationMs - FENCE_MARGIN_MS);
         this.publishedAnswering = new Set(answering);
         this.options.onRenewed?.(this.publishedAnswering);
+        intervalMs = pace.renewIntervalMs;
+        renewed = true;
       } catch (err) {
         this.options.log.warn('could not renew the speaker lease', { lease: `${this.options.namespace}/${this.name}`, error: String(err), fenced: !this.live });
         this.lease = undefined;
       }
+      // What to publish changed while the renewal was in flight: at the idle pace, waiting would cost seconds.
+      if (renewed && this.soon) continue;
       const nap = new AbortController();
       this.wake = () => nap.abort();
-      await sleep(Math.max(0, this.options.renewIntervalMs - (this.now() - started)), AbortSignal.any([signal, nap.signal]));
+      await sleep(Math.max(0, intervalMs - (this.now() - started)), AbortSignal.any([signal, nap.signal]));
       this.wake = undefined;
     }
     this.fence.stop();
@@ -143,8 +190,8 @@ export class NodeLease {
     this.options.onFenceChange(!live);
   }
 
-  private desired(now: number, answering: readonly string[], current?: Lease): Lease {
-    const { namespace, node, durationMs } = this.options;
+  private desired(now: number, answering: readonly string[], durationMs: number, current?: Lease): Lease {
+    const { namespace, node } = this.options;
     const interfaces = this.options.interfaces();
     const annotations: Record<string, string> = {
       ...current?.metadata?.annotations,
@@ -173,7 +220,7 @@ export class NodeLease {
   }
 
   /** One renewal: a PUT on the lease we wrote last (one request), else read-then-write; create when missing. */
-  private async renew(now: number, answering: readonly string[]): Promise<void> {
+  private async renew(now: number, answering: readonly string[], durationMs: number): Promise<void> {
     const { client, namespace } = this.options;
     // A renewal that takes longer than the lease is useless (the fence has tripped): every request of it ends then.
     const bounded = { signal: AbortSignal.timeout(this.options.durationMs), unthrottled: true };
@@ -181,7 +228,7 @@ export class NodeLease {
       client.request<Lease>('PUT', `${client.path(Leases, namespace, this.name)}?fieldManager=switchboard-speaker`, lease, 'application/json', bounded);
     if (this.lease) {
       try {
-        this.lease = await put(this.desired(now, answering, this.lease));
+        this.lease = await put(this.desired(now, answering, durationMs, this.lease));
         return;
       } catch (err) {
         if (!isConflict(err) && !isNotFound(err)) throw err;
@@ -189,11 +236,11 @@ export class NodeLease {
     }
     const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace, bounded);
     if (current) {
-      this.lease = await put(this.desired(now, answering, current));
+      this.lease = await put(this.desired(now, answering, durationMs, current));
       return;
     }
     try {
-      this.lease = await client.create<Lease>(Leases, this.desired(now, answering), bounded);
+      this.lease = await client.create<Lease>(Leases, this.desired(now, answering, durationMs), bounded);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
       throw new Error('the lease appeared while creating it; retrying');

@@ -66,6 +66,9 @@ export interface SpeakerOptions {
   namespace: string;
   leaseDurationMs: number;
   leaseRenewIntervalMs: number;
+  /** The Lease's pace while this node answers nothing (node-lease.ts); the pace above when not set. */
+  leaseIdleDurationMs?: number;
+  leaseIdleRenewIntervalMs?: number;
   garpCount: number;
   garpIntervalMs: number;
   garpRefreshIntervalMs: number;
@@ -160,6 +163,8 @@ export class Speaker {
       node: options.node,
       durationMs: options.leaseDurationMs,
       renewIntervalMs: options.leaseRenewIntervalMs,
+      idleDurationMs: options.leaseIdleDurationMs,
+      idleRenewIntervalMs: options.leaseIdleRenewIntervalMs,
       log: this.log.child('lease'),
       interfaces: () => this.published,
       answering: () => [...this.wanted],
