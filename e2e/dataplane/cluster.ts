@@ -19,7 +19,7 @@ import { inNs, netlabUnavailable } from '../../cmd/up/netlab.js';
 import { bounded } from '../jest/service-allocation.js';
 
 export const SPEAKER_NS = 'switchboard-system';
-export const SERVICE_CIDR = '10.96.0.0/16';
+export const SERVICE_CIDR = '10.96.0.0/16,fd00:10:96::/108';
 
 /** Why the traffic suite cannot run here, or undefined. */
 export function dataplaneUnavailable(): string | undefined {
@@ -146,6 +146,13 @@ export function answeredBy(results: readonly RequestResult[]): { names: Set<stri
   return { names: new Set(results.flatMap((r) => (r.body ? [r.body] : []))), failed: results.filter((r) => r.error).length };
 }
 
+/** The failed requests' errors, counted. */
+export function countErrors(results: readonly RequestResult[]): Record<string, number> {
+  const errors: Record<string, number> = {};
+  for (const r of results) if (r.error) errors[r.error] = (errors[r.error] ?? 0) + 1;
+  return errors;
+}
+
 export const namesOf = (pods: readonly LabPod[]): string[] => pods.map((p) => p.name).sort();
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -224,9 +231,7 @@ export async function rollingUpdate(
   }
   const results = await stream;
   await Promise.all(current.map((p) => cluster.lab.removePod(p)));
-  const errors: Record<string, number> = {};
-  for (const r of results) if (r.error) errors[r.error] = (errors[r.error] ?? 0) + 1;
-  return { controllers, requests: results.length, failed: results.filter((r) => r.error).length, errors };
+  return { controllers, requests: results.length, failed: results.filter((r) => r.error).length, errors: countErrors(results) };
 }
 
 /**
