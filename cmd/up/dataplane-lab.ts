@@ -234,7 +234,11 @@ export class DataplaneLab {
   private readonly usedOctets = new Map<string, Set<number>>();
   private readonly lastOctet = new Map<string, number>();
 
-  constructor(private readonly o: DataplaneLabOptions) {}
+  private proxyMode: 'nftables' | 'iptables';
+
+  constructor(private readonly o: DataplaneLabOptions) {
+    this.proxyMode = o.proxyMode ?? 'nftables';
+  }
 
   private start(name: string, cmd: string[], ipc = false): ManagedProcess {
     const p = ManagedProcess.start(name, cmd[0], cmd.slice(1), join(this.o.workDir, `${name}.log`), process.env, ipc);
@@ -278,8 +282,7 @@ export class DataplaneLab {
       );
     }
     for (const node of this.nodes) this.startKubeProxy(node);
-    // kube-proxy answers /healthz once it has synced its rules at least once.
-    await Promise.all(this.nodes.map((node) => this.until(`kube-proxy on ${node.name} healthy`, async () => (await node.agent.get('http://127.0.0.1:10256/healthz', 1000)).error === undefined, 60_000)));
+    await this.kubeProxiesHealthy();
     return this;
   }
 
@@ -303,11 +306,32 @@ export class DataplaneLab {
     if (up) await exec(['ip', '-n', node.host.ns, '-batch', '-'], [`addr replace ${node.host.ipv6}/64 dev eth0 nodad`, ...this.lanRoutes(node.index)].join('\n') + '\n');
   }
 
+  /**
+   * Replaces every node's kube-proxy with one in `mode` and waits until they have synced. kube-proxy removes the
+   * other mode's rules at start (cmd/kube-proxy/app/server_linux.go, platformCleanup).
+   */
+  async restartKubeProxies(mode: 'nftables' | 'iptables'): Promise<void> {
+    this.proxyMode = mode;
+    for (const node of this.nodes) {
+      const old = node.kubeProxy;
+      if (!old) continue;
+      this.processes.splice(this.processes.indexOf(old), 1);
+      await old.stop();
+    }
+    for (const node of this.nodes) this.startKubeProxy(node);
+    await this.kubeProxiesHealthy();
+  }
+
+  /** kube-proxy answers /healthz once it has synced its rules at least once. */
+  private async kubeProxiesHealthy(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => this.until(`kube-proxy on ${node.name} healthy`, async () => (await node.agent.get('http://127.0.0.1:10256/healthz', 1000)).error === undefined, 60_000)));
+  }
+
   private startKubeProxy(node: LabNode): void {
-    node.kubeProxy = this.start(`kube-proxy-${node.name}`, inNs(node.host.ns, this.o.kubeProxyBinary,
+    node.kubeProxy = this.start(`kube-proxy-${node.name}-${this.proxyMode}`, inNs(node.host.ns, this.o.kubeProxyBinary,
       `--kubeconfig=${this.o.kubeconfig}`,
       `--hostname-override=${node.name}`,
-      `--proxy-mode=${this.o.proxyMode ?? 'nftables'}`,
+      `--proxy-mode=${this.proxyMode}`,
       `--cluster-cidr=${CLUSTER_CIDR},${CLUSTER_CIDR6}`,
       // The conntrack table size is a host-wide setting, read-only in a namespace: leave it (and its timeouts) alone.
       '--conntrack-max-per-core=0',
