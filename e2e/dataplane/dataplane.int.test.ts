@@ -252,12 +252,13 @@ suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${s
     }, 900_000);
 
     // The node is gone from the LAN as well (speaker SIGKILLed, link down): requests fail until the new announcer's
-    // gratuitous ARP, one lease duration (1.5 s) after the last renewal at most plus the peers' check.
+    // gratuitous ARP, one lease duration (1.5 s) after the last renewal at most plus the peers' check; the bound
+    // leaves room for a loaded machine (the figures are printed: 1.1–1.4 s here).
     it('failover under load: the announcing node is lost (speaker SIGKILLed, its LAN link down); traffic resumes through another node', async () => {
       const trials = FULL ? 20 : 3;
       const { gaps, moved } = await failover('local-lb', 'node', trials);
       process.stderr.write(`[dataplane] failover (announcing node lost) over ${trials} trials: traffic gap ${summary(gaps)}; traffic through the new node after ${summary(moved)}\n`);
-      expect(Math.max(...gaps)).toBeLessThan(5000);
+      expect(Math.max(...gaps)).toBeLessThan(3000);
     }, 900_000);
   });
 
