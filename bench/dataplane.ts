@@ -25,8 +25,8 @@ export async function dataplaneBenchmarks(record: (benchmark: string, figure: st
       );
     }
     for (const which of controllers) {
-      const r = await rollingUpdate(cluster, which, { namespace: 'bench', replicas: 12, wave: 2, durationMs: 60_000, intervalMs: 20, readinessDelayMs: 1000, terminationMs: 500 });
-      record(`dataplane: rolling update, 12 pods in waves of 2, 50 req/s for 60 s (${which})`, `${r.failed} of ${r.requests} requests failed ${JSON.stringify(r.errors)}`);
+      const r = await rollingUpdate(cluster, which, { namespace: 'bench', replicas: 12, wave: 2, durationMs: 60_000, intervalMs: 20, readinessDelayMs: 1000, availableAfterMs: 2000, terminationMs: 500 });
+      record(`dataplane: rolling update, 12 pods in waves of 2 (old ones deleted after the new were ready 2 s), 50 req/s for 60 s (${which})`, `${r.failed} of ${r.requests} requests failed ${JSON.stringify(r.errors)}`);
     }
   } finally {
     await cluster.stop();

@@ -1,8 +1,8 @@
 // A cluster's data plane in network namespaces, for the traffic tests, the programming-latency benchmark and the
 // demo: the NetLab bridge (the "LAN") with one namespace per Node, whose eth0 address is the InternalIP its Node
 // object reports; a real kube-proxy in each node namespace against the local API server (through the FORWARDER);
-// "pods" as namespaces behind their node (a veth into the node's cbr0 bridge, 10.244.<n>.0/24, routes between
-// nodes) answering HTTP with their pod name; and request agents that send HTTP from inside a namespace. Pod objects
+// "pods" as namespaces behind their node (a veth into the node's cbr0 bridge, dual-stack: 10.244.<n>.0/24 and
+// fd00:10:244:<n>::/64, routes between nodes) answering HTTP with their pod name; and request agents that send HTTP from inside a namespace. Pod objects
 // are written by the lab with the status a kubelet would set. Nothing is configured outside the namespaces it
 // creates (kube-proxy's nftables/iptables state lives in the node namespaces); stop() removes all of it.
 import { spawn } from 'node:child_process';
@@ -17,6 +17,9 @@ import { FORWARDER, NetLab, inNs, type LabHost } from './netlab.js';
 /** The port every lab pod serves HTTP on (containerPort "http"). */
 export const POD_PORT = 8080;
 export const CLUSTER_CIDR = '10.244.0.0/16';
+export const CLUSTER_CIDR6 = 'fd00:10:244::/56';
+/** The node's pod ranges, IPv4 and IPv6 (`index` 1-based). */
+const podRanges = (index: number) => ({ v4: `10.244.${index}.0/24`, v6: `fd00:10:244:${index}::/64` });
 const SWITCHBOARD = fileURLToPath(new URL('../switchboard.js', import.meta.url));
 
 /**
@@ -27,7 +30,7 @@ const SWITCHBOARD = fileURLToPath(new URL('../switchboard.js', import.meta.url))
 const POD_HOST = `
 const { spawn } = require('child_process');
 const http = require('http');
-const LISTENER = "const s = require('net').createServer(); s.listen(Number(process.argv[1]), '0.0.0.0', () => process.send('listening', s, () => process.exit(0)));";
+const LISTENER = "const s = require('net').createServer(); s.listen(Number(process.argv[1]), '::', () => process.send('listening', s, () => process.exit(0)));";
 const servers = new Map();
 process.on('message', (m) => {
   if (m.op === 'remove') {
@@ -163,7 +166,7 @@ export class RequestAgent extends Commanded {
 
 export interface LabNode {
   name: string;
-  /** 1-based: the node's LAN address is 192.0.2.(10+index) and its pod range 10.244.index.0/24. */
+  /** 1-based: the node's LAN addresses are 192.0.2.(10+index) and 2001:db8::(10+index), its pod ranges 10.244.index.0/24 and fd00:10:244:index::/64. */
   index: number;
   host: LabHost;
   agent: RequestAgent;
@@ -177,6 +180,7 @@ export interface LabPod {
   namespace: string;
   node: LabNode;
   ip: string;
+  ipv6: string;
   netns: string;
 }
 
@@ -226,10 +230,15 @@ export class DataplaneLab {
   private podHost!: Commanded;
   private socketPath = '';
   private podSerial = 0;
-  /** Per node: the pod addresses (last octet) in use. */
+  /** Per node: the pod addresses (last octet) in use, and the last one handed out. */
   private readonly usedOctets = new Map<string, Set<number>>();
+  private readonly lastOctet = new Map<string, number>();
 
-  constructor(private readonly o: DataplaneLabOptions) {}
+  private proxyMode: 'nftables' | 'iptables';
+
+  constructor(private readonly o: DataplaneLabOptions) {
+    this.proxyMode = o.proxyMode ?? 'nftables';
+  }
 
   private start(name: string, cmd: string[], ipc = false): ManagedProcess {
     const p = ManagedProcess.start(name, cmd[0], cmd.slice(1), join(this.o.workDir, `${name}.log`), process.env, ipc);
@@ -249,21 +258,22 @@ export class DataplaneLab {
       const host = this.net.nodes[i];
       const index = i + 1;
       const ns = host.ns;
-      await exec(['ip', '-n', ns, '-batch', '-'], ['link add cbr0 type bridge', `addr add 10.244.${index}.1/24 dev cbr0`, 'link set cbr0 up', ...this.lanRoutes(index)].join('\n') + '\n');
-      await exec(inNs(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'));
+      await exec(['ip', '-n', ns, '-batch', '-'], ['link add cbr0 type bridge', `addr add 10.244.${index}.1/24 dev cbr0`, `addr add fd00:10:244:${index}::1/64 dev cbr0 nodad`, 'link set cbr0 up', ...this.lanRoutes(index)].join('\n') + '\n');
+      await exec(inNs(ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'));
       const agent = new RequestAgent(this.start(`agent-${name}`, inNs(ns, process.execPath, '-e', AGENT), true));
       const node: LabNode = { name, index, host, agent };
       this.nodes.push(node);
       this.usedOctets.set(name, new Set());
       node.forwarder = this.start(`forwarder-${name}`, inNs(ns, process.execPath, '-e', FORWARDER, String(this.o.apiPort), this.socketPath));
       await client.createIfAbsent(Nodes, { metadata: { name, labels: { 'kubernetes.io/hostname': name } } });
-      await client.patch(Nodes, name, { spec: { podCIDR: `10.244.${index}.0/24`, podCIDRs: [`10.244.${index}.0/24`] } }, 'merge');
+      const ranges = podRanges(index);
+      await client.patch(Nodes, name, { spec: { podCIDR: ranges.v4, podCIDRs: [ranges.v4, ranges.v6] } }, 'merge');
       await client.patch(
         Nodes,
         name,
         {
           status: {
-            addresses: [{ type: 'InternalIP', address: host.ipv4 }, { type: 'Hostname', address: name }],
+            addresses: [{ type: 'InternalIP', address: host.ipv4 }, { type: 'InternalIP', address: host.ipv6 }, { type: 'Hostname', address: name }],
             conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', lastHeartbeatTime: new Date().toISOString(), lastTransitionTime: new Date().toISOString() }],
           },
         },
@@ -272,29 +282,57 @@ export class DataplaneLab {
       );
     }
     for (const node of this.nodes) this.startKubeProxy(node);
-    // kube-proxy answers /healthz once it has synced its rules at least once.
-    await Promise.all(this.nodes.map((node) => this.until(`kube-proxy on ${node.name} healthy`, async () => (await node.agent.get('http://127.0.0.1:10256/healthz', 1000)).error === undefined, 60_000)));
+    await this.kubeProxiesHealthy();
     return this;
   }
 
-  /** Routes to the other nodes' pods, and a default route that makes ClusterIPs routable from the node itself (the route is chosen before kube-proxy's DNAT). */
+  /** Routes to the other nodes' pods, and default routes that make ClusterIPs routable from the node itself (the route is chosen before kube-proxy's DNAT). */
   private lanRoutes(index: number): string[] {
     const others = this.net.nodes.map((_, j) => j + 1).filter((j) => j !== index);
-    return [...others.map((j) => `route add 10.244.${j}.0/24 via ${this.net.nodes[j - 1].ipv4}`), 'route add default dev eth0'];
+    return [
+      ...others.flatMap((j) => {
+        const ranges = podRanges(j);
+        return [`route replace ${ranges.v4} via ${this.net.nodes[j - 1].ipv4}`, `route replace ${ranges.v6} via ${this.net.nodes[j - 1].ipv6}`];
+      }),
+      'route replace default dev eth0',
+      'route replace ::/0 dev eth0',
+    ];
   }
 
   /** Takes the node off the LAN (its eth0 down) or back on, routes included (a link going down drops them). */
   async setLanLink(node: LabNode, up: boolean): Promise<void> {
     await exec(['ip', '-n', node.host.ns, 'link', 'set', 'eth0', up ? 'up' : 'down']);
-    if (up) await exec(['ip', '-n', node.host.ns, '-batch', '-'], this.lanRoutes(node.index).join('\n') + '\n');
+    // A link going down flushes its IPv6 address (keep_addr_on_down is off) as well as the routes.
+    if (up) await exec(['ip', '-n', node.host.ns, '-batch', '-'], [`addr replace ${node.host.ipv6}/64 dev eth0 nodad`, ...this.lanRoutes(node.index)].join('\n') + '\n');
+  }
+
+  /**
+   * Replaces every node's kube-proxy with one in `mode` and waits until they have synced. kube-proxy removes the
+   * other mode's rules at start (cmd/kube-proxy/app/server_linux.go, platformCleanup).
+   */
+  async restartKubeProxies(mode: 'nftables' | 'iptables'): Promise<void> {
+    this.proxyMode = mode;
+    for (const node of this.nodes) {
+      const old = node.kubeProxy;
+      if (!old) continue;
+      this.processes.splice(this.processes.indexOf(old), 1);
+      await old.stop();
+    }
+    for (const node of this.nodes) this.startKubeProxy(node);
+    await this.kubeProxiesHealthy();
+  }
+
+  /** kube-proxy answers /healthz once it has synced its rules at least once. */
+  private async kubeProxiesHealthy(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => this.until(`kube-proxy on ${node.name} healthy`, async () => (await node.agent.get('http://127.0.0.1:10256/healthz', 1000)).error === undefined, 60_000)));
   }
 
   private startKubeProxy(node: LabNode): void {
-    node.kubeProxy = this.start(`kube-proxy-${node.name}`, inNs(node.host.ns, this.o.kubeProxyBinary,
+    node.kubeProxy = this.start(`kube-proxy-${node.name}-${this.proxyMode}`, inNs(node.host.ns, this.o.kubeProxyBinary,
       `--kubeconfig=${this.o.kubeconfig}`,
       `--hostname-override=${node.name}`,
-      `--proxy-mode=${this.o.proxyMode ?? 'nftables'}`,
-      `--cluster-cidr=${CLUSTER_CIDR}`,
+      `--proxy-mode=${this.proxyMode}`,
+      `--cluster-cidr=${CLUSTER_CIDR},${CLUSTER_CIDR6}`,
       // The conntrack table size is a host-wide setting, read-only in a namespace: leave it (and its timeouts) alone.
       '--conntrack-max-per-core=0',
       '--conntrack-tcp-timeout-established=0',
@@ -328,23 +366,46 @@ export class DataplaneLab {
     return node;
   }
 
+  /**
+   * The next free pod address of the node after the last one handed out, as CNI's host-local IPAM allocates
+   * (plugins/ipam/host-local/backend/allocator): a released address is not handed out again at once, so a new
+   * pod does not inherit the neighbour entries (the old MAC) its node still holds for a pod just removed.
+   */
+  private allocateOctet(node: LabNode): number {
+    const used = this.usedOctets.get(node.name)!;
+    const last = this.lastOctet.get(node.name) ?? 1;
+    for (let step = 1; step <= 253; step++) {
+      const octet = 2 + ((last - 2 + step) % 253);
+      if (used.has(octet)) continue;
+      used.add(octet);
+      this.lastOctet.set(node.name, octet);
+      return octet;
+    }
+    throw new Error(`node ${node.name} has no pod address left`);
+  }
+
   /** A pod namespace behind `spec.node` serving HTTP, and its Pod object with the status a kubelet would write. */
   async addPod(spec: PodSpec): Promise<LabPod> {
     const { node } = spec;
-    const used = this.usedOctets.get(node.name)!;
-    let octet = 2;
-    while (used.has(octet)) octet++;
-    if (octet > 254) throw new Error(`node ${node.name} has no pod address left`);
-    used.add(octet);
+    const octet = this.allocateOctet(node);
     const ip = `10.244.${node.index}.${octet}`;
+    const ipv6 = `fd00:10:244:${node.index}::${octet.toString(16)}`;
     const serial = this.podSerial++;
     const netns = `sbp${serial}-${this.net.id}`;
     const tmp = `sbq${this.net.id}${serial}`.slice(0, 15);
-    const pod: LabPod = { name: spec.name, namespace: spec.namespace, node, ip, netns };
+    const pod: LabPod = { name: spec.name, namespace: spec.namespace, node, ip, ipv6, netns };
     await exec(['ip', 'netns', 'add', netns]);
     this.pods.set(`${spec.namespace}/${spec.name}`, pod);
     await exec(['ip', 'link', 'add', tmp, 'netns', netns, 'type', 'veth', 'peer', 'name', `vp${octet}`, 'netns', node.host.ns]);
-    await exec(['ip', '-n', netns, '-batch', '-'], ['link set lo up', `link set ${tmp} name eth0`, `addr add ${ip}/24 dev eth0`, 'link set eth0 up', `route add default via 10.244.${node.index}.1`].join('\n') + '\n');
+    await exec(['ip', '-n', netns, '-batch', '-'], [
+      'link set lo up',
+      `link set ${tmp} name eth0`,
+      `addr add ${ip}/24 dev eth0`,
+      `addr add ${ipv6}/64 dev eth0 nodad`,
+      'link set eth0 up',
+      `route add default via 10.244.${node.index}.1`,
+      `route add default via fd00:10:244:${node.index}::1`,
+    ].join('\n') + '\n');
     await exec(['ip', '-n', node.host.ns, 'link', 'set', `vp${octet}`, 'master', 'cbr0', 'up']);
     const served = await this.podHost.command({ op: 'add', name: spec.name, ns: netns, port: POD_PORT });
     if (served.error) throw new Error(String(served.error));
@@ -377,7 +438,7 @@ export class DataplaneLab {
         status: {
           phase: 'Running',
           podIP: pod.ip,
-          podIPs: [{ ip: pod.ip }],
+          podIPs: [{ ip: pod.ip }, { ip: pod.ipv6 }],
           hostIP: pod.node.host.ipv4,
           conditions: [
             { type: 'Ready', status: o.ready ? 'True' : 'False', lastTransitionTime: now },

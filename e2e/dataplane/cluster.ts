@@ -19,7 +19,7 @@ import { inNs, netlabUnavailable } from '../../cmd/up/netlab.js';
 import { bounded } from '../jest/service-allocation.js';
 
 export const SPEAKER_NS = 'switchboard-system';
-export const SERVICE_CIDR = '10.96.0.0/16';
+export const SERVICE_CIDR = '10.96.0.0/16,fd00:10:96::/108';
 
 /** Why the traffic suite cannot run here, or undefined. */
 export function dataplaneUnavailable(): string | undefined {
@@ -54,6 +54,7 @@ export class DataplaneCluster {
   private controllers?: ManagedProcess;
   private coredns?: ManagedProcess;
   private serial = 0;
+  private readonly appNames = new Map<string, number>();
   running: EndpointControllers | undefined;
 
   async start(o: { nodes?: number; log?: (line: string) => void } = {}): Promise<this> {
@@ -94,6 +95,14 @@ export class DataplaneCluster {
       await this.cp.startControllerManager('endpoints', ['endpointslice-controller', 'endpoints-controller', 'endpointslice-mirroring-controller']);
     }
     this.running = which;
+  }
+
+  /** A Service/app name not used before in this cluster: `<prefix>-sb|kcm[-<n>]`. */
+  appName(prefix: string, controllers: EndpointControllers): string {
+    const base = `${prefix}-${controllers === 'switchboard' ? 'sb' : 'kcm'}`;
+    const n = (this.appNames.get(base) ?? 0) + 1;
+    this.appNames.set(base, n);
+    return n === 1 ? base : `${base}-${n}`;
   }
 
   /** CoreDNS serving cluster.local from the API server, in `node`'s namespace on 127.0.0.1:1053; returns that address. */
@@ -146,6 +155,13 @@ export function answeredBy(results: readonly RequestResult[]): { names: Set<stri
   return { names: new Set(results.flatMap((r) => (r.body ? [r.body] : []))), failed: results.filter((r) => r.error).length };
 }
 
+/** The failed requests' errors, counted. */
+export function countErrors(results: readonly RequestResult[]): Record<string, number> {
+  const errors: Record<string, number> = {};
+  for (const r of results) if (r.error) errors[r.error] = (errors[r.error] ?? 0) + 1;
+  return errors;
+}
+
 export const namesOf = (pods: readonly LabPod[]): string[] => pods.map((p) => p.name).sort();
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -189,18 +205,23 @@ export interface RollingUpdateResult {
 }
 
 /**
- * A rolling update under load, as a Deployment with maxSurge=wave/maxUnavailable=0 and kubelet carry it out: each
- * wave adds `wave` new pods (not ready, then ready after a probe delay), then deletes as many old ones (terminating
- * and not ready at once, their server gone after `terminationMs`, as a process without a preStop hook). node1 sends
- * a request every `intervalMs` through the ClusterIP meanwhile; failed requests are counted.
+ * A rolling update under load, as a Deployment with maxSurge=wave/maxUnavailable=0/minReadySeconds and kubelet carry
+ * it out: each wave adds `wave` new pods (not ready, then ready after a probe delay), and once they have been ready
+ * for `availableAfterMs` deletes as many old ones (terminating and not ready at once, their server gone after
+ * `terminationMs`, as a process without a preStop hook). node1 sends a request every `intervalMs` through the
+ * ClusterIP meanwhile; failed requests are counted. Both controllers get the same waves at the same offsets into
+ * the stream. `availableAfterMs` is longer than kube-proxy's --min-sync-period (1 s) after the slice writes of the
+ * ready pods, so the deletion is programmed by a sync of its own and the failures measure how soon the controllers
+ * write it; with a wait of exactly one period, whether a second write of the ready pods (two pods turn ready at once)
+ * held kube-proxy's next sync back past the server's exit decided each wave (0 or ~0.5 s of failures) by a few ms.
  */
 export async function rollingUpdate(
   cluster: DataplaneCluster,
   controllers: EndpointControllers,
-  o: { namespace: string; replicas: number; wave: number; durationMs: number; intervalMs: number; readinessDelayMs: number; terminationMs: number },
+  o: { namespace: string; replicas: number; wave: number; durationMs: number; intervalMs: number; readinessDelayMs: number; availableAfterMs: number; terminationMs: number },
 ): Promise<RollingUpdateResult> {
   await cluster.use(controllers);
-  const app = `roll-${controllers === 'switchboard' ? 'sb' : 'kcm'}`;
+  const app = cluster.appName('roll', controllers);
   let current = await podsFor(cluster, o.namespace, app, Array.from({ length: o.replicas }, (_, i) => `${app}-g0-${i}`), true);
   const svc = await cluster.service(o.namespace, app, {});
   const url = `http://${svc.spec!.clusterIP}:80/`;
@@ -210,12 +231,12 @@ export async function rollingUpdate(
   const started = Date.now();
   for (let w = 0; w < waves; w++) {
     // Waves spread over the stream, the last one done with a second of traffic to spare.
-    await sleep(Math.max(0, started + ((w + 0.5) * (o.durationMs - 1000)) / waves - (o.readinessDelayMs + o.terminationMs) - Date.now()));
+    await sleep(Math.max(0, started + ((w + 0.5) * (o.durationMs - 1000)) / waves - (o.readinessDelayMs + o.availableAfterMs + o.terminationMs) - Date.now()));
     const fresh = await podsFor(cluster, o.namespace, app, Array.from({ length: o.wave }, (_, i) => `${app}-g${w + 1}-${i}`), false);
     await sleep(o.readinessDelayMs);
     await Promise.all(fresh.map((p) => cluster.lab.setPodStatus(p, { ready: true })));
-    // The Deployment controller deletes old pods once the new ones are available (seen ready).
-    await sleep(o.readinessDelayMs);
+    // The Deployment controller deletes old pods once the new ones are available (ready for minReadySeconds).
+    await sleep(o.availableAfterMs);
     const old = current.slice(0, o.wave);
     current = [...current.slice(o.wave), ...fresh];
     await Promise.all(old.map((p) => cluster.lab.terminatePod(p)));
@@ -224,9 +245,7 @@ export async function rollingUpdate(
   }
   const results = await stream;
   await Promise.all(current.map((p) => cluster.lab.removePod(p)));
-  const errors: Record<string, number> = {};
-  for (const r of results) if (r.error) errors[r.error] = (errors[r.error] ?? 0) + 1;
-  return { controllers, requests: results.length, failed: results.filter((r) => r.error).length, errors };
+  return { controllers, requests: results.length, failed: results.filter((r) => r.error).length, errors: countErrors(results) };
 }
 
 /**
@@ -237,7 +256,7 @@ export async function rollingUpdate(
  */
 export async function programmingLatency(cluster: DataplaneCluster, controllers: EndpointControllers, o: { namespace: string; count: number; intervalMs: number }): Promise<number[]> {
   await cluster.use(controllers);
-  const app = `lat-${controllers === 'switchboard' ? 'sb' : 'kcm'}`;
+  const app = cluster.appName('lat', controllers);
   // One more than measured: the first is ready before the measurements start.
   const pods = await podsFor(cluster, o.namespace, app, Array.from({ length: o.count + 1 }, (_, i) => `${app}-${i}`), false);
   const svc = await cluster.service(o.namespace, app, {});

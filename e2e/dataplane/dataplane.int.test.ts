@@ -6,20 +6,19 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { IPAddressPools } from '../../crds/ipaddresspool.js';
 import { L2Advertisements } from '../../crds/l2advertisement.js';
 import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
-import { Namespaces, Services } from '../../api/resources.js';
-import type { Service } from '../../api/wire.js';
-import { inNs, runAsync, LAN_PREFIX4 } from '../../cmd/up/netlab.js';
+import { Leases, Namespaces, Services } from '../../api/resources.js';
+import type { Lease, Service } from '../../api/wire.js';
+import { leaseNameFor } from '../../controllers/speaker/node-lease.js';
+import { inNs, runAsync, LAN_PREFIX4, LAN_PREFIX6 } from '../../cmd/up/netlab.js';
 import type { LabNode, LabPod, RequestAgent } from '../../cmd/up/dataplane-lab.js';
 import { eventually } from '../jest/cluster.js';
 import { bounded } from '../jest/service-allocation.js';
-import { DataplaneCluster, SPEAKER_NS, answeredBy, dataplaneUnavailable, namesOf, rollingUpdate, sleep } from './cluster.js';
+import { DataplaneCluster, SPEAKER_NS, answeredBy, countErrors, dataplaneUnavailable, namesOf, rollingUpdate, sleep } from './cluster.js';
 
 const skipReason = dataplaneUnavailable();
 const suite = skipReason ? describe.skip : describe;
 const FULL = process.env.SWITCHBOARD_DATAPLANE === 'full';
 const NS = 'app';
-/** As the L2 tests run the speakers: a 2 s lease renewed every 0.5 s. */
-const SPEAKER_FLAGS = ['--lease-duration=2s', '--lease-renew-interval=500ms'];
 
 suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   const cluster = new DataplaneCluster();
@@ -50,7 +49,9 @@ suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${s
 
   const ips = (list: readonly LabPod[]): string[] => list.map((p) => p.ip).sort();
 
-  it('ClusterIP: 1000 requests reach every ready pod and never a not-ready or terminating one; 3→250 pods all reached', async () => {
+  // Scaled to 250 pods (three slices) in the full form, 120 (two) in the short one.
+  it('ClusterIP: 1000 requests reach every ready pod and never a not-ready or terminating one; scaled up, every pod is reached', async () => {
+    const scaled = FULL ? 250 : 120;
     const ready = await pods('web', 3, { ready: true });
     const [notReady] = await pods('web', 1, { ready: false, first: 3 });
     const [terminating] = await pods('web', 1, { ready: true, first: 4 });
@@ -71,9 +72,9 @@ suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${s
     expect(names.has(notReady.name)).toBe(false);
     expect(names.has(terminating.name)).toBe(false);
 
-    const more = await pods('web', 247, { ready: true, first: 5 });
+    const more = await pods('web', scaled - 3, { ready: true, first: 5 });
     const all = namesOf([...ready, ...more]);
-    await eventually(async () => (await cluster.endpoints(NS, 'web')).ready.length === 250, 60_000, 500);
+    await eventually(async () => (await cluster.endpoints(NS, 'web')).ready.length === scaled, 60_000, 500);
     const reached = new Set<string>();
     for (let round = 0; round < 12 && reached.size < all.length; round++) {
       const batch = await node1.agent.batch(url, 500, 16);
@@ -122,12 +123,15 @@ suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${s
         return announced?.status === 'True' && s.status?.node ? s.status.node : false;
       }, 30_000);
 
+    const ingressIP = (service: string): Promise<string> =>
+      eventually(async () => (await cluster.client.get<Service>(Services, service, NS)).status?.loadBalancer?.ingress?.[0]?.ip ?? false, 30_000);
+
     beforeAll(async () => {
-      await cluster.client.create(IPAddressPools, { metadata: { name: 'lan' }, spec: { addresses: [`${LAN_PREFIX4}.200-${LAN_PREFIX4}.209`] } });
+      await cluster.client.create(IPAddressPools, { metadata: { name: 'lan' }, spec: { addresses: [`${LAN_PREFIX4}.200-${LAN_PREFIX4}.209`, `${LAN_PREFIX6}200-${LAN_PREFIX6}209`] } });
       await cluster.client.create(L2Advertisements, { metadata: { name: 'lan' }, spec: { ipAddressPools: ['lan'] } });
-      for (const node of cluster.lab.nodes) cluster.lab.startSpeaker(node, SPEAKER_NS, SPEAKER_FLAGS);
+      for (const node of cluster.lab.nodes) cluster.lab.startSpeaker(node, SPEAKER_NS);
       await cluster.service(NS, 'web-lb', { type: 'LoadBalancer', selector: { app: 'local' } });
-      vip = await eventually(async () => (await cluster.client.get<Service>(Services, 'web-lb', NS)).status?.loadBalancer?.ingress?.[0]?.ip ?? false, 30_000);
+      vip = await ingressIP('web-lb');
       url = `http://${vip}/`;
     }, 120_000);
 
@@ -143,41 +147,119 @@ suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${s
       expect([...names].sort()).toEqual(['local-0', 'local-1']);
     });
 
-    // externalTrafficPolicy Local: only node1 and node2 (local-0, local-1) may announce, and each serves only its own
-    // pod, so traffic after the takeover never goes to the lost node's pod (still ready: no kubelet reports the loss).
-    it('failover under load: the announcing node is lost (speaker SIGKILLed, its LAN link down); traffic resumes through another node', async () => {
-      const svc = await cluster.service(NS, 'local-lb', { type: 'LoadBalancer', selector: { app: 'local' }, externalTrafficPolicy: 'Local' });
-      const localVip = await eventually(async () => (await cluster.client.get<Service>(Services, svc.metadata!.name!, NS)).status?.loadBalancer?.ingress?.[0]?.ip ?? false, 30_000);
-      const url = `http://${localVip}/`;
-      const trials = FULL ? 20 : 3;
+    it('IPv6: the client reaches the pods at http://[<LB IP>]/ through the node whose speaker answers NDP', async () => {
+      await cluster.service(NS, 'web-lb6', { type: 'LoadBalancer', selector: { app: 'local' }, ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack' });
+      const vip6 = await ingressIP('web-lb6');
+      expect(vip6.startsWith(LAN_PREFIX6)).toBe(true);
+      const node = cluster.lab.node(await announcer('web-lb6'));
+      const out = await runAsync(inNs(cluster.lab.net.client!.ns, 'ndisc6', '-n', '-m', '-r', '2', '-w', '1000', vip6, 'eth0'));
+      const macs = [...out.matchAll(/Target link-layer address: ([0-9A-F:]{17})/gi)].map((m) => m[1].toLowerCase());
+      expect(new Set(macs)).toEqual(new Set([node.host.mac]));
+      // kube-proxy's IPv6 rules send it to the pods' IPv6 addresses (the Service's slices are of address type IPv6).
+      const url6 = `http://[${vip6}]/`;
+      await reaches(cluster.lab.clientAgent, url6, ['local-0', 'local-1']);
+      const results = await cluster.lab.clientAgent.batch(url6, 100, 8, 1000);
+      expect(results.filter((r) => r.error)).toEqual([]);
+      expect([...answeredBy(results).names].sort()).toEqual(['local-0', 'local-1']);
+      expect((await cluster.endpoints(NS, 'web-lb6')).ready).toEqual([cluster.lab.pod(NS, 'local-0').ipv6, cluster.lab.pod(NS, 'local-1').ipv6].sort());
+    });
+
+    /**
+     * Failover under load, `trials` times: a request every 20 ms (each a new connection, 300 ms timeout) from the
+     * client to a Service with externalTrafficPolicy Local, whose only ready pods are local-0 on node1 and local-1 on
+     * node2; so each answer tells which node the client's packets went through. Each trial starts with the client's
+     * traffic going through the announcing node, then loses that node's speaker (SIGKILL) and, for `node-lost`,
+     * its LAN link too. Returns per trial the traffic gap (first failed → first answered request, 0 if none failed)
+     * and when the traffic first went through the new node.
+     */
+    async function failover(service: string, lose: 'speaker' | 'node', trials: number): Promise<{ gaps: number[]; moved: number[] }> {
+      const url = `http://${await ingressIP(service)}/`;
+      const localPod = (node: LabNode): string => (node === cluster.lab.nodes[0] ? 'local-0' : 'local-1');
       const gaps: number[] = [];
+      const moved: number[] = [];
       for (let t = 0; t < trials; t++) {
-        const victim = cluster.lab.node(await announcer('local-lb'));
-        await reaches(cluster.lab.clientAgent, url, ['local-0', 'local-1']);
-        const stream = cluster.lab.clientAgent.stream(url, 20, 10_000, 300);
+        const victim = await settledAnnouncer(service, url, localPod);
+        const survivor = victim === cluster.lab.nodes[0] ? cluster.lab.nodes[1] : cluster.lab.nodes[0];
+        const stream = cluster.lab.clientAgent.stream(url, 20, 8000, 300);
         await sleep(1000);
         const lostAt = Date.now();
         try {
           await victim.speaker!.kill();
-          await cluster.lab.setLanLink(victim, false);
-          const results = await stream;
-          const firstFailed = results.find((r) => r.at >= lostAt && r.error);
+          if (lose === 'node') await cluster.lab.setLanLink(victim, false);
+          const all = await stream;
+          // Until the loss, the traffic went through the victim only (else the trial would measure nothing).
+          expect(answeredBy(all.filter((r) => r.at < lostAt - 50))).toEqual({ failed: 0, names: new Set([localPod(victim)]) });
+          const results = all.filter((r) => r.at >= lostAt);
+          const firstFailed = results.find((r) => r.error);
           const recovered = firstFailed && results.find((r) => r.at > firstFailed.at && r.body);
-          // Once recovered, it stays so.
+          const viaSurvivor = results.find((r) => r.body === localPod(survivor));
+          // Traffic moves to the new announcer and stays up once it is back; nothing answers through another node.
           const later = results.filter((r) => recovered && r.at > recovered.at + 500 && r.error);
-          expect({ recovered: firstFailed === undefined || recovered !== undefined, failedAfterRecovery: later.length, victim: victim.name }).toEqual({ recovered: true, failedAfterRecovery: 0, victim: victim.name });
-          gaps.push(firstFailed && recovered ? recovered.at - firstFailed.at : 0);
+          const strangers = results.filter((r) => r.body && r.body !== localPod(victim) && r.body !== localPod(survivor));
+          const gap = firstFailed && recovered ? recovered.at - firstFailed.at : 0;
+          const failed = results.filter((r) => r.error);
+          process.stderr.write(`[dataplane] failover trial ${t + 1} (${lose} lost, ${victim.name} → ${survivor.name}): gap ${gap} ms, ${failed.length} failed ${JSON.stringify(countErrors(failed))}, first request through ${survivor.name} after ${viaSurvivor ? viaSurvivor.at - lostAt : '-'} ms\n`);
+          expect({ recovered: firstFailed === undefined || recovered !== undefined, movedToSurvivor: viaSurvivor !== undefined, failedAfterRecovery: later.length, strangers: strangers.length }).toEqual({ recovered: true, movedToSurvivor: true, failedAfterRecovery: 0, strangers: 0 });
+          gaps.push(gap);
+          moved.push(viaSurvivor!.at - lostAt);
         } finally {
-          await cluster.lab.setLanLink(victim, true);
-          cluster.lab.startSpeaker(victim, SPEAKER_NS, SPEAKER_FLAGS);
+          if (lose === 'node') await cluster.lab.setLanLink(victim, true);
+          cluster.lab.startSpeaker(victim, SPEAKER_NS);
         }
-        await announcer('local-lb');
-        await sleep(2500); // the restarted speaker's Lease is live again before the next trial
+        await eventually(async () => (await liveSpeakers()) === cluster.lab.nodes.length, 30_000, 200);
       }
-      const sorted = [...gaps].sort((a, b) => a - b);
-      process.stderr.write(`[dataplane] failover traffic gap over ${trials} trials: min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted[sorted.length - 1]} ms\n`);
-      expect(sorted[sorted.length - 1]).toBeLessThan(10_000);
-    }, 600_000);
+      return { gaps, moved };
+    }
+
+    /**
+     * The node announcing `service` once the election has settled (a restarted speaker takes back the addresses
+     * its node wins, a moment after its Lease is live): the same node for two seconds, and the client's traffic
+     * going through it only (each node answers with its own local pod).
+     */
+    async function settledAnnouncer(service: string, url: string, localPod: (node: LabNode) => string): Promise<LabNode> {
+      const throughOnly = async (node: LabNode) => {
+        const probe = answeredBy(await cluster.lab.clientAgent.batch(url, 20, 4, 1000));
+        return probe.failed === 0 && probe.names.size === 1 && probe.names.has(localPod(node));
+      };
+      return eventually(async () => {
+        const node = cluster.lab.node(await announcer(service));
+        if (!(await throughOnly(node))) return false;
+        await sleep(2000);
+        return (await announcer(service)) === node.name && (await throughOnly(node)) ? node : false;
+      }, 60_000, 300);
+    }
+
+    /** Speakers whose Lease is renewed within its duration. */
+    async function liveSpeakers(): Promise<number> {
+      const names = new Set(cluster.lab.nodes.map((n) => leaseNameFor(n.name)));
+      const leases = (await cluster.client.list<Lease>(Leases, { namespace: SPEAKER_NS })).items.filter((l) => names.has(l.metadata?.name ?? ''));
+      return leases.filter((l) => Date.parse(l.spec?.renewTime ?? '') + 2000 > Date.now()).length;
+    }
+
+    const summary = (figures: number[]): string => {
+      const sorted = [...figures].sort((a, b) => a - b);
+      return `min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted[sorted.length - 1]} ms`;
+    };
+
+    // The node stays up: it still answers what reaches it, so traffic flows through it until the client's neighbour
+    // entry moves to the new announcer (its gratuitous ARP), and through the new one after. Goal: gap ≤ 2 s.
+    it('failover under load: SIGKILL of the announcing speaker; traffic moves to another node with a gap of at most 2 s', async () => {
+      await cluster.service(NS, 'local-lb', { type: 'LoadBalancer', selector: { app: 'local' }, externalTrafficPolicy: 'Local' });
+      const trials = FULL ? 20 : 3;
+      const { gaps, moved } = await failover('local-lb', 'speaker', trials);
+      process.stderr.write(`[dataplane] failover (announcing speaker SIGKILLed) over ${trials} trials: traffic gap ${summary(gaps)}; traffic through the new node after ${summary(moved)}\n`);
+      expect(Math.max(...gaps)).toBeLessThanOrEqual(2000);
+    }, 900_000);
+
+    // The node is gone from the LAN as well (speaker SIGKILLed, link down): requests fail until the new announcer's
+    // gratuitous ARP, one lease duration (1.5 s) after the last renewal at most plus the peers' check; the bound
+    // leaves room for a loaded machine (the figures are printed: 1.1–1.4 s here).
+    it('failover under load: the announcing node is lost (speaker SIGKILLed, its LAN link down); traffic resumes through another node', async () => {
+      const trials = FULL ? 20 : 3;
+      const { gaps, moved } = await failover('local-lb', 'node', trials);
+      process.stderr.write(`[dataplane] failover (announcing node lost) over ${trials} trials: traffic gap ${summary(gaps)}; traffic through the new node after ${summary(moved)}\n`);
+      expect(Math.max(...gaps)).toBeLessThan(3000);
+    }, 900_000);
   });
 
   it('CoreDNS: headless names resolve to ready endpoints with hostnames, ClusterIP names to the ClusterIP, ExternalName to its CNAME', async () => {
@@ -210,8 +292,8 @@ suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${s
 
   it('rolling update under load: Switchboard fails no more requests than kube-controller-manager', async () => {
     const o = FULL
-      ? { namespace: NS, replicas: 12, wave: 2, durationMs: 60_000, intervalMs: 20, readinessDelayMs: 1000, terminationMs: 500 }
-      : { namespace: NS, replicas: 6, wave: 2, durationMs: 20_000, intervalMs: 20, readinessDelayMs: 1000, terminationMs: 500 };
+      ? { namespace: NS, replicas: 12, wave: 2, durationMs: 60_000, intervalMs: 20, readinessDelayMs: 1000, availableAfterMs: 2000, terminationMs: 500 }
+      : { namespace: NS, replicas: 6, wave: 2, durationMs: 20_000, intervalMs: 20, readinessDelayMs: 1000, availableAfterMs: 2000, terminationMs: 500 };
     const sb = await rollingUpdate(cluster, 'switchboard', o);
     const kcm = await rollingUpdate(cluster, 'kube-controller-manager', o);
     await cluster.use('switchboard');
@@ -219,4 +301,43 @@ suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${s
     expect(sb.requests).toBeGreaterThan(0.9 * (o.durationMs / o.intervalMs));
     expect(sb.failed).toBeLessThanOrEqual(kcm.failed);
   }, 600_000);
+
+  // The same paths through kube-proxy's iptables mode (ip6tables for IPv6): kube-proxy removes its nftables rules
+  // when it starts in iptables mode. Uses the pods and Services of the tests above.
+  describe('kube-proxy in iptables mode', () => {
+    beforeAll(async () => {
+      await cluster.use('switchboard');
+      await cluster.lab.restartKubeProxies('iptables');
+    }, 120_000);
+
+    it('ClusterIP reaches only ready pods; NodePort with externalTrafficPolicy Local only local ones; the LoadBalancer (IPv4 and IPv6) reaches the pods', async () => {
+      const ready = await pods('ipt', 3, { ready: true });
+      const [notReady] = await pods('ipt', 1, { ready: false, first: 3 });
+      const [terminating] = await pods('ipt', 1, { ready: true, first: 4 });
+      const svc = await cluster.service(NS, 'ipt', {});
+      await eventually(async () => (await cluster.endpoints(NS, 'ipt')).ready.length === 4, 30_000);
+      await cluster.lab.terminatePod(terminating);
+      const url = `http://${svc.spec!.clusterIP}:80/`;
+      await reaches(node1.agent, url, namesOf(ready), 60);
+      const results = await node1.agent.batch(url, 300, 16);
+      expect(answeredBy(results).failed).toBe(0);
+      expect([...answeredBy(results).names].sort()).toEqual(namesOf(ready));
+      expect(answeredBy(results).names.has(notReady.name) || answeredBy(results).names.has(terminating.name)).toBe(false);
+
+      const [n1, n2, n3] = cluster.lab.nodes;
+      const port = (await cluster.client.get<Service>(Services, 'local', NS)).spec!.ports![0].nodePort!;
+      await reaches(cluster.lab.clientAgent, `http://${n1.host.ipv4}:${port}/`, ['local-0']);
+      await reaches(cluster.lab.clientAgent, `http://${n2.host.ipv4}:${port}/`, ['local-1']);
+      const fromN3 = await cluster.lab.clientAgent.batch(`http://${n3.host.ipv4}:${port}/`, 5, 5, 1000);
+      expect(fromN3.filter((r) => r.body)).toEqual([]);
+
+      for (const lb of ['web-lb', 'web-lb6']) {
+        const ip = (await cluster.client.get<Service>(Services, lb, NS)).status!.loadBalancer!.ingress![0].ip!;
+        const lbUrl = ip.includes(':') ? `http://[${ip}]/` : `http://${ip}/`;
+        await reaches(cluster.lab.clientAgent, lbUrl, ['local-0', 'local-1']);
+        const answers = await cluster.lab.clientAgent.batch(lbUrl, 100, 8, 1000);
+        expect({ lb, failed: answeredBy(answers).failed, names: [...answeredBy(answers).names].sort() }).toEqual({ lb, failed: 0, names: ['local-0', 'local-1'] });
+      }
+    }, 180_000);
+  });
 });
