@@ -20,6 +20,7 @@ import type { Lease, Service } from '../../api/wire.js';
 import { LAN_PREFIX4 } from '../../cmd/up/netlab.js';
 import type { LabNode } from '../../cmd/up/dataplane-lab.js';
 import { ANSWERING_ANNOTATION, leaseNameFor } from '../../controllers/speaker/node-lease.js';
+import { leaseDurationMs } from '../../controllers/speaker/election.js';
 import { HANDOVER_TIMEOUT_MS, OUT_OF_SERVICE_TAINT } from '../../controllers/speaker/handover.js';
 import { spread } from '../chaos/trials.js';
 import { Capture, arpProbe, isArpFrom } from '../jest/capture.js';
@@ -33,6 +34,7 @@ const NS = 'app';
 const SERVICE = 'mbb';
 /** The speaker's defaults (1.5 s lease renewed every 0.5 s, 5 gratuitous bursts 1 s apart), logging its handovers. */
 const SPEAKER_FLAGS = ['--log-level=info'];
+/** The fast pace's lease, which a node answering or about to answer renews at. */
 const LEASE_DURATION_MS = 1500;
 const STREAM = { intervalMs: 20, durationMs: 6000, timeoutMs: 1000 };
 const PROBE_EVERY_MS = 50;
@@ -72,7 +74,7 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
   /** Whether `node`'s speaker Lease lists the address (absent or expired: no). */
   const lists = async (node: LabNode): Promise<boolean> => {
     const lease = await cluster.client.getOrUndefined<Lease>(Leases, leaseNameFor(node.name), SPEAKER_NS);
-    const live = lease !== undefined && Date.parse(lease.spec?.renewTime ?? '') + LEASE_DURATION_MS > Date.now();
+    const live = lease !== undefined && Date.parse(lease.spec?.renewTime ?? '') + leaseDurationMs(lease) > Date.now();
     return live && (JSON.parse(lease.metadata?.annotations?.[ANSWERING_ANNOTATION] ?? '[]') as string[]).includes(vip);
   };
 
@@ -80,7 +82,8 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
   const allLive = async (): Promise<boolean> => {
     for (const node of cluster.lab.nodes) {
       const lease = await cluster.client.getOrUndefined<Lease>(Leases, leaseNameFor(node.name), SPEAKER_NS);
-      if (!lease || Date.parse(lease.spec?.renewTime ?? '') + LEASE_DURATION_MS <= Date.now()) return false;
+      // Each Lease by the duration it carries: an idle speaker renews every 10 s (node-lease.ts).
+      if (!lease || Date.parse(lease.spec?.renewTime ?? '') + leaseDurationMs(lease) <= Date.now()) return false;
     }
     return true;
   };
