@@ -73,6 +73,7 @@ export async function startSwitchboard(controlPlane: LocalControlPlane, options:
     '--leader-elect=false',
     '--namespace=default',
     '--metrics-bind-address=127.0.0.1:0',
+    '--metrics-secure=false', // the harness reads switchboard_stale_cache_waits over plain HTTP
     '--load-balancer-controller=false', // allocation is off too: it needs --webhook-url
     ...options.extraArgs,
   ];

@@ -59,11 +59,19 @@ export function computeTriggerTime(
   };
   const podTriggerTimes: Record<string, string> = {};
   for (const pod of pods) {
-    const transition = timeToNanos(podReadyCondition(pod)?.lastTransitionTime);
+    const text = podReadyCondition(pod)?.lastTransitionTime;
     const name = pod.metadata?.name ?? '';
+    const seen = previous?.podTriggerTimes[name];
+    // The same text as last time (the API server writes canonical times): unchanged, nothing to parse. A sync
+    // reads every pod's time, and parsing them all was a hot spot on large Services (issue 13).
+    if (text !== undefined && text === seen) {
+      podTriggerTimes[name] = seen;
+      continue;
+    }
+    const transition = timeToNanos(text);
     if (transition === undefined) continue;
     podTriggerTimes[name] = formatRFC3339Nano(transition);
-    if (isAfter(transition, previous?.podTriggerTimes[name])) consider(transition);
+    if (isAfter(transition, seen)) consider(transition);
   }
   const created = timeToNanos(service.metadata?.creationTimestamp);
   if (created !== undefined && isAfter(created, previous?.serviceTriggerTime)) consider(created);
