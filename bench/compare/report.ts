@@ -23,6 +23,8 @@ export interface PhaseFigures {
   staleWaits?: number;
   livePerPodKiB?: number;
   podChanges: number;
+  /** How long the workload took to make the phase's pod changes (its pace differs per side on a shared machine). */
+  driveSeconds: number;
 }
 
 export type Results = Map<string, Map<SideName, PhaseFigures>>; // phase → side → figures
@@ -34,6 +36,7 @@ interface Row {
 }
 
 const ROWS: Row[] = [
+  { label: 'workload: pod changes per second', pick: (f) => (f.driveSeconds > 0 ? f.podChanges / f.driveSeconds : undefined), digits: 0 },
   { label: 'convergence after last write (s)', pick: (f) => f.convergenceSeconds, digits: 2 },
   { label: '… EndpointSlices (s)', pick: (f) => f.slicesConvergenceSeconds, digits: 2 },
   { label: '… Endpoints (s)', pick: (f) => f.endpointsConvergenceSeconds, digits: 2 },
@@ -76,7 +79,7 @@ export function resultsJson(meta: unknown, results: Results): string {
   return JSON.stringify({ ...(meta as object), phases }, null, 2);
 }
 
-const COLORS: Record<SideName, string> = { 'kcm-default': '#8da0cb', 'kcm-unthrottled': '#66c2a5', switchboard: '#fc8d62' };
+const COLORS: Record<SideName, string> = { 'kcm-default': '#8da0cb', 'kcm-unthrottled': '#66c2a5', switchboard: '#fc8d62', 'switchboard-unthrottled': '#e78ac3' };
 
 /** Two grouped bar charts (writes: slices + Endpoints; convergence seconds), one group per phase, a bar per side. */
 export function chartSvg(title: string, results: Results): string {

@@ -7,9 +7,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPLACED_CONTROLLERS, type LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 
-export type SideName = 'kcm-default' | 'kcm-unthrottled' | 'switchboard';
+export type SideName = 'kcm-default' | 'kcm-unthrottled' | 'switchboard' | 'switchboard-unthrottled';
+/** The sides run by default; `switchboard-unthrottled` (client QPS limit off) is there to measure that limit. */
 export const SIDES: readonly SideName[] = ['kcm-default', 'kcm-unthrottled', 'switchboard'];
-export const SIDE_TITLES: Record<SideName, string> = { 'kcm-default': 'KCM default', 'kcm-unthrottled': 'KCM unthrottled', switchboard: 'Switchboard' };
+export const ALL_SIDES: readonly SideName[] = [...SIDES, 'switchboard-unthrottled'];
+export const SIDE_TITLES: Record<SideName, string> = {
+  'kcm-default': 'KCM default',
+  'kcm-unthrottled': 'KCM unthrottled',
+  switchboard: 'Switchboard',
+  'switchboard-unthrottled': 'Switchboard, QPS off',
+};
+/** `switchboard controller --kube-api-qps=0`: the client's token bucket off, as KCM unthrottled. */
+export const SWITCHBOARD_UNTHROTTLED_ARGS = ['--kube-api-qps=0'];
 
 /** Retries because the controller's cache lagged its own writes, by controller, and keys given up on. */
 export interface StaleCounts {
