@@ -99,10 +99,22 @@ function canonicalRef(ref: ObjectReference | undefined): unknown {
   return [ref.kind ?? '', ref.namespace ?? '', ref.name ?? '', ref.uid ?? '', ref.apiVersion ?? '', ref.fieldPath ?? ''];
 }
 
+/**
+ * One address as a string: its fields joined by newlines (a marker tells a missing targetRef from an empty one),
+ * or JSON when a field is not a plain newline-free string (JSON never holds a raw newline, so the forms cannot
+ * collide). Every sync compares all addresses: JSON for each was a hot spot on large Services (issue 13).
+ */
+function canonicalAddress(a: SubsetAddress): string {
+  const ref = a.targetRef;
+  const fields: unknown[] = [a.ip, a.hostname ?? '', a.nodeName ?? ''];
+  if (ref == null) fields.push('-');
+  else fields.push('+', ref.kind ?? '', ref.namespace ?? '', ref.name ?? '', ref.uid ?? '', ref.apiVersion ?? '', ref.fieldPath ?? '');
+  if (fields.every((field) => typeof field === 'string' && !field.includes('\n'))) return fields.join('\n');
+  return JSON.stringify([a.ip, a.hostname ?? '', a.nodeName ?? '', canonicalRef(ref)]);
+}
+
 function canonicalAddresses(addresses: readonly SubsetAddress[] | undefined): string[] {
-  return (addresses ?? [])
-    .map((a) => JSON.stringify([a.ip, a.hostname ?? '', a.nodeName ?? '', canonicalRef(a.targetRef)]))
-    .sort();
+  return (addresses ?? []).map(canonicalAddress).sort();
 }
 
 /** One subset as a string that ignores order, targetRef.resourceVersion and absent-vs-empty differences. */
