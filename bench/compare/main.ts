@@ -109,7 +109,7 @@ async function runSide(side: SideName, results: Results): Promise<void> {
     };
     const phases = phaseNames.map((name) => [name, drivers[name]] as const);
     for (const [phase, drive] of phases) {
-      const before = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits() };
+      const before = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits(), throttle: await running.throttleSeconds() };
       const rss = new RssSampler(running.pid);
       log(`${SIDE_TITLES[side]}: ${phase} …`);
       const driveStarted = Date.now();
@@ -117,7 +117,7 @@ async function runSide(side: SideName, results: Results): Promise<void> {
       const driveSeconds = (driven.lastWriteAt - driveStarted) / 1000;
       const convergence = await watcher.waitForConvergence(driven.lastWriteAt, quietMs, timeoutMs);
       const peakRssMiB = rss.stop();
-      const after = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits() };
+      const after = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits(), throttle: await running.throttleSeconds() };
       const live = running.liveHeapMiB();
       const figures: PhaseFigures = {
         convergenceSeconds: convergence.slicesSeconds === undefined ? undefined : Math.max(convergence.slicesSeconds, convergence.endpointsSeconds ?? 0),
@@ -133,6 +133,7 @@ async function runSide(side: SideName, results: Results): Promise<void> {
         liveHeapMiB: live,
         livePerPodKiB: live === undefined ? undefined : (live * 1024) / workload.podCount,
         staleWaits: after.waits === undefined ? undefined : after.waits - (before.waits ?? 0),
+        throttleSeconds: after.throttle === undefined ? undefined : after.throttle - (before.throttle ?? 0),
         staleSliceRetries: after.stale.slices - before.stale.slices,
         staleEndpointsRetries: after.stale.endpoints - before.stale.endpoints,
         droppedKeys: after.stale.dropped - before.stale.dropped,

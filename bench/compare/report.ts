@@ -21,6 +21,8 @@ export interface PhaseFigures {
   droppedKeys: number;
   /** Switchboard only: syncs that waited for the echo of their own writes instead of failing. */
   staleWaits?: number;
+  /** Switchboard only: seconds its requests waited for client QPS/burst tokens, summed over requests. */
+  throttleSeconds?: number;
   livePerPodKiB?: number;
   podChanges: number;
   /** How long the workload took to make the phase's pod changes (its pace differs per side on a shared machine). */
@@ -50,6 +52,7 @@ const ROWS: Row[] = [
   { label: 'stale-cache retries: Endpoints', pick: (f) => f.staleEndpointsRetries, digits: 0 },
   { label: 'keys dropped after retries', pick: (f) => f.droppedKeys, digits: 0 },
   { label: 'stale-cache waits for own echo (no retry)', pick: (f) => f.staleWaits, digits: 0 },
+  { label: 'client QPS/burst wait, summed over requests (s)', pick: (f) => f.throttleSeconds, digits: 2 },
   { label: 'live V8 heap after full GC (MiB)', pick: (f) => f.liveHeapMiB, digits: 0 },
   { label: '… per pod (KiB)', pick: (f) => f.livePerPodKiB, digits: 2 },
 ];

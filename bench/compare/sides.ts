@@ -32,6 +32,8 @@ export interface RunningSide {
   staleCounts(): StaleCounts;
   /** Syncs that found the cache behind their own writes and waited for it: Switchboard only (its metrics). */
   staleWaits(): Promise<number | undefined>;
+  /** Seconds requests waited for client QPS/burst tokens, summed: Switchboard only (its metrics). */
+  throttleSeconds(): Promise<number | undefined>;
   /** V8 heap after the latest full collection (MiB): Switchboard only (from --trace-gc). */
   liveHeapMiB(): number | undefined;
   stop(): Promise<void>;
@@ -62,6 +64,7 @@ export async function startKcm(controlPlane: LocalControlPlane, unthrottled: boo
     staleCounts: () => countStale(readFileSync(kcm.logFile, 'utf8'), /Error syncing endpoint slices/, /Error syncing endpoints/, /Dropping (service|endpoints?) .*out of the queue/i),
     liveHeapMiB: () => undefined,
     staleWaits: async () => undefined,
+    throttleSeconds: async () => undefined,
     stop: () => kcm.stop(),
   };
 }
@@ -108,18 +111,21 @@ export async function startSwitchboard(controlPlane: LocalControlPlane, options:
     child.stderr!.on('data', onData);
   });
   await started;
+  /** The sum of every series of a metric (lines starting with `name`) on Switchboard's /metrics. */
+  const sumOfMetric = async (name: string): Promise<number | undefined> => {
+    if (!metricsPort) return undefined;
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    let sum = 0;
+    for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    return sum;
+  };
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     pid: child.pid!,
     staleCounts: () => countStale(readFileSync(logFile, 'utf8'), /"controller":"endpoint_slice"/, /"controller":"endpoint"/, /dropping key until it changes/),
     liveHeapMiB: () => live,
-    staleWaits: async () => {
-      if (!metricsPort) return undefined;
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      let waits = 0;
-      for (const line of text.split('\n')) if (line.startsWith('switchboard_stale_cache_waits')) waits += Number(line.slice(line.lastIndexOf(' ') + 1));
-      return waits;
-    },
+    staleWaits: () => sumOfMetric('switchboard_stale_cache_waits'),
+    throttleSeconds: () => sumOfMetric('switchboard_api_rate_limiter_duration_seconds_sum'),
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
