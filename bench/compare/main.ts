@@ -11,7 +11,7 @@ import { ConvergenceWatcher } from './convergence.js';
 import { ApiServerMetrics } from './metrics.js';
 import { RssSampler, cpuSeconds, rssMiB } from './proc.js';
 import { chartSvg, phaseTable, resultsJson, type PhaseFigures, type Results } from './report.js';
-import { SIDES, SIDE_TITLES, startKcm, startSwitchboard, type RunningSide, type SideName } from './sides.js';
+import { ALL_SIDES, SIDES, SIDE_TITLES, SWITCHBOARD_UNTHROTTLED_ARGS, startKcm, startSwitchboard, type RunningSide, type SideName } from './sides.js';
 import { Workload, type PhaseWrites, type WorkloadSize } from './workload.js';
 
 const PRESETS: Record<string, Partial<WorkloadSize>> = {
@@ -37,6 +37,8 @@ const { values: flags } = parseArgs({
     'flap-percent': { type: 'string', default: '10' },
     concurrency: { type: 'string', default: '48' },
     sides: { type: 'string', default: SIDES.join(',') },
+    // e.g. "create,flap" for a size where a rolling update would take too long on this machine
+    phases: { type: 'string', default: 'create,rolling update,flap' },
     'quiet-seconds': { type: 'string', default: '3' },
     'timeout-seconds': { type: 'string', default: '300' },
     out: { type: 'string', default: 'bench-results' },
@@ -49,7 +51,8 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   console.log(`bench-compare [--preset ${Object.keys(PRESETS).join('|')}] [--nodes N --zones N --services N --pods-per-service N]
-  [--waves 4] [--flap-percent 10] [--concurrency 48] [--sides ${SIDES.join(',')}] [--quiet-seconds 3] [--timeout-seconds 300]
+  [--waves 4] [--flap-percent 10] [--concurrency 48] [--sides ${ALL_SIDES.join(',')}] [--phases "create,rolling update,flap"]
+  [--quiet-seconds 3] [--timeout-seconds 300]
   [--out bench-results] [--switchboard-node-options "--max-old-space-size=…"] [--switchboard-args "--flag=value …"]`);
   process.exit(0);
 }
@@ -71,7 +74,11 @@ const size: WorkloadSize = {
   concurrency: num(flags.concurrency, 48, 'concurrency'),
 };
 const sides = flags.sides.split(',').map((s) => s.trim()) as SideName[];
-for (const s of sides) if (!SIDES.includes(s)) throw new Error(`--sides: unknown side ${s} (known: ${SIDES.join(', ')})`);
+for (const s of sides) if (!ALL_SIDES.includes(s)) throw new Error(`--sides: unknown side ${s} (known: ${ALL_SIDES.join(', ')})`);
+const PHASES = ['create', 'rolling update', 'flap'];
+const phaseNames = flags.phases.split(',').map((p) => p.trim());
+for (const p of phaseNames) if (!PHASES.includes(p)) throw new Error(`--phases: unknown phase ${p} (known: ${PHASES.join(', ')})`);
+if (phaseNames[0] !== 'create') throw new Error('--phases: the first phase must be create (the others change its pods)');
 const quietMs = num(flags['quiet-seconds'], 3, 'quiet-seconds') * 1000;
 const timeoutMs = num(flags['timeout-seconds'], 300, 'timeout-seconds') * 1000;
 const words = (s: string) => s.split(/\s+/).filter(Boolean);
@@ -88,26 +95,29 @@ async function runSide(side: SideName, results: Results): Promise<void> {
     const metrics = new ApiServerMetrics(controlPlane.kubeconfig);
     const workload = new Workload(client, size);
     await workload.setUp();
-    running =
-      side === 'switchboard'
-        ? await startSwitchboard(controlPlane, { nodeOptions: words(flags['switchboard-node-options']), extraArgs: words(flags['switchboard-args']), logDir: controlPlane.info.dir })
-        : await startKcm(controlPlane, side === 'kcm-unthrottled');
+    const switchboardArgs = [...(side === 'switchboard-unthrottled' ? SWITCHBOARD_UNTHROTTLED_ARGS : []), ...words(flags['switchboard-args'])];
+    running = side.startsWith('switchboard')
+      ? await startSwitchboard(controlPlane, { nodeOptions: words(flags['switchboard-node-options']), extraArgs: switchboardArgs, logDir: controlPlane.info.dir })
+      : await startKcm(controlPlane, side === 'kcm-unthrottled');
     watcher = new ConvergenceWatcher(client, workload);
     await watcher.start();
     const apiPid = controlPlane.apiServerPid!;
-    const phases: [string, () => Promise<PhaseWrites>][] = [
-      ['create', () => workload.create()],
-      ['rolling update', () => workload.rollingUpdate()],
-      ['flap', () => workload.flap()],
-    ];
+    const drivers: Record<string, () => Promise<PhaseWrites>> = {
+      create: () => workload.create(),
+      'rolling update': () => workload.rollingUpdate(),
+      flap: () => workload.flap(),
+    };
+    const phases = phaseNames.map((name) => [name, drivers[name]] as const);
     for (const [phase, drive] of phases) {
-      const before = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits() };
+      const before = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits(), throttle: await running.throttleSeconds() };
       const rss = new RssSampler(running.pid);
       log(`${SIDE_TITLES[side]}: ${phase} …`);
+      const driveStarted = Date.now();
       const driven = await drive();
+      const driveSeconds = (driven.lastWriteAt - driveStarted) / 1000;
       const convergence = await watcher.waitForConvergence(driven.lastWriteAt, quietMs, timeoutMs);
       const peakRssMiB = rss.stop();
-      const after = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits() };
+      const after = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits(), throttle: await running.throttleSeconds() };
       const live = running.liveHeapMiB();
       const figures: PhaseFigures = {
         convergenceSeconds: convergence.slicesSeconds === undefined ? undefined : Math.max(convergence.slicesSeconds, convergence.endpointsSeconds ?? 0),
@@ -123,10 +133,12 @@ async function runSide(side: SideName, results: Results): Promise<void> {
         liveHeapMiB: live,
         livePerPodKiB: live === undefined ? undefined : (live * 1024) / workload.podCount,
         staleWaits: after.waits === undefined ? undefined : after.waits - (before.waits ?? 0),
+        throttleSeconds: after.throttle === undefined ? undefined : after.throttle - (before.throttle ?? 0),
         staleSliceRetries: after.stale.slices - before.stale.slices,
         staleEndpointsRetries: after.stale.endpoints - before.stale.endpoints,
         droppedKeys: after.stale.dropped - before.stale.dropped,
         podChanges: driven.writes,
+        driveSeconds,
       };
       if (!results.has(phase)) results.set(phase, new Map());
       results.get(phase)!.set(side, figures);

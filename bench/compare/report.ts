@@ -21,8 +21,12 @@ export interface PhaseFigures {
   droppedKeys: number;
   /** Switchboard only: syncs that waited for the echo of their own writes instead of failing. */
   staleWaits?: number;
+  /** Switchboard only: seconds its requests waited for client QPS/burst tokens, summed over requests. */
+  throttleSeconds?: number;
   livePerPodKiB?: number;
   podChanges: number;
+  /** How long the workload took to make the phase's pod changes (its pace differs per side on a shared machine). */
+  driveSeconds: number;
 }
 
 export type Results = Map<string, Map<SideName, PhaseFigures>>; // phase → side → figures
@@ -34,6 +38,7 @@ interface Row {
 }
 
 const ROWS: Row[] = [
+  { label: 'workload: pod changes per second', pick: (f) => (f.driveSeconds > 0 ? f.podChanges / f.driveSeconds : undefined), digits: 0 },
   { label: 'convergence after last write (s)', pick: (f) => f.convergenceSeconds, digits: 2 },
   { label: '… EndpointSlices (s)', pick: (f) => f.slicesConvergenceSeconds, digits: 2 },
   { label: '… Endpoints (s)', pick: (f) => f.endpointsConvergenceSeconds, digits: 2 },
@@ -47,6 +52,7 @@ const ROWS: Row[] = [
   { label: 'stale-cache retries: Endpoints', pick: (f) => f.staleEndpointsRetries, digits: 0 },
   { label: 'keys dropped after retries', pick: (f) => f.droppedKeys, digits: 0 },
   { label: 'stale-cache waits for own echo (no retry)', pick: (f) => f.staleWaits, digits: 0 },
+  { label: 'client QPS/burst wait, summed over requests (s)', pick: (f) => f.throttleSeconds, digits: 2 },
   { label: 'live V8 heap after full GC (MiB)', pick: (f) => f.liveHeapMiB, digits: 0 },
   { label: '… per pod (KiB)', pick: (f) => f.livePerPodKiB, digits: 2 },
 ];
@@ -76,7 +82,7 @@ export function resultsJson(meta: unknown, results: Results): string {
   return JSON.stringify({ ...(meta as object), phases }, null, 2);
 }
 
-const COLORS: Record<SideName, string> = { 'kcm-default': '#8da0cb', 'kcm-unthrottled': '#66c2a5', switchboard: '#fc8d62' };
+const COLORS: Record<SideName, string> = { 'kcm-default': '#8da0cb', 'kcm-unthrottled': '#66c2a5', switchboard: '#fc8d62', 'switchboard-unthrottled': '#e78ac3' };
 
 /** Two grouped bar charts (writes: slices + Endpoints; convergence seconds), one group per phase, a bar per side. */
 export function chartSvg(title: string, results: Results): string {

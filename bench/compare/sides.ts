@@ -7,9 +7,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPLACED_CONTROLLERS, type LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 
-export type SideName = 'kcm-default' | 'kcm-unthrottled' | 'switchboard';
+export type SideName = 'kcm-default' | 'kcm-unthrottled' | 'switchboard' | 'switchboard-unthrottled';
+/** The sides run by default; `switchboard-unthrottled` (client QPS limit off) is there to measure that limit. */
 export const SIDES: readonly SideName[] = ['kcm-default', 'kcm-unthrottled', 'switchboard'];
-export const SIDE_TITLES: Record<SideName, string> = { 'kcm-default': 'KCM default', 'kcm-unthrottled': 'KCM unthrottled', switchboard: 'Switchboard' };
+export const ALL_SIDES: readonly SideName[] = [...SIDES, 'switchboard-unthrottled'];
+export const SIDE_TITLES: Record<SideName, string> = {
+  'kcm-default': 'KCM default',
+  'kcm-unthrottled': 'KCM unthrottled',
+  switchboard: 'Switchboard',
+  'switchboard-unthrottled': 'Switchboard, QPS off',
+};
+/** `switchboard controller --kube-api-qps=0`: the client's token bucket off, as KCM unthrottled. */
+export const SWITCHBOARD_UNTHROTTLED_ARGS = ['--kube-api-qps=0'];
 
 /** Retries because the controller's cache lagged its own writes, by controller, and keys given up on. */
 export interface StaleCounts {
@@ -23,6 +32,8 @@ export interface RunningSide {
   staleCounts(): StaleCounts;
   /** Syncs that found the cache behind their own writes and waited for it: Switchboard only (its metrics). */
   staleWaits(): Promise<number | undefined>;
+  /** Seconds requests waited for client QPS/burst tokens, summed: Switchboard only (its metrics). */
+  throttleSeconds(): Promise<number | undefined>;
   /** V8 heap after the latest full collection (MiB): Switchboard only (from --trace-gc). */
   liveHeapMiB(): number | undefined;
   stop(): Promise<void>;
@@ -53,6 +64,7 @@ export async function startKcm(controlPlane: LocalControlPlane, unthrottled: boo
     staleCounts: () => countStale(readFileSync(kcm.logFile, 'utf8'), /Error syncing endpoint slices/, /Error syncing endpoints/, /Dropping (service|endpoints?) .*out of the queue/i),
     liveHeapMiB: () => undefined,
     staleWaits: async () => undefined,
+    throttleSeconds: async () => undefined,
     stop: () => kcm.stop(),
   };
 }
@@ -73,6 +85,7 @@ export async function startSwitchboard(controlPlane: LocalControlPlane, options:
     '--leader-elect=false',
     '--namespace=default',
     '--metrics-bind-address=127.0.0.1:0',
+    '--metrics-secure=false', // the harness reads switchboard_stale_cache_waits over plain HTTP
     '--load-balancer-controller=false', // allocation is off too: it needs --webhook-url
     ...options.extraArgs,
   ];
@@ -98,18 +111,21 @@ export async function startSwitchboard(controlPlane: LocalControlPlane, options:
     child.stderr!.on('data', onData);
   });
   await started;
+  /** The sum of every series of a metric (lines starting with `name`) on Switchboard's /metrics. */
+  const sumOfMetric = async (name: string): Promise<number | undefined> => {
+    if (!metricsPort) return undefined;
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    let sum = 0;
+    for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    return sum;
+  };
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     pid: child.pid!,
     staleCounts: () => countStale(readFileSync(logFile, 'utf8'), /"controller":"endpoint_slice"/, /"controller":"endpoint"/, /dropping key until it changes/),
     liveHeapMiB: () => live,
-    staleWaits: async () => {
-      if (!metricsPort) return undefined;
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      let waits = 0;
-      for (const line of text.split('\n')) if (line.startsWith('switchboard_stale_cache_waits')) waits += Number(line.slice(line.lastIndexOf(' ') + 1));
-      return waits;
-    },
+    staleWaits: () => sumOfMetric('switchboard_stale_cache_waits'),
+    throttleSeconds: () => sumOfMetric('switchboard_api_rate_limiter_duration_seconds_sum'),
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;

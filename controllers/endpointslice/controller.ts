@@ -11,6 +11,7 @@ import { reconcileEndpointSlices, type EndpointSliceReconcileResult } from './re
 import { StaleCacheError, applySliceWrites, message } from '../endpointwiring/api-writes.js';
 import { type AddressType, LABEL_TOPOLOGY_ZONE } from '../endpointutil/constants.js';
 import type { EndpointCaches } from '../endpointwiring/informers.js';
+import type { PodSyncBatcher } from '../endpointwiring/pod-sync-batcher.js';
 import { SliceControllerMetrics, recordEndpointWriteLatency } from '../endpointwiring/metrics.js';
 import { CacheCatchUp } from '../endpointwiring/cache-catch-up.js';
 import { type Reporting, controllerReporting, retryLimiter, workLoop } from '../endpointwiring/controller-parts.js';
@@ -57,6 +58,7 @@ export class EndpointSliceController {
   private readonly metrics = new SliceControllerMetrics('endpoint_slice_controller');
   private readonly syncs;
   private readonly changedPerSync;
+  private podSyncs?: PodSyncBatcher;
 
   constructor(
     private readonly manager: Manager,
@@ -84,7 +86,7 @@ export class EndpointSliceController {
   }
 
   private watch(): void {
-    this.caches.queueServicesOnChange(this.controller.queue, this.options.batchPeriodMs);
+    this.podSyncs = this.caches.queueServicesOnChange(this.controller.queue, this.options.batchPeriodMs);
 
     this.caches.nodes.addEventHandler({
       onAdd: (node) => {
@@ -172,6 +174,8 @@ export class EndpointSliceController {
       this.reporting.events.event(involved, 'Warning', 'FailedToUpdateEndpointSlices', `Error updating Endpoint Slices for Service ${key}: ${message(err)}`);
       throw err;
     }
+    // Writes beyond one per sync count against the pod-sync budget (see pod-sync-batcher.ts).
+    this.podSyncs?.charge(result.toCreate.length + result.toUpdate.length + result.toDelete.length);
     this.record(key, service, slices, result);
     if (result.toCreate.length + result.toUpdate.length > 0) recordEndpointWriteLatency('EndpointSlice', service.spec?.type, trigger.triggerTime);
 

@@ -193,11 +193,10 @@ function reconcilePortGroup(existing: EndpointSlice[], group: PortGroup, address
     const kept: SliceEndpoint[] = [];
     let endpointChanged = false;
     for (const endpoint of endpointsOf(slice)) {
-      const wanted = desired.get(endpoint);
+      const wanted = desired.take(endpoint);
       if (!wanted) continue; // not desired, or already claimed by an earlier slice
       kept.push(wanted);
       if (!endpointsEqualBeyondKey(wanted, endpoint)) endpointChanged = true;
-      desired.delete(endpoint);
     }
     const labels = sliceLabels(ctx.service, ctx.managedBy, slice.metadata?.labels);
     const before = endpointsOf(slice).length;

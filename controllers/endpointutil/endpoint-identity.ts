@@ -6,8 +6,13 @@ import type { ObjectReference, SliceEndpoint } from './types.js';
  * purpose: a pod recreated with the same name and IP (a StatefulSet) is updated in place, not replaced.
  */
 export function endpointKey(endpoint: SliceEndpoint): string {
-  const addresses = Array.isArray(endpoint?.addresses) ? [...endpoint.addresses].sort() : [];
-  return JSON.stringify([addresses, endpoint?.hostname ?? '', endpoint?.targetRef?.namespace ?? '', endpoint?.targetRef?.name ?? '']);
+  const addresses: unknown[] = Array.isArray(endpoint?.addresses) ? endpoint.addresses : [];
+  const fields: unknown[] = [addresses[0], endpoint?.hostname ?? '', endpoint?.targetRef?.namespace ?? '', endpoint?.targetRef?.name ?? ''];
+  // The usual endpoint (one address, plain strings) joined by newlines, which these fields never hold; anything
+  // else as JSON, which never holds a raw newline, so the two forms cannot collide. A sync keys every endpoint
+  // three times: JSON for all of them was a hot spot on large Services (issue 13).
+  if (addresses.length === 1 && fields.every((field) => typeof field === 'string' && !field.includes('\n'))) return fields.join('\n');
+  return JSON.stringify([[...addresses].sort(), ...fields.slice(1)]);
 }
 
 /** Object references are equal apart from resourceVersion (pod updates must not cause endpoint writes). */
@@ -44,8 +49,12 @@ export class EndpointSet {
     return this.byKey.get(endpointKey(endpoint));
   }
 
-  delete(endpoint: SliceEndpoint): void {
-    this.byKey.delete(endpointKey(endpoint));
+  /** Removes and returns the endpoint with the same identity. */
+  take(endpoint: SliceEndpoint): SliceEndpoint | undefined {
+    const key = endpointKey(endpoint);
+    const found = this.byKey.get(key);
+    if (found) this.byKey.delete(key);
+    return found;
   }
 
   /** Takes any one endpoint out (the first inserted, which keeps results reproducible). */

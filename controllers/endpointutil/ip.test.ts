@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { isSpecialIP, readIPField } from './ip.js';
+import { isSpecialIP, readIPFamily, readIPField } from './ip.js';
 
 describe('readIPField', () => {
   it.each([
@@ -15,6 +15,17 @@ describe('readIPField', () => {
   it.each(['', 'x', '1.2.3', '256.1.1.1', 'fe80::1%eth0', '1::2::3', 42, undefined])('rejects %p', (text) => {
     expect(readIPField(text)).toBeUndefined();
   });
+});
+
+describe('readIPFamily', () => {
+  // The fast path must read exactly what readIPField reads, including the near misses it leaves to it.
+  it.each(['10.1.2.3', '0.0.0.0', '255.255.255.255', '199.249.250.251', '256.1.1.1', '1.2.3.256', '01.2.3.4', '1.2.3.04', '1.2.3', '1.2.3.4.5', ' 1.2.3.4', '1.2.3.4\n', '1..2.3', 'fd00::1', '::ffff:192.0.2.1', '', 7])(
+    '%p as readIPField',
+    (text) => {
+      const pick = (ip: { family: string; canonical: string } | undefined) => ip && { family: ip.family, canonical: ip.canonical };
+      expect(pick(readIPFamily(text))).toEqual(pick(readIPField(text)));
+    },
+  );
 });
 
 describe('isSpecialIP', () => {

@@ -1,7 +1,7 @@
 // Pod facts the endpoint controllers look at: readiness, terminal phase, terminating, IPs, hostname rule.
 import type { Pod, Service } from '../../api/wire.js';
 import type { AddressType } from './constants.js';
-import { readIPField } from './ip.js';
+import { readIPFamily } from './ip.js';
 import type { SkippedItem } from './report.js';
 import { selectorMatches } from './service.js';
 
@@ -38,7 +38,7 @@ export function podIPTexts(pod: Pod): string[] {
 export function podIPsOfFamily(pod: Pod, family: AddressType, skipped: SkippedItem[]): { text: string; canonical: string }[] {
   const found: { text: string; canonical: string }[] = [];
   for (const text of podIPTexts(pod)) {
-    const ip = readIPField(text);
+    const ip = readIPFamily(text);
     if (!ip) skipped.push({ kind: 'Pod', name: podName(pod), code: 'PodInvalidIP', reason: `pod IP "${text}" is not an IP address` });
     else if (ip.family === family) found.push({ text, canonical: ip.canonical });
   }

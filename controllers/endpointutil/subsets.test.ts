@@ -43,4 +43,16 @@ describe('subsetsEqual', () => {
     expect(subsetsEqual(a, [{ notReadyAddresses: a[0].addresses, ports: a[0].ports }])).toBe(false);
     expect(subsetsEqual([], undefined)).toBe(true);
   });
+
+  it('tells apart addresses that differ in any compared field, a missing from an empty targetRef, and fields holding newlines', () => {
+    const one = (address: SubsetAddress) => [{ addresses: [address], ports: [http] }];
+    const base = addr('10.0.0.1');
+    expect(subsetsEqual(one(base), one({ ...base }))).toBe(true);
+    expect(subsetsEqual(one(base), one({ ...base, hostname: 'h' }))).toBe(false);
+    expect(subsetsEqual(one(base), one({ ...base, nodeName: 'n' }))).toBe(false);
+    expect(subsetsEqual(one(base), one({ ...base, targetRef: { ...base.targetRef, name: 'other' } }))).toBe(false);
+    expect(subsetsEqual(one({ ip: '10.0.0.1' }), one({ ip: '10.0.0.1', targetRef: {} }))).toBe(false);
+    expect(subsetsEqual(one({ ip: '10.0.0.1', hostname: 'a\nb' }), one({ ip: '10.0.0.1', hostname: 'a', nodeName: 'b' }))).toBe(false);
+    expect(subsetsEqual(one({ ip: '10.0.0.1', hostname: 'a\nb' }), one({ ip: '10.0.0.1', hostname: 'a\nb' }))).toBe(true);
+  });
 });

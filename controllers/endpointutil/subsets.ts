@@ -3,8 +3,19 @@
 import { portKey } from './ports.js';
 import type { EndpointSubset, ObjectReference, SubsetAddress, SubsetPort } from './types.js';
 
+/** IP and target uid joined by a newline, which neither holds; JSON (never a raw newline) for anything else. */
 function addressKey(address: SubsetAddress): string {
-  return JSON.stringify([address.ip, address.targetRef?.uid ?? '']);
+  const ip: unknown = address.ip;
+  const uid: unknown = address.targetRef?.uid ?? '';
+  if (typeof ip === 'string' && typeof uid === 'string' && !ip.includes('\n') && !uid.includes('\n')) return `${ip}\n${uid}`;
+  return JSON.stringify([ip, uid]);
+}
+
+/** A copy that shares nothing with the input (the fields of an address are flat apart from targetRef). */
+function copyAddress(address: SubsetAddress): SubsetAddress {
+  const copy = { ...address };
+  if (address.targetRef) copy.targetRef = { ...address.targetRef };
+  return copy;
 }
 
 /** By IP text, then target uid (an address without target first), as upstream LessEndpointAddress. */
@@ -41,7 +52,7 @@ export function repackSubsets(subsets: readonly EndpointSubset[] | undefined): E
   const groups = new Map<string, PortGroup>();
   const record = (address: SubsetAddress, groupKey: string, port: SubsetPort | undefined, ready: boolean) => {
     const key = addressKey(address);
-    if (!addresses.has(key)) addresses.set(key, structuredClone(address));
+    if (!addresses.has(key)) addresses.set(key, copyAddress(address));
     let group = groups.get(groupKey);
     if (!group) {
       group = { port, readiness: new Map() };
@@ -88,10 +99,22 @@ function canonicalRef(ref: ObjectReference | undefined): unknown {
   return [ref.kind ?? '', ref.namespace ?? '', ref.name ?? '', ref.uid ?? '', ref.apiVersion ?? '', ref.fieldPath ?? ''];
 }
 
+/**
+ * One address as a string: its fields joined by newlines (a marker tells a missing targetRef from an empty one),
+ * or JSON when a field is not a plain newline-free string (JSON never holds a raw newline, so the forms cannot
+ * collide). Every sync compares all addresses: JSON for each was a hot spot on large Services (issue 13).
+ */
+function canonicalAddress(a: SubsetAddress): string {
+  const ref = a.targetRef;
+  const fields: unknown[] = [a.ip, a.hostname ?? '', a.nodeName ?? ''];
+  if (ref == null) fields.push('-');
+  else fields.push('+', ref.kind ?? '', ref.namespace ?? '', ref.name ?? '', ref.uid ?? '', ref.apiVersion ?? '', ref.fieldPath ?? '');
+  if (fields.every((field) => typeof field === 'string' && !field.includes('\n'))) return fields.join('\n');
+  return JSON.stringify([a.ip, a.hostname ?? '', a.nodeName ?? '', canonicalRef(ref)]);
+}
+
 function canonicalAddresses(addresses: readonly SubsetAddress[] | undefined): string[] {
-  return (addresses ?? [])
-    .map((a) => JSON.stringify([a.ip, a.hostname ?? '', a.nodeName ?? '', canonicalRef(a.targetRef)]))
-    .sort();
+  return (addresses ?? []).map(canonicalAddress).sort();
 }
 
 /** One subset as a string that ignores order, targetRef.resourceVersion and absent-vs-empty differences. */

@@ -7,7 +7,8 @@ import { podReadyCondition } from './pod.js';
 /** What the previous sync of a Service saw. Times are canonical RFC 3339 (nanosecond) UTC strings. */
 export interface TriggerTimeState {
   serviceTriggerTime?: string;
-  podTriggerTimes: Record<string, string>;
+  /** By pod name. */
+  podTriggerTimes: Map<string, string>;
 }
 
 const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/i;
@@ -38,8 +39,32 @@ export function canonicalTime(text: string | undefined | null): string | undefin
   return nanos === undefined ? undefined : formatRFC3339Nano(nanos);
 }
 
+/**
+ * Parsed times by their text, for the pods that turned ready in the same second (most of a burst); cleared when
+ * full, so it stays small.
+ */
+class RecentTimes {
+  private readonly parsed = new Map<string, { nanos: bigint; canonical: string }>();
+
+  constructor(private readonly capacity: number) {}
+
+  read(text: string | undefined | null): { nanos: bigint; canonical: string } | undefined {
+    if (!text) return undefined;
+    let time = this.parsed.get(text);
+    if (time) return time;
+    const nanos = timeToNanos(text);
+    if (nanos === undefined) return undefined;
+    time = { nanos, canonical: formatRFC3339Nano(nanos) };
+    if (this.parsed.size >= this.capacity) this.parsed.clear();
+    this.parsed.set(text, time);
+    return time;
+  }
+}
+
+const recentTimes = new RecentTimes(1024);
+
 function isAfter(candidate: bigint, previous: string | undefined): boolean {
-  const before = timeToNanos(previous);
+  const before = recentTimes.read(previous)?.nanos;
   return before === undefined || candidate > before;
 }
 
@@ -57,13 +82,21 @@ export function computeTriggerTime(
   const consider = (nanos: bigint) => {
     if (earliestChange === undefined || nanos < earliestChange) earliestChange = nanos;
   };
-  const podTriggerTimes: Record<string, string> = {};
+  const podTriggerTimes = new Map<string, string>();
   for (const pod of pods) {
-    const transition = timeToNanos(podReadyCondition(pod)?.lastTransitionTime);
+    const text = podReadyCondition(pod)?.lastTransitionTime;
     const name = pod.metadata?.name ?? '';
+    const seen = previous?.podTriggerTimes.get(name);
+    // The same text as last time (the API server writes canonical times): unchanged, nothing to parse. A sync
+    // reads every pod's time, and parsing them all was a hot spot on large Services (issue 13).
+    if (text !== undefined && text === seen) {
+      podTriggerTimes.set(name, seen);
+      continue;
+    }
+    const transition = recentTimes.read(text);
     if (transition === undefined) continue;
-    podTriggerTimes[name] = formatRFC3339Nano(transition);
-    if (isAfter(transition, previous?.podTriggerTimes[name])) consider(transition);
+    podTriggerTimes.set(name, transition.canonical);
+    if (isAfter(transition.nanos, seen)) consider(transition.nanos);
   }
   const created = timeToNanos(service.metadata?.creationTimestamp);
   if (created !== undefined && isAfter(created, previous?.serviceTriggerTime)) consider(created);

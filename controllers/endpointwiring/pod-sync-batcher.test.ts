@@ -42,6 +42,26 @@ describe('PodSyncBatcher', () => {
     expect(batcher.waiting).toBe(3);
   });
 
+  it('charges the writes of a sync beyond its first against the budget, still releasing everything when quiet', () => {
+    const { released, batcher } = setUp();
+    batcher.changed(['ns/a']); // one token left of the burst of 2
+    batcher.charge(4); // three more: the balance is -2
+    batcher.changed(['ns/b']);
+    expect(released).toEqual(['ns/a']);
+    jest.advanceTimersByTime(100); // 10/s: one token back, still -1 (changes keep coming)
+    batcher.changed(['ns/c']);
+    expect(released).toEqual(['ns/a']);
+    jest.advanceTimersByTime(100);
+    batcher.changed(['ns/c']);
+    expect(released).toEqual(['ns/a']); // back to 0: not yet a whole token
+    jest.advanceTimersByTime(100);
+    batcher.changed(['ns/c']);
+    expect(released).toEqual(['ns/a', 'ns/b']);
+    batcher.charge(1); // a sync that wrote once paid with its token
+    jest.advanceTimersByTime(200); // quiet
+    expect(released).toEqual(['ns/a', 'ns/b', 'ns/c']);
+  });
+
   it('releases everything once pod changes stop for the quiet period', () => {
     const { released, batcher } = setUp();
     batcher.changed(['ns/a', 'ns/b', 'ns/c', 'ns/d', 'ns/e', 'ns/f']);

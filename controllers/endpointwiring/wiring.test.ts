@@ -5,7 +5,10 @@ import { ApiError, type KubeClient } from '../runtime/client.js';
 import type { EventSink, EventType } from '../runtime/events.js';
 import { createLogger } from '../runtime/log.js';
 import type { EndpointSlice, Pod } from '../../api/wire.js';
-import { podForEndpoints } from './informers.js';
+import { EndpointCaches, podForEndpoints } from './informers.js';
+import { Informer } from '../runtime/informer.js';
+import type { Manager } from '../runtime/manager.js';
+import { makePod, makeService } from '../../testing/endpoint-objects.js';
 import { stripManagedFields } from '../runtime/informer.js';
 import { applySliceWrites, isNamespaceTerminating } from './api-writes.js';
 import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointutil/constants.js';
@@ -238,5 +241,32 @@ describe('podForEndpoints', () => {
     });
     const slice: EndpointSlice = { metadata: { name: 's', managedFields: [{ manager: 'x' }] }, addressType: 'IPv4', endpoints: [] };
     expect(stripManagedFields(slice).metadata).toEqual({ name: 's' });
+  });
+});
+
+describe('EndpointCaches.podsOf', () => {
+  // Informers that are never started: the test fills their stores by hand.
+  const manager = { informer: (rt: ConstructorParameters<typeof Informer>[1], options: object) => new Informer(undefined as unknown as KubeClient, rt, options) } as unknown as Manager;
+
+  it("lists the pods of the Service's namespace that carry every label of its selector, from the label index", () => {
+    const caches = new EndpointCaches(manager);
+    const pods = [
+      makePod('web-1', 1, { labels: { app: 'web', tier: 'front' } }),
+      makePod('web-2', 2, { labels: { app: 'web', tier: 'back' } }),
+      makePod('web-3', 3, { labels: { app: 'web', tier: 'front', extra: 'x' } }),
+      makePod('other-ns', 4, { labels: { app: 'web', tier: 'front' }, namespace: 'elsewhere' }),
+      makePod('db', 5, { labels: { app: 'db', tier: 'front' } }),
+    ];
+    for (const pod of pods) caches.pods.store.upsert(pod);
+    const names = (selector: Record<string, string> | null) => caches.podsOf(makeService({ selector })).map((pod) => pod.metadata?.name).sort();
+    expect(names({ app: 'web', tier: 'front' })).toEqual(['web-1', 'web-3']);
+    expect(names({ app: 'web' })).toEqual(['web-1', 'web-2', 'web-3']);
+    expect(names({ app: 'web', tier: 'none' })).toEqual([]);
+    expect(names(null)).toEqual([]);
+    // A pod whose labels change moves between buckets.
+    caches.pods.store.upsert(makePod('web-2', 2, { labels: { app: 'web', tier: 'front' } }));
+    expect(names({ app: 'web', tier: 'front' })).toEqual(['web-1', 'web-2', 'web-3']);
+    caches.pods.store.remove('default/web-1');
+    expect(names({ app: 'web', tier: 'front' })).toEqual(['web-2', 'web-3']);
   });
 });

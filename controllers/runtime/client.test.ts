@@ -164,12 +164,18 @@ describe('client-side flow control', () => {
       },
       { qps: 10, burst: 3 },
     );
+    const waits: number[] = [];
+    client.throttleObserver = (verb, seconds) => waits.push(seconds);
     const started = Date.now();
     await Promise.all(Array.from({ length: 7 }, () => client.get(ConfigMaps, 'cm', 'ns')));
     const offsets = arrivals.map((t) => t - started).sort((a, b) => a - b);
     expect(offsets.slice(0, 3).every((ms) => ms < 90)).toBe(true);
     // Tokens 4..7 exist 100, 200, 300 and 400 ms after the start (a few ms early for timer rounding).
     offsets.slice(3).forEach((ms, i) => expect(ms).toBeGreaterThanOrEqual(100 * (i + 1) - 5));
+    // The metric hears each request's wait: none for the burst, then about 0.1 s more each.
+    expect(waits).toHaveLength(7);
+    expect(waits.slice(0, 3)).toEqual([0, 0, 0]);
+    waits.slice(3).forEach((s, i) => expect(s).toBeCloseTo(0.1 * (i + 1), 1));
     client.close();
   });
 

@@ -167,6 +167,8 @@ export class KubeClient {
   private serverClockOffsetMs: number | undefined;
   /** Called after every request, for metrics. */
   observer?: RequestObserver;
+  /** Called with each request's wait for a QPS/burst token (0 when one was free), for metrics. */
+  throttleObserver?: (verb: string, seconds: number) => void;
 
   constructor(
     readonly kubeConfig: KubeConfig,
@@ -273,7 +275,7 @@ export class KubeClient {
    */
   private async exchange(method: string, path: string, payload: string | undefined, headers: Record<string, string>, options: RequestOptions): Promise<{ res: IncomingMessage; started: bigint; span: Span }> {
     for (let retries = 0; ; retries++) {
-      await this.throttle(options);
+      await this.throttle(method, options);
       const opts = await this.options(method, path, headers);
       const span = this.startSpan(method, path, retries, opts.headers as Record<string, string>);
       opts.signal = options.signal;
@@ -313,9 +315,10 @@ export class KubeClient {
   }
 
   /** Waits for a token of the QPS/burst bucket; throws if `signal` aborts first. */
-  private async throttle({ signal, unthrottled }: RequestOptions): Promise<void> {
+  private async throttle(method: string, { signal, unthrottled }: RequestOptions): Promise<void> {
     signal?.throwIfAborted();
     const waitMs = unthrottled ? 0 : (this.limiter?.when() ?? 0);
+    if (this.limiter && !unthrottled) this.throttleObserver?.(method, waitMs / 1000);
     if (waitMs > 0) await sleep(waitMs, signal);
     signal?.throwIfAborted();
   }

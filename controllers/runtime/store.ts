@@ -62,6 +62,13 @@ export class Store<T extends KubeObject> {
     return [...(index.get(value) ?? [])].map((k) => this.items.get(k)!).filter(Boolean);
   }
 
+  /** How many objects are filed under `value` in index `indexName`, without listing them. */
+  countByIndex(indexName: string, value: string): number {
+    const index = this.indices.get(indexName);
+    if (!index) throw new Error(`no index named ${indexName}`);
+    return index.get(value)?.size ?? 0;
+  }
+
   /** Inserts or replaces; returns the previous object. */
   upsert(obj: T): T | undefined {
     const key = objectKey(obj);

@@ -229,6 +229,13 @@ export function instrumentClient(client: KubeClient): void {
     requests.add(1, { verb, resource, code: String(code) });
     latency.record(seconds, { verb, resource });
   };
+  // client-go's rest_client_rate_limiter_duration_seconds: how long requests waited for --kube-api-qps/-burst.
+  const throttled = meter.createHistogram('switchboard_api_rate_limiter_duration_seconds', {
+    description: 'Time requests waited for a token of the client QPS/burst bucket',
+    unit: 's',
+    advice: { explicitBucketBoundaries: PROMETHEUS_DEFAULT_BUCKETS },
+  });
+  client.throttleObserver = (verb, seconds) => throttled.record(seconds, { verb });
 }
 
 export type Check = () => boolean | Promise<boolean>;

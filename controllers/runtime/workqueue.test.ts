@@ -49,6 +49,21 @@ describe('WorkQueue', () => {
     expect(q.len()).toBe(0);
   });
 
+  it('counts a key as queued while it waits, and while a worker has it only once it was re-added', async () => {
+    const q = new WorkQueue<string>();
+    expect(q.isQueued('a')).toBe(false);
+    q.add('a');
+    expect(q.isQueued('a')).toBe(true);
+    const k = (await q.get())!;
+    expect(q.isQueued('a')).toBe(false); // handed out: a change now needs another run
+    q.add('a');
+    expect(q.isQueued('a')).toBe(true); // that run will happen after done
+    q.done(k);
+    expect(q.isQueued('a')).toBe(true);
+    q.done((await q.get())!);
+    expect(q.isQueued('a')).toBe(false);
+  });
+
   it('wakes a waiting getter on add', async () => {
     const q = new WorkQueue<string>();
     const pending = q.get();

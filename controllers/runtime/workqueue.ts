@@ -136,9 +136,12 @@ export class WorkQueue<T = string> {
     if (this.processing.size === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
-  /** The item waits in the queue: added and not yet handed to a worker (a new add would change nothing). */
+  /**
+   * A worker will take the item after now: it waits in the queue, or was re-added while a worker has it (it runs
+   * again once that worker is done). A new add would change nothing.
+   */
   isQueued(item: T): boolean {
-    return this.dirty.has(item) && !this.processing.has(item);
+    return this.dirty.has(item);
   }
 
   len(): number {
