@@ -373,11 +373,11 @@ export class Speaker {
       now,
     });
     const published = this.lease.answering;
-    // An address nobody announced before is probed for a foreign holder first (checker.ts); others, and what a
-    // leaving node hands over, are not delayed.
+    // Answered: what a leaving node hands over (inherited), and what no other node lists once the checker clears it
+    // (an address nobody announced before is probed for a foreign holder first; the rest pass at once).
     const cleared = this.checker.gate([...won.keys()].filter((a) => !others.has(a)), published);
     this.checker.retain(new Set(won.keys()));
-    this.wanted = new Set([...[...won.keys()].filter((a) => !blocking.has(a) && (others.has(a) || cleared.has(a))), ...handing.keys()]);
+    this.wanted = new Set([...[...won.keys()].filter((a) => this.inherited.has(a) || cleared.has(a)), ...handing.keys()]);
     this.answering = new Map([...won, ...handing].filter(([address]) => this.wanted.has(address) && published.has(address)));
     this.announcer.setTable(this.answering);
     if (!sameSet(this.wanted, published)) this.lease.renewSoon();
