@@ -12,8 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { KubeClient } from '../runtime/client.js';
 import { Events, Leases, Namespaces, Nodes, Services } from '../../api/resources.js';
 import type { KubeEvent, Lease, Service } from '../../api/wire.js';
@@ -23,18 +22,14 @@ import { eventually } from '../../e2e/jest/cluster.js';
 import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
 import { L2Advertisements } from '../../crds/l2advertisement.js';
 import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
-import { arping, createLabService, ndisc, startLoadBalancerController } from '../../e2e/jest/l2-lab.js';
+import { APP_NS, SPEAKER_NS, SWITCHBOARD_CLI, arping, createLabService, ndisc, startLoadBalancerController } from '../../e2e/jest/l2-lab.js';
 import { SERVICE_CONDITION_TYPE } from '../../allocators/loadbalancer/allocator.js';
 import { ensureCRDs } from '../loadbalancer/crds.js';
 import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, run, type LabHost } from '../../cmd/up/netlab.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const switchboard = resolve(here, '../../dist/cmd/switchboard.js');
 const skipReason = netlabUnavailable();
 const suite = skipReason ? describe.skip : describe;
 
-const SPEAKER_NS = 'switchboard-system';
-const APP_NS = 'app';
 const SELF_CHECK_INTERVAL_MS = 1000;
 /** ForeignResponder must show within this long: two confirming probes a self-check interval apart, plus the writes. */
 const DETECTION_BOUND_MS = 3 * SELF_CHECK_INTERVAL_MS + 2000;
@@ -94,7 +89,7 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
       nodeMacs.set(name, host.mac);
       await client.create(Nodes, { metadata: { name, labels: { 'kubernetes.io/hostname': name } } });
       procs.push(ManagedProcess.start(`forwarder-${name}`, 'ip', inNs(host.ns, process.execPath, '-e', FORWARDER, String(apiPort), socketPath).slice(1), join(work, `forwarder-${name}.log`)));
-      const speaker = inNs(host.ns, process.execPath, switchboard, 'speaker', `--node-name=${name}`, `--kubeconfig=${cp.kubeconfig}`, `--namespace=${SPEAKER_NS}`);
+      const speaker = inNs(host.ns, process.execPath, SWITCHBOARD_CLI, 'speaker', `--node-name=${name}`, `--kubeconfig=${cp.kubeconfig}`, `--namespace=${SPEAKER_NS}`);
       speaker.push('--garp-count=1', `--self-check-interval=${SELF_CHECK_INTERVAL_MS}ms`, '--metrics-bind-address=0', '--log-level=debug');
       procs.push(ManagedProcess.start(`speaker-${name}`, 'ip', speaker.slice(1), join(work, `speaker-${name}.log`)));
     }

@@ -11,8 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { KubeClient } from '../runtime/client.js';
 import { Events, Leases, Namespaces, Nodes, Services } from '../../api/resources.js';
 import type { KubeEvent, Lease, Service } from '../../api/wire.js';
@@ -23,19 +22,15 @@ import { eventually } from '../../e2e/jest/cluster.js';
 import { IPAddressPools } from '../../crds/ipaddresspool.js';
 import { L2Advertisements } from '../../crds/l2advertisement.js';
 import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
-import { arping as arpingFrom, createLabService, ndisc as ndiscFrom, startLoadBalancerController, type LabServiceOptions } from '../../e2e/jest/l2-lab.js';
+import { APP_NS, SPEAKER_NS, SWITCHBOARD_CLI, arping as arpingFrom, createLabService, ndisc as ndiscFrom, startLoadBalancerController, type LabServiceOptions } from '../../e2e/jest/l2-lab.js';
 import { ensureCRDs } from '../loadbalancer/crds.js';
 import { leaseDurationMs } from './election.js';
 import { spread, trials } from '../../e2e/chaos/trials.js';
 import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, runAsync, type LabHost } from '../../cmd/up/netlab.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const switchboard = resolve(here, '../../dist/cmd/switchboard.js');
 const skipReason = netlabUnavailable();
 const suite = skipReason ? describe.skip : describe;
 
-const SPEAKER_NS = 'switchboard-system';
-const APP_NS = 'app';
 const GARP_COUNT = 3;
 const GARP_INTERVAL_MS = 300;
 /** The speaker's default lease (cmd/speaker.ts), which the failover figures are about. */
@@ -81,7 +76,7 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
       inNs(
         n.host.ns,
         process.execPath,
-        switchboard,
+        SWITCHBOARD_CLI,
         'speaker',
         `--node-name=${n.name}`,
         `--kubeconfig=${cp.kubeconfig}`,

@@ -8,6 +8,13 @@ import { EndpointSlices, Services } from '../../api/resources.js';
 import type { Service } from '../../api/wire.js';
 import { loadBalancerJob } from '../../cmd/jobs/loadbalancer.js';
 import { inNs, runAsync } from '../../cmd/up/netlab.js';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The built CLI the suites start speakers from (`npm run build`). */
+export const SWITCHBOARD_CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/cmd/switchboard.js');
+export const SPEAKER_NS = 'switchboard-system';
+export const APP_NS = 'app';
 
 /** The LoadBalancer allocation controller with its default flags, in this process; stop() ends it. */
 export async function startLoadBalancerController(kubeconfig: string, namespace: string): Promise<{ stop: () => Promise<unknown> }> {
