@@ -4,7 +4,8 @@
 // each interface whose subnet holds the address, and collects the MACs that claim it: ARP frames whose sender IP is
 // the address, neighbor advertisements whose target is it. A speaker's responder answers both (responder.ts), and so
 // does a Linux host that holds the address. Its own sockets, apart from the announcer's: the announcer's IPv6 socket
-// filters out advertisements, and the two must not wait on each other.
+// filters out advertisements, and the two must not wait on each other. Each has a BPF filter (raw-socket.ts) so only
+// frames that claim an address wake the process: ARP replies and gratuitous ARP, neighbor advertisements.
 //
 // Every probe frame is paced by one token bucket (`ratePerSecond`), so the self-check and conflict probes together
 // never exceed the configured rate, however many addresses there are.
@@ -14,7 +15,7 @@ import type { Logger } from '../runtime/log.js';
 import { telemetry } from '../runtime/telemetry.js';
 import { ARP_REQUEST, BROADCAST_MAC, UNSPECIFIED, ZERO_MAC, buildArp, buildNeighborSolicitation, parseFrame } from './frames.js';
 import type { SystemInterface } from './interfaces.js';
-import { NEIGHBOR_ADVERTISEMENT_FILTER, RawSocket } from './raw-socket.js';
+import { ARP_CLAIM_FILTER, NEIGHBOR_ADVERTISEMENT_FILTER, RawSocket } from './raw-socket.js';
 import { eligibility, responderInterface, type ResponderInterface } from './responder.js';
 
 export interface ProberOptions {
@@ -80,7 +81,7 @@ export class Prober {
       }
       const onError = (err: unknown) => this.options.log.error('probe frame handler failed', { interface: i.name, error: String(err) });
       try {
-        const arp = open({ interface: i.name, protocol: 'arp', onFrame: (f) => this.onFrame(f), onError });
+        const arp = open({ interface: i.name, protocol: 'arp', filter: ARP_CLAIM_FILTER, onFrame: (f) => this.onFrame(f), onError });
         let ndp: RawSocket;
         try {
           ndp = open({ interface: i.name, protocol: 'ipv6', filter: NEIGHBOR_ADVERTISEMENT_FILTER, onFrame: (f) => this.onFrame(f), onError });

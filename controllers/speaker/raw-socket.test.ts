@@ -1,7 +1,7 @@
 // The raw-socket addon and the responder against real tools, in network namespaces this test creates:
 //   sbr-<id> (responder) ── veth ── sbq-<id> (arping, ndisc6)
 // The responder runs as `ip netns exec sbr-<id> node standalone-responder.js`, from a transpiled copy of the
-// sources. Only addresses inside these namespaces are used. Needs root and `ip netns`; skipped otherwise.
+// sources; the prober's filters are measured the same way (testing/probe-counter.ts). Only addresses inside these namespaces are used. Needs root and `ip netns`; skipped otherwise.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -92,6 +92,7 @@ suite(`raw socket in network namespaces${skipReason ? ` (skipped: ${skipReason})
     symlinkSync(join(repo, 'node_modules'), join(work, 'node_modules'));
     writeFileSync(join(work, 'package.json'), '{"type":"module"}\n');
     transpileClosure(join(repo, 'testing/standalone-responder.ts'), work);
+    transpileClosure(join(repo, 'testing/probe-counter.ts'), work);
     const script = join(work, 'testing/standalone-responder.js');
     responder = spawn('ip', inNs(NS_RESPONDER, process.execPath, script, IF_RESPONDER, VIP4, VIP6, OFF_SUBNET_VIP).slice(1), {
       env: { ...process.env, SWITCHBOARD_RAWSOCK_ADDON: addonPath() },
@@ -159,6 +160,63 @@ suite(`raw socket in network namespaces${skipReason ? ` (skipped: ${skipReason})
     await settle();
     expect(lines).toContainEqual({ event: 'ignore', reason: 'OutsideInterfaceSubnets', detail: `${OFF_SUBNET_VIP} is in none of the subnets of ${IF_RESPONDER}` });
   }, 30_000);
+
+  it("the prober's BPF filters: of the ARP and IPv6 frames the interface receives, only those that claim an address wake it", async () => {
+    // The speaker's Prober in the responder's namespace, counting what its sockets deliver, beside unfiltered sockets.
+    const counter = spawn('ip', inNs(NS_RESPONDER, process.execPath, join(work, 'testing/probe-counter.js'), IF_RESPONDER, '10.251.77.1/24', 'fd00:5b:77::1/64').slice(1), {
+      env: { ...process.env, SWITCHBOARD_RAWSOCK_ADDON: addonPath() },
+    });
+    const events: Record<string, unknown>[] = [];
+    let buffered = '';
+    counter.stdout.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const parts = buffered.split('\n');
+      buffered = parts.pop() ?? '';
+      for (const line of parts) events.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    const next = async (event: string): Promise<Record<string, unknown>> => {
+      for (let waited = 0; waited < 15_000; waited += 20) {
+        const i = events.findIndex((e) => e.event === event);
+        if (i >= 0) return events.splice(i, 1)[0];
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`probe counter: no ${event} event`);
+    };
+    try {
+      await next('ready');
+      const clientMac = sh(inNs(NS_CLIENT, 'cat', `/sys/class/net/${IF_CLIENT}/address`)).trim();
+      // Background: ARP requests for ten absent neighbours (2 each), 40 UDP datagrams to the responder over IPv6 (and
+      // the client's solicitation first); and frames that claim an address: gratuitous ARP requests (-U) and replies
+      // (-A) for the client's own address.
+      const absent = Array.from({ length: 10 }, (_, i) => `arping -c 2 -w 3 -I ${IF_CLIENT} 10.251.77.${50 + i} >/dev/null &`).join(' ');
+      const udp = `const s = require('dgram').createSocket('udp6'); let n = 0; const t = setInterval(() => { s.send('x', 9, 'fd00:5b:77::1'); if (++n === 40) { clearInterval(t); setTimeout(() => s.close(), 100); } }, 10);`;
+      const traffic = [
+        absent,
+        `${process.execPath} -e "${udp}" &`,
+        `arping -U -c 3 -w 4 -I ${IF_CLIENT} 10.251.77.2 >/dev/null &`,
+        `arping -A -c 3 -w 4 -I ${IF_CLIENT} 10.251.77.2 >/dev/null &`,
+        'wait',
+      ].join(' ');
+      sh(inNs(NS_CLIENT, 'sh', '-c', traffic), true);
+      // The self-check still hears the holder: the client's kernel answers the ARP probe and the solicitation.
+      counter.stdin.write('probe 10.251.77.2\n');
+      expect(await next('probed')).toEqual({ event: 'probed', address: '10.251.77.2', macs: [clientMac] });
+      counter.stdin.write('probe fd00:5b:77::2\n');
+      expect(await next('probed')).toEqual({ event: 'probed', address: 'fd00:5b:77::2', macs: [clientMac] });
+      await settle();
+      counter.stdin.write('report\n');
+      const report = (await next('report')) as unknown as Record<'prober' | 'all' | 'claiming', { arp: number; ipv6: number }>;
+      process.stderr.write(`[raw-socket] prober filters: ARP ${report.prober.arp} delivered of ${report.all.arp} received; IPv6 ${report.prober.ipv6} of ${report.all.ipv6}\n`);
+      expect(report.prober).toEqual(report.claiming);
+      // 3 + 3 gratuitous frames and the probe's reply; 1 advertisement at least.
+      expect(report.claiming.arp).toBeGreaterThanOrEqual(7);
+      expect(report.claiming.ipv6).toBeGreaterThanOrEqual(1);
+      expect(report.all.arp - report.claiming.arp).toBeGreaterThanOrEqual(20);
+      expect(report.all.ipv6 - report.claiming.ipv6).toBeGreaterThanOrEqual(40);
+    } finally {
+      counter.kill('SIGTERM');
+    }
+  }, 60_000);
 
   it('keeps the neighbor-solicitation filter to whole instructions', () => {
     expect(NEIGHBOR_SOLICITATION_FILTER.length % 8).toBe(0);

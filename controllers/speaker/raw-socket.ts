@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { ETHERTYPE_ARP, ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_ADVERTISEMENT, ICMPV6_NEIGHBOR_SOLICITATION, formatMac, parseMac } from './frames.js';
+import { ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_ADVERTISEMENT, ICMPV6_NEIGHBOR_SOLICITATION, formatMac, parseMac } from './frames.js';
 
 export const ADDON_BUILD_COMMAND = 'npx node-gyp rebuild --directory controllers/speaker/native';
 const ADDON_FILE = 'native/build/Release/switchboard_rawsock.node';
@@ -73,8 +73,12 @@ export function compileFilter(program: readonly BpfInstruction[]): Buffer {
   return out;
 }
 
+const BPF_LD_W_ABS = 0x20;
+const BPF_LD_H_ABS = 0x28;
 const BPF_LD_B_ABS = 0x30;
 const BPF_JEQ_K = 0x15;
+const BPF_JEQ_X = 0x1d;
+const BPF_TAX = 0x07;
 const BPF_RET_K = 0x06;
 
 /** For an IPv6 socket: keep only ICMPv6 messages of `type` (no extension headers), so a busy node's IPv6 traffic stays in the kernel. */
@@ -92,6 +96,24 @@ export const icmpv6TypeFilter = (type: number): Buffer =>
 export const NEIGHBOR_SOLICITATION_FILTER = icmpv6TypeFilter(ICMPV6_NEIGHBOR_SOLICITATION);
 /** Neighbor advertisements only: the answers to the prober's solicitations. */
 export const NEIGHBOR_ADVERTISEMENT_FILTER = icmpv6TypeFilter(ICMPV6_NEIGHBOR_ADVERTISEMENT);
+
+/**
+ * For the prober's ARP socket: keep only frames that claim an address, ARP replies and gratuitous announcements
+ * (sender IP = target IP, as a host taking an address over sends them, RFC 5227 2.3), the two kinds prober.ts reads.
+ * Every other host's requests (most of a LAN's ARP) stay in the kernel instead of waking the speaker.
+ * Offsets from the Ethernet header: ARP operation at 20, sender IP at 28, target IP at 38.
+ */
+export const ARP_CLAIM_FILTER = compileFilter([
+  [BPF_LD_H_ABS, 0, 0, 20], // operation
+  [BPF_JEQ_K, 5, 0, ARP_REPLY], // a reply: accept
+  [BPF_JEQ_K, 0, 5, ARP_REQUEST], // neither reply nor request: drop
+  [BPF_LD_W_ABS, 0, 0, 28], // sender IP
+  [BPF_TAX, 0, 0, 0],
+  [BPF_LD_W_ABS, 0, 0, 38], // target IP
+  [BPF_JEQ_X, 0, 1, 0], // a request for its own sender IP (gratuitous): accept, else drop
+  [BPF_RET_K, 0, 0, 0x40000], // accept
+  [BPF_RET_K, 0, 0, 0], // drop
+]);
 
 export interface RawSocketOptions {
   interface: string;
