@@ -9,8 +9,9 @@
 //   way, so the allocator avoids a taken address from the start; it also re-probes each recorded conflict every
 //   CONFLICT_RECHECK_MS and removes it once silent.
 // - Self-check: every `selfCheckIntervalMs` the prober of each Service (l2-check.ts proberFor: one non-owner per
-//   Service) probes its addresses and writes the Service's L2Healthy condition when the confirmed outcome changes,
-//   with a Warning Event for a foreign or a second responder.
+//   Service, a node on the subnet when only the winner is eligible, the winner itself when it is alone) probes its addresses and writes the Service's L2Healthy condition when the confirmed outcome changes,
+//   with a Warning Event for a foreign or a second responder. Once a Service leaves the speakers' care, its deputy
+//   removes that condition.
 import { formatIP, parseIPStrict } from '../../api/ip.js';
 import { Services } from '../../api/resources.js';
 import type { Service } from '../../api/wire.js';
@@ -18,14 +19,16 @@ import { IPAddressPools, type AddressConflict, type IPAddressPool } from '../../
 import type { Condition } from '../../crds/meta.js';
 import type { ServiceL2Status } from '../../crds/servicel2status.js';
 import { exclusionOf, locateAddress, parsePools } from '../../allocators/loadbalancer/pools.js';
-import { isConflict, type KubeClient } from '../runtime/client.js';
+import { serviceKey } from '../../allocators/loadbalancer/service-request.js';
+import { isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
 import { involvedObjectOf, type EventSink } from '../runtime/events.js';
 import type { Logger } from '../runtime/log.js';
 import type { Store } from '../runtime/store.js';
 import { telemetry } from '../runtime/telemetry.js';
 import { conditionSays, rfc3339, setCondition } from '../loadbalancer/conditions.js';
 import { L2_HEALTHY, OutcomeFilter, classify, l2HealthyCondition, preUseVerdict, proberFor, withConflict, type AddressCheck } from './l2-check.js';
-import { deputyFor, type SpeakerPlan } from './plan.js';
+import type { PublishedInterface } from './node-lease.js';
+import { ableInterfaces, deputyFor, type ServicePlan, type SpeakerPlan } from './plan.js';
 import type { ProbeShape, Prober } from './prober.js';
 
 /** One self-check probe: one frame, answers collected for 200 ms (an answer on a LAN takes well under 10 ms). */
@@ -42,12 +45,18 @@ const SERVICE_REF = { apiVersion: 'v1', kind: 'Service' };
 const POOL_SWEEP_LIMIT = 1024;
 /** Sweep probes in flight at once: few, so that a new Service's pre-use probe waits behind at most a few frames. */
 const SWEEP_CONCURRENCY = 2;
+/** How often the Services are scanned for an L2Healthy condition nobody maintains any more. */
+const STALE_SCAN_MS = 1000;
 
 export interface CheckerView {
   plan: SpeakerPlan;
   live: ReadonlySet<string>;
   /** Address → the other live node whose Lease says it answers it. */
   answeredByOthers: ReadonlyMap<string, string>;
+  /** What this node's announcer answers now. */
+  answering: ReadonlySet<string>;
+  /** What each speaker published about its interfaces (who has an interface on an address's subnet). */
+  published: ReadonlyMap<string, readonly PublishedInterface[]>;
   /** Every speaker's published MAC → its node. */
   macOwners: ReadonlyMap<string, string>;
   /**
@@ -88,6 +97,9 @@ export class L2Checker {
   private readonly rechecked = new Map<string, number>();
   /** Pool name → the generation swept (or being swept). */
   private readonly swept = new Map<string, number>();
+  private staleScannedAt = 0;
+  /** Services whose stale L2Healthy condition is being removed. */
+  private readonly clearing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private readonly outcomes;
 
@@ -315,19 +327,34 @@ export class L2Checker {
 
   // ---- self-check ------------------------------------------------------------------------------------------------
 
+  /** The node that self-checks `plan` (l2-check.ts proberFor). */
+  private proberOf(plan: ServicePlan, view: CheckerView): string | undefined {
+    const onSubnet = () => [...ableInterfaces(view.published, plan.addresses)].filter(([, able]) => able.size > 0).map(([node]) => node);
+    return proberFor(plan, view.live, onSubnet);
+  }
+
+  /** The node that answers `address` as far as this node can tell: another's Lease, or its own announcer. */
+  private holder(address: string, view: CheckerView): string | undefined {
+    return view.answeredByOthers.get(address) ?? (view.answering.has(address) ? this.o.node : undefined);
+  }
+
   private tick(): void {
     const now = Date.now();
     const view = this.o.view();
     this.recheckConflicts(now, view);
     this.sweepPools(view);
+    if (now - this.staleScannedAt >= STALE_SCAN_MS) {
+      this.staleScannedAt = now;
+      this.clearStaleHealth(view);
+    }
     if (this.o.selfCheckIntervalMs <= 0) return;
     const mine = new Map<string, { key: string; expected: string | undefined }>();
     for (const plan of view.plan.services.values()) {
-      if (proberFor(plan, view.live) !== this.o.node) continue;
+      if (this.proberOf(plan, view) !== this.o.node) continue;
       const expected = plan.result.winner;
       for (const address of plan.addresses) {
         // Only while the Leases agree with the election: a handover in flight would read as a wrong answer.
-        if (view.answeredByOthers.get(address) !== expected) continue;
+        if (this.holder(address, view) !== expected) continue;
         mine.set(address, { key: plan.key, expected });
       }
     }
@@ -349,9 +376,11 @@ export class L2Checker {
       const view = this.o.view();
       const plan = view.plan.services.get(key);
       // The world moved while probing: this answer says nothing about the new state.
-      if (!plan || plan.result.winner !== expected || view.answeredByOthers.get(address) !== expected || proberFor(plan, view.live) !== this.o.node) return;
+      if (!plan || plan.result.winner !== expected || this.holder(address, view) !== expected || this.proberOf(plan, view) !== this.o.node) return;
       if (!view.macsComplete) return;
-      const check = classify(address, answers, expected, view.macOwners);
+      // The winner probing its own address (no other node on the subnet) never hears its own answer: it stands in.
+      const own = expected === this.o.node ? (view.published.get(this.o.node) ?? []).flatMap((i) => (i.mac ? [i.mac.toLowerCase()] : [])) : [];
+      const check = classify(address, new Set([...answers, ...own]), expected, view.macOwners);
       this.outcomes.add(1, { outcome: check.outcome });
       const before = this.filter.confirmed(address);
       const confirmed = this.filter.record(check);
@@ -361,6 +390,35 @@ export class L2Checker {
       await this.writeHealth(key, plan.service, checks);
     } catch (err) {
       this.o.log.warn('self-check failed', { address, error: String(err) });
+    }
+  }
+
+  /**
+   * A Service that left the speakers' care (no longer type LoadBalancer, another loadBalancerClass, no ingress left)
+   * keeps the L2Healthy condition its last prober wrote, saying something about an address it no longer has: its
+   * deputy removes it, that one condition only (a strategic-merge delete by the list's merge key, as writeHealth sets
+   * it), as the allocation controller removes its own (controllers/loadbalancer/service-status.ts releaseWriteFor).
+   * The Service's other statement of the speakers, the ServiceL2Status and its Announced condition, the deputy deletes
+   * in speaker.ts. A Service still in the plan keeps its condition: its prober maintains it (NoAnswer when nobody may
+   * announce it).
+   */
+  private clearStaleHealth(view: CheckerView): void {
+    for (const svc of this.o.services.list()) {
+      if (!(svc.status?.conditions ?? []).some((c) => c.type === L2_HEALTHY)) continue;
+      const key = serviceKey(svc);
+      if (view.plan.services.has(key) || deputyFor(key, view.live) !== this.o.node || this.clearing.has(key)) continue;
+      this.clearing.add(key);
+      this.written.delete(key);
+      const patch = { status: { conditions: [{ type: L2_HEALTHY, $patch: 'delete' }] } };
+      void this.o.client
+        .patch(Services, svc.metadata?.name ?? '', patch, 'strategic', { namespace: svc.metadata?.namespace, subresource: 'status' })
+        .then(
+          () => this.o.log.info('removed the L2Healthy condition of a Service the speakers no longer announce', { service: key }),
+          (err: unknown) => {
+            if (!isNotFound(err)) this.o.log.warn('could not remove a stale L2Healthy condition', { service: key, error: String(err) });
+          },
+        )
+        .finally(() => this.clearing.delete(key));
     }
   }
 

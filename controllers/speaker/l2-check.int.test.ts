@@ -7,6 +7,8 @@
 // - a pool created later is probed whole: the address the host holds is in its status before any Service asks;
 // - a rogue host answering for an announced address turns the Service's L2Healthy condition to ForeignResponder,
 //   with a Warning Event naming its MAC, within a bounded time; once it stops, L2Healthy is Answered again.
+// - a Service only one node may announce is self-checked as well, by a node on the subnet that is not eligible;
+// - a Service that leaves the speakers' care (turned ClusterIP, its ingress gone) loses its L2Healthy condition.
 // Needs root and `ip netns`; skipped otherwise.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
@@ -22,7 +24,7 @@ import { eventually } from '../../e2e/jest/cluster.js';
 import { IPAddressPools, type IPAddressPool } from '../../crds/ipaddresspool.js';
 import { L2Advertisements } from '../../crds/l2advertisement.js';
 import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
-import { APP_NS, SPEAKER_NS, SWITCHBOARD_CLI, arping, createLabService, ndisc, startLoadBalancerController } from '../../e2e/jest/l2-lab.js';
+import { APP_NS, SPEAKER_NS, SWITCHBOARD_CLI, arping, createLabService, ndisc, startLoadBalancerController, type LabServiceOptions } from '../../e2e/jest/l2-lab.js';
 import { SERVICE_CONDITION_TYPE } from '../../allocators/loadbalancer/allocator.js';
 import { ensureCRDs } from '../loadbalancer/crds.js';
 import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, run, type LabHost } from '../../cmd/up/netlab.js';
@@ -181,11 +183,12 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
     expect(pool.status?.conflicts).toEqual([expect.objectContaining({ address: SPARE_TAKEN, macs: [squatter.mac] })]);
   });
 
-  async function rogueAnswers(service: string, family: 'IPv4' | 'IPv6'): Promise<void> {
-    await createService(service, family);
+  async function rogueAnswers(service: string, family: 'IPv4' | 'IPv6', options: LabServiceOptions = {}): Promise<void> {
+    await createLabService(client, APP_NS, service, family, options);
     // A new address: probed before first use, then announced (the ServiceL2Status names the node once it answers).
     const allocatedAt = await eventually(async () => ((await client.get<Service>(Services, service, APP_NS)).status?.loadBalancer?.ingress?.length ? Date.now() : false), 30_000, 20);
-    const { vip } = await announced(service, 20);
+    const { vip, node } = await announced(service, 20);
+    if (options.local) expect(node).toBe(options.endpointNode ?? 'node1');
     const latency = Date.now() - allocatedAt;
     process.stderr.write(`[l2check] ${vip}: announced ${latency} ms after its allocation (probe before first use included)\n`);
     expect(latency).toBeLessThan(3000);
@@ -221,5 +224,39 @@ suite(`L2 self-check and conflict detection in network namespaces${skipReason ? 
 
   it('a rogue host answering NDP for an announced IPv6 address: the same', async () => {
     await rogueAnswers('web6', 'IPv6');
+  });
+
+  it('a Service only one node may announce (externalTrafficPolicy Local, one local endpoint) is self-checked too: ForeignResponder, then Answered', async () => {
+    // node2 is the only eligible node: the prober is a node that is not eligible but on the subnet (l2-check.ts proberFor).
+    await rogueAnswers('solo', 'IPv4', { local: true, endpointNode: 'node2' });
+  });
+
+  /** How long until the Service has no L2Healthy condition left. */
+  const healthRemoved = async (name: string): Promise<number> => {
+    const started = Date.now();
+    await eventually(async () => (await condition(name, 'L2Healthy')) === undefined, 10_000, 50);
+    return Date.now() - started;
+  };
+
+  it('removes the L2Healthy condition once a Service is no longer a LoadBalancer', async () => {
+    expect(await condition('web', 'L2Healthy')).toMatchObject({ reason: 'Answered' });
+    await client.patch(Services, 'web', { spec: { type: 'ClusterIP', externalTrafficPolicy: null } }, 'merge', { namespace: APP_NS });
+    const ms = await healthRemoved('web');
+    process.stderr.write(`[l2check] "web" turned ClusterIP: L2Healthy removed after ${ms} ms\n`);
+    // Only that condition: the controller's release and the speakers' leave nothing else behind, the Service stays.
+    expect((await client.get<Service>(Services, 'web', APP_NS)).spec?.type).toBe('ClusterIP');
+    await eventually(async () => (await client.getOrUndefined<ServiceL2Status>(ServiceL2Statuses, 'web', APP_NS)) === undefined, 10_000);
+  });
+
+  it('removes the L2Healthy condition once a LoadBalancer Service has no ingress left (the controller stopped, its addresses cleared)', async () => {
+    expect(await condition('web6', 'L2Healthy')).toMatchObject({ reason: 'Answered' });
+    // Without the controller nothing gives the address back: the Service stays a LoadBalancer without ingress.
+    await controller?.stop();
+    controller = undefined;
+    await client.patch(Services, 'web6', { status: { loadBalancer: { ingress: [] } } }, 'merge', { namespace: APP_NS, subresource: 'status' });
+    const ms = await healthRemoved('web6');
+    process.stderr.write(`[l2check] "web6" lost its ingress: L2Healthy removed after ${ms} ms\n`);
+    const svc = await client.get<Service>(Services, 'web6', APP_NS);
+    expect({ type: svc.spec?.type, allocated: svc.status?.conditions?.find((c) => c.type === SERVICE_CONDITION_TYPE)?.reason }).toEqual({ type: 'LoadBalancer', allocated: 'Allocated' });
   });
 });

@@ -35,12 +35,25 @@ describe('proberFor: one non-owner per Service', () => {
     expect(proberFor(plan(winner, nodes), live)).not.toBe(winner);
   });
 
-  it('skips nodes that are not live, and is nobody when the winner is the only eligible node', () => {
+  it('skips nodes that are not live', () => {
     const p = plan('node-3', ['node-3', 'node-4', 'node-5']);
     const first = proberFor(p, live);
     const second = proberFor(p, new Set([...live].filter((n) => n !== first)));
     expect(new Set([first, second])).toEqual(new Set(['node-4', 'node-5']));
-    expect(proberFor(plan('node-3', ['node-3']), live)).toBeUndefined();
+  });
+
+  it('when the winner is the only eligible node: a live node on the subnet that is not eligible, else the winner itself', () => {
+    const solo = plan('node-3', ['node-3']);
+    const onSubnet = ['node-3', 'node-7', 'node-8', 'node-9'];
+    const byHash = onSubnet.filter((n) => n !== 'node-3').sort((a, b) => (electionHash(a, '192.0.2.200') < electionHash(b, '192.0.2.200') ? -1 : 1));
+    expect(proberFor(solo, live, () => onSubnet)).toBe(byHash[0]);
+    expect(proberFor(solo, new Set(nodes.filter((n) => n !== byHash[0])), () => onSubnet)).toBe(byHash[1]);
+    // Eligible peers come first, whatever the subnet says.
+    expect(proberFor(plan('node-3', ['node-3', 'node-4']), live, () => onSubnet)).toBe('node-4');
+    // Nobody else on the subnet (or not live): the winner listens for other responders itself.
+    expect(proberFor(solo, live, () => ['node-3'])).toBe('node-3');
+    expect(proberFor(solo, new Set(['node-3', 'node-4']), () => onSubnet)).toBe('node-3');
+    expect(proberFor(solo, new Set(['node-4']), () => onSubnet)).toBeUndefined();
   });
 
   it('is the deputy when nobody is elected (who then expects silence)', () => {

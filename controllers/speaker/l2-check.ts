@@ -1,7 +1,8 @@
 // What the speaker concludes from probing the LAN (prober.ts sends the probes), kept pure for the tests:
 // - Self-check: for each announced address one node that does not own it (the next one in rendezvous-hash order, so
-//   the probes do not grow with the number of nodes) asks "who has it?" and expects exactly one answer, from the
-//   elected node's MAC. The outcome is the Service's L2Healthy condition.
+//   the probes do not grow with the number of nodes; proberFor says who when the winner is the only eligible node)
+//   asks "who has it?" and expects exactly one answer, from the elected node's MAC. The outcome is the Service's
+//   L2Healthy condition.
 // - Conflict detection before first use (RFC 5227 2.1.1): an address nobody has announced yet is probed first, and
 //   an answer from a MAC that is no speaker's means another host holds it: it is not announced, and the pool's status
 //   records it so the allocator moves the Service (controllers/speaker/conflicts.ts writes it).
@@ -24,21 +25,32 @@ export interface AddressCheck {
 }
 
 /**
- * The node that probes a Service's addresses: with a winner, the eligible node other than the winner with the
- * smallest rendezvous hash for the election key (the winner's successor among equals); without one, the Service's
- * deputy, which then expects silence. Undefined when no other node can (a single eligible node).
+ * The node that probes a Service's addresses. With a winner, in this order:
+ * 1. the eligible node other than the winner with the smallest rendezvous hash for the election key (the winner's
+ *    successor among equals), so the probes do not grow with the number of nodes;
+ * 2. when the winner is the only eligible node (externalTrafficPolicy Local with one local endpoint, a nodeSelector
+ *    of one node), the live node with the smallest hash among those not eligible for it but with an interface on
+ *    the address's subnet (`onSubnet`, from what the speakers publish; only asked then): eligibility is about who may answer, not
+ *    about who can hear, and such a node sees the same LAN as any eligible one. It still checks the winner's answer.
+ * 3. when no other live node has such an interface (a one-node segment), the winner itself: its probes are sent
+ *    from its interface and its own answers never come back to it (a packet socket skips what the host sent), so it
+ *    hears only other responders; it cannot check its own answer, the others can (the checker counts it answered).
+ * Without a winner, the Service's deputy, which then expects silence.
  */
-export function proberFor(plan: ServicePlan, live: ReadonlySet<string>): string | undefined {
+export function proberFor(plan: ServicePlan, live: ReadonlySet<string>, onSubnet: () => Iterable<string> = () => []): string | undefined {
   const { winner, eligible } = plan.result;
   if (!winner) return deputyFor(plan.key, live);
   const key = plan.addresses[0];
-  let best: { node: string; hash: string } | undefined;
-  for (const node of eligible) {
-    if (node === winner || !live.has(node)) continue;
-    const hash = electionHash(node, key);
-    if (!best || hash < best.hash) best = { node, hash };
-  }
-  return best?.node;
+  const first = (nodes: Iterable<string>): string | undefined => {
+    let best: { node: string; hash: string } | undefined;
+    for (const node of nodes) {
+      if (node === winner || !live.has(node)) continue;
+      const hash = electionHash(node, key);
+      if (!best || hash < best.hash) best = { node, hash };
+    }
+    return best?.node;
+  };
+  return first(eligible) ?? first(onSubnet()) ?? (live.has(winner) ? winner : undefined);
 }
 
 const list = (xs: readonly string[]): string => xs.join(', ');

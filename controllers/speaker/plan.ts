@@ -60,7 +60,7 @@ function poolOf(svc: Service, addresses: readonly string[], pools: readonly LBPo
 }
 
 /** Per node, the interfaces whose published ranges hold one of the addresses. */
-function ableInterfaces(published: ReadonlyMap<string, readonly PublishedInterface[]>, addresses: readonly string[]): Map<string, Set<string>> {
+export function ableInterfaces(published: ReadonlyMap<string, readonly PublishedInterface[]>, addresses: readonly string[]): Map<string, Set<string>> {
   const ips = addresses.flatMap((a) => parseIPStrict(a) ?? []);
   const out = new Map<string, Set<string>>();
   for (const [node, interfaces] of published) {

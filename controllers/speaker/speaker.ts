@@ -394,7 +394,15 @@ export class Speaker {
     const published = this.liveness.published();
     for (const [node, interfaces] of published) for (const i of interfaces) if (i.mac) macOwners.set(i.mac.toLowerCase(), node);
     const macsComplete = [...this.live].every((node) => published.get(node)?.every((i) => i.mac) ?? false);
-    return { plan: this.plan, live: this.live, answeredByOthers: this.liveness.answeredByOthers(this.options.node, Date.now()), macOwners, macsComplete };
+    return {
+      plan: this.plan,
+      live: this.live,
+      answeredByOthers: this.liveness.answeredByOthers(this.options.node, Date.now()),
+      answering: this.answeringNow,
+      published,
+      macOwners,
+      macsComplete,
+    };
   }
 
   /** The addresses the announcer answers now. */

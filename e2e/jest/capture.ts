@@ -1,4 +1,4 @@
-// Watching the L2 network of a netlab namespace: tcpdump's frames as they come, and an ARP prober, for the speaker
+// Watching the L2 network of a netlab namespace: tcpdump's frames as they come, and ARP and NDP probers, for the speaker
 // tests (controllers/speaker/l2-network.int.test.ts, e2e/dataplane/handover.int.test.ts).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { inNs } from '../../cmd/up/netlab.js';
@@ -47,6 +47,24 @@ export class Capture {
 
 /** An ARP frame of `mac` saying it holds `vip`: a reply, or a gratuitous request. */
 export const isArpFrom = (f: Frame, vip: string, mac: string): boolean => f.src === mac && (f.text.includes(`Reply ${vip} is-at`) || f.text.includes(`tell ${vip},`));
+
+/** A neighbor advertisement of `mac` for `vip`: an answer, or unsolicited (to all nodes). */
+export const isNdpFrom = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.text.includes(`neighbor advertisement, tgt is ${vip},`);
+
+/**
+ * Solicits `vip` from `ns` every `everyMs` until stopped: one ndisc6 (one solicitation, from the namespace's own
+ * address, so the answers come back unicast) started each time, so a slow answer does not hold the next one back.
+ */
+export function ndpProbe(ns: string, vip: string, everyMs = 100): () => Promise<void> {
+  const loop = `while :; do ndisc6 -q -n -r 1 -w 200 ${vip} eth0 >/dev/null 2>&1 & sleep ${everyMs / 1000}; done`;
+  const child = spawn('ip', inNs(ns, 'sh', '-c', loop).slice(1), { stdio: 'ignore', detached: true });
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    if (child.pid) process.kill(-child.pid, 'SIGTERM');
+    await exited;
+  };
+}
 
 /**
  * Probes `vip` from `ns` about every `everyMs` until stopped: staggered `arping -b` (its interval is whole seconds).
