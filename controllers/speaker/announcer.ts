@@ -291,13 +291,17 @@ export class Announcer {
     this.ignored.add(1, { reason: d.reason });
     if (d.reason === 'AddressConflict' && d.target && d.claimant) this.options.onConflict?.(d.target, d.claimant);
     if (d.reason === 'NotAnnounced') return;
-    // Conflicts and interface/subnet refusals are worth a line, once a minute per (reason, address).
-    const key = `${d.reason}/${d.target ?? ''}/${port.iface.name}`;
+    // Another MAC claiming an address is a warning, except in a planned handover's overlap (either side of it).
+    const announcement = d.target ? this.table.get(d.target) : undefined;
+    const planned = announcement?.handingOver === true || announcement?.inherited === true;
+    // Conflicts and interface/subnet refusals are worth a line, once a minute per (reason, address); an overlap's line
+    // does not silence a real conflict's.
+    const key = `${d.reason}/${planned ? 'planned' : ''}/${d.target ?? ''}/${port.iface.name}`;
     const now = Date.now();
     if ((this.lastIgnoreLog.get(key) ?? 0) + 60_000 > now) return;
     this.lastIgnoreLog.set(key, now);
-    const log = d.reason === 'AddressConflict' ? this.options.log.warn : this.options.log.info;
-    log('not answering', { reason: d.reason, detail: d.detail, interface: port.iface.name });
+    const log = d.reason === 'AddressConflict' && !planned ? this.options.log.warn : this.options.log.info;
+    log(planned ? 'the other side of a planned handover answers too' : 'not answering', { reason: d.reason, detail: d.detail, interface: port.iface.name });
   }
 
   close(): void {

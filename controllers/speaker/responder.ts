@@ -51,6 +51,11 @@ export interface Announcement {
    * its bursts would move clients back to it just before it stops.
    */
   handingOver?: boolean;
+  /**
+   * Taken over from a leaving node that still answers it for a moment (handover.ts): its answers and this node's are
+   * the overlap the handover asked for, not a conflict.
+   */
+  inherited?: boolean;
 }
 
 /** Canonical address text → how it is announced on this node. */

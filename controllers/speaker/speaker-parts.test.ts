@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { ApiError, type KubeClient } from '../runtime/client.js';
 import { microTime } from '../runtime/leader-election.js';
-import { silentLogger } from '../runtime/log.js';
+import { createLogger, silentLogger, type Logger } from '../runtime/log.js';
 import type { EndpointSlice, Lease, Node, Service } from '../../api/wire.js';
 import { parsePools } from '../../allocators/loadbalancer/pools.js';
 import { pool, service } from '../../testing/lb.js';
@@ -242,7 +242,7 @@ describe('announcer', () => {
   });
   const MAC = '02:00:00:00:00:0a';
 
-  function setup(o: { mayAnswer?: (at: number) => boolean; onConflict?: (address: string, mac: string) => void; garpCount?: number; refreshIntervalMs?: number } = {}) {
+  function setup(o: { mayAnswer?: (at: number) => boolean; onConflict?: (address: string, mac: string) => void; garpCount?: number; refreshIntervalMs?: number; log?: Logger } = {}) {
     const sockets: FakeSocket[] = [];
     const open = (options: RawSocketOptions): RawSocket => {
       const s: FakeSocket = { options, sent: [], groups: new Set() };
@@ -261,7 +261,7 @@ describe('announcer', () => {
       requireSubnet: true,
       mayAnswer: o.mayAnswer ?? (() => true),
       onConflict: o.onConflict,
-      log: silentLogger,
+      log: o.log ?? silentLogger,
       openSocket: open as typeof RawSocket.open,
     });
     announcer.setInterfaces([{ name: 'eth0', flags: 0x1003, type: 1, mac: MAC, cidrs: ['192.0.2.11/24', '2001:db8::11/64'] }]);
@@ -321,6 +321,24 @@ describe('announcer', () => {
     expect(arp.sent).toHaveLength(2);
     arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '192.0.2.100', '192.0.2.200'), Date.now());
     expect(kinds(arp.sent.slice(2))).toEqual(['arp-reply 192.0.2.200']);
+    announcer.close();
+  });
+
+  it('warns when another MAC claims an address it announces, but not in a planned handover overlap (either side)', () => {
+    const lines: { level: string; msg: string }[] = [];
+    const log = createLogger('test', { level: 'debug', write: (line) => void lines.push(JSON.parse(line) as { level: string; msg: string }) });
+    const { announcer, arp } = setup({ log, garpCount: 1 });
+    const claim = (address: string) => arp.options.onFrame(buildGratuitousArp('02:00:00:00:00:99', address, 'request'), Date.now());
+    const about = (address: string) => lines.filter((l) => JSON.stringify(l).includes(`claims ${address},`)).map((l) => `${l.level} ${l.msg}`);
+    announcer.setTable(new Map([['192.0.2.200', {}], ['192.0.2.201', { handingOver: true }], ['192.0.2.202', { inherited: true }]]));
+    for (const address of ['192.0.2.200', '192.0.2.201', '192.0.2.202']) claim(address);
+    expect(about('192.0.2.200')).toEqual(['warn not answering']);
+    expect(about('192.0.2.201')).toEqual(['info the other side of a planned handover answers too']);
+    expect(about('192.0.2.202')).toEqual(['info the other side of a planned handover answers too']);
+    // Once the overlap is over, a claim is a conflict again: the overlap's line did not use up the minute's warning.
+    announcer.setTable(new Map([['192.0.2.202', {}]]));
+    claim('192.0.2.202');
+    expect(about('192.0.2.202')).toEqual(['info the other side of a planned handover answers too', 'warn not answering']);
     announcer.close();
   });
 

@@ -378,7 +378,11 @@ export class Speaker {
     const cleared = this.checker.gate([...won.keys()].filter((a) => !others.has(a)), published);
     this.checker.retain(new Set(won.keys()));
     this.wanted = new Set([...[...won.keys()].filter((a) => this.inherited.has(a) || cleared.has(a)), ...handing.keys()]);
-    this.answering = new Map([...won, ...handing].filter(([address]) => this.wanted.has(address) && published.has(address)));
+    this.answering = new Map(
+      [...won, ...handing]
+        .filter(([address]) => this.wanted.has(address) && published.has(address))
+        .map(([address, a]) => [address, this.inherited.has(address) ? { ...a, inherited: true } : a]),
+    );
     this.announcer.setTable(this.answering);
     if (!sameSet(this.wanted, published)) this.lease.renewSoon();
     for (const key of new Set([...previous.services.keys(), ...this.plan.services.keys(), ...this.statusView.keys()])) {
