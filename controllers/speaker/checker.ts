@@ -9,8 +9,8 @@
 //   way, so the allocator avoids a taken address from the start; it also re-probes each recorded conflict every
 //   CONFLICT_RECHECK_MS and removes it once silent.
 // - Self-check: every `selfCheckIntervalMs` the prober of each Service (l2-check.ts proberFor: one non-owner per
-//   Service, a node on the subnet when only the winner is eligible, the winner itself when it is alone) probes its addresses and writes the Service's L2Healthy condition when the confirmed outcome changes,
-//   with a Warning Event for a foreign or a second responder. Once a Service leaves the speakers' care, its deputy
+//   Service, a node on the subnet when only the winner is eligible, the winner itself when it is alone) probes its
+//   addresses and writes the Service's L2Healthy condition when the confirmed outcome changes, with a Warning Event for a foreign or a second responder. Once a Service leaves the speakers' care, its deputy
 //   removes that condition.
 import { formatIP, parseIPStrict } from '../../api/ip.js';
 import { Services } from '../../api/resources.js';
@@ -98,6 +98,8 @@ export class L2Checker {
   /** Pool name → the generation swept (or being swept). */
   private readonly swept = new Map<string, number>();
   private staleScannedAt = 0;
+  /** nodesOnSubnet's memory: addresses → nodes, for the published interfaces `text` (read from `from`). */
+  private subnets: { from?: CheckerView['published']; text: string; nodes: Map<string, string[]> } = { text: '', nodes: new Map() };
   /** Services whose stale L2Healthy condition is being removed. */
   private readonly clearing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -329,8 +331,27 @@ export class L2Checker {
 
   /** The node that self-checks `plan` (l2-check.ts proberFor). */
   private proberOf(plan: ServicePlan, view: CheckerView): string | undefined {
-    const onSubnet = () => [...ableInterfaces(view.published, plan.addresses)].filter(([, able]) => able.size > 0).map(([node]) => node);
-    return proberFor(plan, view.live, onSubnet);
+    return proberFor(plan, view.live, () => this.nodesOnSubnet(plan.addresses, view));
+  }
+
+  /**
+   * Nodes with an interface on the subnet of one of `addresses`, remembered until the speakers publish other
+   * interfaces: asked every tick for each Service only its winner may announce, and the answer rarely changes.
+   */
+  private nodesOnSubnet(addresses: readonly string[], view: CheckerView): string[] {
+    if (view.published !== this.subnets.from) {
+      const text = JSON.stringify([...view.published]);
+      // Other interfaces, or entries of Services long gone piling up: start afresh.
+      if (text !== this.subnets.text || this.subnets.nodes.size > 2 * view.plan.services.size + 16) this.subnets.nodes.clear();
+      this.subnets = { from: view.published, text, nodes: this.subnets.nodes };
+    }
+    const key = addresses.join(',');
+    let nodes = this.subnets.nodes.get(key);
+    if (!nodes) {
+      nodes = [...ableInterfaces(view.published, addresses)].filter(([, able]) => able.size > 0).map(([node]) => node);
+      this.subnets.nodes.set(key, nodes);
+    }
+    return nodes;
   }
 
   /** The node that answers `address` as far as this node can tell: another's Lease, or its own announcer. */
