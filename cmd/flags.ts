@@ -34,7 +34,7 @@ export function clientFlags(defaults: { qps: number; burst: number }) {
 export const clientFlagHelp: Record<keyof ReturnType<typeof clientFlags>, string> = {
   'kube-api-qps': 'requests per second to the API server once the burst is spent (lease renewals excepted); 0 turns the limit off',
   'kube-api-burst': 'requests the client may make at once before --kube-api-qps applies',
-  'watch-idle-timeout': 'restart a watch that delivered no event and no bookmark for this long (the API server sends a bookmark about once a minute); 0 disables',
+  'watch-idle-timeout': 'watch again (from the last version) when a watch delivered no event and no bookmark for this long: a half-open connection, or a type that does not change; 0 disables',
 };
 
 export function clientTuning(values: { [K in keyof ReturnType<typeof clientFlags>]: string }): ClientTuning {

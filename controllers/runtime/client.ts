@@ -154,6 +154,18 @@ export class FencedError extends Error {
   }
 }
 
+/**
+ * A watch stream that stayed silent (no event, no bookmark) for the idle timeout, and was closed for it. Expected on
+ * a resource that does not change: kube-apiserver sends a bookmark only once its watch cache has seen a resource
+ * version, which for an idle type may take until etcd's next progress notification (10 minutes by default).
+ */
+export class WatchIdleError extends Error {
+  constructor(path: string, idleMs: number) {
+    super(`watch ${path}: no event or bookmark for ${idleMs} ms; taking the connection for dead`);
+    this.name = 'WatchIdleError';
+  }
+}
+
 /** client-go's default: a 429 or 5xx answer with Retry-After is retried this many times. */
 const MAX_RETRIES = 10;
 
@@ -428,7 +440,7 @@ export class KubeClient {
       const armIdleTimer = () => {
         if (idleMs <= 0) return;
         clearTimeout(idleTimer);
-        idleTimer = setTimeout(() => res.destroy(new Error(`watch ${path}: no event or bookmark for ${idleMs} ms; taking the connection for dead`)), idleMs);
+        idleTimer = setTimeout(() => res.destroy(new WatchIdleError(path, idleMs)), idleMs);
       };
       const settle = (err?: Error) => {
         clearTimeout(idleTimer);

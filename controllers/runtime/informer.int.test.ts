@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import PQueue from 'p-queue';
 import { Backoff } from './backoff.js';
 import { Informer } from './informer.js';
+import { createLogger } from './log.js';
 import type { KubeClient } from './client.js';
 import { ConfigMaps, Namespaces } from '../../api/resources.js';
 import type { KubeObject } from '../../api/wire.js';
@@ -126,8 +127,10 @@ describe('informer behind a connection that goes silent', () => {
   it('restarts a watch that delivers nothing within the idle timeout, missing nothing', async () => {
     const IDLE_MS = 1500;
     const proxied = clientThrough(proxy, controlPlaneInfo().kubeconfig, { watchIdleTimeoutMs: IDLE_MS });
-    // No jitter: the retry after the stall waits exactly 200 ms.
-    const informer = new Informer<ConfigMap>(proxied, ConfigMaps, { namespace: ns, backoff: new Backoff(200, 200, 2, 0) });
+    const lines: { level: string; msg: string }[] = [];
+    const log = createLogger('informer', { level: 'debug', write: (line) => lines.push(JSON.parse(line) as { level: string; msg: string }) });
+    // A backoff far longer than the test's bound: the silent stream must be followed by a new watch at once.
+    const informer = new Informer<ConfigMap>(proxied, ConfigMaps, { namespace: ns, backoff: new Backoff(60_000, 60_000, 2, 0), log });
     informer.start();
     await informer.waitForSync();
     await client.create<ConfigMap>(ConfigMaps, { metadata: { name: 'before', namespace: ns } });
@@ -143,9 +146,12 @@ describe('informer behind a connection that goes silent', () => {
     await eventually(() => informer.store.get(`${ns}/during`) !== undefined && informer.store.get(`${ns}/after`) !== undefined, 15_000, 50);
     const recoveredMs = Date.now() - resumedAt;
     process.stderr.write(`[informer] silent watch restarted; caught up ${recoveredMs} ms after the link came back (idle timeout ${IDLE_MS} ms)\n`);
-    // Silent since the stall: ended by IDLE_MS after it, then 200 ms of backoff and a watch from the last version.
+    // Silent since the stall: ended by IDLE_MS after it, then at once a watch from the last version, not a relist.
     expect(recoveredMs).toBeLessThan(IDLE_MS + 3000);
     expect(informer.listCount).toBe(1);
+    // A silent stream is routine (an idle type gets no bookmarks): logged at debug, never as a failure.
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+    expect(lines.some((l) => l.level === 'debug' && /watching again/.test(l.msg))).toBe(true);
     await informer.stop();
     proxied.close();
   });

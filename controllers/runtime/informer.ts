@@ -5,7 +5,7 @@
 //   are reported deleted, so handlers always end on the server's final state.
 // - Reconnects back off exponentially, bounded, with jitter.
 import { Backoff, sleep } from './backoff.js';
-import { isGone, objectKey, type ApiStatus, type KubeClient, type ListOptions, type WatchEvent } from './client.js';
+import { isGone, objectKey, WatchIdleError, type ApiStatus, type KubeClient, type ListOptions, type WatchEvent } from './client.js';
 import type { Logger } from './log.js';
 import type { ResourceType } from '../../api/resources.js';
 import { Store, type IndexFunc } from './store.js';
@@ -122,6 +122,12 @@ export class Informer<T extends KubeObject> {
         if (isGone(err)) {
           needList = true;
           this.options.log?.info('watch expired; relisting', { resource: this.resource.plural, resourceVersion: this.resourceVersion });
+          continue;
+        }
+        // A silent stream is routine on a type that does not change (see WatchIdleError): watch again at once from the
+        // last version, on a new connection. A server that is really gone fails that request, which backs off below.
+        if (err instanceof WatchIdleError) {
+          this.options.log?.debug('watch silent for the idle timeout; watching again', { resource: this.resource.plural, resourceVersion: this.resourceVersion });
           continue;
         }
         const wait = this.backoff.next();
