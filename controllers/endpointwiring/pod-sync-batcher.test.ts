@@ -122,6 +122,22 @@ describe('PodSyncBatcher', () => {
     expect(batcher.quietPeriodMs).toBe(400);
   });
 
+  it('charges a quiet release to the budget, so a false end of the load is paid back rather than added', () => {
+    const { released, batcher } = setUp();
+    const keys = Array.from({ length: 30 }, (_, i) => `ns/s${i}`);
+    batcher.changed(keys);
+    jest.advanceTimersByTime(201); // quiet: all 30 released, 28 of them borrowed ahead (the burst was 2)
+    expect(released).toHaveLength(30);
+    // The load resumes: 2.5 s at 10/s repays 25 of the 28; nothing is released on the budget meanwhile.
+    for (let t = 0; t < 2500; t += 20) {
+      batcher.changed(keys);
+      jest.advanceTimersByTime(20);
+    }
+    expect(released).toHaveLength(30);
+    jest.advanceTimersByTime(1000); // the load has stopped: everything again
+    expect(released).toHaveLength(60);
+  });
+
   it('syncs a Service under a stream of changes at most once per its growing interval, and its last change always', () => {
     const { releasedAt, batcher } = setUp(new Set(), { ...OPTIONS, ratePerSecond: 1000, burst: 1000 });
     for (let t = 0; t <= 10_000; t += 10) {

@@ -14,7 +14,9 @@
 //   it has been left alone: one busy Service (1 × 5,000 pods) is written a few times a second at first and every
 //   `maxIntervalMs` under a long stream, whatever the global budget, while others are not held back by it;
 // - once pod events stop for the quiet period, everything still waiting is released at once (interval and budget
-//   aside), so convergence after the last change stays short. The quiet period is judged from the pod events as
+//   aside), so convergence after the last change stays short. Those syncs are charged to the budget all the same
+//   (it may go up to `MAX_DEBT_SECONDS` of its rate into debt): if the load resumes, a false end of it is paid back
+//   by holding later releases instead of adding writes, and a real end leaves nothing to hold. The quiet period is judged from the pod events as
 //   the informer hands them over (`sawPodEvent`, not after coalescing), and confirmed after the event loop has
 //   read its sockets (setImmediate): a stalled loop (a full GC, a burst of syncs) left events unread and looked
 //   quiet. It starts at `quietMs` and doubles, up to `maxQuietMs`, each time pod events resume within
@@ -49,6 +51,8 @@ export const DEFAULT_POD_SYNC_BATCHING: PodSyncBatcherOptions = {
 
 /** Pod events that resume this soon after a quiet release mean the load had not ended. */
 const FALSE_END_MS = 1000;
+/** The budget a quiet release and extra writes may borrow ahead, in seconds of its rate. */
+const MAX_DEBT_SECONDS = 5;
 /** A Service synced again within its interval plus this much is still under a stream of changes. */
 const STREAK_GAP_MS = 1000;
 
@@ -71,6 +75,7 @@ export class PodSyncBatcher {
   private timer: NodeJS.Timeout | undefined;
   private confirming = false;
   private readonly now: () => number;
+  private readonly maxDebt: number;
 
   constructor(
     /** Hands a key to the work queue. */
@@ -83,6 +88,7 @@ export class PodSyncBatcher {
     this.tokens = options.burst;
     this.refilledAt = this.now();
     this.quietMs = options.quietMs;
+    this.maxDebt = -options.ratePerSecond * MAX_DEBT_SECONDS;
   }
 
   /** A pod event arrived (its Services are handed over by `changed`, possibly a little later). */
@@ -109,7 +115,7 @@ export class PodSyncBatcher {
   charge(writes: number): void {
     if (writes <= 1) return;
     this.refill(this.now());
-    this.tokens -= writes - 1;
+    this.tokens = Math.max(this.tokens - (writes - 1), this.maxDebt);
   }
 
   get waiting(): number {
@@ -170,8 +176,8 @@ export class PodSyncBatcher {
           outOfTokens = true;
           break;
         }
-        this.tokens -= 1;
       }
+      this.tokens = Math.max(this.tokens - 1, this.maxDebt);
       this.pending.delete(key);
       this.paced(key, now);
       this.release(key);
