@@ -204,9 +204,11 @@ export class PodSyncBatcher {
   private confirm(): void {
     if (this.confirming) return;
     this.confirming = true;
+    // Not unref'd: an unref'd immediate does not stop the event loop from blocking in its poll for I/O, so it ran
+    // only when some other I/O or timer woke the loop (a flap's release came 1.4 s after the quiet period).
     setImmediate(() => {
       this.confirming = false;
       this.pump(true);
-    }).unref();
+    });
   }
 }
