@@ -103,7 +103,10 @@ export class EndpointSliceController {
     });
 
     const delay = Math.max(SLICE_CHANGE_MIN_SYNC_DELAY_MS, this.options.batchPeriodMs);
-    this.caches.slices.addEventHandler(sliceEventHandlers(this.tracker, this.options.managedBy, (key) => this.controller.queue.addAfter(key, delay), this.reporting.log));
+    const resync = (key: string, stillNeeded: () => boolean) => {
+      setTimeout(() => stillNeeded() && this.controller.queue.add(key), delay).unref();
+    };
+    this.caches.slices.addEventHandler(sliceEventHandlers(this.tracker, this.options.managedBy, resync, this.reporting.log));
     this.caches.slices.addEventHandler(notifyOwners(this.catchUp));
   }
 

@@ -123,6 +123,8 @@ export class EndpointCaches {
       let coalesced: Set<string> | undefined;
       const changed = (keys: Set<string>) => {
         if (keys.size === 0) return;
+        // The batchers judge the end of the load from the events themselves, not from the coalesced hand-over.
+        for (const b of this.podBatchers) b.sawPodEvent();
         if (coalesced) {
           for (const key of keys) coalesced.add(key);
           return;

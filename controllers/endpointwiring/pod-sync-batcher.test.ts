@@ -1,19 +1,33 @@
-// The adaptive batcher of pod-triggered syncs, on a fake clock.
+// The adaptive batcher of pod-triggered syncs, on a fake clock (Date.now, timers and setImmediate). The fake
+// setImmediate runs 1 ms after it is scheduled: a quiet release (confirmed in a setImmediate) lands 1 ms after the
+// quiet period.
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
-import { PodSyncBatcher } from './pod-sync-batcher.js';
+import { PodSyncBatcher, type PodSyncBatcherOptions } from './pod-sync-batcher.js';
+import { prng } from '../../testing/prng.js';
+
+const OPTIONS: PodSyncBatcherOptions = { ratePerSecond: 10, burst: 2, quietMs: 200, maxQuietMs: 800, minIntervalMs: 250, maxIntervalMs: 2000 };
+const START = 1_000_000;
 
 describe('PodSyncBatcher', () => {
   beforeEach(() => {
-    jest.useFakeTimers({ now: 1_000_000 });
+    jest.useFakeTimers({ now: START });
   });
   afterEach(() => {
     jest.useRealTimers();
   });
 
-  function setUp(queued: Set<string> = new Set()) {
+  function setUp(queued: Set<string> = new Set(), options: PodSyncBatcherOptions = OPTIONS) {
     const released: string[] = [];
-    const batcher = new PodSyncBatcher((key) => released.push(key), (key) => queued.has(key), { ratePerSecond: 10, burst: 2, quietMs: 200 });
-    return { released, batcher };
+    const releasedAt: [string, number][] = [];
+    const batcher = new PodSyncBatcher(
+      (key) => {
+        released.push(key);
+        releasedAt.push([key, Date.now() - START]);
+      },
+      (key) => queued.has(key),
+      options,
+    );
+    return { released, releasedAt, batcher };
   }
 
   it('syncs a change on a quiet cluster at once', () => {
@@ -68,7 +82,140 @@ describe('PodSyncBatcher', () => {
     expect(released).toHaveLength(2);
     jest.advanceTimersByTime(199);
     expect(released.length).toBeLessThan(6);
-    jest.advanceTimersByTime(1);
+    jest.advanceTimersByTime(2);
     expect(released).toEqual(['ns/a', 'ns/b', 'ns/c', 'ns/d', 'ns/e', 'ns/f']);
+  });
+
+  it('does not take a stalled event loop for quiet: events read after the timer fired hold the release back', () => {
+    const { released, batcher } = setUp();
+    const keys = Array.from({ length: 10 }, (_, i) => `ns/s${i}`);
+    batcher.changed(keys);
+    expect(released).toHaveLength(2);
+    jest.advanceTimersByTime(100); // a token: one more; the batcher's timer is now set for the quiet period's end
+    expect(released).toHaveLength(3);
+    // Due at the same moment as the batcher's timer and scheduled after it, as a socket read after a stall is: it
+    // runs after the timer and before the batcher's setImmediate.
+    setTimeout(() => batcher.sawPodEvent(), 100);
+    jest.advanceTimersByTime(101);
+    expect(released).toHaveLength(4); // two tokens came back in 200 ms, nothing more: not quiet
+    jest.advanceTimersByTime(201);
+    expect(released).toHaveLength(10); // now quiet
+  });
+
+  it('lengthens the quiet period when pod events resume right after a release, and shortens it after one that held', () => {
+    const { batcher } = setUp();
+    const keys = Array.from({ length: 20 }, (_, i) => `ns/s${i}`); // more than the budget releases meanwhile
+    expect(batcher.quietPeriodMs).toBe(200);
+    batcher.changed(keys);
+    jest.advanceTimersByTime(201); // released as quiet
+    batcher.changed(keys); // right after: that was not the end of the load
+    expect(batcher.quietPeriodMs).toBe(400);
+    jest.advanceTimersByTime(401);
+    batcher.changed(keys);
+    expect(batcher.quietPeriodMs).toBe(800); // the cap
+    jest.advanceTimersByTime(801);
+    batcher.changed(keys);
+    expect(batcher.quietPeriodMs).toBe(800);
+    jest.advanceTimersByTime(801); // released
+    jest.advanceTimersByTime(1000); // nothing resumed within a second: that release held
+    batcher.changed(['ns/a']);
+    expect(batcher.quietPeriodMs).toBe(400);
+  });
+
+  it('charges a quiet release to the budget, so a false end of the load is paid back rather than added', () => {
+    const { released, batcher } = setUp();
+    const keys = Array.from({ length: 30 }, (_, i) => `ns/s${i}`);
+    batcher.changed(keys);
+    jest.advanceTimersByTime(201); // quiet: all 30 released, 28 of them borrowed ahead (the burst was 2)
+    expect(released).toHaveLength(30);
+    // The load resumes: 2.5 s at 10/s repays 25 of the 28; nothing is released on the budget meanwhile.
+    for (let t = 0; t < 2500; t += 20) {
+      batcher.changed(keys);
+      jest.advanceTimersByTime(20);
+    }
+    expect(released).toHaveLength(30);
+    jest.advanceTimersByTime(1000); // the load has stopped: everything again
+    expect(released).toHaveLength(60);
+  });
+
+  it('syncs a Service under a stream of changes at most once per its growing interval, and its last change always', () => {
+    const { releasedAt, batcher } = setUp(new Set(), { ...OPTIONS, ratePerSecond: 1000, burst: 1000 });
+    for (let t = 0; t <= 10_000; t += 10) {
+      batcher.changed(['ns/busy']);
+      jest.advanceTimersByTime(10);
+    }
+    jest.advanceTimersByTime(1000);
+    const times = releasedAt.map(([, at]) => at);
+    // 0 and 10 (a fresh Service syncs at once), then 250 ms, 500 ms, 1 s and 2 s (the cap) between syncs.
+    expect(times.slice(0, 6)).toEqual([0, 10, 260, 760, 1760, 3760]);
+    for (let i = 5; i < times.length - 1; i++) expect(times[i] - times[i - 1]).toBeGreaterThanOrEqual(2000);
+    expect(times.length).toBeLessThanOrEqual(10);
+    // The last change (at 10 s) is synced once the stream has stopped for the quiet period.
+    expect(times.at(-1)).toBeGreaterThanOrEqual(10_000);
+    expect(times.at(-1)).toBeLessThanOrEqual(10_000 + 10 + 200 + 1);
+  });
+
+  it('starts a Service left alone for a while from a zero interval again', () => {
+    const { releasedAt, batcher } = setUp(new Set(), { ...OPTIONS, ratePerSecond: 1000, burst: 1000 });
+    for (let t = 0; t < 2000; t += 10) {
+      batcher.changed(['ns/a']);
+      jest.advanceTimersByTime(10);
+    }
+    jest.advanceTimersByTime(5000);
+    const before = releasedAt.length;
+    batcher.changed(['ns/a']);
+    expect(releasedAt.length).toBe(before + 1);
+  });
+
+  it('converges a flap of many Services within 1 s of the last change, with the budget exhausted', () => {
+    const { releasedAt, batcher } = setUp();
+    const services = Array.from({ length: 200 }, (_, i) => `ns/s${i}`);
+    const lastChange = new Map<string, number>();
+    // Down, then up: each Service's pods change one by one, 2 ms apart, for 800 ms.
+    for (let t = 0; t < 800; t += 2) {
+      const key = services[(t / 2) % services.length];
+      batcher.changed([key]);
+      lastChange.set(key, t);
+      jest.advanceTimersByTime(2);
+    }
+    jest.advanceTimersByTime(1000);
+    for (const [key, changedAt] of lastChange) {
+      const synced = releasedAt.filter(([k, at]) => k === key && at >= changedAt).map(([, at]) => at);
+      expect(synced.length).toBeGreaterThan(0);
+      expect(synced[0] - 800).toBeLessThan(1000);
+    }
+  });
+
+  it('never drops a key: every change is followed by a sync that starts after it (pinned random load)', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const random = prng(seed);
+      const queued = new Set<string>();
+      const started = new Map<string, number[]>();
+      const batcher = new PodSyncBatcher(
+        (key) => {
+          queued.add(key);
+          // A worker picks the key up 0-300 ms later, and then it reads the cache.
+          setTimeout(() => {
+            queued.delete(key);
+            started.set(key, [...(started.get(key) ?? []), Date.now()]);
+            batcher.charge(1 + Math.floor(random() * 4));
+          }, Math.floor(random() * 300));
+        },
+        (key) => queued.has(key),
+        OPTIONS,
+      );
+      const keys = Array.from({ length: 30 }, (_, i) => `ns/s${i}`);
+      const lastChange = new Map<string, number>();
+      for (let step = 0; step < 3000; step++) {
+        const burst = keys.filter(() => random() < 0.1);
+        batcher.changed(burst);
+        for (const key of burst) lastChange.set(key, Date.now());
+        // Mostly a steady stream, now and then a pause longer than any quiet period.
+        jest.advanceTimersByTime(random() < 0.01 ? 1500 : Math.floor(random() * 20));
+      }
+      jest.advanceTimersByTime(5000);
+      expect(batcher.waiting).toBe(0);
+      for (const [key, at] of lastChange) expect(Math.max(...(started.get(key) ?? [-1]))).toBeGreaterThanOrEqual(at);
+    }
   });
 });

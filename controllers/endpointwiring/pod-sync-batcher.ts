@@ -5,39 +5,80 @@
 //   and already re-added (WorkQueue.isQueued), so it reads the latest cache;
 // - a quiet cluster syncs at once (a burst of tokens), so a single change or a flap is written without delay;
 // - under sustained load, pod-triggered syncs start at most `ratePerSecond` a second, oldest first, so each one
-//   takes in every change that arrived meanwhile (a Service whose sync is in flight and not yet re-added waits
-//   here too, for one token, not one per pod event); a sync that wrote several objects is charged one token per
-//   extra write (`charge`), so the budget is on writes, as kube-controller-manager's client QPS is: one large
-//   Service synced back to back otherwise rewrote its slices as often as its syncs could run;
-// - once pod events stop for `quietMs`, everything still waiting is released at once: the last changes are not
-//   held back by the budget, so convergence after the last change stays short.
+//   takes in every change that arrived meanwhile; a sync that wrote several objects is charged one token per extra
+//   write (`charge`), so the budget is on writes, as kube-controller-manager's client QPS is. The rate is half of
+//   KCM's default QPS: KCM default writes at its QPS for as long as the load lasts, and the load lasts longer when
+//   the API server is busier, which our own writes make it;
+// - a Service that keeps changing is synced at most once per its own interval, which doubles from `minIntervalMs`
+//   to `maxIntervalMs` while each of its syncs follows the previous one closely, and starts again from zero once
+//   it has been left alone: one busy Service (1 × 5,000 pods) is written a few times a second at first and every
+//   `maxIntervalMs` under a long stream, whatever the global budget, while others are not held back by it;
+// - once pod events stop for the quiet period, everything still waiting is released at once (interval and budget
+//   aside), so convergence after the last change stays short. Those syncs are charged to the budget all the same
+//   (it may go up to `MAX_DEBT_SECONDS` of its rate into debt): if the load resumes, a false end of it is paid back
+//   by holding later releases instead of adding writes, and a real end leaves nothing to hold. The quiet period is
+//   judged from the pod events as the informer hands them over (`sawPodEvent`, not after coalescing), and
+//   confirmed after the event loop has read its sockets (setImmediate): a stalled loop (a full GC, a burst of
+//   syncs) left events unread and looked quiet. It starts at `quietMs` and doubles, up to `maxQuietMs`, each time
+//   pod events resume within `FALSE_END_MS` of a release (the API server stalled: the load had not ended); it
+//   halves back after a release that held. On a busy machine the API server pauses for 200 ms and more every
+//   second or so; a cap of 200 ms let each pause release everything (47 false ends in one minute at load 5).
 // Service and slice events do not come through here: they sync at once, as upstream.
 //
-// Measured with bench-compare (README, "Against kube-controller-manager"): `quietMs` was 200 and an in-flight
-// Service took one token per pod event (the queue did not count it as queued), which both exhausted the budget
-// and, once released late, ran a redundant third sync; on 1 Service × 5,000 pods a flap converged in 1.6 s. The
-// queue now counts a re-added in-flight key as queued, 50 ms of silence is enough to call the load over (the
-// bench's writers, 48 at a time, leave no such gap while they run), and extra writes are charged.
+// Measured with bench-compare, creating 10,000 pods (README, "Against kube-controller-manager"): with a 50 ms quiet
+// period judged after coalescing, 20 tokens a second and no debt, Switchboard wrote 2712 + 2791 objects where KCM
+// default wrote 673 + 673 (40 a second per controller at load 3.5, against its budget of 20); with the quiet
+// period confirmed after I/O and learned up to 200 ms, 10 tokens a second, and echoes no longer taken for edits
+// (slice-events.ts), 550-760 + 547-758 at load 2-3 (the phase lasted 26-38 s as the machine's other load varied).
 
 export interface PodSyncBatcherOptions {
   ratePerSecond: number;
   burst: number;
   quietMs: number;
+  maxQuietMs: number;
+  minIntervalMs: number;
+  maxIntervalMs: number;
   /** Injected for tests. */
   now?: () => number;
 }
 
 /** Chosen from bench-compare (make bench-compare): see the README's benchmark section. */
-export const DEFAULT_POD_SYNC_BATCHING: PodSyncBatcherOptions = { ratePerSecond: 20, burst: 30, quietMs: 50 };
+export const DEFAULT_POD_SYNC_BATCHING: PodSyncBatcherOptions = {
+  ratePerSecond: 10,
+  burst: 20,
+  quietMs: 50,
+  maxQuietMs: 1000,
+  minIntervalMs: 250,
+  maxIntervalMs: 2000,
+};
+
+/** Pod events that resume this soon after a quiet release mean the load had not ended. */
+const FALSE_END_MS = 1000;
+/** The budget a quiet release and extra writes may borrow ahead, in seconds of its rate. */
+const MAX_DEBT_SECONDS = 5;
+/** A Service synced again within its interval plus this much is still under a stream of changes. */
+const STREAK_GAP_MS = 1000;
+
+interface ServicePace {
+  releasedAt: number;
+  intervalMs: number;
+}
 
 export class PodSyncBatcher {
   /** Keys waiting for a token, oldest first (a Set keeps insertion order). */
   private readonly pending = new Set<string>();
+  /** Services released recently, for their interval; forgotten once their streak is over. */
+  private readonly paces = new Map<string, ServicePace>();
   private tokens: number;
   private refilledAt: number;
-  private lastChangeAt = -Infinity;
+  private lastEventAt = -Infinity;
+  private quietMs: number;
+  /** When the latest quiet release happened; undefined once it is known to have held or not. */
+  private quietReleaseAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private confirming = false;
   private readonly now: () => number;
+  private readonly maxDebt: number;
 
   constructor(
     /** Hands a key to the work queue. */
@@ -49,13 +90,25 @@ export class PodSyncBatcher {
     this.now = options.now ?? Date.now;
     this.tokens = options.burst;
     this.refilledAt = this.now();
+    this.quietMs = options.quietMs;
+    this.maxDebt = -options.ratePerSecond * MAX_DEBT_SECONDS;
+  }
+
+  /** A pod event arrived (its Services are handed over by `changed`, possibly a little later). */
+  sawPodEvent(): void {
+    const now = this.now();
+    this.lastEventAt = now;
+    if (this.quietReleaseAt !== undefined && now - this.quietReleaseAt < FALSE_END_MS) {
+      this.quietMs = Math.min(this.options.maxQuietMs, this.quietMs * 2);
+      this.quietReleaseAt = undefined;
+    }
   }
 
   /** A pod change concerns these Services. */
   changed(keys: Iterable<string>): void {
-    this.lastChangeAt = this.now();
+    this.sawPodEvent();
     for (const key of keys) if (!this.queued(key)) this.pending.add(key);
-    this.pump();
+    this.pump(false);
   }
 
   /**
@@ -65,11 +118,16 @@ export class PodSyncBatcher {
   charge(writes: number): void {
     if (writes <= 1) return;
     this.refill(this.now());
-    this.tokens -= writes - 1;
+    this.tokens = Math.max(this.tokens - (writes - 1), this.maxDebt);
   }
 
   get waiting(): number {
     return this.pending.size;
+  }
+
+  /** The current quiet period (ms). */
+  get quietPeriodMs(): number {
+    return this.quietMs;
   }
 
   private refill(now: number): void {
@@ -77,25 +135,80 @@ export class PodSyncBatcher {
     this.refilledAt = now;
   }
 
-  /** Releases what the budget (or a quiet spell) allows, and arms a timer for the rest. */
-  pump(): void {
+  /** Records a release of `key`: its interval grows while its syncs follow each other closely. */
+  private paced(key: string, now: number): void {
+    const pace = this.paces.get(key);
+    const streak = pace !== undefined && now - pace.releasedAt <= pace.intervalMs + STREAK_GAP_MS;
+    const intervalMs = streak ? Math.min(this.options.maxIntervalMs, Math.max(this.options.minIntervalMs, pace.intervalMs * 2)) : 0;
+    this.paces.set(key, { releasedAt: now, intervalMs });
+  }
+
+  private forgetOldPaces(now: number): void {
+    for (const [key, pace] of this.paces) if (now - pace.releasedAt > pace.intervalMs + STREAK_GAP_MS) this.paces.delete(key);
+  }
+
+  /**
+   * Releases what the budget and the intervals (or a quiet spell) allow, and arms a timer for the rest. From the
+   * timer, a quiet spell is confirmed after the event loop has read its sockets: events that arrived while it was
+   * blocked are seen first.
+   */
+  private pump(afterIo: boolean): void {
     const now = this.now();
     this.refill(now);
-    const quiet = now - this.lastChangeAt >= this.options.quietMs;
+    if (this.quietReleaseAt !== undefined && now - this.quietReleaseAt >= FALSE_END_MS) {
+      this.quietMs = Math.max(this.options.quietMs, this.quietMs / 2);
+      this.quietReleaseAt = undefined;
+    }
+    const quiet = now - this.lastEventAt >= this.quietMs;
+    if (quiet && !afterIo && this.pending.size > 0) {
+      this.confirm();
+      return;
+    }
+    let nextEligible = Infinity;
+    let outOfTokens = false;
+    let released = 0;
     for (const key of this.pending) {
       if (!quiet) {
-        if (this.tokens < 1) break;
-        this.tokens -= 1;
+        const pace = this.paces.get(key);
+        const eligibleAt = pace ? pace.releasedAt + pace.intervalMs : now;
+        if (eligibleAt > now) {
+          nextEligible = Math.min(nextEligible, eligibleAt);
+          continue;
+        }
+        if (this.tokens < 1) {
+          outOfTokens = true;
+          break;
+        }
       }
+      this.tokens = Math.max(this.tokens - 1, this.maxDebt);
       this.pending.delete(key);
+      this.paced(key, now);
       this.release(key);
+      released++;
+    }
+    if (quiet && released > 0) {
+      this.quietReleaseAt = now;
+      this.forgetOldPaces(now);
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.pending.size === 0) return;
-    const untilToken = ((1 - this.tokens) / this.options.ratePerSecond) * 1000;
-    const untilQuiet = this.lastChangeAt + this.options.quietMs - now;
-    this.timer = setTimeout(() => this.pump(), Math.max(1, Math.min(untilToken, untilQuiet)));
+    // The next release: a token for a key that is eligible now, else the first interval to end (and a token then).
+    const untilToken = this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.options.ratePerSecond) * 1000;
+    const untilRelease = outOfTokens ? untilToken : Math.max(untilToken, nextEligible - now);
+    const untilQuiet = this.lastEventAt + this.quietMs - now;
+    this.timer = setTimeout(() => this.pump(false), Math.max(1, Math.ceil(Math.min(untilRelease, untilQuiet))));
     this.timer.unref();
+  }
+
+  private confirm(): void {
+    if (this.confirming) return;
+    this.confirming = true;
+    // Not unref'd: an unref'd immediate does not stop the event loop from blocking in its poll for I/O, so it ran
+    // only when some other I/O or timer woke the loop (a flap's release came 1.4 s after the quiet period).
+    setImmediate(() => {
+      this.confirming = false;
+      this.pump(true);
+    });
   }
 }

@@ -69,6 +69,24 @@ describe('sliceEventHandlers', () => {
     expect(synced).toEqual(['ns/web']);
   });
 
+  it('re-judges a sync asked for by an echo once the delay ends: our write\'s answer may have come after its event', () => {
+    const tracker = new EndpointSliceTracker();
+    const asked: [string, () => boolean][] = [];
+    const handlers = sliceEventHandlers(tracker, OURS, (key, stillNeeded) => asked.push([key, stillNeeded]), capture().log);
+    tracker.update(slice('a', 1));
+    handlers.onAdd!(slice('b', 1)); // the echo of our create, read before the create's answer
+    handlers.onUpdate!(slice('a', 1), slice('a', 2)); // the echo of our update, likewise
+    handlers.onUpdate!(slice('c', 1), slice('c', 4)); // someone else's edit
+    expect(asked.map(([key]) => key)).toEqual(['ns/web', 'ns/web', 'ns/web']);
+    tracker.update(slice('b', 1)); // the answers arrive
+    tracker.update(slice('a', 2));
+    tracker.update(slice('c', 3));
+    expect(asked.map(([, stillNeeded]) => stillNeeded())).toEqual([false, false, true]);
+    // A slice that moved to another owner is synced whatever the tracker says.
+    handlers.onUpdate!(slice('a', 2), slice('a', 2, { [LABEL_ENDPOINTSLICE_SERVICE_NAME]: 'other', [LABEL_MANAGED_BY]: OURS }));
+    expect(asked.slice(3).map(([key, stillNeeded]) => [key, stillNeeded()])).toEqual([['ns/web', true], ['ns/other', true]]);
+  });
+
   it('says so when a slice of ours names no Service', () => {
     const { synced, lines, handlers } = setUp();
     handlers.onAdd!(slice('a', 1, { [LABEL_MANAGED_BY]: OURS }));
