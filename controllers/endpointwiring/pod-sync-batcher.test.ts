@@ -122,6 +122,21 @@ describe('PodSyncBatcher', () => {
     expect(batcher.quietPeriodMs).toBe(400);
   });
 
+  it('starts a burst after seconds of silence from a short quiet period (halved per second the last release held)', () => {
+    const { batcher } = setUp();
+    const keys = Array.from({ length: 20 }, (_, i) => `ns/s${i}`);
+    batcher.changed(keys);
+    jest.advanceTimersByTime(201);
+    batcher.changed(keys);
+    jest.advanceTimersByTime(401);
+    batcher.changed(keys);
+    expect(batcher.quietPeriodMs).toBe(800);
+    jest.advanceTimersByTime(801); // released; then silence, as between a rolling update and a flap
+    jest.advanceTimersByTime(3000);
+    batcher.changed(['ns/a']);
+    expect(batcher.quietPeriodMs).toBe(200); // 800 / 2³ = 100, floored at quietMs
+  });
+
   it('charges a quiet release to the budget, so a false end of the load is paid back rather than added', () => {
     const { released, batcher } = setUp();
     const keys = Array.from({ length: 30 }, (_, i) => `ns/s${i}`);

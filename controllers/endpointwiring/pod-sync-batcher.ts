@@ -21,7 +21,7 @@
 //   confirmed after the event loop has read its sockets (setImmediate): a stalled loop (a full GC, a burst of
 //   syncs) left events unread and looked quiet. It starts at `quietMs` and doubles, up to `maxQuietMs`, each time
 //   pod events resume within `FALSE_END_MS` of a release (the API server stalled: the load had not ended); it
-//   halves back after a release that held. On a busy machine the API server pauses for 200 ms and more every
+//   halves back for each `FALSE_END_MS` a release held, so a new burst after seconds of silence starts short. On a busy machine the API server pauses for 200 ms and more every
 //   second or so; a cap of 200 ms let each pause release everything (47 false ends in one minute at load 5).
 // Service and slice events do not come through here: they sync at once, as upstream.
 //
@@ -156,7 +156,9 @@ export class PodSyncBatcher {
     const now = this.now();
     this.refill(now);
     if (this.quietReleaseAt !== undefined && now - this.quietReleaseAt >= FALSE_END_MS) {
-      this.quietMs = Math.max(this.options.quietMs, this.quietMs / 2);
+      // Halved once per FALSE_END_MS the release held: after seconds of silence, a flap starts from a short period.
+      const held = Math.floor((now - this.quietReleaseAt) / FALSE_END_MS);
+      this.quietMs = Math.max(this.options.quietMs, this.quietMs / 2 ** held);
       this.quietReleaseAt = undefined;
     }
     const quiet = now - this.lastEventAt >= this.quietMs;
