@@ -5,7 +5,7 @@
 //   report            print the counts: delivered to the prober, and seen unfiltered (all, and those that claim an address)
 //   node probe-counter.js <interface> <cidr>...
 import { createInterface } from 'node:readline';
-import { pathToFileURL } from 'node:url';
+import { runIfEntryPoint } from './script-main.js';
 import { silentLogger } from '../controllers/runtime/log.js';
 import { ARP_REPLY, ARP_REQUEST, parseFrame } from '../controllers/speaker/frames.js';
 import { Prober } from '../controllers/speaker/prober.js';
@@ -60,12 +60,4 @@ export function main(argv: string[]): () => void {
   };
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const stop = main(process.argv.slice(2));
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => {
-      stop();
-      process.exit(0);
-    });
-  }
-}
+runIfEntryPoint(import.meta.url, main);

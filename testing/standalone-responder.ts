@@ -3,7 +3,7 @@
 //   node standalone-responder.js <interface> <address>...
 // Prints one JSON line per event on stdout: ready, announce, reply, ignore (except frames that are simply not ours).
 import { networkInterfaces } from 'node:os';
-import { pathToFileURL } from 'node:url';
+import { runIfEntryPoint } from './script-main.js';
 import { parseIPStrict } from '../api/ip.js';
 import { buildGratuitousArp, buildUnsolicitedNeighborAdvertisement, ipv6MulticastMac, solicitedNodeMulticast } from '../controllers/speaker/frames.js';
 import { NEIGHBOR_SOLICITATION_FILTER, RawSocket, interfaceInfo } from '../controllers/speaker/raw-socket.js';
@@ -48,12 +48,4 @@ export function main(argv: string[]): () => void {
   };
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const stop = main(process.argv.slice(2));
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => {
-      stop();
-      process.exit(0);
-    });
-  }
-}
+runIfEntryPoint(import.meta.url, main);

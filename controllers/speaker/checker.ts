@@ -98,8 +98,8 @@ export class L2Checker {
   /** Pool name → the generation swept (or being swept). */
   private readonly swept = new Map<string, number>();
   private staleScannedAt = 0;
-  /** nodesOnSubnet's memory: addresses → nodes, for the published interfaces `text` (read from `from`). */
-  private subnets: { from?: CheckerView['published']; text: string; nodes: Map<string, string[]> } = { text: '', nodes: new Map() };
+  /** nodesOnSubnet's memory: addresses → nodes, for the published interfaces `from`. */
+  private subnets: { from?: CheckerView['published']; nodes: Map<string, string[]> } = { nodes: new Map() };
   /** Services whose stale L2Healthy condition is being removed. */
   private readonly clearing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -339,11 +339,10 @@ export class L2Checker {
    * interfaces: asked every tick for each Service only its winner may announce, and the answer rarely changes.
    */
   private nodesOnSubnet(addresses: readonly string[], view: CheckerView): string[] {
-    if (view.published !== this.subnets.from) {
-      const text = JSON.stringify([...view.published]);
-      // Other interfaces, or entries of Services long gone piling up: start afresh.
-      if (text !== this.subnets.text || this.subnets.nodes.size > 2 * view.plan.services.size + 16) this.subnets.nodes.clear();
-      this.subnets = { from: view.published, text, nodes: this.subnets.nodes };
+    // Other interfaces (SpeakerLiveness.published() is a new map only then), or entries of Services long gone piling
+    // up: start afresh.
+    if (view.published !== this.subnets.from || this.subnets.nodes.size > 2 * view.plan.services.size + 16) {
+      this.subnets = { from: view.published, nodes: new Map() };
     }
     const key = addresses.join(',');
     let nodes = this.subnets.nodes.get(key);

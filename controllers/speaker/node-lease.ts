@@ -269,6 +269,8 @@ interface Sighting {
 export class SpeakerLiveness {
   private readonly sightings = new Map<string, Sighting>();
   private readonly leases = new Map<string, Lease>();
+  /** published()'s answer, kept until a Lease's holder or interfaces change: renewals change neither. */
+  private publishedMemo: ReadonlyMap<string, readonly PublishedInterface[]> | undefined;
 
   /** Records a Lease as seen now; true when the holder's liveness may have changed. */
   observe(lease: Lease, now: number): boolean {
@@ -283,6 +285,9 @@ export class SpeakerLiveness {
       this.sightings.set(key, { renewTime, seenAt });
     }
     this.leases.set(key, lease);
+    if (before?.spec?.holderIdentity !== lease.spec?.holderIdentity || before?.metadata?.annotations?.[INTERFACES_ANNOTATION] !== lease.metadata?.annotations?.[INTERFACES_ANNOTATION]) {
+      this.publishedMemo = undefined;
+    }
     return !wasLive || before?.spec?.holderIdentity !== lease.spec?.holderIdentity;
   }
 
@@ -290,6 +295,7 @@ export class SpeakerLiveness {
     const key = lease.metadata?.name ?? '';
     this.sightings.delete(key);
     this.leases.delete(key);
+    this.publishedMemo = undefined;
   }
 
   /** The leases as this node judges them: renewTime replaced by when we saw it. */
@@ -330,7 +336,8 @@ export class SpeakerLiveness {
   }
 
   /** What each live node published about its interfaces. */
-  published(): Map<string, PublishedInterface[]> {
+  published(): ReadonlyMap<string, readonly PublishedInterface[]> {
+    if (this.publishedMemo) return this.publishedMemo;
     const out = new Map<string, PublishedInterface[]>();
     for (const lease of this.leases.values()) {
       const text = lease.metadata?.annotations?.[INTERFACES_ANNOTATION];
@@ -342,6 +349,7 @@ export class SpeakerLiveness {
         // a malformed annotation: treat the node as able on every interface, like one that publishes nothing
       }
     }
+    this.publishedMemo = out;
     return out;
   }
 }
