@@ -26,7 +26,7 @@ import type { Logger } from '../runtime/log.js';
 import type { Store } from '../runtime/store.js';
 import { telemetry } from '../runtime/telemetry.js';
 import { conditionSays, rfc3339, setCondition } from '../loadbalancer/conditions.js';
-import { L2_HEALTHY, OutcomeFilter, classify, l2HealthyCondition, preUseVerdict, proberFor, withConflict, type AddressCheck } from './l2-check.js';
+import { L2_HEALTHY, OutcomeFilter, classify, l2HealthyCondition, preUseVerdict, proberFor, staleHealthKeys, withConflict, type AddressCheck, type ClassFilter } from './l2-check.js';
 import type { PublishedInterface } from './node-lease.js';
 import { ableInterfaces, deputyFor, type ServicePlan, type SpeakerPlan } from './plan.js';
 import type { ProbeShape, Prober } from './prober.js';
@@ -79,6 +79,8 @@ export interface CheckerOptions {
   selfCheckIntervalMs: number;
   /** Undefined turns conflict detection off. */
   conflictProbe: ProbeShape | undefined;
+  /** The Services this installation's speakers handle (a stale L2Healthy of another class is not ours to remove). */
+  classes: ClassFilter;
   view: () => CheckerView;
   /** Something the election reads changed (an address cleared or found in conflict). */
   onChange: () => void;
@@ -414,7 +416,7 @@ export class L2Checker {
   }
 
   /**
-   * A Service that left the speakers' care (no longer type LoadBalancer, another loadBalancerClass, no ingress left)
+   * A Service that left the speakers' care (no longer type LoadBalancer, no ingress left; staleHealthKeys says which)
    * keeps the L2Healthy condition its last prober wrote, saying something about an address it no longer has: its
    * deputy removes it, that one condition only (a strategic-merge delete by the list's merge key, as writeHealth sets
    * it), as the allocation controller removes its own (controllers/loadbalancer/service-status.ts releaseWriteFor).
@@ -423,10 +425,9 @@ export class L2Checker {
    * announce it).
    */
   private clearStaleHealth(view: CheckerView): void {
-    for (const svc of this.o.services.list()) {
-      if (!(svc.status?.conditions ?? []).some((c) => c.type === L2_HEALTHY)) continue;
-      const key = serviceKey(svc);
-      if (view.plan.services.has(key) || deputyFor(key, view.live) !== this.o.node || this.clearing.has(key)) continue;
+    for (const key of staleHealthKeys(this.o.services.list(), new Set(view.plan.services.keys()), view.live, this.o.node, this.o.classes)) {
+      const svc = this.o.services.get(key);
+      if (!svc || this.clearing.has(key)) continue;
       this.clearing.add(key);
       this.written.delete(key);
       const patch = { status: { conditions: [{ type: L2_HEALTHY, $patch: 'delete' }] } };

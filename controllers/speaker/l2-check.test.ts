@@ -6,7 +6,7 @@ import { service } from '../../testing/lb.js';
 import { Announcer } from './announcer.js';
 import { electionHash, type ElectionResult } from './election.js';
 import { buildArp, buildArpReply, buildGratuitousArp, buildNeighborAdvertisement, parseFrame, ARP_REQUEST, BROADCAST_MAC, ZERO_MAC } from './frames.js';
-import { OutcomeFilter, classify, l2HealthyCondition, preUseVerdict, proberFor, withConflict, type AddressCheck } from './l2-check.js';
+import { L2_HEALTHY, OutcomeFilter, classify, l2HealthyCondition, preUseVerdict, proberFor, staleHealthKeys, withConflict, type AddressCheck } from './l2-check.js';
 import { deputyFor, type ServicePlan } from './plan.js';
 import { Prober } from './prober.js';
 import type { RawSocket, RawSocketOptions } from './raw-socket.js';
@@ -229,5 +229,38 @@ describe('Prober', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(175);
     expect(parp.sent).toHaveLength(10);
     prober.close();
+  });
+});
+
+describe('stale L2Healthy conditions', () => {
+  const healthy = (name: string, o: Parameters<typeof service>[1] = {}) => {
+    const svc = service(name, { namespace: 'app', ...o });
+    return { ...svc, status: { ...svc.status, conditions: [{ type: L2_HEALTHY, status: 'True', reason: 'Answered', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] } };
+  };
+  const live = new Set(['node-a', 'node-b', 'node-c']);
+  const classes = { loadBalancerClass: 'switchboard.dev/l2', handleUnsetClass: true };
+  const deputyOf = (key: string) => deputyFor(key, live) ?? '';
+
+  it('are removed by the deputy once the Service left the plan, whatever made it leave', () => {
+    const services = [healthy('gone-cluster-ip', { type: 'ClusterIP' }), healthy('no-ingress'), healthy('ours-class', { loadBalancerClass: 'switchboard.dev/l2' }), healthy('planned', { ingress: ['192.0.2.9'] })];
+    const planned = new Set(['app/planned']);
+    const removedBy = (key: string) => staleHealthKeys(services, planned, live, deputyOf(key), classes);
+    for (const key of ['app/gone-cluster-ip', 'app/no-ingress', 'app/ours-class']) expect(removedBy(key)).toContain(key);
+    expect(removedBy('app/planned')).not.toContain('app/planned');
+    // Only by the deputy: another node leaves it.
+    const other = [...live].find((n) => n !== deputyOf('app/no-ingress')) ?? '';
+    expect(staleHealthKeys(services, planned, live, other, classes)).not.toContain('app/no-ingress');
+  });
+
+  it('of a LoadBalancer of another class are left to that class’s installation; of an unset class only when we handle unset', () => {
+    const theirs = healthy('theirs', { loadBalancerClass: 'other.example/l2' });
+    expect(staleHealthKeys([theirs], new Set(), live, deputyOf('app/theirs'), classes)).toEqual([]);
+    // Two installations: each leaves the other's Service alone.
+    expect(staleHealthKeys([theirs], new Set(), live, deputyOf('app/theirs'), { loadBalancerClass: 'other.example/l2' })).toEqual(['app/theirs']);
+    const unset = healthy('unset');
+    expect(staleHealthKeys([unset], new Set(), live, deputyOf('app/unset'), { ...classes, handleUnsetClass: false })).toEqual([]);
+    // No longer a LoadBalancer: whatever its class said, nobody's prober maintains it.
+    const turned = healthy('turned', { type: 'ClusterIP', loadBalancerClass: 'other.example/l2' });
+    expect(staleHealthKeys([turned], new Set(), live, deputyOf('app/turned'), classes)).toEqual(['app/turned']);
   });
 });

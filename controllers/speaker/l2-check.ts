@@ -6,7 +6,9 @@
 // - Conflict detection before first use (RFC 5227 2.1.1): an address nobody has announced yet is probed first, and
 //   an answer from a MAC that is no speaker's means another host holds it: it is not announced, and the pool's status
 //   records it so the allocator moves the Service (controllers/speaker/conflicts.ts writes it).
+import type { Service } from '../../api/wire.js';
 import type { AddressConflict } from '../../crds/ipaddresspool.js';
+import { isHandledClass, isLoadBalancer, serviceKey } from '../../allocators/loadbalancer/service-request.js';
 import type { ConditionDraft } from '../loadbalancer/conditions.js';
 import { electionHash } from './election.js';
 import { deputyFor, type ServicePlan } from './plan.js';
@@ -135,4 +137,28 @@ export function preUseVerdict(responders: ReadonlySet<string>, macOwners: Readon
 export function withConflict(conflicts: readonly AddressConflict[] | undefined, address: string, entry: AddressConflict | undefined): AddressConflict[] {
   const rest = (conflicts ?? []).filter((c) => c.address !== address);
   return (entry ? [...rest, entry] : rest).sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
+/** Which Services the speakers of one installation handle: its loadBalancerClass, and whether it takes unset ones. */
+export interface ClassFilter {
+  loadBalancerClass?: string;
+  handleUnsetClass?: boolean;
+}
+
+/**
+ * The Services whose L2Healthy condition nobody maintains any more and that `node`, their deputy, removes: they carry
+ * one but left the plan (no longer type LoadBalancer, no ingress left, no advertisement). A LoadBalancer Service of
+ * another loadBalancerClass is left alone: the installation of that class may be the one maintaining it, and two
+ * installations would otherwise remove each other's (the price: a Service moved from our class to a foreign
+ * implementation keeps our last condition).
+ */
+export function staleHealthKeys(services: readonly Service[], planned: ReadonlySet<string>, live: ReadonlySet<string>, node: string, classes: ClassFilter): string[] {
+  const out: string[] = [];
+  for (const svc of services) {
+    if (!(svc.status?.conditions ?? []).some((c) => c.type === L2_HEALTHY)) continue;
+    if (isLoadBalancer(svc) && !isHandledClass(svc, classes.loadBalancerClass, classes.handleUnsetClass)) continue;
+    const key = serviceKey(svc);
+    if (!planned.has(key) && deputyFor(key, live) === node) out.push(key);
+  }
+  return out;
 }

@@ -199,6 +199,7 @@ export class Speaker {
       pools: this.pools.store,
       statuses: this.statusView,
       selfCheckIntervalMs: options.selfCheckIntervalMs,
+      classes: { loadBalancerClass: options.loadBalancerClass, handleUnsetClass: options.handleUnsetClass },
       // A few probes over a short window (RFC 5227 waits seconds): an answer on a LAN takes well under 10 ms.
       conflictProbe: options.conflictProbeCount > 0 ? { count: options.conflictProbeCount, intervalMs: options.conflictProbeIntervalMs, waitMs: 2 * options.conflictProbeIntervalMs } : undefined,
       view: () => this.checkerView(),
