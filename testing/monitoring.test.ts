@@ -109,7 +109,28 @@ describe('config/monitoring', () => {
         'SwitchboardLBPoolExhausted',
         'SwitchboardSpeakerLeaseNotLive',
         'SwitchboardL2AddressConflict',
+        'SwitchboardL2SelfCheckFailing',
       ]),
     );
+  });
+
+  it('ships a ServiceMonitor that selects both metrics Services by label and port', () => {
+    interface Doc {
+      kind: string;
+      metadata: { name: string; labels?: Record<string, string> };
+      spec: { selector?: { matchLabels?: Record<string, string> }; endpoints?: { port: string; scheme?: string }[]; ports?: { name: string }[] };
+    }
+    const load = (path: string) => yaml.load(readFileSync(fileURLToPath(new URL(`../config/${path}`, import.meta.url)), 'utf8')) as Doc;
+    const kustomization = yaml.load(readFileSync(`${dir}kustomization.yaml`, 'utf8')) as { resources: string[] };
+    expect(kustomization.resources).toContain('servicemonitor.yaml');
+    const monitor = load('monitoring/servicemonitor.yaml');
+    expect(monitor.kind).toBe('ServiceMonitor');
+    const selected = (svc: Doc) => Object.entries(monitor.spec.selector?.matchLabels ?? {}).every(([k, v]) => svc.metadata.labels?.[k] === v);
+    for (const path of ['manager/metrics_service.yaml', 'speaker/metrics_service.yaml']) {
+      const svc = load(path);
+      expect({ path, selected: selected(svc) }).toEqual({ path, selected: true });
+      const ports = (svc.spec.ports ?? []).map((p) => p.name);
+      expect(monitor.spec.endpoints?.every((e) => ports.includes(e.port) && e.scheme === 'https')).toBe(true);
+    }
   });
 });
