@@ -74,7 +74,8 @@ const VARIANTS: Record<string, Record<string, unknown>> = {
   'no allocation': { jobs: { allocation: false } },
   'endpoint controllers only': { jobs: { allocation: false, loadBalancer: false, speaker: false }, webhook: { clientAuth: { enabled: true } } },
   'no endpoint controllers': { jobs: { endpointSlice: false, endpoints: false, endpointSliceMirroring: false } },
-  'plain HTTP metrics, no leader election': { metrics: { secure: false }, controller: { replicas: 1, leaderElection: { enabled: false } } },
+  'plain HTTP metrics, no leader election': { metrics: { secure: false, serviceMonitor: { enabled: true } }, controller: { replicas: 1, leaderElection: { enabled: false } } },
+  'service monitor': { metrics: { serviceMonitor: { enabled: true, labels: { release: 'prom' } } } },
 };
 
 describe('charts/switchboard', () => {
@@ -189,6 +190,19 @@ describe('charts/switchboard', () => {
       expect((find(plain, 'Service', service).spec as { ports: { name: string }[] }).ports.map((p) => p.name)).toEqual(['http-metrics']);
       expect((find(defaults, 'Service', service).spec as { ports: { name: string }[] }).ports.map((p) => p.name)).toEqual(['https-metrics']);
     }
+
+    // The ServiceMonitor: off by default; on, it scrapes both metrics Services on the port name and scheme they serve.
+    expect(names(defaults).filter((n) => n.startsWith('ServiceMonitor/'))).toEqual([]);
+    const monitored = await render('service monitor');
+    expect(names(monitored)).toEqual(names([...defaults, find(monitored, 'ServiceMonitor', 'switchboard')]));
+    const monitor = find(monitored, 'ServiceMonitor', 'switchboard') as Manifest & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; scheme?: string }[] } };
+    expect(monitor.metadata?.labels?.release).toBe('prom');
+    expect(monitor.spec.endpoints).toEqual([{ port: 'https-metrics', scheme: 'https', bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token', tlsConfig: { insecureSkipVerify: true } }]);
+    for (const service of ['switchboard-controller-metrics', 'switchboard-speaker-metrics']) {
+      const labels = find(monitored, 'Service', service).metadata?.labels ?? {};
+      expect(Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => labels[k] === v)).toBe(true);
+    }
+    expect((find(plain, 'ServiceMonitor', 'switchboard').spec as { endpoints: unknown[] }).endpoints).toEqual([{ port: 'http-metrics' }]);
   });
 });
 
