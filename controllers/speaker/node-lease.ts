@@ -44,6 +44,7 @@ import { Leases, apiVersionOf } from '../../api/resources.js';
 import type { Lease } from '../../api/wire.js';
 import { LEASE_DURATION_MS_ANNOTATION, leaseDurationMs, liveSpeakers } from './election.js';
 import { LEAVING_ANNOTATION, leaseSaysLeaving } from './handover.js';
+import { FENCED_BY_ANNOTATION, LeaseFencedError, fenceOf } from './lease-fence.js';
 
 export const LEASE_COMPONENT_LABEL = 'switchboard.dev/component';
 export const LEASE_COMPONENT = 'speaker';
@@ -110,6 +111,8 @@ export class NodeLease {
   private soon = false;
   /** ANSWERING_ANNOTATION as the last successful renewal wrote it. */
   private publishedAnswering: ReadonlySet<string> = new Set();
+  /** The peer's fence this node already obeyed (dropped every address for): the next renewal clears it. */
+  private obeyedFence: string | undefined;
 
   constructor(private readonly options: NodeLeaseOptions) {
     this.name = leaseNameFor(options.node);
@@ -171,8 +174,16 @@ export class NodeLease {
         intervalMs = pace.renewIntervalMs;
         renewed = true;
       } catch (err) {
-        this.options.log.warn('could not renew the speaker lease', { lease: `${this.options.namespace}/${this.name}`, error: String(err), fenced: !this.live });
         this.lease = undefined;
+        if (err instanceof LeaseFencedError) {
+          // A peer judged this node dead and fenced its Lease (lease-fence.ts): it may be answering what this node
+          // answered. Answer nothing; the next renewal (after a resync) lists nothing and clears the fence.
+          this.fence.drop();
+          this.publishedAnswering = new Set();
+          this.options.log.warn('a peer fenced this speaker lease: answering nothing until renewed', { lease: this.name, fence: err.fence });
+        } else {
+          this.options.log.warn('could not renew the speaker lease', { lease: `${this.options.namespace}/${this.name}`, error: String(err), fenced: !this.live });
+        }
       }
       // What to publish changed while the renewal was in flight: at the idle pace, waiting would cost seconds.
       if (renewed && this.soon) continue;
@@ -203,6 +214,8 @@ export class NodeLease {
     const leavingSince = this.options.leavingSince?.();
     if (leavingSince) annotations[LEAVING_ANNOTATION] = leavingSince;
     else delete annotations[LEAVING_ANNOTATION];
+    // Only ever written on a Lease whose fence this node obeyed (renew() checks the version it read).
+    delete annotations[FENCED_BY_ANNOTATION];
     const takeover = current?.spec?.holderIdentity !== node;
     return {
       apiVersion: apiVersionOf(Leases),
@@ -236,6 +249,11 @@ export class NodeLease {
     }
     const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace, bounded);
     if (current) {
+      const fence = fenceOf(current);
+      if (fence !== undefined && fence !== this.obeyedFence) {
+        this.obeyedFence = fence;
+        throw new LeaseFencedError(fence);
+      }
       this.lease = await put(this.desired(now, answering, durationMs, current));
       return;
     }
@@ -262,7 +280,10 @@ export class NodeLease {
 
 interface Sighting {
   renewTime: string;
+  /** When this renewal counts from: when it was seen, or its renewTime if that is earlier and it was seen first. */
   seenAt: number;
+  /** When this node first observed this renewal, on its clock (never a stamp of the holder's clock). */
+  observedAt: number;
 }
 
 /** Peers' liveness from their Leases, judged on this node's clock. */
@@ -282,7 +303,7 @@ export class SpeakerLiveness {
     if (!previous || previous.renewTime !== renewTime) {
       const stamped = Date.parse(renewTime);
       const seenAt = previous || !Number.isFinite(stamped) ? now : Math.min(now, stamped);
-      this.sightings.set(key, { renewTime, seenAt });
+      this.sightings.set(key, { renewTime, seenAt, observedAt: now });
     }
     this.leases.set(key, lease);
     if (before?.spec?.holderIdentity !== lease.spec?.holderIdentity || before?.metadata?.annotations?.[INTERFACES_ANNOTATION] !== lease.metadata?.annotations?.[INTERFACES_ANNOTATION]) {
@@ -303,27 +324,52 @@ export class SpeakerLiveness {
     return [...this.leases].map(([key, lease]) => ({ ...lease, spec: { ...lease.spec, renewTime: microTime(this.sightings.get(key)?.seenAt ?? 0) } }));
   }
 
+  /** Nodes whose Lease is live in this node's view: renewed within its duration of being seen, and not fenced. */
   live(now: number): Set<string> {
-    return liveSpeakers(this.judged(), now);
+    return liveSpeakers(
+      this.judged().filter((l) => fenceOf(l) === undefined),
+      now,
+    );
+  }
+
+  /**
+   * Other nodes' Leases that are dead in this node's view but neither fenced nor deleted, as last seen: their holder
+   * may be alive behind a late watch, so nothing they may answer is taken before a fence of them (lease-fence.ts).
+   */
+  suspects(self: string, now: number): Lease[] {
+    const live = this.live(now);
+    return [...this.leases.values()].filter((l) => {
+      const holder = l.spec?.holderIdentity;
+      return holder !== undefined && holder !== self && !live.has(holder) && fenceOf(l) === undefined;
+    });
+  }
+
+  /** Until when what a fenced Lease lists may still be answered by its holder: one duration after we first saw its version. */
+  private fencedUntil(key: string, lease: Lease): number {
+    return fenceOf(lease) === undefined ? -Infinity : (this.sightings.get(key)?.observedAt ?? 0) + leaseDurationMs(lease);
   }
 
   /** When the next live lease expires (ms since the epoch), if any. */
   nextExpiry(now: number): number | undefined {
     let next: number | undefined;
     for (const [key, lease] of this.leases) {
-      const expiry = (this.sightings.get(key)?.seenAt ?? 0) + leaseDurationMs(lease);
-      if (expiry > now && (next === undefined || expiry < next)) next = expiry;
+      for (const expiry of [(this.sightings.get(key)?.seenAt ?? 0) + leaseDurationMs(lease), this.fencedUntil(key, lease)]) {
+        if (expiry > now && (next === undefined || expiry < next)) next = expiry;
+      }
     }
     return next;
   }
 
-  /** Addresses each live node other than `self` says it answers (ANSWERING_ANNOTATION), judged now. */
+  /**
+   * Addresses each other node says it answers (ANSWERING_ANNOTATION) and may still answer, judged now: a live node,
+   * or a fenced one until one duration after we first saw the version fenced.
+   */
   answeredByOthers(self: string, now: number): Map<string, string> {
     const live = this.live(now);
     const out = new Map<string, string>();
-    for (const lease of this.leases.values()) {
+    for (const [key, lease] of this.leases) {
       const holder = lease.spec?.holderIdentity;
-      if (!holder || holder === self || !live.has(holder)) continue;
+      if (!holder || holder === self || !(live.has(holder) || this.fencedUntil(key, lease) > now)) continue;
       for (const address of parseAnswering(lease)) out.set(address, holder);
     }
     return out;

@@ -12,6 +12,7 @@ import { Announcer, MAX_REQUEST_AGE_MS } from './announcer.js';
 import { buildArpRequest, buildGratuitousArp, buildNeighborSolicitation, ipv6MulticastMac, parseFrame, solicitedNodeMulticast } from './frames.js';
 import { chooseInterfaces, DEFAULT_EXCLUDE_PATTERNS, type SystemInterface } from './interfaces.js';
 import { ANSWERING_ANNOTATION, INTERFACES_ANNOTATION, NodeLease, SpeakerLiveness, leaseNameFor } from './node-lease.js';
+import { FENCED_BY_ANNOTATION } from './lease-fence.js';
 import { deputyFor, planAnnouncements, serviceAddresses, type PlanInputs } from './plan.js';
 import type { RawSocket, RawSocketOptions } from './raw-socket.js';
 
@@ -73,10 +74,14 @@ describe('announcement plan', () => {
   });
 });
 
-const lease = (holder: string, renewMs: number, o: { name?: string; interfaces?: string; answering?: string } = {}): Lease => ({
+const lease = (holder: string, renewMs: number, o: { name?: string; interfaces?: string; answering?: string; fencedBy?: string } = {}): Lease => ({
   metadata: {
     name: o.name ?? leaseNameFor(holder),
-    annotations: { ...(o.interfaces ? { [INTERFACES_ANNOTATION]: o.interfaces } : {}), ...(o.answering ? { [ANSWERING_ANNOTATION]: o.answering } : {}) },
+    annotations: {
+      ...(o.interfaces ? { [INTERFACES_ANNOTATION]: o.interfaces } : {}),
+      ...(o.answering ? { [ANSWERING_ANNOTATION]: o.answering } : {}),
+      ...(o.fencedBy ? { [FENCED_BY_ANNOTATION]: o.fencedBy } : {}),
+    },
   },
   spec: { holderIdentity: holder, leaseDurationSeconds: 2, renewTime: microTime(renewMs) },
 });
@@ -116,6 +121,30 @@ describe('peer liveness', () => {
     l.observe(lease('odd', 10_000, { answering: '{"not":"a list"}' }), 10_000);
     expect(l.answeredByOthers('self', 10_500)).toEqual(new Map([['192.0.2.2', 'peer'], ['2001:db8::2', 'peer']]));
     expect(l.answeredByOthers('self', 12_500)).toEqual(new Map()); // the peer's lease expired: it has stopped
+  });
+
+  it('suspects a dead Lease until it is fenced; a fenced Lease is dead at once, but what it lists blocks for a duration after we first saw it', () => {
+    const l = new SpeakerLiveness();
+    // Seen at 10 s with a renewTime of 9 s (its clock may be behind ours) and a 2 s duration: dead in our view at 11 s.
+    l.observe(lease('peer', 9_000, { answering: '["192.0.2.2"]' }), 10_000);
+    l.observe(lease('self', 10_000), 10_000);
+    expect(l.suspects('self', 10_900)).toEqual([]);
+    expect(l.suspects('self', 11_100).map((x) => x.spec?.holderIdentity)).toEqual(['peer']);
+    expect(l.answeredByOthers('self', 11_100)).toEqual(new Map()); // dead, unfenced: the speaker gates on suspects instead
+    // The fence lands (same renewTime, the annotation added): dead to everyone, no longer a suspect...
+    l.observe(lease('peer', 9_000, { answering: '["192.0.2.2"]', fencedBy: 'self t rv=1' }), 11_200);
+    expect(l.suspects('self', 11_200)).toEqual([]);
+    expect(l.live(11_200)).toEqual(new Set(['self']));
+    // ...but its addresses block until one duration after we FIRST saw that renewal (10 s + 2 s), not after its stamp.
+    expect(l.answeredByOthers('self', 11_900)).toEqual(new Map([['192.0.2.2', 'peer']]));
+    expect(l.nextExpiry(11_500)).toBe(12_000);
+    expect(l.answeredByOthers('self', 12_000)).toEqual(new Map());
+    // A fenced Lease is dead even within its duration of being seen.
+    l.observe(lease('other', 12_000, { fencedBy: 'x' }), 12_000);
+    expect(l.live(12_100).has('other')).toBe(false);
+    // Its holder's renewal clears the fence: live again.
+    l.observe(lease('other', 12_500), 12_500);
+    expect(l.live(12_600).has('other')).toBe(true);
   });
 });
 

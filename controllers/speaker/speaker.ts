@@ -54,6 +54,7 @@ import { announcedCondition } from './election.js';
 import { Announcer } from './announcer.js';
 import { HANDOVER_TIMEOUT_MS, Handover, LEAVING_ANNOTATION, isLeavingNode } from './handover.js';
 import { L2Checker, type CheckerView } from './checker.js';
+import { FENCED_BY_ANNOTATION, LeaseFencer } from './lease-fence.js';
 import { Prober } from './prober.js';
 import { chooseInterfaces, linkState, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
 import { ANSWERING_ANNOTATION, INTERFACES_ANNOTATION, LEASE_SELECTOR, NodeLease, SpeakerLiveness, type PublishedInterface } from './node-lease.js';
@@ -105,6 +106,7 @@ export class Speaker {
   readonly announcer: Announcer;
   private readonly prober: Prober;
   private readonly checker: L2Checker;
+  readonly fencer: LeaseFencer;
   private readonly liveness = new SpeakerLiveness();
   private readonly services: Informer<Service>;
   private readonly slices: Informer<EndpointSlice>;
@@ -188,6 +190,17 @@ export class Speaker {
     this.handover = new Handover((address, successor) =>
       successor ? this.log.info('handed over', { address, node: successor }) : this.log.warn('no successor answered in time: stopping anyway', { address, waitedMs: HANDOVER_TIMEOUT_MS }),
     );
+    this.fencer = new LeaseFencer({
+      client: this.client,
+      namespace: options.namespace,
+      node: options.node,
+      log: this.log.child('fence'),
+      onSettled: (outcome) => {
+        if ('lease' in outcome) this.liveness.observe(outcome.lease, Date.now());
+        else this.liveness.forget({ metadata: { name: outcome.gone } });
+        this.schedule(0);
+      },
+    });
     this.prober = new Prober({ ratePerSecond: options.probeRatePerSecond, requireSubnet: options.requireSubnet, log: this.log.child('prober') });
     this.checker = new L2Checker({
       node: options.node,
@@ -244,7 +257,7 @@ export class Speaker {
 
   private observeLease(old: Lease | undefined, lease: Lease): void {
     const changed = this.liveness.observe(lease, Date.now());
-    const republished = [INTERFACES_ANNOTATION, ANSWERING_ANNOTATION, LEAVING_ANNOTATION].some((a) => old?.metadata?.annotations?.[a] !== lease.metadata?.annotations?.[a]);
+    const republished = [INTERFACES_ANNOTATION, ANSWERING_ANNOTATION, LEAVING_ANNOTATION, FENCED_BY_ANNOTATION].some((a) => old?.metadata?.annotations?.[a] !== lease.metadata?.annotations?.[a]);
     if (changed || republished) this.schedule(0);
   }
 
@@ -358,7 +371,18 @@ export class Speaker {
       handleUnsetClass: this.options.handleUnsetClass,
       ignoreExcludeLabel: this.options.ignoreExcludeLabel,
     });
-    const won = this.lease.live ? this.plan.table : new Map<string, never>();
+    let won = this.lease.live ? this.plan.table : new Map<string, never>();
+    // Nothing new while a Lease this node judges dead is not fenced: its holder may be alive behind a late watch
+    // (lease-fence.ts). What this node already wanted stays: it decided while that node was live in its view.
+    const suspects = this.liveness.suspects(this.options.node, now);
+    if (suspects.length > 0) {
+      this.fencer.fence(suspects);
+      const waiting = [...won.keys()].filter((a) => !this.wanted.has(a));
+      if (waiting.length > 0) {
+        this.log.debug('waiting for a fence before answering', { addresses: waiting, leases: suspects.map((l) => l.metadata?.name) });
+        won = new Map([...won].filter(([a]) => this.wanted.has(a)));
+      }
+    }
     const others = this.liveness.answeredByOthers(this.options.node, now);
     // Make before break: what a leaving node lists does not hold its successor back.
     const blocking = new Map([...others].filter(([, node]) => !leaving.has(node)));
