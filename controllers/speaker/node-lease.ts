@@ -31,6 +31,12 @@
 // renewal leaves it answering nothing it did not list before (peers may judge it dead 1.5 s later while it thinks
 // itself a live candidate: it answers nothing new, so safe, and its next renewal corrects the peers).
 //
+// Judging by a Lease assumes the peer SAW the holder's renewals in time. A watch that delivers one more than ~1 s late
+// (the duration minus the renew interval) would let a peer judge a holder dead inside the window of a renewal that
+// succeeded; so nothing new is answered while a Lease judged dead is not FENCED (lease-fence.ts: a CAS write on the
+// version judged, which fails if the holder renewed since; the holder's next renewal, or one in flight, conflicts, finds
+// the fence and answers nothing). A fenced Lease is dead to every node.
+//
 // The price of the idle pace: a node that dies while idle stays a candidate for up to the idle duration. It answers
 // nothing, so no address goes silent, unless it is elected meanwhile: for a new Service, or as the successor of an
 // answering node that dies within 30 s of it (a double failure: that failover then takes up to the idle duration).
