@@ -25,6 +25,8 @@ import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2sta
 import { APP_NS, SPEAKER_NS, SWITCHBOARD_CLI, arping as arpingFrom, createLabService, ndisc as ndiscFrom, startLoadBalancerController, type LabServiceOptions } from '../../e2e/jest/l2-lab.js';
 import { ensureCRDs } from '../loadbalancer/crds.js';
 import { leaseDurationMs } from './election.js';
+import { FENCED_BY_ANNOTATION } from './lease-fence.js';
+import { leaseNameFor } from './node-lease.js';
 import { spread, trials } from '../../e2e/chaos/trials.js';
 import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, runAsync, type LabHost } from '../../cmd/up/netlab.js';
 
@@ -348,6 +350,10 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
       failovers.push(Math.round(failover));
       process.stderr.write(`[l2] ARP failover ${trial}/${FAILOVER_TRIALS} after SIGKILL of ${victim.name}: ${failover.toFixed(0)} ms (${t.next} took over; lease ${LEASE_DURATION_MS} ms, renew 500 ms)\n`);
       expect(failover).toBeLessThanOrEqual(2000);
+      // The takeover was fenced (lease-fence.ts): a survivor CAS-wrote its mark on the dead Lease, renewTime untouched.
+      const dead = await client.get<Lease>(Leases, leaseNameFor(victim.name), SPEAKER_NS);
+      const [by] = (dead.metadata?.annotations?.[FENCED_BY_ANNOTATION] ?? '').split(' ');
+      expect(nodes.filter((n) => n !== victim).map((n) => n.name)).toContain(by);
       const requests = t.frames.filter((f) => isGarpRequest(f, v4.vip, t.mac));
       const replies = t.frames.filter((f) => isGarpReply(f, v4.vip, t.mac));
       expect([requests.length, replies.length]).toEqual([GARP_COUNT, GARP_COUNT]);
