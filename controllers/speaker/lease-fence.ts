@@ -43,8 +43,12 @@ export interface LeaseFencerOptions {
   namespace: string;
   node: string;
   log: Logger;
-  /** The Lease as the fence left it (fenced, or renewed meanwhile), or the name of one that is gone. */
-  onSettled: (outcome: { lease: Lease } | { gone: string }) => void;
+  /**
+   * The Lease as the fence left it (fenced, or renewed meanwhile), or the name of one that is gone, or of one whose
+   * fence failed and may be tried again now: RETRY_MS after the failure, since nothing else may come to make the
+   * speaker judge again (a dead peer's Lease does not change, and the address waits for its fence).
+   */
+  onSettled: (outcome: { lease: Lease } | { gone: string } | { retry: string }) => void;
   now?: () => number;
 }
 
@@ -69,6 +73,11 @@ export class LeaseFencer {
     }
   }
 
+  private failed(name: string): void {
+    this.failedAt.set(name, this.now());
+    setTimeout(() => this.o.onSettled({ retry: name }), RETRY_MS).unref();
+  }
+
   private async fenceOne(judged: Lease): Promise<void> {
     const { client, namespace, node, log } = this.o;
     const name = judged.metadata?.name ?? '';
@@ -84,7 +93,7 @@ export class LeaseFencer {
     } catch (err) {
       if (isNotFound(err)) return this.o.onSettled({ gone: name });
       if (!isConflict(err)) {
-        this.failedAt.set(name, this.now());
+        this.failed(name);
         log.warn('could not fence a speaker lease; retrying', { lease: name, error: String(err) });
         return;
       }
@@ -93,7 +102,7 @@ export class LeaseFencer {
         const current = await client.getOrUndefined<Lease>(Leases, name, namespace, bounded);
         this.o.onSettled(current ? { lease: current } : { gone: name });
       } catch (readErr) {
-        this.failedAt.set(name, this.now());
+        this.failed(name);
         log.warn('could not re-read a speaker lease after a fence conflict', { lease: name, error: String(readErr) });
       }
     }

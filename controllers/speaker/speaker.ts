@@ -197,7 +197,7 @@ export class Speaker {
       log: this.log.child('fence'),
       onSettled: (outcome) => {
         if ('lease' in outcome) this.liveness.observe(outcome.lease, Date.now());
-        else this.liveness.forget({ metadata: { name: outcome.gone } });
+        else if ('gone' in outcome) this.liveness.forget({ metadata: { name: outcome.gone } });
         this.schedule(0);
       },
     });
