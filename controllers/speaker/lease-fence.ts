@@ -15,8 +15,8 @@
 //   address, resyncs, and clears the fence with a renewal that lists none (node-lease.ts). A renewal in flight when
 //   the fence lands conflicts the same way, so it never reopens a window.
 // - A fenced Lease is dead to every node, not only to the fencer: its holder cannot renew without seeing the fence.
-// The cost is one write per Lease that dies without being deleted (SIGKILL, a frozen or partitioned node); a
-// graceful stop deletes the Lease and needs none.
+// The cost is one write per Lease that dies without being deleted (SIGKILL, a frozen or partitioned node), by a node
+// that has something to take (its successor); a graceful stop deletes the Lease and needs none.
 import { isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
 import type { Logger } from '../runtime/log.js';
 import { Leases } from '../../api/resources.js';

@@ -375,13 +375,12 @@ export class Speaker {
     // Nothing new while a Lease this node judges dead is not fenced: its holder may be alive behind a late watch
     // (lease-fence.ts). What this node already wanted stays: it decided while that node was live in its view.
     const suspects = this.liveness.suspects(this.options.node, now);
-    if (suspects.length > 0) {
+    const waiting = suspects.length > 0 ? [...won.keys()].filter((a) => !this.wanted.has(a)) : [];
+    if (waiting.length > 0) {
+      // Only a node with something to take fences: the others leave the write (one per death) to it.
       this.fencer.fence(suspects);
-      const waiting = [...won.keys()].filter((a) => !this.wanted.has(a));
-      if (waiting.length > 0) {
-        this.log.debug('waiting for a fence before answering', { addresses: waiting, leases: suspects.map((l) => l.metadata?.name) });
-        won = new Map([...won].filter(([a]) => this.wanted.has(a)));
-      }
+      this.log.debug('waiting for a fence before answering', { addresses: waiting, leases: suspects.map((l) => l.metadata?.name) });
+      won = new Map([...won].filter(([a]) => this.wanted.has(a)));
     }
     const others = this.liveness.answeredByOthers(this.options.node, now);
     // Make before break: what a leaving node lists does not hold its successor back.
