@@ -30,6 +30,8 @@ const decode = (data: string | undefined, file: string | undefined): string | un
 export class WatchDelayingProxy {
   /** Chunks held back so far. */
   delayedChunks = 0;
+  /** Until when (ms since the epoch) the chosen watches deliver nothing at all (stall). */
+  private heldUntil = 0;
 
   private constructor(
     private readonly server: Server,
@@ -78,16 +80,26 @@ export class WatchDelayingProxy {
           return;
         }
         // Timers of one delay fire in the order they were set: the chunks keep their order.
+        // A stall holds every chunk until it ends: those set during it fire together, in order, then the next ones.
+        const wait = () => Math.max(options.delayMs, this.heldUntil - Date.now());
         answer.on('data', (chunk: Buffer) => {
           this.delayedChunks++;
-          setTimeout(() => res.write(chunk), options.delayMs);
+          setTimeout(() => res.write(chunk), wait());
         });
-        answer.on('end', () => setTimeout(() => res.end(), options.delayMs));
+        answer.on('end', () => setTimeout(() => res.end(), wait()));
       },
     );
     out.on('error', () => res.destroy());
     res.on('close', () => out.destroy());
     req.pipe(out);
+  }
+
+  /**
+   * The chosen watches deliver nothing for `ms`, then everything held at once: a gap in what the client sees, where
+   * a constant delay only shifts it (a peer judges a Lease by the time between the renewals it sees).
+   */
+  stall(ms: number): void {
+    this.heldUntil = Math.max(this.heldUntil, Date.now() + ms);
   }
 
   /** Writes to `path` a kubeconfig like the real one whose cluster is this proxy. */

@@ -27,6 +27,7 @@ import { ensureCRDs } from '../loadbalancer/crds.js';
 import { leaseDurationMs } from './election.js';
 import { FENCED_BY_ANNOTATION } from './lease-fence.js';
 import { leaseNameFor } from './node-lease.js';
+import { WatchDelayingProxy, isLeaseWatch } from '../../testing/watch-delaying-proxy.js';
 import { spread, trials } from '../../e2e/chaos/trials.js';
 import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, runAsync, type LabHost } from '../../cmd/up/netlab.js';
 
@@ -44,6 +45,8 @@ const VIP6_UNUSED = `${LAN_PREFIX6}209`;
 /** SIGSTOP → SIGCONT trials: a few in `make test`, 50 in `make test-chaos`. */
 const FREEZE_TRIALS = trials(2, 50);
 const FREEZE_MS = 10_000;
+/** Stalls of the non-holders' Lease watches (the takeover fence test). */
+const STALLS = 3;
 
 const isGarpRequest = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.text.includes(`Request who-has ${vip} (ff:ff:ff:ff:ff:ff) tell ${vip},`);
 const isGarpReply = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.dst === 'ff:ff:ff:ff:ff:ff' && f.text.includes(`Reply ${vip} is-at ${mac}`);
@@ -71,7 +74,7 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
   const startForwarder = (n: NodeProcs): void => {
     n.forwarder = ManagedProcess.start(`forwarder-${n.name}`, 'ip', inNs(n.host.ns, process.execPath, '-e', FORWARDER, String(apiPort), socketPath).slice(1), join(work, `forwarder-${n.name}.log`));
   };
-  const startSpeaker = (n: NodeProcs): void => {
+  const startSpeaker = (n: NodeProcs, kubeconfig = cp.kubeconfig): void => {
     n.speaker = ManagedProcess.start(
       `speaker-${n.name}`,
       'ip',
@@ -81,7 +84,7 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
         SWITCHBOARD_CLI,
         'speaker',
         `--node-name=${n.name}`,
-        `--kubeconfig=${cp.kubeconfig}`,
+        `--kubeconfig=${kubeconfig}`,
         `--namespace=${SPEAKER_NS}`,
         '--lease-renew-interval=500ms',
         `--garp-count=${GARP_COUNT}`,
@@ -340,6 +343,50 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
     expect(await announcer('web4', t.next)).toBe(victim.name);
     await eventually(async () => (await arping(v4.vip, 1)).macs.join() === victim.host.mac, 10_000);
   }, 60_000);
+
+  it('a speaker whose Lease watch stalls never takes an address from a live holder: its fence conflicts (the takeover fence)', async () => {
+    const holder = byName(await announcer('web4'));
+    const others = nodes.filter((n) => n !== holder);
+    // The other two speakers reach the API through a proxy that can stall their Lease watches (their renewals and
+    // every other request pass at once): from a forwarder in their namespace, over a second socket, to the proxy.
+    const proxy = await WatchDelayingProxy.start(cp.kubeconfig, { delayMs: 0, delays: isLeaseWatch });
+    const kubeconfig = join(work, 'kubeconfig-stalling');
+    await proxy.writeKubeconfig(kubeconfig);
+    const socket = join(work, 'proxy.sock');
+    const extra: ManagedProcess[] = [ManagedProcess.start('forwarder-root-proxy', process.execPath, ['-e', FORWARDER, socket, String(proxy.port)], join(work, 'forwarder-root-proxy.log'))];
+    try {
+      for (const n of others) {
+        await n.speaker?.kill();
+        extra.push(ManagedProcess.start(`forwarder-proxy-${n.name}`, 'ip', inNs(n.host.ns, process.execPath, '-e', FORWARDER, String(proxy.port), socket).slice(1), join(work, `forwarder-proxy-${n.name}.log`)));
+        startSpeaker(n, kubeconfig);
+      }
+      await eventually(async () => (await liveLeases()).length === 3, 30_000, 200);
+      const capture = await Capture.start(client4(), 'arp');
+      const stopProbing = probe(v4.vip, 'IPv4', 60);
+      await eventually(() => capture.frames.some((f) => isArpFrom(f, v4.vip, holder.host.mac)), 5000);
+      // Three stalls of 2.5 s: each time the others see no renewal of the holder for longer than its 1.5 s Lease.
+      for (let i = 0; i < STALLS; i++) {
+        proxy.stall(2500);
+        await new Promise((r) => setTimeout(r, 3500));
+      }
+      await stopProbing();
+      capture.stop();
+      const answeredBy = new Set(capture.frames.filter((f) => f.text.includes(`Reply ${v4.vip} is-at`)).map((f) => f.src));
+      const lease = await client.get<Lease>(Leases, leaseNameFor(holder.name), SPEAKER_NS);
+      process.stderr.write(`[l2] stalled Lease watches: ${STALLS} stalls of 2.5 s, ${proxy.delayedChunks} chunks held; ${v4.vip} answered by ${[...answeredBy].join(', ')}\n`);
+      expect([...answeredBy]).toEqual([holder.host.mac]);
+      expect(lease.metadata?.annotations?.[FENCED_BY_ANNOTATION]).toBeUndefined();
+      expect(await announcer('web4')).toBe(holder.name);
+    } finally {
+      for (const n of others) {
+        await n.speaker?.kill();
+        startSpeaker(n);
+      }
+      for (const p of extra) await p.kill();
+      await proxy.close();
+    }
+    await eventually(async () => (await liveLeases()).length === 3, 30_000, 200);
+  }, 120_000);
 
   it(`fails over within 2 s after SIGKILL of the elected speaker (IPv4), with a gratuitous ARP burst (${FAILOVER_TRIALS} trials)`, async () => {
     const failovers: number[] = [];
