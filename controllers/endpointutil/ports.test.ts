@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { makePod, makeService } from '../../testing/endpoint-objects.js';
-import { findTargetPort, portSetKey, usableServicePorts } from './ports.js';
+import { findTargetPort, portKey, portSetKey, usableServicePorts } from './ports.js';
 
 describe('findTargetPort', () => {
   const pod = makePod('p', 0, {
@@ -56,5 +56,28 @@ describe('portSetKey', () => {
     expect(portSetKey(a)).toBe(portSetKey(b));
     expect(portSetKey(null)).toBe(portSetKey([]));
     expect(portSetKey(a)).not.toBe(portSetKey([{ ...a[0], appProtocol: 'http' }, a[1]]));
+  });
+});
+
+describe('portKey', () => {
+  it('is the JSON of [name, port, protocol, appProtocol] with the defaults filled in, whatever the field holds', () => {
+    const ports = [
+      {},
+      { name: 'http', port: 8080, protocol: 'TCP' },
+      { name: 'dns', port: 53, protocol: 'UDP', appProtocol: 'kubernetes.io/h2c' },
+      { name: 'a"b\\c', port: 1 },
+      { name: 'tab\tnew\nline', port: -0 },
+      { name: '\ud800lone', port: 2, appProtocol: 'x\udfff' },
+      { name: 'é😀', port: 3, protocol: 'SCTP' },
+      { name: 'n', port: Number.NaN },
+      { name: 'n', port: Number.POSITIVE_INFINITY },
+      { name: 'n', port: 1.5, appProtocol: '' },
+      { name: 7, port: '80', protocol: null } as unknown as { name: string }, // what a malformed object may hold
+    ];
+    for (const port of ports) {
+      const { name, port: number, protocol, appProtocol } = port as Record<string, unknown>;
+      expect(portKey(port)).toBe(JSON.stringify([name ?? '', number ?? null, protocol ?? 'TCP', appProtocol ?? null]));
+    }
+    expect(portKey({ name: 'x', port: 1 })).not.toBe(portKey({ name: 'x', port: 1, appProtocol: 'null' }));
   });
 });

@@ -120,9 +120,28 @@ interface PortLike {
   appProtocol?: string | null;
 }
 
-/** Identity of one port; absent name and "" are the same, as are absent protocol and TCP. */
+/** Characters JSON.stringify escapes in a string (controls, quote, backslash, and lone surrogates since ES2019). */
+const JSON_ESCAPED = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+function jsonPlain(value: unknown): value is string {
+  return typeof value === 'string' && !JSON_ESCAPED.test(value);
+}
+
+/**
+ * Identity of one port; absent name and "" are the same, as are absent protocol and TCP. The JSON of
+ * [name, port, protocol, appProtocol], built by hand when no field needs escaping: it is computed for every pod and
+ * port on each sync, and JSON.stringify was about 7% of a 5,000-pod Service's sync (issue 13).
+ */
 export function portKey(port: PortLike): string {
-  return JSON.stringify([port.name ?? '', port.port ?? null, port.protocol ?? 'TCP', port.appProtocol ?? null]);
+  const name: unknown = port.name ?? '';
+  const number: unknown = port.port ?? null;
+  const protocol: unknown = port.protocol ?? 'TCP';
+  const appProtocol: unknown = port.appProtocol ?? null;
+  const plainNumber = number === null || (typeof number === 'number' && Number.isFinite(number));
+  if (jsonPlain(name) && plainNumber && jsonPlain(protocol) && (appProtocol === null || jsonPlain(appProtocol))) {
+    return `["${name}",${number === null ? 'null' : String(number)},"${protocol}",${appProtocol === null ? 'null' : `"${appProtocol}"`}]`;
+  }
+  return JSON.stringify([name, number, protocol, appProtocol]);
 }
 
 /** Identity of a port set regardless of order (upstream hashes the ports sorted by their own hashes). */

@@ -41,6 +41,12 @@ interface PortGroup {
   readiness: Map<string, boolean>;
 }
 
+/** The group's addresses and their readiness in a canonical order, and whether it is a port-less group. */
+function addressSetKey(group: PortGroup): string {
+  const members = [...group.readiness.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `${group.port ? 'ports' : 'portless'}:${JSON.stringify(members)}`;
+}
+
 /**
  * Expands subsets to (port, address, ready) and packs them again: addresses are de-duplicated by IP and target
  * uid, not-ready wins over ready for the same address and port, ports with the same address set share a subset,
@@ -70,11 +76,12 @@ export function repackSubsets(subsets: readonly EndpointSubset[] | undefined): E
     }
   }
 
-  // Ports offered by exactly the same addresses (with the same readiness) go into one subset.
+  // Ports offered by exactly the same addresses (with the same readiness) go into one subset. A lone group (one
+  // Service port: the usual case) needs no key, which sorts and serialises every address (issue 13: a 5,000-pod
+  // Service's Endpoints sync).
   const bySet = new Map<string, { ports: SubsetPort[]; readiness: Map<string, boolean> }>();
   for (const group of groups.values()) {
-    const members = [...group.readiness.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const setKey = `${group.port ? 'ports' : 'portless'}:${JSON.stringify(members)}`;
+    const setKey = groups.size === 1 ? '' : addressSetKey(group);
     const entry = bySet.get(setKey) ?? { ports: [], readiness: group.readiness };
     if (group.port) entry.ports.push(group.port);
     bySet.set(setKey, entry);
