@@ -378,14 +378,25 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
       expect(lease.metadata?.annotations?.[FENCED_BY_ANNOTATION]).toBeUndefined();
       expect(await announcer('web4')).toBe(holder.name);
     } finally {
+      const restartedAt = Date.now();
       for (const n of others) {
         await n.speaker?.kill();
         startSpeaker(n);
       }
+      // Each restarted speaker renewed its Lease (a killed one's Lease still looks live for its duration), and knows
+      // its peers: the next test's failover needs a successor that is up.
+      await eventually(async () => {
+        for (const n of others) {
+          const l = await client.get<Lease>(Leases, leaseNameFor(n.name), SPEAKER_NS);
+          if (!(Date.parse(l.spec?.renewTime ?? '') > restartedAt)) return false;
+        }
+        return true;
+      }, 30_000, 200);
       for (const p of extra) await p.kill();
       await proxy.close();
     }
     await eventually(async () => (await liveLeases()).length === 3, 30_000, 200);
+    await new Promise((r) => setTimeout(r, 2000)); // the killed processes' Leases renewed by the new ones, seen by all
   }, 120_000);
 
   it(`fails over within 2 s after SIGKILL of the elected speaker (IPv4), with a gratuitous ARP burst (${FAILOVER_TRIALS} trials)`, async () => {
