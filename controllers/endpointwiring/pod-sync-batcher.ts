@@ -22,7 +22,12 @@
 //   syncs) left events unread and looked quiet. It starts at `quietMs` and doubles, up to `maxQuietMs`, each time
 //   pod events resume within `FALSE_END_MS` of a release (the API server stalled: the load had not ended); it
 //   halves back for each `FALSE_END_MS` a release held, so a new burst after seconds of silence starts short. On a busy machine the API server pauses for 200 ms and more every
-//   second or so; a cap of 200 ms let each pause release everything (47 false ends in one minute at load 5).
+//   second or so; a cap of 200 ms let each pause release everything (47 false ends in one minute at load 5);
+// - the learned period guards against releasing everything on a false end; what the budget can pay for is no such
+//   risk. So once pod events have stopped for the base `quietMs`, waiting Services are released oldest first while
+//   tokens last, their intervals aside, and only the rest waits for the learned period. On 1 × 5,000 the learned
+//   period had reached 400 ms by the end of the create and was most of its convergence (0.48 s against KCM
+//   unthrottled's 0.33 s), for one Service whose sync the budget could pay for at any time.
 // Service and slice events do not come through here: they sync at once, as upstream.
 //
 // Measured with bench-compare, creating 10,000 pods (README, "Against kube-controller-manager"): with a 50 ms quiet
@@ -162,7 +167,8 @@ export class PodSyncBatcher {
       this.quietReleaseAt = undefined;
     }
     const quiet = now - this.lastEventAt >= this.quietMs;
-    if (quiet && !afterIo && this.pending.size > 0) {
+    const settled = now - this.lastEventAt >= this.options.quietMs;
+    if (settled && !afterIo && this.pending.size > 0) {
       this.confirm();
       return;
     }
@@ -173,7 +179,7 @@ export class PodSyncBatcher {
       if (!quiet) {
         const pace = this.paces.get(key);
         const eligibleAt = pace ? pace.releasedAt + pace.intervalMs : now;
-        if (eligibleAt > now) {
+        if (eligibleAt > now && !settled) {
           nextEligible = Math.min(nextEligible, eligibleAt);
           continue;
         }
@@ -198,7 +204,8 @@ export class PodSyncBatcher {
     // The next release: a token for a key that is eligible now, else the first interval to end (and a token then).
     const untilToken = this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.options.ratePerSecond) * 1000;
     const untilRelease = outOfTokens ? untilToken : Math.max(untilToken, nextEligible - now);
-    const untilQuiet = this.lastEventAt + this.quietMs - now;
+    const untilSettled = this.lastEventAt + this.options.quietMs - now;
+    const untilQuiet = untilSettled > 0 ? untilSettled : this.lastEventAt + this.quietMs - now;
     this.timer = setTimeout(() => this.pump(false), Math.max(1, Math.ceil(Math.min(untilRelease, untilQuiet))));
     this.timer.unref();
   }
