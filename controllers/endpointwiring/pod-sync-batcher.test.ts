@@ -137,30 +137,6 @@ describe('PodSyncBatcher', () => {
     expect(batcher.quietPeriodMs).toBe(200); // 800 / 2³ = 100, floored at quietMs
   });
 
-  it('syncs a lone Service after the base quiet period when the budget has a token, however long the learned one', () => {
-    const { releasedAt, batcher } = setUp();
-    const keys = Array.from({ length: 20 }, (_, i) => `ns/s${i}`); // more than the budget: a quiet release of all
-    batcher.changed(keys);
-    jest.advanceTimersByTime(201);
-    batcher.changed(keys);
-    jest.advanceTimersByTime(401);
-    batcher.changed(keys);
-    expect(batcher.quietPeriodMs).toBe(800);
-    // A stream of changes to one Service for 10 s: the debt is repaid, the learned period stays.
-    for (let t = 0; t < 10_000; t += 20) {
-      batcher.changed(['ns/busy']);
-      jest.advanceTimersByTime(20);
-    }
-    const lastChange = Date.now() - START - 20;
-    const before = releasedAt.length;
-    expect(batcher.quietPeriodMs).toBe(800);
-    jest.advanceTimersByTime(199 - 20);
-    expect(releasedAt).toHaveLength(before); // not before the base quiet period
-    jest.advanceTimersByTime(2);
-    expect(releasedAt.slice(before)).toEqual([['ns/busy', lastChange + 201]]);
-    expect(batcher.quietPeriodMs).toBe(800); // a release within the budget teaches nothing
-  });
-
   it('charges a quiet release to the budget, so a false end of the load is paid back rather than added', () => {
     const { released, batcher } = setUp();
     const keys = Array.from({ length: 30 }, (_, i) => `ns/s${i}`);

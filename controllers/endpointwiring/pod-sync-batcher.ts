@@ -22,18 +22,7 @@
 //   syncs) left events unread and looked quiet. It starts at `quietMs` and doubles, up to `maxQuietMs`, each time
 //   pod events resume within `FALSE_END_MS` of a release (the API server stalled: the load had not ended); it
 //   halves back for each `FALSE_END_MS` a release held, so a new burst after seconds of silence starts short. On a busy machine the API server pauses for 200 ms and more every
-//   second or so; a cap of 200 ms let each pause release everything (47 false ends in one minute at load 5);
-// - the learned period guards against releasing everything on a false end; what the budget can pay for is no such
-//   risk. So once pod events have stopped for the base `quietMs`, if the tokens cover every waiting Service, they
-//   are released, their intervals counted only up to `SETTLED_INTERVAL_MS`; otherwise all wait for the learned period.
-//   On 1 × 5,000 the learned period had reached 400 ms by the end of the create and was most of its convergence
-//   (0.48 s against KCM unthrottled's 0.33 s), for one Service whose sync the budget could pay for at any time; with
-//   this, 0.15-0.20 s. The intervals still count, up to 500 ms, because the API server's short pauses under load
-//   look settled several times a second: with no interval at all, 1 × 5,000 wrote 2-5× as often (a rolling update's
-//   slice writes reached KCM default's), with up to 250 ms 1.1× KCM default's slice writes in one create; with
-//   500 ms the last change may wait up to that long (a rolling update converged in 0.45 s in one run). Releasing
-//   only what the tokens covered (the oldest first) spent the whole budget in a 10,000-pod flap (205 + 205 writes,
-//   twice as many) for no gain at its end, where a hundred Services wait and the tokens are gone.
+//   second or so; a cap of 200 ms let each pause release everything (47 false ends in one minute at load 5).
 // Service and slice events do not come through here: they sync at once, as upstream.
 //
 // Measured with bench-compare, creating 10,000 pods (README, "Against kube-controller-manager"): with a 50 ms quiet
@@ -67,11 +56,6 @@ export const DEFAULT_POD_SYNC_BATCHING: PodSyncBatcherOptions = {
 const FALSE_END_MS = 1000;
 /** The budget a quiet release and extra writes may borrow ahead, in seconds of its rate. */
 const MAX_DEBT_SECONDS = 5;
-/**
- * After the base quiet period a Service's interval counts up to this much: one 5,000-pod Service then syncs at most
- * twice a second in the API server's short pauses, ~2 writes each, below KCM default's ~6 a second (see the header).
- */
-const SETTLED_INTERVAL_MS = 500;
 /** A Service synced again within its interval plus this much is still under a stream of changes. */
 const STREAK_GAP_MS = 1000;
 
@@ -178,9 +162,7 @@ export class PodSyncBatcher {
       this.quietReleaseAt = undefined;
     }
     const quiet = now - this.lastEventAt >= this.quietMs;
-    // Settled for the base period, and the budget pays for everything waiting: see the header.
-    const settled = now - this.lastEventAt >= this.options.quietMs && this.pending.size <= this.tokens;
-    if ((quiet || settled) && !afterIo && this.pending.size > 0) {
+    if (quiet && !afterIo && this.pending.size > 0) {
       this.confirm();
       return;
     }
@@ -190,7 +172,7 @@ export class PodSyncBatcher {
     for (const key of this.pending) {
       if (!quiet) {
         const pace = this.paces.get(key);
-        const eligibleAt = pace ? pace.releasedAt + (settled ? Math.min(pace.intervalMs, SETTLED_INTERVAL_MS) : pace.intervalMs) : now;
+        const eligibleAt = pace ? pace.releasedAt + pace.intervalMs : now;
         if (eligibleAt > now) {
           nextEligible = Math.min(nextEligible, eligibleAt);
           continue;
@@ -216,8 +198,7 @@ export class PodSyncBatcher {
     // The next release: a token for a key that is eligible now, else the first interval to end (and a token then).
     const untilToken = this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.options.ratePerSecond) * 1000;
     const untilRelease = outOfTokens ? untilToken : Math.max(untilToken, nextEligible - now);
-    const untilSettled = this.pending.size <= this.tokens ? this.lastEventAt + this.options.quietMs - now : 0;
-    const untilQuiet = untilSettled > 0 ? untilSettled : this.lastEventAt + this.quietMs - now;
+    const untilQuiet = this.lastEventAt + this.quietMs - now;
     this.timer = setTimeout(() => this.pump(false), Math.max(1, Math.ceil(Math.min(untilRelease, untilQuiet))));
     this.timer.unref();
   }
