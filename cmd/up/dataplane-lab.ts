@@ -30,7 +30,8 @@ const SWITCHBOARD = fileURLToPath(new URL('../switchboard.js', import.meta.url))
 const POD_HOST = `
 const { spawn } = require('child_process');
 const http = require('http');
-const LISTENER = "const s = require('net').createServer(); s.listen(Number(process.argv[1]), '::', () => process.send('listening', s, () => process.exit(0)));";
+// The listener exits only once the host has the socket: on its own exit, the 'exit' event could overtake the message.
+const LISTENER = "const s = require('net').createServer(); s.listen(Number(process.argv[1]), '::', () => process.send('listening', s)); process.on('message', () => process.exit(0));";
 const servers = new Map();
 process.on('message', (m) => {
   if (m.op === 'remove') {
@@ -45,6 +46,7 @@ process.on('message', (m) => {
     server.on('connection', (socket) => answer.emit('connection', socket));
     servers.set(m.name, server);
     done = true;
+    child.send('taken', () => undefined);
     process.send({ id: m.id });
   });
   child.on('exit', (code) => done || process.send({ id: m.id, error: 'listener in ' + m.ns + ' exited with ' + code }));
