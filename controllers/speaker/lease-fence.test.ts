@@ -21,8 +21,7 @@ describe('lease fencer', () => {
     const puts: Lease[] = [];
     let failing = true;
     const client = {
-      path: () => '/apis/coordination.k8s.io/v1/namespaces/ns/leases/speaker-n2',
-      request: async (_m: string, _p: string, body: Lease) => {
+      replace: async (_rt: unknown, body: Lease) => {
         puts.push(body);
         if (failing) throw unavailable();
         return body;

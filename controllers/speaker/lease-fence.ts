@@ -85,7 +85,7 @@ export class LeaseFencer {
     const body: Lease = { ...judged, metadata: { ...judged.metadata, annotations: { ...judged.metadata?.annotations, [FENCED_BY_ANNOTATION]: value } } };
     const bounded = { signal: AbortSignal.timeout(5_000), unthrottled: true };
     try {
-      const written = await client.request<Lease>('PUT', `${client.path(Leases, namespace, name)}?fieldManager=switchboard-speaker`, body, 'application/json', bounded);
+      const written = await client.replace<Lease>(Leases, { ...body, metadata: { ...body.metadata, namespace } }, undefined, bounded);
       this.fenced++;
       this.failedAt.delete(name);
       log.info('fenced the lease of a speaker judged dead before taking over', { lease: name, holder: judged.spec?.holderIdentity, resourceVersion: judged.metadata?.resourceVersion });

@@ -106,7 +106,7 @@ export class Speaker {
   readonly announcer: Announcer;
   private readonly prober: Prober;
   private readonly checker: L2Checker;
-  readonly fencer: LeaseFencer;
+  private readonly fencer: LeaseFencer;
   private readonly liveness = new SpeakerLiveness();
   private readonly services: Informer<Service>;
   private readonly slices: Informer<EndpointSlice>;
