@@ -8,28 +8,35 @@
 // speaker another node answers, and the failover time is printed; a node cut off the API stops answering before
 // another takes over (no split brain). Needs root and `ip netns`; skipped otherwise.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeClient } from '../runtime/client.js';
-import { Events, Leases, Namespaces, Nodes, Services } from '../../api/resources.js';
+import { Events, Leases, Services } from '../../api/resources.js';
 import type { KubeEvent, Lease, Service } from '../../api/wire.js';
 import { LocalControlPlane } from '../../cmd/up/controlplane/controlplane.js';
 import { ManagedProcess } from '../../cmd/up/controlplane/processes.js';
-import { Capture, arpProbe, isArpFrom, type Frame } from '../../e2e/jest/capture.js';
+import { Capture, isArpFrom, isNdpFrom as isNaFrom } from '../../e2e/jest/capture.js';
 import { eventually } from '../../e2e/jest/cluster.js';
-import { IPAddressPools } from '../../crds/ipaddresspool.js';
-import { L2Advertisements } from '../../crds/l2advertisement.js';
 import { ServiceL2Statuses, type ServiceL2Status } from '../../crds/servicel2status.js';
-import { APP_NS, SPEAKER_NS, SWITCHBOARD_CLI, arping as arpingFrom, createLabService, ndisc as ndiscFrom, startLoadBalancerController, type LabServiceOptions } from '../../e2e/jest/l2-lab.js';
-import { ensureCRDs } from '../loadbalancer/crds.js';
-import { leaseDurationMs } from './election.js';
+import {
+  APP_NS,
+  SPEAKER_NS,
+  SpeakerLab,
+  arpExchange,
+  arping as arpingFrom,
+  createLabService,
+  isGarpReply,
+  isGarpRequest,
+  isUnsolicitedNa,
+  mixedAnswers,
+  ndisc as ndiscFrom,
+  type LabNode as NodeProcs,
+  type LabServiceOptions,
+} from '../../e2e/jest/l2-lab.js';
 import { FENCED_BY_ANNOTATION } from './lease-fence.js';
 import { leaseNameFor } from './node-lease.js';
 import { WatchDelayingProxy, isLeaseWatch } from '../../testing/watch-delaying-proxy.js';
 import { spread, trials } from '../../e2e/chaos/trials.js';
-import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, runAsync, type LabHost } from '../../cmd/up/netlab.js';
+import { FORWARDER, LAN_PREFIX4, LAN_PREFIX6, NetLab, inNs, netlabUnavailable, runAsync } from '../../cmd/up/netlab.js';
 
 const skipReason = netlabUnavailable();
 const suite = skipReason ? describe.skip : describe;
@@ -48,107 +55,31 @@ const FREEZE_MS = 10_000;
 /** Stalls of the non-holders' Lease watches (the takeover fence test). */
 const STALLS = 3;
 
-const isGarpRequest = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.text.includes(`Request who-has ${vip} (ff:ff:ff:ff:ff:ff) tell ${vip},`);
-const isGarpReply = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.dst === 'ff:ff:ff:ff:ff:ff' && f.text.includes(`Reply ${vip} is-at ${mac}`);
-const isNaFrom = (f: Frame, vip: string, mac: string): boolean => f.src === mac && f.text.includes(`neighbor advertisement, tgt is ${vip},`);
-const isUnsolicitedNa = (f: Frame, vip: string, mac: string): boolean => isNaFrom(f, vip, mac) && f.dst === '33:33:00:00:00:01';
-
-interface NodeProcs {
-  name: string;
-  host: LabHost;
-  forwarder?: ManagedProcess;
-  speaker?: ManagedProcess;
-}
-
 suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
-  let lab: NetLab;
+  const speakers = new SpeakerLab({
+    tag: 'l2',
+    tools: ['arping', 'ndisc6', 'tcpdump'],
+    garpCount: GARP_COUNT,
+    garpIntervalMs: GARP_INTERVAL_MS,
+    speakerFlags: () => ['--lease-renew-interval=500ms'],
+  });
+  const lab: NetLab = speakers.net;
+  const nodes: NodeProcs[] = speakers.nodes;
   let cp: LocalControlPlane;
   let client: KubeClient;
   let work: string;
-  let apiPort = 0;
-  let socketPath = '';
-  let rootForwarder: ManagedProcess | undefined;
-  const nodes: NodeProcs[] = [];
-  let controller: { stop: () => Promise<unknown> } | undefined;
 
-  const startForwarder = (n: NodeProcs): void => {
-    n.forwarder = ManagedProcess.start(`forwarder-${n.name}`, 'ip', inNs(n.host.ns, process.execPath, '-e', FORWARDER, String(apiPort), socketPath).slice(1), join(work, `forwarder-${n.name}.log`));
-  };
-  const startSpeaker = (n: NodeProcs, kubeconfig = cp.kubeconfig): void => {
-    n.speaker = ManagedProcess.start(
-      `speaker-${n.name}`,
-      'ip',
-      inNs(
-        n.host.ns,
-        process.execPath,
-        SWITCHBOARD_CLI,
-        'speaker',
-        `--node-name=${n.name}`,
-        `--kubeconfig=${kubeconfig}`,
-        `--namespace=${SPEAKER_NS}`,
-        '--lease-renew-interval=500ms',
-        `--garp-count=${GARP_COUNT}`,
-        `--garp-interval=${GARP_INTERVAL_MS}ms`,
-        '--metrics-bind-address=0',
-        '--log-level=debug',
-      ).slice(1),
-      join(work, `speaker-${n.name}.log`),
-    );
-  };
-  const byName = (name: string): NodeProcs => nodes.find((n) => n.name === name)!;
-  const liveLeases = async (): Promise<string[]> => {
-    const list = await client.list<Lease>(Leases, { namespace: SPEAKER_NS });
-    // Each Lease by the duration it carries: an idle speaker renews every 10 s (node-lease.ts).
-    return list.items.filter((l) => Date.parse(l.spec?.renewTime ?? '') + leaseDurationMs(l) + 500 > Date.now()).map((l) => l.spec?.holderIdentity ?? '');
-  };
+  const startForwarder = (n: NodeProcs): void => speakers.startForwarder(n);
+  const startSpeaker = (n: NodeProcs, kubeconfig?: string): void => speakers.startSpeaker(n, kubeconfig);
+  const byName = (name: string): NodeProcs => speakers.byName(name);
+  const liveLeases = (): Promise<string[]> => speakers.liveLeases();
 
   beforeAll(async () => {
-    for (const tool of ['arping', 'ndisc6', 'tcpdump']) {
-      if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is missing: apt-get install iputils-arping ndisc6 tcpdump`);
-    }
-    work = mkdtempSync(join(tmpdir(), 'sb-l2-'));
-    lab = new NetLab().create(3);
-    cp = await new LocalControlPlane({ serviceClusterIPRange: '10.99.0.0/16,fd00:99::/108', kubeControllerManager: false }).start();
-    apiPort = Number(new URL(cp.server).port);
-    client = KubeClient.fromFile(cp.kubeconfig, 'switchboard-test');
-    await ensureCRDs(client);
-    for (const name of [SPEAKER_NS, APP_NS]) await client.create(Namespaces, { metadata: { name } });
-    lab.nodes.forEach((host, i) => nodes.push({ name: `node${i + 1}`, host }));
-    for (const n of nodes) await client.create(Nodes, { metadata: { name: n.name, labels: { 'kubernetes.io/hostname': n.name } } });
-    await client.create(IPAddressPools, {
-      metadata: { name: 'lan' },
-      spec: { addresses: [`${LAN_PREFIX4}.200-${LAN_PREFIX4}.209`, `${LAN_PREFIX6}200-${LAN_PREFIX6}209`] },
-    });
-    await client.create(L2Advertisements, { metadata: { name: 'lan' }, spec: { ipAddressPools: ['lan'] } });
-
-    // The allocation controller, in this process.
-    controller = await startLoadBalancerController(cp.kubeconfig, SPEAKER_NS);
-
-    socketPath = join(work, 'api.sock');
-    rootForwarder = ManagedProcess.start('forwarder-root', process.execPath, ['-e', FORWARDER, socketPath, String(apiPort)], join(work, 'forwarder-root.log'));
-    for (const n of nodes) {
-      startForwarder(n);
-      startSpeaker(n);
-    }
-    await eventually(async () => {
-      for (const n of nodes) if (!n.speaker?.running) throw new Error(`speaker ${n.name} exited:\n${n.speaker?.logTail()}`);
-      return (await liveLeases()).length === 3;
-    }, 60_000, 200);
+    await speakers.start();
+    ({ cp, client, work } = speakers);
   }, 180_000);
 
-  afterAll(async () => {
-    for (const n of nodes) {
-      await n.speaker?.kill();
-      await n.forwarder?.kill();
-    }
-    await rootForwarder?.kill();
-    await controller?.stop();
-    client?.close();
-    await cp?.stop();
-    lab?.destroy();
-    if (work && !process.env.SWITCHBOARD_KEEP_CONTROLPLANE) rmSync(work, { recursive: true, force: true });
-    else if (work) process.stderr.write(`[l2] speaker logs kept in ${work}\n`);
-  }, 60_000);
+  afterAll(() => speakers.stop(), 60_000);
 
   const client4 = (): string => lab.client!.ns;
 
@@ -165,57 +96,13 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
     return { vip, winner };
   }
 
-  /** The node the Service's ServiceL2Status names once it says Announced=True (optionally other than `not`). */
-  const announcer = (name: string, not?: string): Promise<string> =>
-    eventually(async () => {
-      const s = await client.get<ServiceL2Status>(ServiceL2Statuses, name, APP_NS);
-      const announced = s.status?.conditions?.find((c) => c.type === 'Announced');
-      return announced?.status === 'True' && s.status?.node && s.status.node !== not ? s.status.node : false;
-    }, 30_000);
-
+  const announcer = (name: string, not?: string): Promise<string> => speakers.announcer(name, not);
   const arping = (vip: string, count = 3) => arpingFrom(client4(), vip, count);
   const ndisc = (vip: string) => ndiscFrom(client4(), vip);
 
-  /** Probes `vip` about every 100 ms until stopped: arpProbe, or `ndisc6` in a loop. */
-  function probe(vip: string, family: 'IPv4' | 'IPv6', seconds = 30): () => Promise<void> {
-    if (family === 'IPv4') return arpProbe(client4(), vip, seconds);
-    let stopped = false;
-    const started = (async () => {
-      while (!stopped) {
-        await runAsync(inNs(client4(), 'ndisc6', '-n', '-1', '-r', '1', '-w', '100', vip, 'eth0'));
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
-    return async () => {
-      stopped = true;
-      await started;
-    };
-  }
-
-  /**
-   * Makes `victim` lose `service` (by `act`) while the client probes and tcpdump listens; returns who took over and
-   * when the victim's last answer and the new node's first answer (gratuitous or solicited) were seen.
-   */
-  async function takeOver(service: string, vip: string, family: 'IPv4' | 'IPv6', victim: NodeProcs, act: () => Promise<void>) {
-    const from = family === 'IPv4' ? isArpFrom : isNaFrom;
-    const burst = family === 'IPv4' ? isGarpReply : isUnsolicitedNa;
-    const capture = await Capture.start(client4(), family === 'IPv4' ? 'arp' : 'icmp6');
-    const stopProbing = probe(vip, family);
-    await eventually(() => capture.frames.some((f) => from(f, vip, victim.host.mac)), 5000);
-    const at = Date.now();
-    await act();
-    const next = await announcer(service, victim.name);
-    const mac = byName(next).host.mac;
-    await eventually(() => capture.frames.filter((f) => burst(f, vip, mac)).length >= GARP_COUNT, 10_000);
-    await stopProbing();
-    capture.stop();
-    const seen = (m: string): number[] => capture.frames.filter((f) => from(f, vip, m)).map((f) => f.ms);
-    await burstOver();
-    return { at, next, mac, frames: capture.frames, lastOld: Math.max(...seen(victim.host.mac)), firstNew: Math.min(...seen(mac)) };
-  }
-
-  /** After a takeover, the gratuitous burst is over (tools would count its frames as answers). */
-  const burstOver = (): Promise<void> => new Promise((r) => setTimeout(r, GARP_COUNT * GARP_INTERVAL_MS));
+  const probe = (vip: string, family: 'IPv4' | 'IPv6', seconds?: number): (() => Promise<void>) => speakers.probe(vip, family, seconds);
+  const takeOver = (service: string, vip: string, family: 'IPv4' | 'IPv6', victim: NodeProcs, act: () => Promise<void>) => speakers.takeOver(service, vip, family, victim, act);
+  const burstOver = (): Promise<void> => speakers.burstOver();
 
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
   let v4: { vip: string; winner: string };
@@ -309,14 +196,8 @@ suite(`L2 speakers in network namespaces${skipReason ? ` (skipped: ${skipReason}
       await stopProbing();
       capture.stop();
 
-      const clientMac = lab.client!.mac;
-      const requests = capture.frames.filter((f) => f.src === clientMac && f.text.includes(`Request who-has ${v4.vip}`)).map((f) => f.ms);
-      const replies = capture.frames.filter((f) => f.dst === clientMac && f.text.includes(`Reply ${v4.vip} is-at`));
-      // Each request opens a window up to the next one (about 100 ms): all replies in it come from one MAC.
-      const mixed = requests.flatMap((at, i) => {
-        const macs = new Set(replies.filter((r) => r.ms >= at && r.ms < (requests[i + 1] ?? Infinity)).map((r) => r.src));
-        return macs.size > 1 ? [`${new Date(at).toISOString()}: ${[...macs].join(' and ')}`] : [];
-      });
+      const { requests, replies } = arpExchange(capture.frames, v4.vip, lab.client!.mac);
+      const mixed = mixedAnswers(requests, replies);
       // Replies of the resumed node: never more than the requests sent since it resumed (no answer to a queued one).
       const fresh = requests.filter((at) => at >= resumed).length;
       const victimReplies = replies.filter((r) => r.ms >= resumed && r.src === victim.host.mac).length;
