@@ -102,6 +102,21 @@ describe('speaker lease in heartbeat mode', () => {
     await t.stop();
   });
 
+  it('answering nothing, it reads nothing and stays a live candidate for the whole idle duration', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const t = start({ value: true }, { value: [] });
+    await jest.advanceTimersByTimeAsync(10);
+    expect([annotation(t.api.stored, LEASE_DURATION_MS_ANNOTATION), annotation(t.api.stored, ANSWER_WINDOW_ANNOTATION)]).toEqual(['30000', '800']);
+    await jest.advanceTimersByTimeAsync(20_000);
+    expect(t.calls.map((c) => [c.verb, c.at - 1_000_000])).toEqual([['GET', 0], ['PUT', 0], ['PUT', 10_000], ['PUT', 20_000]]); // the first GET looks for an existing Lease
+    t.api.failing = true;
+    await jest.advanceTimersByTimeAsync(29_890 - (Date.now() - 1_020_000));
+    expect(t.nl.live).toBe(true);
+    await jest.advanceTimersByTimeAsync(20);
+    expect(t.nl.live).toBe(false);
+    await t.stop();
+  });
+
   it('answers nothing from the read that finds a fence, and clears it with a renewal listing nothing', async () => {
     jest.useFakeTimers({ now: 1_000_000 });
     const t = start({ value: true }, { value: ['192.0.2.1'] });

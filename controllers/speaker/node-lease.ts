@@ -176,7 +176,12 @@ export class NodeLease {
   private mode(answering: readonly string[]): RenewalMode {
     const { durationMs, renewIntervalMs, idleDurationMs, idleRenewIntervalMs, heartbeat } = this.options;
     const idle = { durationMs: idleDurationMs ?? durationMs, renewIntervalMs: idleRenewIntervalMs ?? renewIntervalMs };
-    if (heartbeat?.acked()) return { ...idle, windowMs: Math.min(heartbeat.answerWindowMs, idle.durationMs) - FENCE_MARGIN_MS, answerWindowMs: heartbeat.answerWindowMs };
+    if (heartbeat?.acked()) {
+      // Listing nothing, the node answers nothing (it stops before it renews): it stays a live candidate for the
+      // whole duration. Listing addresses, it may answer them only within the answer window, which reads extend.
+      const windowMs = answering.length > 0 ? Math.min(heartbeat.answerWindowMs, idle.durationMs) : idle.durationMs;
+      return { ...idle, windowMs: windowMs - FENCE_MARGIN_MS, answerWindowMs: heartbeat.answerWindowMs };
+    }
     const pace = answering.length > 0 ? { durationMs, renewIntervalMs } : idle;
     return { ...pace, windowMs: pace.durationMs - FENCE_MARGIN_MS };
   }
