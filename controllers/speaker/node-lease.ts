@@ -37,9 +37,23 @@
 // version judged, which fails if the holder renewed since; the holder's next renewal, or one in flight, conflicts, finds
 // the fence and answers nothing). A fenced Lease is dead to every node.
 //
-// The price of the idle pace: a node that dies while idle stays a candidate for up to the idle duration. It answers
-// nothing, so no address goes silent, unless it is elected meanwhile: for a new Service, or as the successor of an
-// answering node that dies within 30 s of it (a double failure: that failover then takes up to the idle duration).
+// Heartbeat mode (--heartbeat-address; heartbeat.ts). Speakers send each other UDP heartbeats in a ring, and a ring
+// neighbour silent for 0.6 s gets its Lease fenced by its neighbours: the fence, not the silence, is what every node
+// acts on. A node in heartbeat mode says so on its Lease (ANSWER_WINDOW_ANNOTATION) and renews it at the idle pace
+// only, listing addresses or not. While it lists some it confirms by READS of its Lease, three per answer window: a
+// read that starts at t and finds the Lease unfenced lets it answer until t + the answer window − FENCE_MARGIN_MS (never
+// past its last renewal's own window). A peer waits one answer window after it first SAW the fence of a heartbeat-mode
+// Lease (SpeakerLiveness.fencedUntil): the holder's last confirming read started before the fence was written, so its
+// window has closed by then. Lost or forged heartbeats can thus only delay a failover or cause a needless fence, never
+// two answering nodes. A renewal that switches mode first limits the current window to the one it promises (a lost
+// answer may have been written). A node whose neighbours do not ack its heartbeats (UDP blocked one way) renews as
+// without heartbeats, so peers judge it by its Lease rather than fence it. Cost: one write per node per idle interval,
+// one fence per death, and three reads per answer window per ANSWERING node; reads cause no watch events.
+//
+// The price of the idle pace without heartbeats: a node that dies while idle stays a candidate for up to the idle
+// duration. It answers nothing, so no address goes silent, unless it is elected meanwhile: for a new Service, or as the
+// successor of an answering node that dies within 30 s of it (a double failure: that failover then takes up to the idle
+// duration). With heartbeats its neighbours fence it within a second.
 import { createHash } from 'node:crypto';
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
 import { sleep } from '../runtime/backoff.js';

@@ -5,7 +5,8 @@
 //
 // Failover: when a peer's Lease expires (on this node's clock) a timer set for that moment re-elects at once, and
 // the new winner announces with a gratuitous burst. A node that cannot renew its own Lease stops answering before
-// any peer may take over (node-lease.ts), so two nodes never answer for one address.
+// any peer may take over (node-lease.ts), so two nodes never answer for one address. With heartbeats (heartbeat.ts)
+// a dead node's ring neighbours fence its Lease within a second instead, and a fenced Lease is dead to every node.
 //
 // Handover between live nodes (a node back from a freeze or a partition, a node joining) is break-before-make: each
 // Lease lists the addresses its node answers (ANSWERING_ANNOTATION). A node that wins an address answers it only
