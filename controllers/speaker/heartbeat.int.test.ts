@@ -18,17 +18,14 @@ import { APP_NS, SPEAKER_NS, SpeakerLab, arpExchange, createLabService, mixedAns
 import { spread, trials } from '../../e2e/chaos/trials.js';
 import { inNs, netlabUnavailable, runAsync } from '../../cmd/up/netlab.js';
 import { leaseDurationMs } from './election.js';
+import { DEFAULT_HEARTBEAT_PORT, HEARTBEAT_ANNOTATION, answerWindowMs } from './heartbeat.js';
 import { fenceOf } from './lease-fence.js';
 import { leaseNameFor } from './node-lease.js';
 
 const skipReason = netlabUnavailable();
 const suite = skipReason ? describe.skip : describe;
 
-/** Where a speaker receives heartbeats, and the answer window its Lease announces in heartbeat mode (node-lease.ts). */
-const HEARTBEAT_ANNOTATION = 'switchboard.dev/heartbeat';
-const ANSWER_WINDOW_ANNOTATION = 'switchboard.dev/answer-window-ms';
-
-const HEARTBEAT_PORT = 7947;
+const HEARTBEAT_PORT = DEFAULT_HEARTBEAT_PORT;
 const HEARTBEAT_INTERVAL_MS = 150;
 const ANSWER_WINDOW_MS = 800;
 const GARP_COUNT = 3;
@@ -45,7 +42,7 @@ const FREEZE_MS = 5000;
 /** How long a node's incoming heartbeats are dropped. */
 const BLOCK_MS = 5000;
 
-const inHeartbeatMode = (l: Lease): boolean => l.metadata?.annotations?.[ANSWER_WINDOW_ANNOTATION] !== undefined;
+const inHeartbeatMode = (l: Lease): boolean => answerWindowMs(l) !== undefined;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Signals a node's speaker process, if it still runs. */
 const signal = (n: LabNode, sig: NodeJS.Signals): void => {
@@ -117,7 +114,7 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
       return nodes.every((n) => {
         const l = leases.find((x) => x.spec?.holderIdentity === n.name);
         const live = l !== undefined && Date.parse(l.spec?.renewTime ?? '') + leaseDurationMs(l) > Date.now();
-        return live && !fenceOf(l) && inHeartbeatMode(l) && l.metadata?.annotations?.[HEARTBEAT_ANNOTATION] === `${n.host.ipv4}:${HEARTBEAT_PORT}`;
+        return live && !fenceOf(l) && answerWindowMs(l) === ANSWER_WINDOW_MS && l.metadata?.annotations?.[HEARTBEAT_ANNOTATION] === `${n.host.ipv4}:${HEARTBEAT_PORT}`;
       });
     }, timeoutMs, 200);
     const holder = speakers.byName(await speakers.announcer('web4'));
