@@ -119,7 +119,7 @@ export interface NodeLeaseOptions {
    * Heartbeat mode (heartbeat.ts): while `acked()` says this node's ring neighbours hear it, the Lease renews at the
    * idle pace only, says so with ANSWER_WINDOW_ANNOTATION, and is confirmed by reads while this node answers.
    */
-  heartbeat?: { endpoint: string; answerWindowMs: number; acked: () => boolean };
+  heartbeat?: { endpoint: string; answerWindowMs: number; acked: () => boolean; members: () => number };
   now?: () => number;
 }
 
@@ -132,6 +132,9 @@ interface RenewalMode {
   /** Set in heartbeat mode: published as ANSWER_WINDOW_ANNOTATION, and confirmed by reads. */
   answerWindowMs?: number;
 }
+
+/** In heartbeat mode the Lease renews no more often than once per this much per ring member (100 nodes: 10 s). */
+const RENEW_PER_RING_MEMBER_MS = 100;
 
 /** The fence trips this long before the lease could expire in a peer's eyes (timer lateness). */
 const FENCE_MARGIN_MS = 100;
@@ -191,10 +194,14 @@ export class NodeLease {
     const { durationMs, renewIntervalMs, idleDurationMs, idleRenewIntervalMs, heartbeat } = this.options;
     const idle = { durationMs: idleDurationMs ?? durationMs, renewIntervalMs: idleRenewIntervalMs ?? renewIntervalMs };
     if (heartbeat?.acked()) {
+      // The ring detects deaths, so the Lease only has to outlive them: its pace slows as the ring grows, keeping
+      // every speaker's watch events (renewals of N nodes, seen by N nodes) linear in N beyond 100 nodes.
+      const stretch = Math.max(1, (heartbeat.members() * RENEW_PER_RING_MEMBER_MS) / idle.renewIntervalMs);
+      const paced = { durationMs: Math.round(idle.durationMs * stretch), renewIntervalMs: Math.round(idle.renewIntervalMs * stretch) };
       // Listing nothing, the node answers nothing (it stops before it renews): it stays a live candidate for the
       // whole duration. Listing addresses, it may answer them only within the answer window, which reads extend.
-      const windowMs = answering.length > 0 ? Math.min(heartbeat.answerWindowMs, idle.durationMs) : idle.durationMs;
-      return { ...idle, windowMs: windowMs - FENCE_MARGIN_MS, answerWindowMs: heartbeat.answerWindowMs };
+      const windowMs = answering.length > 0 ? Math.min(heartbeat.answerWindowMs, paced.durationMs) : paced.durationMs;
+      return { ...paced, windowMs: windowMs - FENCE_MARGIN_MS, answerWindowMs: heartbeat.answerWindowMs };
     }
     const pace = answering.length > 0 ? { durationMs, renewIntervalMs } : idle;
     return { ...pace, windowMs: pace.durationMs - FENCE_MARGIN_MS };

@@ -149,8 +149,9 @@ export class Speaker {
   private running = false;
   private pendingPass: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
-  /** The heartbeat ring, while it runs (options.heartbeat). */
+  /** The heartbeat ring, while it runs (options.heartbeat), and how many members it had at the last election pass. */
   private ring: HeartbeatRing | undefined;
+  private ringMembers = 0;
 
   constructor(
     manager: Manager,
@@ -189,6 +190,7 @@ export class Speaker {
         endpoint: formatHeartbeatEndpoint(options.heartbeat.address, options.heartbeat.port),
         answerWindowMs: options.heartbeat.answerWindowMs,
         acked: () => this.ring?.acked() ?? false,
+        members: () => this.ringMembers,
       },
     });
     this.announcer = new Announcer({
@@ -406,7 +408,11 @@ export class Speaker {
     if (!this.running) return;
     const now = Date.now();
     this.live = this.liveness.live(now);
-    this.ring?.setPeers(heartbeatPeers(this.liveness.liveLeases(now)));
+    if (this.ring) {
+      const peers = heartbeatPeers(this.liveness.liveLeases(now));
+      this.ring.setPeers(peers);
+      this.ringMembers = peers.length;
+    }
     const leaving = this.leavingNodes(now);
     const previous = this.plan;
     this.plan = planAnnouncements({
