@@ -34,14 +34,14 @@ const GARP_INTERVAL_MS = 300;
 const MAX_WRITES_PER_SECOND = 0.2;
 const STEADY_WINDOW_MS = 20_000;
 /**
- * From every Lease live to every Lease in heartbeat mode: the ring's first acks switch a Lease at once (design item 3,
- * onAckedChange), not at its next idle renewal (10 s).
+ * From every Lease live to every Lease in heartbeat mode: a Lease switches once the ring's neighbours ack (design
+ * item 3: onAckedChange renews at once), not at its next idle renewal, 10 s later.
  */
 const HEARTBEAT_MODE_BOUND_MS = 5000;
 const FAILOVER_BOUND_MS = 2000;
-/** SIGKILL failovers: a few in `make test`, 30 in `make test-chaos`. */
+/** SIGKILL failovers: 5 in `make test`, 30 with SWITCHBOARD_CHAOS=full. */
 const KILL_TRIALS = trials(5, 30);
-/** SIGSTOP → SIGCONT trials: two in `make test`, 20 in `make test-chaos`. */
+/** SIGSTOP → SIGCONT trials: 2 in `make test`, 20 with SWITCHBOARD_CHAOS=full. */
 const FREEZE_TRIALS = trials(2, 20);
 const FREEZE_MS = 5000;
 /** How long a node's incoming heartbeats are dropped. */
