@@ -301,10 +301,8 @@ export class HeartbeatRing {
     const m = this.members.get(h.from);
     if (!m || h.from === this.options.node) return 'unknown-peer';
     if (m.incarnation !== h.incarnation) {
-      // A restarted peer: its old seqs and acks mean nothing; we ack its new seqs from now on.
+      // A restarted peer: we ack its new seqs from now on (below). What it acked of ours stands: our seqs go on.
       m.incarnation = h.incarnation;
-      m.receivedSeq = 0;
-      m.ackedSeq = 0;
     } else if (h.seq <= m.receivedSeq) {
       return 'stale'; // a duplicate or a reordered one: proves nothing newer
     }
