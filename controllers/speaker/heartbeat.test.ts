@@ -193,6 +193,7 @@ describe('heartbeat wire format', () => {
       seq: 1 + Math.floor(random() * 0xfffffffe),
       ackIncarnation: acking ? hex16(random) : '0'.repeat(16),
       ackSeq: acking ? 1 + Math.floor(random() * 0xfffffffe) : 0,
+      neighbour: random() < 0.5,
     };
   };
 
@@ -505,13 +506,58 @@ describe('heartbeat ring acks', () => {
   });
 });
 
+describe('heartbeat ring views that differ', () => {
+  it('answers a member that counts it as a neighbour while its own view does not, and stops once neither does', () => {
+    // "b2" joined in c's view only: there c's neighbours are b, b2, d, e, not a. In the others' views a and c are neighbours.
+    const nodes = ['a', 'b', 'b2', 'c', 'd', 'e', 'f', 'g'];
+    const lab = new Lab(nodes);
+    lab.stopped.add('b2');
+    const without = lab.peers(nodes.filter((n) => n !== 'b2'));
+    for (const n of nodes) if (n !== 'c') lab.ring(n).setPeers(without);
+    expect(lab.ring('a').neighbours()).toEqual(['b', 'c', 'f', 'g']);
+    expect(lab.ring('c').neighbours()).toEqual(['b', 'b2', 'd', 'e']);
+    const sent: { from: string; to: string }[] = [];
+    lab.drop = (from, to) => {
+      sent.push({ from, to });
+      return false;
+    };
+    lab.rounds(30);
+    // c answers a: a hears it and is acked by it; a is nobody's silent neighbour (b2 is, for c).
+    expect([lab.ring('a').silent(), lab.ring('a').acked()]).toEqual([[], true]);
+    expect(lab.silentReports.filter((r) => r.node !== 'c')).toEqual([]);
+    expect(lab.ring('c').silent()).toEqual(['b2']);
+    expect(sent.filter((d) => d.from === 'c' && d.to === 'a').length).toBeGreaterThanOrEqual(29);
+    // a's view catches up: neither counts the other as a neighbour any more, and within deadAfter they stop.
+    lab.ring('a').setPeers(lab.peers());
+    expect(lab.ring('a').neighbours()).toEqual(['b', 'b2', 'f', 'g']);
+    lab.rounds(Math.ceil(DEAD_AFTER / INTERVAL) + 1);
+    sent.length = 0;
+    lab.rounds(10);
+    expect(sent.filter((d) => (d.from === 'a' && d.to === 'c') || (d.from === 'c' && d.to === 'a'))).toEqual([]);
+  });
+
+  it('a node that is not in its own view yet answers the members that count it as a neighbour', () => {
+    const lab = new Lab(['a', 'b', 'c']);
+    lab.ring('c').setPeers(lab.peers(['a', 'b'])); // c's own Lease has not reached c's watch
+    expect(lab.ring('c').neighbours()).toEqual([]);
+    lab.rounds(20);
+    expect(lab.silentReports).toEqual([]);
+    for (const n of ['a', 'b']) expect(lab.ring(n).acked()).toBe(true);
+  });
+});
+
 describe('heartbeat ring rejects', () => {
   it('rejects malformed datagrams and those not for it, not from a member, stale, or from itself; they prove nothing', () => {
     const lab = new Lab(['a', 'b']);
     const a = lab.ring('a');
     const b = lab.ring('b');
     lab.rounds(3);
-    const base = { incarnation: b.incarnation, seq: 1000, ackIncarnation: a.incarnation, ackSeq: 1 };
+    const base = { incarnation: b.incarnation, seq: 1000, ackIncarnation: a.incarnation, ackSeq: 1, neighbour: true };
+    const withFlags = (flags: number) => {
+      const d = encodeHeartbeat({ ...base, from: 'b', to: 'a' });
+      d[4] = flags;
+      return d;
+    };
     const random = prng(7);
     const junk = [
       Buffer.alloc(0),
@@ -520,6 +566,8 @@ describe('heartbeat ring rejects', () => {
       Buffer.concat([encodeHeartbeat({ ...base, from: 'b', to: 'a' }), Buffer.of(0)]),
       Buffer.concat([Buffer.from('XXXX'), encodeHeartbeat({ ...base, from: 'b', to: 'a' }).subarray(4)]),
       encodeHeartbeat({ ...base, from: 'b', to: 'a', seq: 0 }),
+      withFlags(2),
+      withFlags(0x81),
       encodeHeartbeat({ ...base, from: 'b', to: 'a', ackSeq: 0 }),
       encodeHeartbeat({ ...base, from: 'b', to: 'c' }),
       encodeHeartbeat({ ...base, from: 'z', to: 'a' }),
@@ -557,16 +605,16 @@ describe('heartbeat ring rejects', () => {
     lab2.stopped.add('b');
     lab2.rounds(5);
     const b2 = lab2.ring('b');
-    a2.receive(encodeHeartbeat({ from: 'b', to: 'a', incarnation: b2.incarnation, seq: 1, ackIncarnation: 'feedfacefeedface', ackSeq: 5 }));
+    a2.receive(encodeHeartbeat({ from: 'b', to: 'a', incarnation: b2.incarnation, seq: 1, ackIncarnation: 'feedfacefeedface', ackSeq: 5, neighbour: true }));
     expect([a2.stats.received, a2.acked()]).toEqual([1, false]);
-    a2.receive(encodeHeartbeat({ from: 'b', to: 'a', incarnation: b2.incarnation, seq: 2, ackIncarnation: a2.incarnation, ackSeq: 5 }));
+    a2.receive(encodeHeartbeat({ from: 'b', to: 'a', incarnation: b2.incarnation, seq: 2, ackIncarnation: a2.incarnation, ackSeq: 5, neighbour: true }));
     expect(a2.acked()).toBe(true);
     // Nor an ack of a seq it never sent, which would also hide the real acks below it.
-    a2.receive(encodeHeartbeat({ from: 'b', to: 'a', incarnation: b2.incarnation, seq: 3, ackIncarnation: a2.incarnation, ackSeq: 99 }));
+    a2.receive(encodeHeartbeat({ from: 'b', to: 'a', incarnation: b2.incarnation, seq: 3, ackIncarnation: a2.incarnation, ackSeq: 99, neighbour: true }));
     lab2.t += ACK_TIMEOUT;
     expect(a2.acked()).toBe(false);
     a2.tick(); // its seq 6
-    a2.receive(encodeHeartbeat({ from: 'b', to: 'a', incarnation: b2.incarnation, seq: 4, ackIncarnation: a2.incarnation, ackSeq: 6 }));
+    a2.receive(encodeHeartbeat({ from: 'b', to: 'a', incarnation: b2.incarnation, seq: 4, ackIncarnation: a2.incarnation, ackSeq: 6, neighbour: true }));
     expect(a2.acked()).toBe(true);
   });
 });
