@@ -29,6 +29,9 @@ describe('heartbeat ring over UDP on loopback', () => {
     ring = new HeartbeatRing({
       node: name,
       intervalMs: INTERVAL,
+      // Wide margins: this tests the sockets, not the timing (heartbeat.test.ts does, on a fake clock).
+      deadAfterMs: 20 * INTERVAL,
+      ackTimeoutMs: 10 * INTERVAL,
       transport,
       log: silentLogger,
       onSilent: (nodes) => silent.push(nodes),
