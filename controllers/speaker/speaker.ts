@@ -332,6 +332,8 @@ export class Speaker {
     });
     this.ring = ring;
     ring.start();
+    // The Lease was written before the ring ran (not in heartbeat mode): say so now, not at the next idle renewal.
+    this.lease.renewSoon();
     return transport;
   }
 
