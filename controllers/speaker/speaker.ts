@@ -282,6 +282,10 @@ export class Speaker {
     const changed = this.liveness.observe(lease, Date.now());
     const republished = [INTERFACES_ANNOTATION, ANSWERING_ANNOTATION, LEAVING_ANNOTATION, FENCED_BY_ANNOTATION, HEARTBEAT_ANNOTATION, ANSWER_WINDOW_ANNOTATION].some((a) => old?.metadata?.annotations?.[a] !== lease.metadata?.annotations?.[a]);
     if (changed || republished) this.schedule(0);
+    // This node's own Lease, fenced by a peer: every node now judges it dead, and an idle node would not learn it
+    // before its next renewal (10 s or more in heartbeat mode). Renew now: the renewal obeys and clears the fence.
+    const fence = fenceOf(lease);
+    if (lease.spec?.holderIdentity === this.options.node && fence !== undefined && fence !== (old && fenceOf(old))) this.lease.renewSoon();
   }
 
   private async run(signal: AbortSignal): Promise<void> {
