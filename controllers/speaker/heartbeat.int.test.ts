@@ -33,13 +33,8 @@ const GARP_INTERVAL_MS = 300;
 /** The design's goal for Lease writes in the steady state, per node, and how long they are counted. */
 const MAX_WRITES_PER_SECOND = 0.2;
 const STEADY_WINDOW_MS = 20_000;
-/**
- * From every Lease live to the answering node's Lease in heartbeat mode (its fast renewals switch it once the ring's
- * neighbours ack), and to every Lease in heartbeat mode: an idle node's switches by its next idle renewal (10 s) at
- * the latest, when no change of acked() renewed it sooner.
- */
+/** From every Lease live to every Lease in heartbeat mode: each speaker renews once its ring runs (speaker.ts). */
 const HEARTBEAT_MODE_BOUND_MS = 5000;
-const IDLE_HEARTBEAT_MODE_BOUND_MS = 10_000 + HEARTBEAT_MODE_BOUND_MS;
 const FAILOVER_BOUND_MS = 2000;
 /** SIGKILL failovers: 5 in `make test`, 30 with SWITCHBOARD_CHAOS=full. */
 const KILL_TRIALS = trials(5, 30);
@@ -131,7 +126,7 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
    * Every speaker runs and its Lease is live, unfenced, in heartbeat mode and publishes the node's heartbeat address;
    * the Service is announced, and that node's MAC answers it. Returns the answering node.
    */
-  async function steady(timeoutMs = 20_000): Promise<LabNode> {
+  async function steady(timeoutMs = 30_000): Promise<LabNode> {
     await eventually(allInHeartbeatMode, timeoutMs, 200);
     const holder = speakers.byName(await speakers.announcer('web4'));
     await eventually(async () => {
@@ -158,17 +153,16 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
     return { writes, stop: () => handle.abort() };
   }
 
-  it(`settles in heartbeat mode (the answering node within ${HEARTBEAT_MODE_BOUND_MS / 1000} s), writes each Lease at most ${MAX_WRITES_PER_SECOND}/s, and one MAC answers`, async () => {
+  it(`settles in heartbeat mode within ${HEARTBEAT_MODE_BOUND_MS / 1000} s, writes each Lease at most ${MAX_WRITES_PER_SECOND}/s, and one MAC answers`, async () => {
     // When each Lease was first seen in heartbeat mode, from when all were live.
     const reached = new Map<string, number>();
     await eventually(async () => {
       for (const name of await nodesInHeartbeatMode()) if (!reached.has(name)) reached.set(name, Date.now() - labUp);
       return reached.size === nodes.length;
-    }, IDLE_HEARTBEAT_MODE_BOUND_MS + 10_000, 200);
+    }, HEARTBEAT_MODE_BOUND_MS + 20_000, 200);
     const holder = await steady();
     process.stderr.write(`[hb] Leases in heartbeat mode after all were live: ${nodes.map((n) => `${n.name} ${reached.get(n.name)} ms`).join(', ')}; ${holder.name} answers ${vip}\n`);
-    expect(reached.get(holder.name)).toBeLessThanOrEqual(HEARTBEAT_MODE_BOUND_MS);
-    expect(Math.max(...reached.values())).toBeLessThanOrEqual(IDLE_HEARTBEAT_MODE_BOUND_MS);
+    expect(Math.max(...reached.values())).toBeLessThanOrEqual(HEARTBEAT_MODE_BOUND_MS);
 
     const recorder = await recordLeaseWrites();
     const capture = await Capture.start(speakers.clientNs, 'arp');
