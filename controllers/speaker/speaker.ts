@@ -140,6 +140,8 @@ export class Speaker {
   private linkStates = '';
   /** Addresses this node wins and no other live node answers: what its Lease should list. */
   private wanted: ReadonlySet<string> = new Set();
+  /** What the Lease lists that this node's Lease watch has shown it listing: what it may answer (elect()). */
+  private answerable: ReadonlySet<string> = new Set();
   /** What the announcer answers (set by each election pass). */
   private answering: AnnouncementTable = new Map();
   /** Addresses handed over to this node by a leaving node that may still answer them (not a conflict). */
@@ -494,9 +496,14 @@ export class Speaker {
     const cleared = this.checker.gate([...won.keys()].filter((a) => !others.has(a)), published);
     this.checker.retain(new Set(won.keys()));
     this.wanted = new Set([...[...won.keys()].filter((a) => this.inherited.has(a) || cleared.has(a)), ...handing.keys()]);
+    // What the Lease lists is answered once this node's Lease watch has delivered the renewal that listed it: watch
+    // events come in resourceVersion order, so a peer's Lease that listed the same address earlier (two nodes whose
+    // views of who wins differ for a moment) is in `others` by then and this node yields; the earlier one may answer.
+    const caughtUp = this.liveness.leaseOf(this.options.node)?.metadata?.resourceVersion === this.lease.version;
+    this.answerable = caughtUp ? published : new Set([...published].filter((a) => this.answerable.has(a)));
     this.answering = new Map(
       [...won, ...handing]
-        .filter(([address]) => this.wanted.has(address) && published.has(address))
+        .filter(([address]) => this.wanted.has(address) && this.answerable.has(address))
         .map(([address, a]) => [address, this.inherited.has(address) ? { ...a, inherited: true } : a]),
     );
     this.announcer.setTable(this.answering);
