@@ -1,8 +1,10 @@
 // `switchboard speaker`: the per-node L2 announcer (ARP/NDP), run by the DaemonSet with hostNetwork and NET_RAW.
+import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { KubeClient, userAgent } from '../controllers/runtime/client.js';
 import { createLogger, type LogLevel } from '../controllers/runtime/log.js';
 import { Manager, shutdownSignal } from '../controllers/runtime/manager.js';
+import { DEFAULT_HEARTBEAT_PORT } from '../controllers/speaker/heartbeat.js';
 import { DEFAULT_EXCLUDE_PATTERNS, parseNameList } from '../controllers/speaker/interfaces.js';
 import { loadAddon } from '../controllers/speaker/raw-socket.js';
 import { Speaker, type SpeakerOptions } from '../controllers/speaker/speaker.js';
@@ -31,6 +33,10 @@ const speakerFlags = {
   'probe-rate': { type: 'string', default: '50' },
   'conflict-probes': { type: 'string', default: '3' },
   'conflict-probe-interval': { type: 'string', default: '100ms' },
+  'heartbeat-address': { type: 'string', default: process.env.HEARTBEAT_ADDRESS ?? '' },
+  'heartbeat-port': { type: 'string', default: String(DEFAULT_HEARTBEAT_PORT) },
+  'heartbeat-interval': { type: 'string', default: '150ms' },
+  'answer-window': { type: 'string', default: '800ms' },
   'metrics-bind-address': { type: 'string', default: ':9473' },
   ...metricsFlags,
   // kube-controller-manager's per-client figures: a steady few requests a second, bursts of status writes on failover.
@@ -61,6 +67,11 @@ const help: Record<keyof typeof speakerFlags, string> = {
   'probe-rate': 'probe frames a second, at most, per speaker (self-check and conflict probes together)',
   'conflict-probes': 'ARP probes / DAD solicitations sent before an address is first announced (RFC 5227); an answer from another host keeps it unannounced; 0 disables',
   'conflict-probe-interval': 'time between those probes; answers are awaited twice as long after the last',
+  'heartbeat-address':
+    'IP this speaker receives peer heartbeats on (UDP) and publishes on its Lease, normally the node IP (env HEARTBEAT_ADDRESS); empty: no heartbeats, every node renews its Lease fast while it answers',
+  'heartbeat-port': 'UDP port of the heartbeats',
+  'heartbeat-interval': 'time between heartbeats to each ring neighbour; a neighbour silent for 4 intervals is fenced',
+  'answer-window': 'with heartbeats: how long a read of its own Lease lets a node answer; failover takes about 4 heartbeat intervals plus this',
   'metrics-bind-address': 'host:port serving /metrics, /healthz and /readyz; "0" disables',
   ...metricsFlagHelp,
   ...clientFlagHelp,
@@ -118,7 +129,21 @@ export function speakerOptions(values: SpeakerFlagValues): SpeakerOptions {
     probeRatePerSecond: positiveRate(values['probe-rate']),
     conflictProbeCount: positiveInt(values['conflict-probes'], 'conflict-probes'),
     conflictProbeIntervalMs: parseDuration(values['conflict-probe-interval'], 'conflict-probe-interval'),
+    heartbeat: heartbeatOptions(values, leaseDurationMs),
   };
+}
+
+function heartbeatOptions(values: SpeakerFlagValues, leaseDurationMs: number): SpeakerOptions['heartbeat'] {
+  const address = values['heartbeat-address'];
+  if (!address) return undefined;
+  if (isIP(address) === 0) throw new Error(`--heartbeat-address: expected an IP address, got "${address}"`);
+  const port = positiveInt(values['heartbeat-port'], 'heartbeat-port');
+  if (port < 1 || port > 65535) throw new Error(`--heartbeat-port: expected 1–65535, got "${port}"`);
+  const intervalMs = parseDuration(values['heartbeat-interval'], 'heartbeat-interval');
+  const answerWindowMs = parseDuration(values['answer-window'], 'answer-window');
+  if (intervalMs <= 0) throw new Error('--heartbeat-interval must be positive');
+  if (answerWindowMs < 150 || answerWindowMs > leaseDurationMs) throw new Error('--answer-window must be at least 150ms and at most --lease-duration');
+  return { address, port, intervalMs, answerWindowMs };
 }
 
 export async function runSpeaker(args: string[]): Promise<number> {

@@ -44,6 +44,13 @@ export class RenewalFence {
     this.update();
   }
 
+  /** Ends the window no later than `until` (a renewal about to promise peers a shorter one). */
+  limit(until: number): void {
+    if (this.lastRenewStart + this.windowMs <= until) return;
+    this.windowMs = until - this.lastRenewStart;
+    this.update();
+  }
+
   /** Closes the window at once (the holder gives the lease up). */
   drop(): void {
     this.lastRenewStart = Number.NEGATIVE_INFINITY;

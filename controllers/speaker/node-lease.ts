@@ -51,6 +51,7 @@ import type { Lease } from '../../api/wire.js';
 import { LEASE_DURATION_MS_ANNOTATION, leaseDurationMs, liveSpeakers } from './election.js';
 import { LEAVING_ANNOTATION, leaseSaysLeaving } from './handover.js';
 import { FENCED_BY_ANNOTATION, LeaseFencedError, fenceOf } from './lease-fence.js';
+import { ANSWER_WINDOW_ANNOTATION, HEARTBEAT_ANNOTATION, answerWindowMs } from './heartbeat.js';
 
 export const LEASE_COMPONENT_LABEL = 'switchboard.dev/component';
 export const LEASE_COMPONENT = 'speaker';
@@ -100,7 +101,22 @@ export interface NodeLeaseOptions {
    * watches may be backing off), so that it announces as soon as peers, seeing the renewal, stop.
    */
   resync?: () => Promise<void>;
+  /**
+   * Heartbeat mode (heartbeat.ts): while `acked()` says this node's ring neighbours hear it, the Lease renews at the
+   * idle pace only, says so with ANSWER_WINDOW_ANNOTATION, and is confirmed by reads while this node answers.
+   */
+  heartbeat?: { endpoint: string; answerWindowMs: number; acked: () => boolean };
   now?: () => number;
+}
+
+/** How a renewal writes the Lease, and how long it lets this node answer. */
+interface RenewalMode {
+  durationMs: number;
+  renewIntervalMs: number;
+  /** From the renewal's start, on this node's clock. */
+  windowMs: number;
+  /** Set in heartbeat mode: published as ANSWER_WINDOW_ANNOTATION, and confirmed by reads. */
+  answerWindowMs?: number;
 }
 
 /** The fence trips this long before the lease could expire in a peer's eyes (timer lateness). */
@@ -119,6 +135,8 @@ export class NodeLease {
   private publishedAnswering: ReadonlySet<string> = new Set();
   /** The peer's fence this node already obeyed (dropped every address for): the next renewal clears it. */
   private obeyedFence: string | undefined;
+  /** The last successful renewal: when it started and how it wrote the Lease. */
+  private lastRenewal: { at: number; mode: RenewalMode } | undefined;
 
   constructor(private readonly options: NodeLeaseOptions) {
     this.name = leaseNameFor(options.node);
@@ -151,10 +169,33 @@ export class NodeLease {
     this.wake?.();
   }
 
-  /** The lease duration and renew interval of a renewal that publishes `answering`. */
-  private pace(answering: readonly string[]): { durationMs: number; renewIntervalMs: number } {
-    const { durationMs, renewIntervalMs, idleDurationMs, idleRenewIntervalMs } = this.options;
-    return answering.length > 0 ? { durationMs, renewIntervalMs } : { durationMs: idleDurationMs ?? durationMs, renewIntervalMs: idleRenewIntervalMs ?? renewIntervalMs };
+  /**
+   * How a renewal that publishes `answering` writes the Lease. Heartbeat mode: the idle pace whatever it answers, its
+   * window the answer window (confirmed by reads). Otherwise the fast pace while it answers something, else the idle one.
+   */
+  private mode(answering: readonly string[]): RenewalMode {
+    const { durationMs, renewIntervalMs, idleDurationMs, idleRenewIntervalMs, heartbeat } = this.options;
+    const idle = { durationMs: idleDurationMs ?? durationMs, renewIntervalMs: idleRenewIntervalMs ?? renewIntervalMs };
+    if (heartbeat?.acked()) return { ...idle, windowMs: Math.min(heartbeat.answerWindowMs, idle.durationMs) - FENCE_MARGIN_MS, answerWindowMs: heartbeat.answerWindowMs };
+    const pace = answering.length > 0 ? { durationMs, renewIntervalMs } : idle;
+    return { ...pace, windowMs: pace.durationMs - FENCE_MARGIN_MS };
+  }
+
+  /**
+   * Whether this turn reads the Lease instead of writing it: in heartbeat mode, while answering, between idle
+   * renewals, when nothing asks for a write (what to publish, or the mode, changed: renewSoon).
+   */
+  private confirmsAt(now: number): boolean {
+    const last = this.lastRenewal;
+    return (
+      last?.mode.answerWindowMs !== undefined &&
+      this.lease !== undefined &&
+      this.live &&
+      !this.soon &&
+      this.publishedAnswering.size > 0 &&
+      this.options.heartbeat?.acked() === true &&
+      now < last.at + last.mode.renewIntervalMs
+    );
   }
 
   /** Renews until `signal` aborts. */
@@ -169,16 +210,26 @@ export class NodeLease {
           await this.options.client.getOrUndefined<Lease>(Leases, this.name, this.options.namespace); // throws while the API is away
           await this.options.resync();
         }
-        this.soon = false;
-        const answering = [...this.options.answering()].sort();
-        const pace = this.pace(answering);
-        await this.renew(started, answering, pace.durationMs);
-        this.everLive = true;
-        this.fence.renewed(started, pace.durationMs - FENCE_MARGIN_MS);
-        this.publishedAnswering = new Set(answering);
-        this.options.onRenewed?.(this.publishedAnswering);
-        intervalMs = pace.renewIntervalMs;
-        renewed = true;
+        if (this.confirmsAt(started)) {
+          await this.confirm(started);
+          const renewalDue = (this.lastRenewal?.at ?? started) + (this.lastRenewal?.mode.renewIntervalMs ?? 0);
+          intervalMs = Math.min(this.readIntervalMs, renewalDue - started);
+        } else {
+          this.soon = false;
+          const answering = [...this.options.answering()].sort();
+          const mode = this.mode(answering);
+          // Peers may judge this node by what this renewal writes even if its answer is lost: from its start on, no
+          // window outlasts the one it promises (a switch to heartbeat mode shortens it to the answer window).
+          this.fence.limit(started + mode.windowMs);
+          await this.renew(started, answering, mode);
+          this.everLive = true;
+          this.lastRenewal = { at: started, mode };
+          this.fence.renewed(started, mode.windowMs);
+          this.publishedAnswering = new Set(answering);
+          this.options.onRenewed?.(this.publishedAnswering);
+          intervalMs = mode.answerWindowMs !== undefined && answering.length > 0 ? this.readIntervalMs : mode.renewIntervalMs;
+          renewed = true;
+        }
       } catch (err) {
         this.lease = undefined;
         if (err instanceof LeaseFencedError) {
@@ -201,13 +252,40 @@ export class NodeLease {
     this.fence.stop();
   }
 
+  /** Three reads per answer window: two may fail or be slow before the window closes. */
+  private get readIntervalMs(): number {
+    return Math.max(50, Math.floor((this.options.heartbeat?.answerWindowMs ?? this.options.renewIntervalMs) / 3));
+  }
+
+  /**
+   * Heartbeat mode's confirmation: a read of this node's Lease that starts at `started` and finds it unfenced lets the
+   * node answer until `started` + the answer window (a fence lands after the read, and peers wait one answer window
+   * after they see it), never past the last renewal's own window. A fence found here is obeyed as on a renewal.
+   */
+  private async confirm(started: number): Promise<void> {
+    const { client, namespace, heartbeat } = this.options;
+    const last = this.lastRenewal;
+    if (!heartbeat || !last) return;
+    const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace, { signal: AbortSignal.timeout(heartbeat.answerWindowMs), unthrottled: true });
+    if (!current) throw new LeaseFencedError('the lease was deleted');
+    const fence = fenceOf(current);
+    if (fence !== undefined && fence !== this.obeyedFence) {
+      this.obeyedFence = fence;
+      throw new LeaseFencedError(fence);
+    }
+    this.lease = current;
+    const windowMs = Math.min(heartbeat.answerWindowMs - FENCE_MARGIN_MS, last.at + last.mode.durationMs - FENCE_MARGIN_MS - started);
+    if (windowMs > 0) this.fence.renewed(started, windowMs);
+  }
+
   private onFenceChange(live: boolean): void {
     if (live) this.options.log.info('speaker lease renewed: answering', { lease: this.name });
     else this.options.log.warn('speaker lease not renewed in time: fenced, not answering', { lease: this.name });
     this.options.onFenceChange(!live);
   }
 
-  private desired(now: number, answering: readonly string[], durationMs: number, current?: Lease): Lease {
+  private desired(now: number, answering: readonly string[], mode: RenewalMode, current?: Lease): Lease {
+    const { durationMs } = mode;
     const { namespace, node } = this.options;
     const interfaces = this.options.interfaces();
     const annotations: Record<string, string> = {
@@ -217,6 +295,11 @@ export class NodeLease {
     };
     if (interfaces) annotations[INTERFACES_ANNOTATION] = JSON.stringify(interfaces);
     else delete annotations[INTERFACES_ANNOTATION];
+    const heartbeat = this.options.heartbeat;
+    if (heartbeat) annotations[HEARTBEAT_ANNOTATION] = heartbeat.endpoint;
+    else delete annotations[HEARTBEAT_ANNOTATION];
+    if (mode.answerWindowMs !== undefined) annotations[ANSWER_WINDOW_ANNOTATION] = String(mode.answerWindowMs);
+    else delete annotations[ANSWER_WINDOW_ANNOTATION];
     const leavingSince = this.options.leavingSince?.();
     if (leavingSince) annotations[LEAVING_ANNOTATION] = leavingSince;
     else delete annotations[LEAVING_ANNOTATION];
@@ -239,7 +322,7 @@ export class NodeLease {
   }
 
   /** One renewal: a PUT on the lease we wrote last (one request), else read-then-write; create when missing. */
-  private async renew(now: number, answering: readonly string[], durationMs: number): Promise<void> {
+  private async renew(now: number, answering: readonly string[], mode: RenewalMode): Promise<void> {
     const { client, namespace } = this.options;
     // A renewal that takes longer than the lease is useless (the fence has tripped): every request of it ends then.
     const bounded = { signal: AbortSignal.timeout(this.options.durationMs), unthrottled: true };
@@ -247,7 +330,7 @@ export class NodeLease {
       client.request<Lease>('PUT', `${client.path(Leases, namespace, this.name)}?fieldManager=switchboard-speaker`, lease, 'application/json', bounded);
     if (this.lease) {
       try {
-        this.lease = await put(this.desired(now, answering, durationMs, this.lease));
+        this.lease = await put(this.desired(now, answering, mode, this.lease));
         return;
       } catch (err) {
         if (!isConflict(err) && !isNotFound(err)) throw err;
@@ -260,11 +343,11 @@ export class NodeLease {
         this.obeyedFence = fence;
         throw new LeaseFencedError(fence);
       }
-      this.lease = await put(this.desired(now, answering, durationMs, current));
+      this.lease = await put(this.desired(now, answering, mode, current));
       return;
     }
     try {
-      this.lease = await client.create<Lease>(Leases, this.desired(now, answering, durationMs), bounded);
+      this.lease = await client.create<Lease>(Leases, this.desired(now, answering, mode), bounded);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
       throw new Error('the lease appeared while creating it; retrying');
@@ -296,6 +379,8 @@ interface Sighting {
 export class SpeakerLiveness {
   private readonly sightings = new Map<string, Sighting>();
   private readonly leases = new Map<string, Lease>();
+  /** When this node first observed each Lease's current fence (its clock: at or after the fence was written). */
+  private readonly fencesSeen = new Map<string, { fence: string; at: number }>();
   /** published()'s answer, kept until a Lease's holder or interfaces change: renewals change neither. */
   private publishedMemo: ReadonlyMap<string, readonly PublishedInterface[]> | undefined;
 
@@ -312,6 +397,9 @@ export class SpeakerLiveness {
       this.sightings.set(key, { renewTime, seenAt, observedAt: now });
     }
     this.leases.set(key, lease);
+    const fence = fenceOf(lease);
+    if (fence === undefined) this.fencesSeen.delete(key);
+    else if (this.fencesSeen.get(key)?.fence !== fence) this.fencesSeen.set(key, { fence, at: now });
     if (before?.spec?.holderIdentity !== lease.spec?.holderIdentity || before?.metadata?.annotations?.[INTERFACES_ANNOTATION] !== lease.metadata?.annotations?.[INTERFACES_ANNOTATION]) {
       this.publishedMemo = undefined;
     }
@@ -322,6 +410,7 @@ export class SpeakerLiveness {
     const key = lease.metadata?.name ?? '';
     this.sightings.delete(key);
     this.leases.delete(key);
+    this.fencesSeen.delete(key);
     this.publishedMemo = undefined;
   }
 
@@ -338,6 +427,17 @@ export class SpeakerLiveness {
     );
   }
 
+  /** The Leases of live nodes (unfenced, within their duration), as last seen. */
+  liveLeases(now: number): Lease[] {
+    const live = this.live(now);
+    return [...this.leases.values()].filter((l) => live.has(l.spec?.holderIdentity ?? '') && fenceOf(l) === undefined);
+  }
+
+  /** A node's Lease, as last seen. */
+  leaseOf(node: string): Lease | undefined {
+    return [...this.leases.values()].find((l) => l.spec?.holderIdentity === node);
+  }
+
   /**
    * Other nodes' Leases that are dead in this node's view but neither fenced nor deleted, as last seen: their holder
    * may be alive behind a late watch, so nothing they may answer is taken before a fence of them (lease-fence.ts).
@@ -350,9 +450,16 @@ export class SpeakerLiveness {
     });
   }
 
-  /** Until when what a fenced Lease lists may still be answered by its holder: one duration after we first saw its version. */
+  /**
+   * Until when what a fenced Lease lists may still be answered by its holder: one duration after we first saw its
+   * version (its last renewal's window ends before), and, when it is in heartbeat mode, one answer window after we
+   * first saw the fence (its reads confirm only while unfenced, so its last window started before the fence landed).
+   */
   private fencedUntil(key: string, lease: Lease): number {
-    return fenceOf(lease) === undefined ? -Infinity : (this.sightings.get(key)?.observedAt ?? 0) + leaseDurationMs(lease);
+    if (fenceOf(lease) === undefined) return -Infinity;
+    const byRenewal = (this.sightings.get(key)?.observedAt ?? 0) + leaseDurationMs(lease);
+    const byFence = (this.fencesSeen.get(key)?.at ?? Infinity) + (answerWindowMs(lease) ?? leaseDurationMs(lease));
+    return Math.min(byRenewal, byFence);
   }
 
   /** When the next live lease expires (ms since the epoch), if any. */

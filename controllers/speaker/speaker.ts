@@ -54,7 +54,8 @@ import { announcedCondition } from './election.js';
 import { Announcer } from './announcer.js';
 import { HANDOVER_TIMEOUT_MS, Handover, LEAVING_ANNOTATION, isLeavingNode } from './handover.js';
 import { L2Checker, type CheckerView } from './checker.js';
-import { FENCED_BY_ANNOTATION, LeaseFencer } from './lease-fence.js';
+import { FENCED_BY_ANNOTATION, LeaseFencer, fenceOf } from './lease-fence.js';
+import { ANSWER_WINDOW_ANNOTATION, HEARTBEAT_ANNOTATION, HeartbeatRing, answerWindowMs, formatHeartbeatEndpoint, heartbeatPeers, openUdpTransport, type HeartbeatTransport } from './heartbeat.js';
 import { Prober } from './prober.js';
 import { chooseInterfaces, linkState, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
 import { ANSWERING_ANNOTATION, INTERFACES_ANNOTATION, LEASE_SELECTOR, NodeLease, SpeakerLiveness, type PublishedInterface } from './node-lease.js';
@@ -87,6 +88,11 @@ export interface SpeakerOptions {
   /** Probes before an address is first announced (RFC 5227); 0 turns conflict detection off. */
   conflictProbeCount: number;
   conflictProbeIntervalMs: number;
+  /**
+   * Peer heartbeats (heartbeat.ts): this node's UDP address and port, the interval and the answer window. Unset: no
+   * heartbeats, and the Lease renews fast while the node answers.
+   */
+  heartbeat?: { address: string; port: number; intervalMs: number; answerWindowMs: number };
   /** Injected for tests: the interfaces of this node. */
   readInterfaces?: () => SystemInterface[];
 }
@@ -142,6 +148,8 @@ export class Speaker {
   private running = false;
   private pendingPass: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
+  /** The heartbeat ring, while it runs (options.heartbeat). */
+  private ring: HeartbeatRing | undefined;
 
   constructor(
     manager: Manager,
@@ -176,6 +184,11 @@ export class Speaker {
         if (!sameSet(published, this.answeringNow)) this.schedule(0);
       },
       resync: () => this.resync(options.leaseDurationMs),
+      heartbeat: options.heartbeat && {
+        endpoint: formatHeartbeatEndpoint(options.heartbeat.address, options.heartbeat.port),
+        answerWindowMs: options.heartbeat.answerWindowMs,
+        acked: () => this.ring?.acked() ?? false,
+      },
     });
     this.announcer = new Announcer({
       garpCount: options.garpCount,
@@ -257,7 +270,7 @@ export class Speaker {
 
   private observeLease(old: Lease | undefined, lease: Lease): void {
     const changed = this.liveness.observe(lease, Date.now());
-    const republished = [INTERFACES_ANNOTATION, ANSWERING_ANNOTATION, LEAVING_ANNOTATION, FENCED_BY_ANNOTATION].some((a) => old?.metadata?.annotations?.[a] !== lease.metadata?.annotations?.[a]);
+    const republished = [INTERFACES_ANNOTATION, ANSWERING_ANNOTATION, LEAVING_ANNOTATION, FENCED_BY_ANNOTATION, HEARTBEAT_ANNOTATION, ANSWER_WINDOW_ANNOTATION].some((a) => old?.metadata?.annotations?.[a] !== lease.metadata?.annotations?.[a]);
     if (changed || republished) this.schedule(0);
   }
 
@@ -266,10 +279,14 @@ export class Speaker {
     this.scanInterfaces();
     const scan = setInterval(() => this.scanInterfaces(), this.options.interfaceScanIntervalMs);
     const links = setInterval(() => this.checkLinks(), LINK_CHECK_MS);
+    const transport = await this.startRing();
     this.elect();
     this.checker.start();
     await aborted(signal);
     this.running = false;
+    this.ring?.stop();
+    this.ring = undefined;
+    transport?.close();
     this.checker.stop();
     this.prober.close();
     clearInterval(scan);
@@ -292,6 +309,39 @@ export class Speaker {
     this.elect();
     const deadline = Date.now() + HANDOVER_TIMEOUT_MS + LEAVE_MARGIN_MS;
     while (this.handover.size > 0 && this.running && Date.now() < deadline) await sleep(20);
+  }
+
+  /** Starts the heartbeat ring (heartbeat.ts) when configured; its transport, to close at the end. */
+  private async startRing(): Promise<HeartbeatTransport | undefined> {
+    const hb = this.options.heartbeat;
+    if (!hb) return undefined;
+    let ring: HeartbeatRing | undefined;
+    const log = this.log.child('heartbeat');
+    const transport = await openUdpTransport(hb.address, hb.port, (datagram) => ring?.receive(datagram), log);
+    ring = new HeartbeatRing({
+      node: this.options.node,
+      intervalMs: hb.intervalMs,
+      transport,
+      log,
+      onSilent: (nodes) => this.fenceSilent(nodes),
+      // A node its neighbours cannot hear goes back to fast Lease renewals before they would fence it, and back.
+      onAckedChange: () => this.lease.renewSoon(),
+    });
+    this.ring = ring;
+    ring.start();
+    return transport;
+  }
+
+  /**
+   * Ring neighbours silent for too long (heartbeat.ts): fence their Leases, so that every node sees them dead at once.
+   * Only Leases in heartbeat mode, as judged; a node that cannot renew its own Lease fences nobody.
+   */
+  private fenceSilent(nodes: readonly string[]): void {
+    if (!this.lease.live) return;
+    const leases = nodes.map((n) => this.liveness.leaseOf(n)).filter((l): l is Lease => l !== undefined && fenceOf(l) === undefined && answerWindowMs(l) !== undefined);
+    if (leases.length === 0) return;
+    this.log.info('heartbeat neighbours silent: fencing their leases', { nodes: leases.map((l) => l.spec?.holderIdentity) });
+    this.fencer.fence(leases);
   }
 
   /** Nodes that are leaving: their speaker says so, their Node is cordoned or out of service, or this one got SIGTERM. */
@@ -355,6 +405,7 @@ export class Speaker {
     if (!this.running) return;
     const now = Date.now();
     this.live = this.liveness.live(now);
+    this.ring?.setPeers(heartbeatPeers(this.liveness.liveLeases(now)));
     const leaving = this.leavingNodes(now);
     const previous = this.plan;
     this.plan = planAnnouncements({
