@@ -25,6 +25,7 @@
 //   make bench-speakers BENCH_ARGS="--speakers 100 --services 4 --phases after,heartbeats --measure 60 --failovers 5"
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setMaxListeners } from 'node:events';
 import { createSocket } from 'node:dgram';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -41,6 +42,7 @@ import { ensureCRDs } from '../controllers/loadbalancer/crds.js';
 import { ANSWERING_ANNOTATION, LEASE_SELECTOR } from '../controllers/speaker/node-lease.js';
 import { LEASE_DURATION_MS_ANNOTATION, electionHash } from '../controllers/speaker/election.js';
 import { fenceOf } from '../controllers/speaker/lease-fence.js';
+import { ANSWER_WINDOW_ANNOTATION, HEARTBEAT_ANNOTATION } from '../controllers/speaker/heartbeat.js';
 import type { SpeakerOptions } from '../controllers/speaker/speaker.js';
 import { ApiServerMetrics } from './compare/metrics.js';
 import { cpuSeconds } from './compare/proc.js';
@@ -53,20 +55,6 @@ const STEADY_WAIT_MS = 90_000;
 const FAILOVER_TIMEOUT_MS = 30_000;
 const FAST = { leaseDurationMs: 1500, leaseRenewIntervalMs: 500 };
 const IDLE = { leaseIdleDurationMs: 30_000, leaseIdleRenewIntervalMs: 10_000 };
-// TODO(merge main): import these two from controllers/speaker/heartbeat.js and drop the copies.
-/** A Lease in heartbeat mode carries it (its holder is judged by heartbeats, and confirms by reads). */
-const ANSWER_WINDOW_ANNOTATION = 'switchboard.dev/answer-window-ms';
-/** Where a node receives heartbeats, on every Lease of a node that has them on. */
-const HEARTBEAT_ANNOTATION = 'switchboard.dev/heartbeat';
-
-/** SpeakerOptions.heartbeat. TODO(merge main): the field is on SpeakerOptions there; drop this and the intersection. */
-interface HeartbeatOption {
-  address: string;
-  port: number;
-  intervalMs: number;
-  answerWindowMs: number;
-}
-
 interface HeartbeatSettings {
   portBase: number;
   intervalMs: number;
@@ -93,6 +81,8 @@ async function runWorker(input: WorkerInput): Promise<void> {
   const { Speaker } = (await import(`${root}controllers/speaker/speaker.js`)) as typeof import('../controllers/speaker/speaker.js');
   const { KubeClient: Client } = (await import(`${root}controllers/runtime/client.js`)) as typeof import('../controllers/runtime/client.js');
   const stop = new AbortController();
+  // Every speaker of the thread listens on it (one Manager each).
+  setMaxListeners(0, stop.signal);
   const runs = input.nodes.map(async ({ node, index: i, startMs }) => {
     // Started one after another, as a DaemonSet's pods come up: 100 at once on one machine only measures the storm
     // of TLS handshakes and relists.
@@ -106,7 +96,7 @@ async function runWorker(input: WorkerInput): Promise<void> {
       leaderElection: { enabled: false, namespace: SPEAKER_NS, leaseName: '', leaseDurationMs: 0, renewDeadlineMs: 0, retryPeriodMs: 0 },
     });
     const hb = input.heartbeat;
-    const options: SpeakerOptions & { heartbeat?: HeartbeatOption } = {
+    const options: SpeakerOptions = {
       node,
       namespace: SPEAKER_NS,
       ...FAST,
