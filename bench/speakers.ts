@@ -194,6 +194,8 @@ interface DoubleListing {
 class LeaseWatch {
   readonly leases = new Map<string, Lease>();
   readonly fences: { lease: string; atMs: number }[] = [];
+  /** Every write of a Lease the watch saw (not deletions), and those that switched it in or out of heartbeat mode. */
+  readonly writes: { lease: string; atMs: number; modeSwitch: boolean }[] = [];
   readonly doubles: DoubleListing[] = [];
   private readonly open = new Map<string, DoubleListing>();
   private readonly waiters: { address: string; except: string; resolve: (atMs: number) => void }[] = [];
@@ -268,6 +270,7 @@ class LeaseWatch {
     else this.leases.set(name, lease);
     const fence = e.type === 'DELETED' ? undefined : fenceOf(lease);
     if (fence !== undefined && fence !== (before && fenceOf(before))) this.fences.push({ lease: name, atMs });
+    if (e.type !== 'DELETED') this.writes.push({ lease: name, atMs, modeSwitch: before !== undefined && (modeOf(before) === 'heartbeat') !== (modeOf(lease) === 'heartbeat') });
     if (e.type !== 'DELETED' && fence === undefined) {
       const listed = answeringOf(lease);
       for (let i = this.waiters.length - 1; i >= 0; i--) {
@@ -395,6 +398,10 @@ interface PhaseResult {
   answered: string;
   /** 1-minute load average at the start and at the end of the measured window. */
   load: [number, number];
+  /** In the measured window, as this bench's watch saw them: fences, switches in or out of heartbeat mode, the Leases written most. */
+  windowFences: number;
+  windowModeSwitches: number;
+  topWriters: string[];
   failovers: Failover[];
   skipped: string[];
   doubles: DoubleListing[];
@@ -439,13 +446,15 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
   const watch = new LeaseWatch(o.client);
   await watch.start();
   const started = Date.now();
-  // Steady state: every speaker has a Lease and every address is listed by exactly one of them (with heartbeats, and
-  // every Lease in heartbeat mode). A phase that never gets there (speakers too slow to renew in time fence
+  // Steady state: every speaker has a Lease and every address is listed by exactly one of them (with heartbeats, in
+  // heartbeat mode: a node whose ring neighbours do not ack it in time falls back to the fast pace for a while, so
+  // all of them at once may never be). A phase that never gets there (speakers too slow to renew in time fence
   // themselves) is measured all the same, and says so.
   const isSteady = () => {
     const leases = [...watch.leases.values()];
     const holders = watch.holders();
-    return leases.length === o.nodes.length && o.addresses.every((a) => holders.get(a)?.length === 1) && (!o.heartbeat || leases.every((l) => modeOf(l) === 'heartbeat'));
+    const holding = leases.filter((l) => answeringOf(l).length > 0 && fenceOf(l) === undefined);
+    return leases.length === o.nodes.length && o.addresses.every((a) => holders.get(a)?.length === 1) && (!o.heartbeat || holding.every((l) => modeOf(l) === 'heartbeat'));
   };
   while (!isSteady() && Date.now() - started < STEADY_WAIT_MS) await sleep(200);
   const steady = isSteady();
@@ -460,6 +469,10 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
   await sleep(o.measureS * 1000);
   const b = await sample(o.metrics, apiPid);
   const loadEnd = loadavg()[0];
+  const inWindow = <T extends { atMs: number }>(xs: T[]): T[] => xs.filter((x) => x.atMs >= a.at && x.atMs <= b.at);
+  const windowWrites = inWindow(watch.writes);
+  const perLease = new Map<string, number>();
+  for (const w of windowWrites) perLease.set(w.lease, (perLease.get(w.lease) ?? 0) + 1);
   const leases = await speakerLeases(o.client);
   const seconds = (b.at - a.at) / 1000;
   const rate = (k: keyof Counts) => (b[k] - a[k]) / seconds;
@@ -480,6 +493,9 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
     heartbeat: leases.filter((l) => modeOf(l) === 'heartbeat').length,
     answered: `${o.addresses.filter(listedOnce).length}/${o.addresses.length}`,
     load: [loadStart, loadEnd],
+    windowFences: inWindow(watch.fences).length,
+    windowModeSwitches: windowWrites.filter((w) => w.modeSwitch).length,
+    topWriters: [...perLease].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([lease, count]) => `${lease.replace(/^speaker-/, '')} ${(count / seconds).toFixed(1)}/s`),
     failovers: [],
     skipped: [],
     doubles: [],
@@ -546,6 +562,8 @@ function printTable(results: PhaseResult[], n: number, k: number): void {
     ['bench process CPU (speakers)', (r) => `${(r.benchCores * 100).toFixed(0)}% of a core`],
     ['Leases answering / fast / heartbeat mode', (r) => `${r.answering} / ${r.fast} / ${r.heartbeat}`],
     ['addresses answered', (r) => r.answered],
+    ['in the window: fences / heartbeat-mode switches', (r) => `${r.windowFences} / ${r.windowModeSwitches}`],
+    ['  Leases written most', (r) => r.topWriters.join(', ')],
     ['load average (1 min), window start–end', (r) => `${r.load[0].toFixed(2)}–${r.load[1].toFixed(2)}`],
     ['failovers measured', (r) => `${r.failovers.flatMap((f) => f.addresses).filter((a) => a.ms !== undefined).length} of ${r.failovers.flatMap((f) => f.addresses).length}${r.skipped.length ? ` (${r.skipped.length} skipped)` : ''}`],
     [
