@@ -28,6 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { setMaxListeners } from 'node:events';
 import { createSocket } from 'node:dgram';
 import { loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -122,14 +123,44 @@ async function runWorker(input: WorkerInput): Promise<void> {
     new Speaker(manager, options);
     await manager.run(stop.signal).finally(() => client.close());
   });
+  // How late this thread's timers run (a heartbeat round, a renewal): the speakers share the machine's cores.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   parentPort?.on('message', (m) => {
     if (m === 'stop') stop.abort();
+    else if (m === 'delay-reset') loopDelay.reset();
+    else if (m === 'delay-report') parentPort?.postMessage({ p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 } satisfies LoopDelay);
   });
   await Promise.all(runs);
   parentPort?.postMessage('stopped');
 }
 
 const hex = (n: number): string => n.toString(16).padStart(2, '0');
+
+interface LoopDelay {
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** Each thread's event-loop delay since its last 'delay-reset' (undefined: the thread did not answer within 5 s). */
+function loopDelays(threads: readonly Worker[]): Promise<(LoopDelay | undefined)[]> {
+  return Promise.all(
+    threads.map(
+      (t) =>
+        new Promise<LoopDelay | undefined>((done) => {
+          const timer = setTimeout(() => done(undefined), 5_000);
+          const on = (m: unknown) => {
+            if (typeof m !== 'object' || m === null || !('p99Ms' in m)) return;
+            t.off('message', on);
+            clearTimeout(timer);
+            done(m as LoopDelay);
+          };
+          t.on('message', on);
+          t.postMessage('delay-report');
+        }),
+    ),
+  );
+}
 
 interface Counts {
   leaseWrites: number;
@@ -332,7 +363,7 @@ interface Failover {
 /** Fences after a failover still count towards it for this long (a late or needless fence by another node). */
 const FENCE_SETTLE_MS = 2_000;
 /** Before each kill: the addresses are settled and the next victim's Lease is in the phase's mode, or this passed. */
-const SETTLE_TIMEOUT_MS = 30_000;
+const SETTLE_TIMEOUT_MS = 15_000;
 
 async function failovers(o: { watch: LeaseWatch; addresses: string[]; solo: Map<string, Worker>; count: number; gapS: number; mode: 'heartbeat' | 'fast' }): Promise<{ done: Failover[]; skipped: string[] }> {
   const done: Failover[] = [];
@@ -398,6 +429,8 @@ interface PhaseResult {
   answered: string;
   /** 1-minute load average at the start and at the end of the measured window. */
   load: [number, number];
+  /** The worst worker thread's event-loop delay over the window (Infinity: a thread did not answer). */
+  loopDelay: LoopDelay;
   /** In the measured window, as this bench's watch saw them: fences, switches in or out of heartbeat mode, the Leases written most. */
   windowFences: number;
   windowModeSwitches: number;
@@ -450,14 +483,16 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
   // heartbeat mode: a node whose ring neighbours do not ack it in time falls back to the fast pace for a while, so
   // all of them at once may never be). A phase that never gets there (speakers too slow to renew in time fence
   // themselves) is measured all the same, and says so.
-  const isSteady = () => {
-    const leases = [...watch.leases.values()];
+  const listedOnce = () => {
     const holders = watch.holders();
-    const holding = leases.filter((l) => answeringOf(l).length > 0 && fenceOf(l) === undefined);
-    return leases.length === o.nodes.length && o.addresses.every((a) => holders.get(a)?.length === 1) && (!o.heartbeat || holding.every((l) => modeOf(l) === 'heartbeat'));
+    return watch.leases.size === o.nodes.length && o.addresses.every((a) => holders.get(a)?.length === 1);
   };
+  const isSteady = () => listedOnce() && (!o.heartbeat || [...watch.leases.values()].every((l) => answeringOf(l).length === 0 || fenceOf(l) !== undefined || modeOf(l) === 'heartbeat'));
   while (!isSteady() && Date.now() - started < STEADY_WAIT_MS) await sleep(200);
   const steady = isSteady();
+  // Failovers need each address held by one node; in a phase whose holders never settle in heartbeat mode they are
+  // measured all the same, and each says in which mode its victim was.
+  const addressesHeld = listedOnce();
   const waited = `${((Date.now() - started) / 1000).toFixed(1)} s`;
   console.error(`[speakers] ${name}: ${steady ? `steady after ${waited}` : `NOT steady after ${waited}`}; warming up ${o.warmupS} s, measuring ${o.measureS} s`);
   if (o.heartbeat && ![...watch.leases.values()].some((l) => l.metadata?.annotations?.[HEARTBEAT_ANNOTATION] !== undefined)) {
@@ -465,9 +500,12 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
   }
   await sleep(o.warmupS * 1000);
   const loadStart = loadavg()[0];
+  const threads = [...solo.values(), ...shared];
+  for (const t of threads) t.postMessage('delay-reset');
   const a = await sample(o.metrics, apiPid);
   await sleep(o.measureS * 1000);
   const b = await sample(o.metrics, apiPid);
+  const delays = await loopDelays(threads);
   const loadEnd = loadavg()[0];
   const inWindow = <T extends { atMs: number }>(xs: T[]): T[] => xs.filter((x) => x.atMs >= a.at && x.atMs <= b.at);
   const windowWrites = inWindow(watch.writes);
@@ -476,7 +514,7 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
   const leases = await speakerLeases(o.client);
   const seconds = (b.at - a.at) / 1000;
   const rate = (k: keyof Counts) => (b[k] - a[k]) / seconds;
-  const listedOnce = (a: string) => leases.flatMap(answeringOf).filter((x) => x === a).length === 1;
+  const listedOnceNow = (a: string) => leases.flatMap(answeringOf).filter((x) => x === a).length === 1;
   const result: PhaseResult = {
     name,
     steady: steady ? `after ${waited}` : `NOT after ${waited}`,
@@ -491,8 +529,12 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
     answering: leases.filter((l) => answeringOf(l).length > 0).length,
     fast: leases.filter((l) => modeOf(l) === 'fast').length,
     heartbeat: leases.filter((l) => modeOf(l) === 'heartbeat').length,
-    answered: `${o.addresses.filter(listedOnce).length}/${o.addresses.length}`,
+    answered: `${o.addresses.filter(listedOnceNow).length}/${o.addresses.length}`,
     load: [loadStart, loadEnd],
+    loopDelay: {
+      p99Ms: Math.max(...delays.map((d) => d?.p99Ms ?? Infinity)),
+      maxMs: Math.max(...delays.map((d) => d?.maxMs ?? Infinity)),
+    },
     windowFences: inWindow(watch.fences).length,
     windowModeSwitches: windowWrites.filter((w) => w.modeSwitch).length,
     topWriters: [...perLease].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([lease, count]) => `${lease.replace(/^speaker-/, '')} ${(count / seconds).toFixed(1)}/s`),
@@ -500,7 +542,7 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
     skipped: [],
     doubles: [],
   };
-  if (o.failovers > 0 && !steady) result.skipped.push('not steady: no failovers');
+  if (o.failovers > 0 && !addressesHeld) result.skipped.push('addresses not each listed once: no failovers');
   else if (o.failovers > 0) {
     console.error(`[speakers] ${name}: ${o.failovers} failovers, ${o.failoverGapS} s apart`);
     const f = await failovers({ watch, addresses: o.addresses, solo, count: o.failovers, gapS: o.failoverGapS, mode: o.heartbeat ? 'heartbeat' : 'fast' });
@@ -514,7 +556,9 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
     [...shared, ...[...solo].filter(([node]) => !killed.has(node)).map(([, t]) => t)].map(
       (t) =>
         new Promise<void>((done) => {
-          t.once('message', () => void t.terminate().then(() => done()));
+          t.on('message', (m) => {
+            if (m === 'stopped') void t.terminate().then(() => done());
+          });
           t.postMessage('stop');
         }),
     ),
@@ -550,7 +594,7 @@ const median = (xs: number[]): number => {
 /** The phases side by side: one row per figure, one column per phase. */
 function printTable(results: PhaseResult[], n: number, k: number): void {
   const rows: [string, (r: PhaseResult) => string][] = [
-    ['steady (every address listed once)', (r) => r.steady],
+    ['steady (addresses listed once, holders in mode)', (r) => r.steady],
     ['measured window', (r) => `${r.seconds.toFixed(0)} s`],
     ['Lease writes/s', (r) => r.leaseWrites.toFixed(1)],
     ['  per node', (r) => (r.leaseWrites / n).toFixed(3)],
@@ -565,6 +609,7 @@ function printTable(results: PhaseResult[], n: number, k: number): void {
     ['in the window: fences / heartbeat-mode switches', (r) => `${r.windowFences} / ${r.windowModeSwitches}`],
     ['  Leases written most', (r) => r.topWriters.join(', ')],
     ['load average (1 min), window start–end', (r) => `${r.load[0].toFixed(2)}–${r.load[1].toFixed(2)}`],
+    ['worst thread event-loop delay p99 / max', (r) => `${r.loopDelay.p99Ms.toFixed(0)} / ${r.loopDelay.maxMs.toFixed(0)} ms`],
     ['failovers measured', (r) => `${r.failovers.flatMap((f) => f.addresses).filter((a) => a.ms !== undefined).length} of ${r.failovers.flatMap((f) => f.addresses).length}${r.skipped.length ? ` (${r.skipped.length} skipped)` : ''}`],
     [
       'failover ms, min / median / max',
