@@ -12,8 +12,10 @@
 // --heartbeat-port-base + its index, and its ring of neighbours detects its death instead of its Lease expiring.
 //
 // Failover (--failovers F, after the measured window): F times, the node whose Lease lists some address is killed as a
-// SIGKILL would: each node that can be a victim runs alone in its own worker thread, and worker.terminate() ends it
-// with its timers and sockets, without the speaker's graceful stop (no Lease release, no handover). Which nodes can be
+// SIGKILL would: each node that can be a victim runs alone in its own worker thread, which on 'kill' closes its UDP
+// sockets and calls process.exit(), ending the thread with its timers and sockets, without the speaker's graceful stop
+// (no Lease release, no handover). (worker.terminate() would do, but aborts the process in Node 20 when it lands while
+// a datagram is received.) Which nodes can be
 // victims is known before the phase starts: the election is a rendezvous hash (electionHash), so the holders of each
 // address, kill after kill, are the nodes in that hash's order. The failover time is from the kill to when this
 // bench's own Lease watch first shows another node's Lease listing the address. A node answers only once a renewal
@@ -26,7 +28,8 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setMaxListeners } from 'node:events';
-import { createSocket } from 'node:dgram';
+import dgram, { createSocket, type Socket } from 'node:dgram';
+import { syncBuiltinESMExports } from 'node:module';
 import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -73,10 +76,22 @@ interface WorkerInput {
   heartbeat?: HeartbeatSettings;
   /** The speakers' log level; empty: silent. */
   logLevel: string;
+  /** A victim-to-be's thread: where it writes when it was killed (performance.timeOrigin + now, ms). */
+  killedAt?: SharedArrayBuffer;
 }
 
 /** One thread's speakers: each with its own client and Manager, as on its own node. */
 async function runWorker(input: WorkerInput): Promise<void> {
+  // The kill closes the thread's UDP sockets first, as the kernel does on SIGKILL: worker.terminate() while a datagram
+  // is being received aborts the whole process in Node 20 (FATAL ERROR in UDPWrap::OnRecv → AddressToJS).
+  const sockets: Socket[] = [];
+  const create = dgram.createSocket;
+  dgram.createSocket = ((...args: Parameters<typeof create>) => {
+    const socket = create(...args);
+    sockets.push(socket);
+    return socket;
+  }) as typeof create;
+  syncBuiltinESMExports();
   const root = input.code ? pathToFileURL(`${resolve(input.code)}/`).href : new URL('../', import.meta.url).href;
   const { Manager } = (await import(`${root}controllers/runtime/manager.js`)) as typeof import('../controllers/runtime/manager.js');
   const { Speaker } = (await import(`${root}controllers/speaker/speaker.js`)) as typeof import('../controllers/speaker/speaker.js');
@@ -128,6 +143,18 @@ async function runWorker(input: WorkerInput): Promise<void> {
   loopDelay.enable();
   parentPort?.on('message', (m) => {
     if (m === 'stop') stop.abort();
+    else if (m === 'kill' && input.killedAt) {
+      // SIGKILL-like: nothing of the speaker runs after this handler (no abort, no Lease release, no handover).
+      new Float64Array(input.killedAt)[0] = performance.timeOrigin + performance.now();
+      for (const socket of sockets) {
+        try {
+          socket.close();
+        } catch {
+          // closed already
+        }
+      }
+      process.exit(0);
+    }
     else if (m === 'delay-reset') loopDelay.reset();
     else if (m === 'delay-report') parentPort?.postMessage({ p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6 } satisfies LoopDelay);
   });
@@ -365,7 +392,26 @@ const FENCE_SETTLE_MS = 2_000;
 /** Before each kill: the addresses are settled and the next victim's Lease is in the phase's mode, or this passed. */
 const SETTLE_TIMEOUT_MS = 15_000;
 
-async function failovers(o: { watch: LeaseWatch; addresses: string[]; solo: Map<string, Worker>; count: number; gapS: number; mode: 'heartbeat' | 'fast' }): Promise<{ done: Failover[]; skipped: string[] }> {
+/** A victim-to-be's own thread, and where it writes when it was killed. */
+interface Solo {
+  thread: Worker;
+  killedAt: SharedArrayBuffer;
+  exited: boolean;
+}
+
+/**
+ * Kills a victim's thread (see runWorker's 'kill'); resolves with when it died, as performance.now() of this thread,
+ * or undefined if it did not within 5 s (its event loop stuck: then terminate() it).
+ */
+async function kill(solo: Solo): Promise<number | undefined> {
+  const exited = new Promise<boolean>((done) => solo.thread.once('exit', () => done(true)));
+  solo.thread.postMessage('kill');
+  if (await Promise.race([exited, sleep(5_000).then(() => false)])) return new Float64Array(solo.killedAt)[0] - performance.timeOrigin;
+  await solo.thread.terminate();
+  return undefined;
+}
+
+async function failovers(o: { watch: LeaseWatch; addresses: string[]; solo: Map<string, Solo>; count: number; gapS: number; mode: 'heartbeat' | 'fast' }): Promise<{ done: Failover[]; skipped: string[] }> {
   const done: Failover[] = [];
   const skipped: string[] = [];
   const killed = new Set<string>();
@@ -387,18 +433,23 @@ async function failovers(o: { watch: LeaseWatch; addresses: string[]; solo: Map<
       await sleep(100);
     }
     const lease = victim === undefined ? undefined : [...o.watch.leases.values()].find((l) => holderOf(l) === victim);
-    const worker = victim === undefined ? undefined : o.solo.get(victim);
-    if (victim === undefined || !lease || !worker) {
+    const solo = victim === undefined ? undefined : o.solo.get(victim);
+    if (victim === undefined || !lease || !solo) {
       skipped.push(`round ${r + 1}: no holder of an address runs alone in a thread`);
       continue;
     }
     const listed = answeringOf(lease);
     const fencesBefore = o.watch.fences.length;
-    const killedAt = performance.now();
-    void worker.terminate();
+    // Waiting from before the kill: another node may list an address before this thread hears that the victim died.
+    const listedAt = listed.map((address) => o.watch.listedByAnother(address, victim));
+    const killedAt = await kill(solo);
     killed.add(victim);
+    if (killedAt === undefined) {
+      skipped.push(`round ${r + 1}: ${victim} did not die within 5 s of being told to`);
+      continue;
+    }
     const timeout = sleep(FAILOVER_TIMEOUT_MS).then(() => undefined);
-    const moved = await Promise.all(listed.map(async (address) => ({ address, ms: await Promise.race([o.watch.listedByAnother(address, victim).then((at) => at - killedAt), timeout]) })));
+    const moved = await Promise.all(listed.map(async (address, i) => ({ address, ms: await Promise.race([listedAt[i].then((at) => at - killedAt), timeout]) })));
     await sleep(FENCE_SETTLE_MS);
     const fences = o.watch.fences.slice(fencesBefore);
     const victimLease = lease.metadata?.name ?? '';
@@ -461,7 +512,7 @@ interface PhaseOptions {
 async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
   const apiPid = o.cp.apiServerPid ?? 0;
   if (o.heartbeat) await checkPortsFree(o.heartbeat.portBase, o.nodes.length);
-  const solo = new Map<string, Worker>();
+  const solo = new Map<string, Solo>();
   const shared: Worker[] = [];
   const victims = new Set(o.failovers > 0 ? victimsToBe(o.nodes, o.addresses, o.failovers) : []);
   const input = (nodes: { node: string; index: number }[]): WorkerInput => ({
@@ -473,7 +524,13 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
     logLevel: o.logLevel,
   });
   const indexed = o.nodes.map((node, index) => ({ node, index }));
-  for (const v of indexed.filter((x) => victims.has(x.node))) solo.set(v.node, new Worker(new URL(import.meta.url), { workerData: input([v]) }));
+  for (const v of indexed.filter((x) => victims.has(x.node))) {
+    const killedAt = new SharedArrayBuffer(8);
+    const thread = new Worker(new URL(import.meta.url), { workerData: { ...input([v]), killedAt } satisfies WorkerInput });
+    const entry: Solo = { thread, killedAt, exited: false };
+    thread.once('exit', () => (entry.exited = true));
+    solo.set(v.node, entry);
+  }
   const rest = indexed.filter((x) => !victims.has(x.node));
   for (let w = 0; w < o.workers; w++) shared.push(new Worker(new URL(import.meta.url), { workerData: input(rest.filter((_x, i) => i % o.workers === w)) }));
   const watch = new LeaseWatch(o.client);
@@ -500,7 +557,7 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
   }
   await sleep(o.warmupS * 1000);
   const loadStart = loadavg()[0];
-  const threads = [...solo.values(), ...shared];
+  const threads = [...[...solo.values()].map((x) => x.thread), ...shared];
   for (const t of threads) t.postMessage('delay-reset');
   const a = await sample(o.metrics, apiPid);
   await sleep(o.measureS * 1000);
@@ -551,9 +608,9 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
   }
   await watch.stop();
   result.doubles = watch.doubles;
-  const killed = new Set(result.failovers.map((f) => f.victim));
+  const killed = new Set([...solo].filter(([, x]) => x.exited).map(([node]) => node));
   await Promise.all(
-    [...shared, ...[...solo].filter(([node]) => !killed.has(node)).map(([, t]) => t)].map(
+    [...shared, ...[...solo.values()].filter((x) => !x.exited).map((x) => x.thread)].map(
       (t) =>
         new Promise<void>((done) => {
           t.on('message', (m) => {
@@ -634,7 +691,7 @@ function printTable(results: PhaseResult[], n: number, k: number): void {
     }
   }
   console.log(
-    'Failover: from worker.terminate() of the node whose Lease listed the address to the first watch event of another node’s Lease listing it (a lower bound on answering, give or take the watch’s delay). ' +
+    'Failover: from the kill of the node whose Lease listed the address to the first watch event of another node’s Lease listing it (a lower bound on answering, give or take the watch’s delay). ' +
       'Fence writes: fenced-by annotations appearing, seen by this watch. Two unfenced Leases listing one address is a weak check: Leases are not frames.',
   );
 }
