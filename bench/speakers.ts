@@ -192,6 +192,8 @@ function loopDelays(threads: readonly Worker[]): Promise<(LoopDelay | undefined)
 interface Counts {
   leaseWrites: number;
   leaseGets: number;
+  /** LIST requests of every resource: the speakers' informers relisting (a resync after a fence relists seven). */
+  lists: number;
   writes: number;
   leaseWatchEvents: number;
   watchEvents: number;
@@ -203,7 +205,7 @@ interface Counts {
 const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY']);
 
 async function sample(metrics: ApiServerMetrics, apiPid: number): Promise<Counts> {
-  const c: Counts = { leaseWrites: 0, leaseGets: 0, writes: 0, leaseWatchEvents: 0, watchEvents: 0, apiCpu: cpuSeconds(apiPid), benchCpu: 0, at: performance.now() };
+  const c: Counts = { leaseWrites: 0, leaseGets: 0, lists: 0, writes: 0, leaseWatchEvents: 0, watchEvents: 0, apiCpu: cpuSeconds(apiPid), benchCpu: 0, at: performance.now() };
   // The whole process: every worker thread's speakers (and their UDP), plus this thread's Lease watch.
   const usage = process.cpuUsage();
   c.benchCpu = (usage.user + usage.system) / 1e6;
@@ -219,6 +221,8 @@ async function sample(metrics: ApiServerMetrics, apiPid: number): Promise<Counts
       if (lease) c.leaseWrites += value;
     } else if (request && labels.verb === 'GET' && lease) {
       c.leaseGets += value;
+    } else if (request && labels.verb === 'LIST') {
+      c.lists += value;
     } else if (watch) {
       c.watchEvents += value;
       if (lease) c.leaseWatchEvents += value;
@@ -468,6 +472,7 @@ interface PhaseResult {
   seconds: number;
   leaseWrites: number;
   leaseGets: number;
+  lists: number;
   writes: number;
   leaseWatchEvents: number;
   watchEvents: number;
@@ -578,6 +583,7 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
     seconds,
     leaseWrites: rate('leaseWrites'),
     leaseGets: rate('leaseGets'),
+    lists: rate('lists'),
     writes: rate('writes'),
     leaseWatchEvents: rate('leaseWatchEvents'),
     watchEvents: rate('watchEvents'),
@@ -657,6 +663,7 @@ function printTable(results: PhaseResult[], n: number, k: number): void {
     ['  per node', (r) => (r.leaseWrites / n).toFixed(3)],
     ['Lease GETs/s', (r) => r.leaseGets.toFixed(1)],
     ['all writes/s', (r) => r.writes.toFixed(1)],
+    ['LISTs/s (informers relisting)', (r) => r.lists.toFixed(1)],
     ['Lease watch events/s', (r) => r.leaseWatchEvents.toFixed(0)],
     ['all watch events/s', (r) => r.watchEvents.toFixed(0)],
     ['kube-apiserver CPU', (r) => `${(r.apiCores * 100).toFixed(0)}% of a core`],
