@@ -355,10 +355,13 @@ export class DataplaneLab {
     }
   }
 
-  /** The node's real `switchboard speaker` (as the L2 tests run it), with `args` after the common flags. */
+  /**
+   * The node's real `switchboard speaker` (as the L2 tests run it), with `args` after the common flags. Heartbeats on
+   * the node's LAN address, as the DaemonSet runs it (HEARTBEAT_ADDRESS is the node IP).
+   */
   startSpeaker(node: LabNode, namespace: string, args: string[] = []): ManagedProcess {
     node.speaker = this.start(`speaker-${node.name}-${this.processes.length}`, inNs(node.host.ns, process.execPath, this.o.switchboard ?? SWITCHBOARD, 'speaker',
-      `--node-name=${node.name}`, `--kubeconfig=${this.o.kubeconfig}`, `--namespace=${namespace}`, '--metrics-bind-address=0', '--log-level=warn', ...args));
+      `--node-name=${node.name}`, `--kubeconfig=${this.o.kubeconfig}`, `--namespace=${namespace}`, '--metrics-bind-address=0', '--log-level=warn', `--heartbeat-address=${node.host.ipv4}`, ...args));
     return node.speaker;
   }
 

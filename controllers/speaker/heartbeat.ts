@@ -1,7 +1,9 @@
 // The heartbeat ring (issue 14 item 5, /work/hb/design.md item 3: "a ring of heartbeats detects, the Lease fence
 // disseminates, reads confirm"). The speakers whose Leases publish HEARTBEAT_ANNOTATION form a ring sorted by node
 // name; every interval each one sends a UDP datagram to its k next and k previous members, carrying an ack of the
-// latest datagram it got from that neighbour. From this a node learns two things:
+// latest datagram it got from that neighbour. It also answers, each interval, a member that counts it as a neighbour
+// when its own view of the ring does not (yet): views differ for a while after a membership change, and this keeps
+// the difference from looking like a silence. From this a node learns two things:
 // - silent(): judged neighbours (their Lease carries ANSWER_WINDOW_ANNOTATION) it has not heard from for deadAfterMs:
 //   the speaker fences their Lease (lease-fence.ts), which is what ends their answering, not the silence itself.
 // - acked(): every neighbour acks what this node sends. When not, NodeLease renews in the fast mode, so a node its
@@ -91,7 +93,9 @@ export function ringNeighbours(members: readonly string[], self: string, k: numb
 
 // ---- wire format -------------------------------------------------------------------------------------------------
 
-const MAGIC = Buffer.from('SBH1', 'latin1');
+const MAGIC = Buffer.from('SBH2', 'latin1');
+/** Flag: the sender counts the recipient as its ring neighbour (else it answers one that counts it as such). */
+const NEIGHBOUR_FLAG = 1;
 const INCARNATION_BYTES = 8;
 /** Node names are DNS subdomains: 253 characters at most. */
 const MAX_NAME = 253;
@@ -109,15 +113,18 @@ export interface Heartbeat {
   /** The recipient's incarnation the ack refers to; 16 zeros with ackSeq 0 when nothing was received from it. */
   ackIncarnation: string;
   ackSeq: number;
+  /** The sender counts the recipient as its ring neighbour. */
+  neighbour: boolean;
 }
 
-/** magic | incarnation(8) | seq u32 | ackIncarnation(8) | ackSeq u32 | fromLen u8 | from | toLen u8 | to */
+/** magic | flags u8 | incarnation(8) | seq u32 | ackIncarnation(8) | ackSeq u32 | fromLen u8 | from | toLen u8 | to */
 export function encodeHeartbeat(h: Heartbeat): Buffer {
   const from = Buffer.from(h.from, 'utf8');
   const to = Buffer.from(h.to, 'utf8');
   if (!validName(h.from) || !validName(h.to)) throw new Error('heartbeat: a node name must be 1–253 bytes');
-  const out = Buffer.alloc(MAGIC.length + 2 * INCARNATION_BYTES + 8 + 2 + from.length + to.length);
+  const out = Buffer.alloc(MAGIC.length + 1 + 2 * INCARNATION_BYTES + 8 + 2 + from.length + to.length);
   let o = MAGIC.copy(out, 0);
+  o = out.writeUInt8(h.neighbour ? NEIGHBOUR_FLAG : 0, o);
   o += Buffer.from(h.incarnation, 'hex').copy(out, o);
   o = out.writeUInt32BE(h.seq >>> 0, o);
   o += Buffer.from(h.ackIncarnation, 'hex').copy(out, o);
@@ -129,11 +136,13 @@ export function encodeHeartbeat(h: Heartbeat): Buffer {
   return out;
 }
 
-/** The heartbeat in `buf`, or undefined when it is not a well-formed one (magic, lengths, zero seq, half an ack). */
+/** The heartbeat in `buf`, or undefined when it is not a well-formed one (magic, flags, lengths, zero seq, half an ack). */
 export function decodeHeartbeat(buf: Buffer): Heartbeat | undefined {
-  const fixed = MAGIC.length + 2 * INCARNATION_BYTES + 8;
+  const fixed = MAGIC.length + 1 + 2 * INCARNATION_BYTES + 8;
   if (buf.length < fixed + 2 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   let o = MAGIC.length;
+  const flags = buf.readUInt8(o++);
+  if ((flags & ~NEIGHBOUR_FLAG) !== 0) return undefined;
   const incarnation = buf.toString('hex', o, o + INCARNATION_BYTES);
   o += INCARNATION_BYTES;
   const seq = buf.readUInt32BE(o);
@@ -150,7 +159,7 @@ export function decodeHeartbeat(buf: Buffer): Heartbeat | undefined {
   if (toLen === 0 || o + toLen !== buf.length) return undefined;
   const to = buf.toString('utf8', o, o + toLen);
   if (seq === 0 || incarnation === NO_INCARNATION || (ackSeq === 0) !== (ackIncarnation === NO_INCARNATION)) return undefined;
-  return { from, to, incarnation, seq, ackIncarnation, ackSeq };
+  return { from, to, incarnation, seq, ackIncarnation, ackSeq, neighbour: flags === NEIGHBOUR_FLAG };
 }
 
 // ---- UDP ---------------------------------------------------------------------------------------------------------
@@ -229,6 +238,8 @@ interface Member extends HeartbeatPeer {
   lastHeard?: number;
   /** The latest of our seqs (our incarnation) it acked; 0: none. */
   ackedSeq: number;
+  /** Arrival time of its latest valid datagram that counted this node as its neighbour. */
+  lastAsked?: number;
 }
 
 interface Watch {
@@ -301,15 +312,14 @@ export class HeartbeatRing {
     const m = this.members.get(h.from);
     if (!m || h.from === this.options.node) return 'unknown-peer';
     if (m.incarnation !== h.incarnation) {
-      // A restarted peer: its old seqs and acks mean nothing; we ack its new seqs from now on.
+      // A restarted peer: we ack its new seqs from now on (below). What it acked of ours stands: our seqs go on.
       m.incarnation = h.incarnation;
-      m.receivedSeq = 0;
-      m.ackedSeq = 0;
     } else if (h.seq <= m.receivedSeq) {
       return 'stale'; // a duplicate or a reordered one: proves nothing newer
     }
     m.receivedSeq = h.seq;
     m.lastHeard = this.now();
+    if (h.neighbour) m.lastAsked = m.lastHeard;
     if (h.ackIncarnation === this.incarnation && h.ackSeq > m.ackedSeq && h.ackSeq <= this.seq) m.ackedSeq = h.ackSeq;
     return undefined;
   }
@@ -381,7 +391,11 @@ export class HeartbeatRing {
     return this.lastTick !== undefined && now - this.lastTick - this.intervalMs > 2 * this.intervalMs;
   }
 
-  /** One round: own-freeze check, a datagram to each neighbour, then silent/acked evaluated. */
+  /**
+   * One round: own-freeze check, a datagram to each neighbour and to each member that counted this node as its
+   * neighbour within deadAfterMs (their views differ: it would judge this node silent otherwise), then silent/acked
+   * evaluated.
+   */
   tick(): void {
     const now = this.now();
     if (this.lastTick === undefined) {
@@ -396,24 +410,25 @@ export class HeartbeatRing {
     this.seq += 1;
     this.sentAt.set(this.seq, now);
     for (const [seq, at] of this.sentAt) if (now - at >= this.ackTimeoutMs && seq !== this.seq) this.sentAt.delete(seq);
-    for (const node of this.watched.keys()) {
-      const m = this.members.get(node);
-      if (!m) continue;
+    for (const m of this.members.values()) {
+      const neighbour = this.watched.has(m.node);
+      if (!neighbour && (m.lastAsked === undefined || now - m.lastAsked > this.deadAfterMs || m.node === this.options.node)) continue;
       const acking = m.incarnation !== undefined && m.receivedSeq > 0;
       const datagram = encodeHeartbeat({
         from: this.options.node,
-        to: node,
+        to: m.node,
         incarnation: this.incarnation,
         seq: this.seq,
         ackIncarnation: acking ? (m.incarnation ?? NO_INCARNATION) : NO_INCARNATION,
         ackSeq: acking ? m.receivedSeq : 0,
+        neighbour,
       });
       try {
         this.options.transport.send(datagram, m.address, m.port);
         this.stats.sent++;
         this.counters.sent.add(1);
       } catch (error) {
-        this.log.debug('heartbeat not sent', { to: node, error });
+        this.log.debug('heartbeat not sent', { to: m.node, error });
       }
     }
     const silent = this.evaluateSilent(now, true);

@@ -56,7 +56,7 @@ describe('speaker lease in heartbeat mode', () => {
     jest.useRealTimers();
   });
 
-  function start(acked: { value: boolean }, answering: { value: string[] }) {
+  function start(acked: { value: boolean }, answering: { value: string[] }, members = { value: 3 }) {
     const fake = fakeApi();
     const fences: boolean[] = [];
     const nl = new NodeLease({
@@ -69,7 +69,7 @@ describe('speaker lease in heartbeat mode', () => {
       interfaces: () => [],
       answering: () => answering.value,
       onFenceChange: (f) => fences.push(f),
-      heartbeat: { endpoint: '192.0.2.10:7947', answerWindowMs: WINDOW, acked: () => acked.value },
+      heartbeat: { endpoint: '192.0.2.10:7947', answerWindowMs: WINDOW, acked: () => acked.value, members: () => members.value },
     });
     const stop = new AbortController();
     const running = nl.run(stop.signal);
@@ -99,6 +99,32 @@ describe('speaker lease in heartbeat mode', () => {
     expect(t.nl.live).toBe(true);
     await jest.advanceTimersByTimeAsync(2);
     expect(t.nl.live).toBe(false);
+    await t.stop();
+  });
+
+  it('answering nothing, it reads nothing and stays a live candidate for the whole idle duration', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const t = start({ value: true }, { value: [] });
+    await jest.advanceTimersByTimeAsync(10);
+    expect([annotation(t.api.stored, LEASE_DURATION_MS_ANNOTATION), annotation(t.api.stored, ANSWER_WINDOW_ANNOTATION)]).toEqual(['30000', '800']);
+    await jest.advanceTimersByTimeAsync(20_000);
+    expect(t.calls.map((c) => [c.verb, c.at - 1_000_000])).toEqual([['GET', 0], ['PUT', 0], ['PUT', 10_000], ['PUT', 20_000]]); // the first GET looks for an existing Lease
+    t.api.failing = true;
+    await jest.advanceTimersByTimeAsync(29_890 - (Date.now() - 1_020_000));
+    expect(t.nl.live).toBe(true);
+    await jest.advanceTimersByTimeAsync(20);
+    expect(t.nl.live).toBe(false);
+    await t.stop();
+  });
+
+  it('slows the Lease as the ring grows past 100 members: renewals of N nodes seen by N nodes stay linear in N', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const members = { value: 400 };
+    const t = start({ value: true }, { value: [] }, members);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(annotation(t.api.stored, LEASE_DURATION_MS_ANNOTATION)).toBe('120000');
+    await jest.advanceTimersByTimeAsync(80_000);
+    expect(t.calls.filter((c) => c.verb === 'PUT').map((c) => c.at - 1_000_000)).toEqual([0, 40_000, 80_000]);
     await t.stop();
   });
 

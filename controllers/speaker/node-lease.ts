@@ -37,9 +37,23 @@
 // version judged, which fails if the holder renewed since; the holder's next renewal, or one in flight, conflicts, finds
 // the fence and answers nothing). A fenced Lease is dead to every node.
 //
-// The price of the idle pace: a node that dies while idle stays a candidate for up to the idle duration. It answers
-// nothing, so no address goes silent, unless it is elected meanwhile: for a new Service, or as the successor of an
-// answering node that dies within 30 s of it (a double failure: that failover then takes up to the idle duration).
+// Heartbeat mode (--heartbeat-address; heartbeat.ts). Speakers send each other UDP heartbeats in a ring, and a ring
+// neighbour silent for 0.6 s gets its Lease fenced by its neighbours: the fence, not the silence, is what every node
+// acts on. A node in heartbeat mode says so on its Lease (ANSWER_WINDOW_ANNOTATION) and renews it at the idle pace
+// only, listing addresses or not. While it lists some it confirms by READS of its Lease, three per answer window: a
+// read that starts at t and finds the Lease unfenced lets it answer until t + the answer window − FENCE_MARGIN_MS (never
+// past its last renewal's own window). A peer waits one answer window after it first SAW the fence of a heartbeat-mode
+// Lease (SpeakerLiveness.fencedUntil): the holder's last confirming read started before the fence was written, so its
+// window has closed by then. Lost or forged heartbeats can thus only delay a failover or cause a needless fence, never
+// two answering nodes. A renewal that switches mode first limits the current window to the one it promises (a lost
+// answer may have been written). A node whose neighbours do not ack its heartbeats (UDP blocked one way) renews as
+// without heartbeats, so peers judge it by its Lease rather than fence it. Cost: one write per node per idle interval,
+// one fence per death, and three reads per answer window per ANSWERING node; reads cause no watch events.
+//
+// The price of the idle pace without heartbeats: a node that dies while idle stays a candidate for up to the idle
+// duration. It answers nothing, so no address goes silent, unless it is elected meanwhile: for a new Service, or as the
+// successor of an answering node that dies within 30 s of it (a double failure: that failover then takes up to the idle
+// duration). With heartbeats its neighbours fence it within a second.
 import { createHash } from 'node:crypto';
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from '../runtime/client.js';
 import { sleep } from '../runtime/backoff.js';
@@ -105,7 +119,7 @@ export interface NodeLeaseOptions {
    * Heartbeat mode (heartbeat.ts): while `acked()` says this node's ring neighbours hear it, the Lease renews at the
    * idle pace only, says so with ANSWER_WINDOW_ANNOTATION, and is confirmed by reads while this node answers.
    */
-  heartbeat?: { endpoint: string; answerWindowMs: number; acked: () => boolean };
+  heartbeat?: { endpoint: string; answerWindowMs: number; acked: () => boolean; members: () => number };
   now?: () => number;
 }
 
@@ -118,6 +132,9 @@ interface RenewalMode {
   /** Set in heartbeat mode: published as ANSWER_WINDOW_ANNOTATION, and confirmed by reads. */
   answerWindowMs?: number;
 }
+
+/** In heartbeat mode the Lease renews no more often than once per this much per ring member (100 nodes: 10 s). */
+const RENEW_PER_RING_MEMBER_MS = 100;
 
 /** The fence trips this long before the lease could expire in a peer's eyes (timer lateness). */
 const FENCE_MARGIN_MS = 100;
@@ -176,7 +193,16 @@ export class NodeLease {
   private mode(answering: readonly string[]): RenewalMode {
     const { durationMs, renewIntervalMs, idleDurationMs, idleRenewIntervalMs, heartbeat } = this.options;
     const idle = { durationMs: idleDurationMs ?? durationMs, renewIntervalMs: idleRenewIntervalMs ?? renewIntervalMs };
-    if (heartbeat?.acked()) return { ...idle, windowMs: Math.min(heartbeat.answerWindowMs, idle.durationMs) - FENCE_MARGIN_MS, answerWindowMs: heartbeat.answerWindowMs };
+    if (heartbeat?.acked()) {
+      // The ring detects deaths, so the Lease only has to outlive them: its pace slows as the ring grows, keeping
+      // every speaker's watch events (renewals of N nodes, seen by N nodes) linear in N beyond 100 nodes.
+      const stretch = Math.max(1, (heartbeat.members() * RENEW_PER_RING_MEMBER_MS) / idle.renewIntervalMs);
+      const paced = { durationMs: Math.round(idle.durationMs * stretch), renewIntervalMs: Math.round(idle.renewIntervalMs * stretch) };
+      // Listing nothing, the node answers nothing (it stops before it renews): it stays a live candidate for the
+      // whole duration. Listing addresses, it may answer them only within the answer window, which reads extend.
+      const windowMs = answering.length > 0 ? Math.min(heartbeat.answerWindowMs, paced.durationMs) : paced.durationMs;
+      return { ...paced, windowMs: windowMs - FENCE_MARGIN_MS, answerWindowMs: heartbeat.answerWindowMs };
+    }
     const pace = answering.length > 0 ? { durationMs, renewIntervalMs } : idle;
     return { ...pace, windowMs: pace.durationMs - FENCE_MARGIN_MS };
   }

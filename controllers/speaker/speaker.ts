@@ -5,7 +5,8 @@
 //
 // Failover: when a peer's Lease expires (on this node's clock) a timer set for that moment re-elects at once, and
 // the new winner announces with a gratuitous burst. A node that cannot renew its own Lease stops answering before
-// any peer may take over (node-lease.ts), so two nodes never answer for one address.
+// any peer may take over (node-lease.ts), so two nodes never answer for one address. With heartbeats (heartbeat.ts)
+// a dead node's ring neighbours fence its Lease within a second instead, and a fenced Lease is dead to every node.
 //
 // Handover between live nodes (a node back from a freeze or a partition, a node joining) is break-before-make: each
 // Lease lists the addresses its node answers (ANSWERING_ANNOTATION). A node that wins an address answers it only
@@ -104,6 +105,8 @@ const LINK_CHECK_MS = 100;
 const LINK_REASONS: ReadonlySet<string> = new Set(['down', 'no carrier']);
 /** leave() waits this much beyond the handover timeout for the last election pass to run. */
 const LEAVE_MARGIN_MS = 200;
+/** After a neighbour stops acking, the Lease stays out of heartbeat mode this long (node-lease.ts, heartbeat.ts). */
+const FAST_MODE_HOLD_MS = 10_000;
 /** Informer events arrive in bursts (a rollout touches many slices): one election pass per burst. */
 const COALESCE_MS = 10;
 
@@ -148,8 +151,14 @@ export class Speaker {
   private running = false;
   private pendingPass: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
-  /** The heartbeat ring, while it runs (options.heartbeat). */
+  /** The heartbeat ring, while it runs (options.heartbeat), and how many members it had at the last election pass. */
   private ring: HeartbeatRing | undefined;
+  private ringMembers = 0;
+  /** What the ring's members were last set from (holder, endpoint, mode of each live Lease): set again only on change. */
+  private ringKey = '';
+  /** When a neighbour last stopped acking this node: heartbeat mode waits FAST_MODE_HOLD_MS after it. */
+  private unackedAt = -Infinity;
+  private holdTimer: NodeJS.Timeout | undefined;
 
   constructor(
     manager: Manager,
@@ -187,7 +196,8 @@ export class Speaker {
       heartbeat: options.heartbeat && {
         endpoint: formatHeartbeatEndpoint(options.heartbeat.address, options.heartbeat.port),
         answerWindowMs: options.heartbeat.answerWindowMs,
-        acked: () => this.ring?.acked() ?? false,
+        acked: () => (this.ring?.acked() ?? false) && Date.now() - this.unackedAt >= FAST_MODE_HOLD_MS,
+        members: () => this.ringMembers,
       },
     });
     this.announcer = new Announcer({
@@ -272,6 +282,10 @@ export class Speaker {
     const changed = this.liveness.observe(lease, Date.now());
     const republished = [INTERFACES_ANNOTATION, ANSWERING_ANNOTATION, LEAVING_ANNOTATION, FENCED_BY_ANNOTATION, HEARTBEAT_ANNOTATION, ANSWER_WINDOW_ANNOTATION].some((a) => old?.metadata?.annotations?.[a] !== lease.metadata?.annotations?.[a]);
     if (changed || republished) this.schedule(0);
+    // This node's own Lease, fenced by a peer: every node now judges it dead, and an idle node would not learn it
+    // before its next renewal (10 s or more in heartbeat mode). Renew now: the renewal obeys and clears the fence.
+    const fence = fenceOf(lease);
+    if (lease.spec?.holderIdentity === this.options.node && fence !== undefined && fence !== (old && fenceOf(old))) this.lease.renewSoon();
   }
 
   private async run(signal: AbortSignal): Promise<void> {
@@ -286,6 +300,7 @@ export class Speaker {
     this.running = false;
     this.ring?.stop();
     this.ring = undefined;
+    clearTimeout(this.holdTimer);
     transport?.close();
     this.checker.stop();
     this.prober.close();
@@ -323,12 +338,25 @@ export class Speaker {
       intervalMs: hb.intervalMs,
       transport,
       log,
+      // Silence and missing acks both after 4 intervals: a peer's event loop stalled for a few intervals flips nothing.
+      deadAfterMs: 4 * hb.intervalMs,
+      ackTimeoutMs: 4 * hb.intervalMs,
       onSilent: (nodes) => this.fenceSilent(nodes),
-      // A node its neighbours cannot hear goes back to fast Lease renewals before they would fence it, and back.
-      onAckedChange: () => this.lease.renewSoon(),
+      // A node its neighbours do not ack (UDP lost one way) renews fast at once, so they judge it by its Lease; it
+      // goes back to heartbeat mode no sooner than FAST_MODE_HOLD_MS later, so a flapping link costs few writes.
+      onAckedChange: (acked) => {
+        if (!acked) {
+          this.unackedAt = Date.now();
+          clearTimeout(this.holdTimer);
+          this.holdTimer = setTimeout(() => this.lease.renewSoon(), FAST_MODE_HOLD_MS + 1);
+        }
+        if (!acked || Date.now() - this.unackedAt >= FAST_MODE_HOLD_MS) this.lease.renewSoon();
+      },
     });
     this.ring = ring;
     ring.start();
+    // The Lease was written before the ring ran (not in heartbeat mode): say so now, not at the next idle renewal.
+    this.lease.renewSoon();
     return transport;
   }
 
@@ -405,7 +433,16 @@ export class Speaker {
     if (!this.running) return;
     const now = Date.now();
     this.live = this.liveness.live(now);
-    this.ring?.setPeers(heartbeatPeers(this.liveness.liveLeases(now)));
+    if (this.ring) {
+      const live = this.liveness.liveLeases(now);
+      const key = live.map((l) => `${l.spec?.holderIdentity} ${l.metadata?.annotations?.[HEARTBEAT_ANNOTATION]} ${answerWindowMs(l)}`).join('\n');
+      if (key !== this.ringKey) {
+        this.ringKey = key;
+        const peers = heartbeatPeers(live);
+        this.ring.setPeers(peers);
+        this.ringMembers = peers.length;
+      }
+    }
     const leaving = this.leavingNodes(now);
     const previous = this.plan;
     this.plan = planAnnouncements({
