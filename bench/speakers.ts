@@ -245,6 +245,8 @@ const modeOf = (l: Lease): 'heartbeat' | 'fast' | 'idle' =>
 interface DoubleListing {
   address: string;
   leases: string[];
+  /** The involved Leases' events from 3 s before until 1 s after. */
+  context?: string[];
   fromMs: number;
   toMs?: number;
 }
@@ -259,6 +261,8 @@ class LeaseWatch {
   /** Every write of a Lease the watch saw (not deletions), and those that switched it in or out of heartbeat mode. */
   readonly writes: { lease: string; atMs: number; modeSwitch: boolean }[] = [];
   readonly doubles: DoubleListing[] = [];
+  /** Every event, in short, to show what led to a double listing. */
+  readonly history: { atMs: number; lease: string; text: string }[] = [];
   private readonly open = new Map<string, DoubleListing>();
   private readonly waiters: { address: string; except: string; resolve: (atMs: number) => void }[] = [];
   private handle: WatchHandle | undefined;
@@ -332,6 +336,11 @@ class LeaseWatch {
     else this.leases.set(name, lease);
     const fence = e.type === 'DELETED' ? undefined : fenceOf(lease);
     if (fence !== undefined && fence !== (before && fenceOf(before))) this.fences.push({ lease: name, atMs });
+    this.history.push({
+      atMs,
+      lease: name,
+      text: `${e.type} rv=${lease.metadata?.resourceVersion} renewTime=${lease.spec?.renewTime} answering=${JSON.stringify(answeringOf(lease))} ${modeOf(lease)}${fence ? ` fenced-by="${fence}"` : ''}`,
+    });
     if (e.type !== 'DELETED') this.writes.push({ lease: name, atMs, modeSwitch: before !== undefined && (modeOf(before) === 'heartbeat') !== (modeOf(lease) === 'heartbeat') });
     if (e.type !== 'DELETED' && fence === undefined) {
       const listed = answeringOf(lease);
@@ -382,6 +391,8 @@ function victimsToBe(nodes: readonly string[], addresses: readonly string[], fai
 
 interface Failover {
   victim: string;
+  /** performance.now() of this thread. */
+  killedAtMs: number;
   /** The victim's Lease mode when it was killed. */
   mode: string;
   /** Each address the victim listed: ms from the kill until another node's Lease listed it (undefined: never). */
@@ -457,7 +468,7 @@ async function failovers(o: { watch: LeaseWatch; addresses: string[]; solo: Map<
     await sleep(FENCE_SETTLE_MS);
     const fences = o.watch.fences.slice(fencesBefore);
     const victimLease = lease.metadata?.name ?? '';
-    const f: Failover = { victim, mode: modeOf(lease), addresses: moved, fencesOfVictim: fences.filter((x) => x.lease === victimLease).length, fencesOfOthers: fences.filter((x) => x.lease !== victimLease).length };
+    const f: Failover = { victim, killedAtMs: killedAt, mode: modeOf(lease), addresses: moved, fencesOfVictim: fences.filter((x) => x.lease === victimLease).length, fencesOfOthers: fences.filter((x) => x.lease !== victimLease).length };
     done.push(f);
     console.error(
       `[speakers]   failover ${r + 1}: killed ${victim} (${f.mode}) → ${moved.map((m) => `${m.address} in ${m.ms === undefined ? 'never' : `${m.ms.toFixed(0)} ms`}`).join(', ')}; fences: ${f.fencesOfVictim} of its Lease, ${f.fencesOfOthers} of others'`,
@@ -614,6 +625,16 @@ async function phase(name: string, o: PhaseOptions): Promise<PhaseResult> {
   }
   await watch.stop();
   result.doubles = watch.doubles;
+  for (const d of result.doubles) {
+    const names = new Set(d.leases.map((holder) => [...watch.leases.values()].find((l) => holderOf(l) === holder)?.metadata?.name ?? `speaker-${holder}`));
+    const kills = result.failovers.filter((f) => f.killedAtMs >= d.fromMs - 3_000 && f.killedAtMs <= d.fromMs + 1_000);
+    d.context = [
+      ...kills.map((f) => ({ atMs: f.killedAtMs, text: `killed ${f.victim}` })),
+      ...watch.history.filter((h) => names.has(h.lease) && h.atMs >= d.fromMs - 3_000 && h.atMs <= (d.toMs ?? d.fromMs) + 1_000).map((h) => ({ atMs: h.atMs, text: `${h.lease} ${h.text}` })),
+    ]
+      .sort((x, y) => x.atMs - y.atMs)
+      .map((h) => `  ${(h.atMs - d.fromMs).toFixed(0).padStart(6)} ms ${h.text}`);
+  }
   const killed = new Set([...solo].filter(([, x]) => x.exited).map(([node]) => node));
   await Promise.all(
     [...shared, ...[...solo.values()].filter((x) => !x.exited).map((x) => x.thread)].map(
@@ -694,7 +715,8 @@ function printTable(results: PhaseResult[], n: number, k: number): void {
   for (const r of results) {
     for (const s of r.skipped) console.log(`${r.name}: ${s}`);
     for (const d of r.doubles) {
-      console.log(`${r.name}: ${d.address} listed by ${d.leases.join(' and ')} (unfenced) for ${d.toMs === undefined ? 'the rest of the phase' : `${(d.toMs - d.fromMs).toFixed(0)} ms`}`);
+      console.log(`${r.name}: ${d.address} listed by ${d.leases.join(' and ')} (unfenced) for ${d.toMs === undefined ? 'the rest of the phase' : `${(d.toMs - d.fromMs).toFixed(0)} ms`}; around it (0 = first seen):`);
+      for (const line of d.context ?? []) console.log(line);
     }
   }
   console.log(
