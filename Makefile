@@ -38,8 +38,8 @@ bench-compare: deps build
 	npm run build:test
 	node dist-test/bench/compare/main.js $(BENCH_ARGS)
 
-# The API load of 100 L2 speakers against one kube-apiserver, before and after the two-pace Lease (bench/speakers.ts);
-# a few minutes: e.g. make bench-speakers BENCH_ARGS="--speakers 100 --services 4".
+# The API load and failover time of 100 L2 speakers against one kube-apiserver: all fast, two paces, heartbeats
+# (bench/speakers.ts); a few minutes a phase: e.g. make bench-speakers BENCH_ARGS="--speakers 100 --phases after,heartbeats".
 .PHONY: bench-speakers
 bench-speakers: deps build
 	npm run build:test

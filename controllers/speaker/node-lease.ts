@@ -175,6 +175,11 @@ export class NodeLease {
     return this.fence.liveSince(at);
   }
 
+  /** The resourceVersion of this node's Lease as last written or read. */
+  get version(): string | undefined {
+    return this.lease?.metadata?.resourceVersion;
+  }
+
   /** The addresses the last successful renewal published as answered. */
   get answering(): ReadonlySet<string> {
     return this.publishedAnswering;

@@ -105,6 +105,8 @@ const LINK_CHECK_MS = 100;
 const LINK_REASONS: ReadonlySet<string> = new Set(['down', 'no carrier']);
 /** leave() waits this much beyond the handover timeout for the last election pass to run. */
 const LEAVE_MARGIN_MS = 200;
+/** A neighbour that acked nothing this node sent for this long may not hear it (heartbeat.ts acked()). */
+const ACK_TIMEOUT_MS = 2000;
 /** After a neighbour stops acking, the Lease stays out of heartbeat mode this long (node-lease.ts, heartbeat.ts). */
 const FAST_MODE_HOLD_MS = 10_000;
 /** Informer events arrive in bursts (a rollout touches many slices): one election pass per burst. */
@@ -138,6 +140,8 @@ export class Speaker {
   private linkStates = '';
   /** Addresses this node wins and no other live node answers: what its Lease should list. */
   private wanted: ReadonlySet<string> = new Set();
+  /** What the Lease lists that this node's Lease watch has shown it listing: what it may answer (elect()). */
+  private answerable: ReadonlySet<string> = new Set();
   /** What the announcer answers (set by each election pass). */
   private answering: AnnouncementTable = new Map();
   /** Addresses handed over to this node by a leaving node that may still answer them (not a conflict). */
@@ -338,9 +342,11 @@ export class Speaker {
       intervalMs: hb.intervalMs,
       transport,
       log,
-      // Silence and missing acks both after 4 intervals: a peer's event loop stalled for a few intervals flips nothing.
+      // Silence after 4 intervals (failover = that + one answer window). Missing acks only after ACK_TIMEOUT_MS: a
+      // neighbour whose loop stalled for a second must not send every node it watches back to fast renewals (in the
+      // 100-speaker bench that fed on itself); a link that really lost one direction costs one needless fence first.
       deadAfterMs: 4 * hb.intervalMs,
-      ackTimeoutMs: 4 * hb.intervalMs,
+      ackTimeoutMs: Math.max(4 * hb.intervalMs, ACK_TIMEOUT_MS),
       onSilent: (nodes) => this.fenceSilent(nodes),
       // A node its neighbours do not ack (UDP lost one way) renews fast at once, so they judge it by its Lease; it
       // goes back to heartbeat mode no sooner than FAST_MODE_HOLD_MS later, so a flapping link costs few writes.
@@ -490,9 +496,14 @@ export class Speaker {
     const cleared = this.checker.gate([...won.keys()].filter((a) => !others.has(a)), published);
     this.checker.retain(new Set(won.keys()));
     this.wanted = new Set([...[...won.keys()].filter((a) => this.inherited.has(a) || cleared.has(a)), ...handing.keys()]);
+    // What the Lease lists is answered once this node's Lease watch has delivered the renewal that listed it: watch
+    // events come in resourceVersion order, so a peer's Lease that listed the same address earlier (two nodes whose
+    // views of who wins differ for a moment) is in `others` by then and this node yields; the earlier one may answer.
+    const caughtUp = this.liveness.leaseOf(this.options.node)?.metadata?.resourceVersion === this.lease.version;
+    this.answerable = caughtUp ? published : new Set([...published].filter((a) => this.answerable.has(a)));
     this.answering = new Map(
       [...won, ...handing]
-        .filter(([address]) => this.wanted.has(address) && published.has(address))
+        .filter(([address]) => this.wanted.has(address) && this.answerable.has(address))
         .map(([address, a]) => [address, this.inherited.has(address) ? { ...a, inherited: true } : a]),
     );
     this.announcer.setTable(this.answering);

@@ -98,7 +98,8 @@ const container = (owner: PodTemplateOwner): Container => owner.spec.template.sp
 
 /** The values a container's $(VAR) args may use: its downward-API env as the kubelet would fill it in. */
 function downwardValues(c: Container, pod: string): Record<string, string> {
-  const fields: Record<string, string> = { 'metadata.namespace': NS, 'metadata.name': pod, 'spec.nodeName': NODE };
+  // The node's IP is loopback here: the speaker's heartbeats (HEARTBEAT_ADDRESS) bind there.
+  const fields: Record<string, string> = { 'metadata.namespace': NS, 'metadata.name': pod, 'spec.nodeName': NODE, 'status.hostIP': '127.0.0.1' };
   return Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? fields[e.valueFrom?.fieldRef?.fieldPath ?? ''] ?? '']));
 }
 
