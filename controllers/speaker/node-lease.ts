@@ -136,6 +136,9 @@ interface RenewalMode {
 /** In heartbeat mode the Lease renews no more often than once per this much per ring member (100 nodes: 10 s). */
 const RENEW_PER_RING_MEMBER_MS = 100;
 
+/** Informers are resynced after a fence at most once per this long (see run()). */
+const RESYNC_MIN_GAP_MS = 10_000;
+
 /** The fence trips this long before the lease could expire in a peer's eyes (timer lateness). */
 const FENCE_MARGIN_MS = 100;
 
@@ -152,6 +155,8 @@ export class NodeLease {
   private publishedAnswering: ReadonlySet<string> = new Set();
   /** The peer's fence this node already obeyed (dropped every address for): the next renewal clears it. */
   private obeyedFence: string | undefined;
+  /** When the informers were last resynced after a fence. */
+  private resyncedAt = -Infinity;
   /** The last successful renewal: when it started and how it wrote the Lease. */
   private lastRenewal: { at: number; mode: RenewalMode } | undefined;
 
@@ -237,8 +242,13 @@ export class NodeLease {
       let intervalMs = this.options.renewIntervalMs;
       let renewed = false;
       try {
-        if (this.isFenced && this.everLive && this.options.resync) {
+        // At most one resync per RESYNC_MIN_GAP_MS: it relists every informer, and fences that follow each other
+        // (needless ones on a starved machine) would otherwise feed on the load they add. It speeds up taking
+        // addresses back; safety does not rest on it (a node answers a new address only once its own Lease watch
+        // shows the listing, speaker.ts).
+        if (this.isFenced && this.everLive && this.options.resync && started - this.resyncedAt >= RESYNC_MIN_GAP_MS) {
           await this.options.client.getOrUndefined<Lease>(Leases, this.name, this.options.namespace); // throws while the API is away
+          this.resyncedAt = started;
           await this.options.resync();
         }
         if (this.confirmsAt(started)) {
