@@ -17,10 +17,11 @@ test-unit: deps
 test-e2e: deps
 	npm run test:integration
 
-# The fault suite in full (make test runs it with few trials): see e2e/chaos/.
+# The fault suites in full (make test runs them with few trials): e2e/chaos/, and the speakers' SIGKILL/SIGSTOP
+# trials in network namespaces (30 and 20 with heartbeats; as root).
 test-chaos: deps
 	npm run build
-	SWITCHBOARD_CHAOS=full NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects integration --testPathPatterns e2e/chaos
+	SWITCHBOARD_CHAOS=full NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects integration --testPathPatterns 'e2e/chaos|controllers/speaker/(l2-network|heartbeat)\.int'
 
 # The traffic suite in full (make test runs it short): real packets through kube-proxy, CoreDNS and the speakers
 # in network namespaces (e2e/dataplane/). Needs root; skipped, saying why, otherwise.

@@ -36,9 +36,9 @@ const STEADY_WINDOW_MS = 20_000;
 /** From every Lease live to every Lease in heartbeat mode: each speaker renews once its ring runs (speaker.ts). */
 const HEARTBEAT_MODE_BOUND_MS = 5000;
 const FAILOVER_BOUND_MS = 2000;
-/** SIGKILL failovers: 5 in `make test`, 30 with SWITCHBOARD_CHAOS=full. */
+/** SIGKILL failovers: 5 in `make test`, 30 in `make test-chaos`. */
 const KILL_TRIALS = trials(5, 30);
-/** SIGSTOP → SIGCONT trials: 2 in `make test`, 20 with SWITCHBOARD_CHAOS=full. */
+/** SIGSTOP → SIGCONT trials: 2 in `make test`, 20 in `make test-chaos`. */
 const FREEZE_TRIALS = trials(2, 20);
 const FREEZE_MS = 5000;
 /** How long a node's incoming heartbeats are dropped. */
