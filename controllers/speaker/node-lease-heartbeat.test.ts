@@ -69,7 +69,7 @@ describe('speaker lease in heartbeat mode', () => {
       interfaces: () => [],
       answering: () => answering.value,
       onFenceChange: (f) => fences.push(f),
-      heartbeat: { endpoint: '192.0.2.10:7947', answerWindowMs: WINDOW, acked: () => acked.value, members: () => members.value },
+      heartbeat: { endpoint: () => '192.0.2.10:7947', answerWindowMs: WINDOW, acked: () => acked.value, members: () => members.value },
     });
     const stop = new AbortController();
     const running = nl.run(stop.signal);

@@ -119,7 +119,7 @@ export interface NodeLeaseOptions {
    * Heartbeat mode (heartbeat.ts): while `acked()` says this node's ring neighbours hear it, the Lease renews at the
    * idle pace only, says so with ANSWER_WINDOW_ANNOTATION, and is confirmed by reads while this node answers.
    */
-  heartbeat?: { endpoint: string; answerWindowMs: number; acked: () => boolean; members: () => number };
+  heartbeat?: { endpoint: () => string | undefined; answerWindowMs: number; acked: () => boolean; members: () => number };
   now?: () => number;
 }
 
@@ -252,9 +252,8 @@ export class NodeLease {
           await this.options.resync();
         }
         if (this.confirmsAt(started)) {
-          await this.confirm(started);
-          const renewalDue = (this.lastRenewal?.at ?? started) + (this.lastRenewal?.mode.renewIntervalMs ?? 0);
-          intervalMs = Math.min(this.readIntervalMs, renewalDue - started);
+          const last = await this.confirm(started);
+          intervalMs = Math.min(this.readIntervalMs, last.at + last.mode.renewIntervalMs - started);
         } else {
           this.soon = false;
           const answering = [...this.options.answering()].sort();
@@ -303,20 +302,17 @@ export class NodeLease {
    * node answer until `started` + the answer window (a fence lands after the read, and peers wait one answer window
    * after they see it), never past the last renewal's own window. A fence found here is obeyed as on a renewal.
    */
-  private async confirm(started: number): Promise<void> {
+  private async confirm(started: number): Promise<{ at: number; mode: RenewalMode }> {
     const { client, namespace, heartbeat } = this.options;
     const last = this.lastRenewal;
-    if (!heartbeat || !last) return;
+    if (!heartbeat || !last) throw new Error('confirm without a renewal in heartbeat mode'); // confirmsAt() rules it out
     const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace, { signal: AbortSignal.timeout(heartbeat.answerWindowMs), unthrottled: true });
     if (!current) throw new LeaseFencedError('the lease was deleted');
-    const fence = fenceOf(current);
-    if (fence !== undefined && fence !== this.obeyedFence) {
-      this.obeyedFence = fence;
-      throw new LeaseFencedError(fence);
-    }
+    this.obeyFence(current);
     this.lease = current;
     const windowMs = Math.min(heartbeat.answerWindowMs - FENCE_MARGIN_MS, last.at + last.mode.durationMs - FENCE_MARGIN_MS - started);
     if (windowMs > 0) this.fence.renewed(started, windowMs);
+    return last;
   }
 
   private onFenceChange(live: boolean): void {
@@ -337,7 +333,8 @@ export class NodeLease {
     if (interfaces) annotations[INTERFACES_ANNOTATION] = JSON.stringify(interfaces);
     else delete annotations[INTERFACES_ANNOTATION];
     const heartbeat = this.options.heartbeat;
-    if (heartbeat) annotations[HEARTBEAT_ANNOTATION] = heartbeat.endpoint;
+    const endpoint = heartbeat?.endpoint();
+    if (endpoint) annotations[HEARTBEAT_ANNOTATION] = endpoint;
     else delete annotations[HEARTBEAT_ANNOTATION];
     if (mode.answerWindowMs !== undefined) annotations[ANSWER_WINDOW_ANNOTATION] = String(mode.answerWindowMs);
     else delete annotations[ANSWER_WINDOW_ANNOTATION];
@@ -379,11 +376,7 @@ export class NodeLease {
     }
     const current = await client.getOrUndefined<Lease>(Leases, this.name, namespace, bounded);
     if (current) {
-      const fence = fenceOf(current);
-      if (fence !== undefined && fence !== this.obeyedFence) {
-        this.obeyedFence = fence;
-        throw new LeaseFencedError(fence);
-      }
+      this.obeyFence(current);
       this.lease = await put(this.desired(now, answering, mode, current));
       return;
     }
@@ -393,6 +386,14 @@ export class NodeLease {
       if (!isAlreadyExists(err)) throw err;
       throw new Error('the lease appeared while creating it; retrying');
     }
+  }
+
+  /** Throws LeaseFencedError for a peer's fence on `current` that this node has not obeyed yet (and obeys it). */
+  private obeyFence(current: Lease): void {
+    const fence = fenceOf(current);
+    if (fence === undefined || fence === this.obeyedFence) return;
+    this.obeyedFence = fence;
+    throw new LeaseFencedError(fence);
   }
 
   /** Graceful stop: fence at once and delete the lease so peers take over without waiting for it to expire. */

@@ -180,6 +180,7 @@ export class Speaker {
     this.statuses = manager.informer<ServiceL2Status>(ServiceL2Statuses, { labelSelector: LABEL_L2STATUS_SERVICE_NAME });
     this.statusView = new WrittenView(this.statuses.store);
 
+    const heartbeatEndpoint = options.heartbeat && formatHeartbeatEndpoint(options.heartbeat.address, options.heartbeat.port);
     this.lease = new NodeLease({
       client: this.client,
       namespace: options.namespace,
@@ -198,7 +199,8 @@ export class Speaker {
       },
       resync: () => this.resync(options.leaseDurationMs),
       heartbeat: options.heartbeat && {
-        endpoint: formatHeartbeatEndpoint(options.heartbeat.address, options.heartbeat.port),
+        // Published only while the ring runs: peers expect heartbeats (and acks) from a Lease that says where.
+        endpoint: () => (this.ring ? heartbeatEndpoint : undefined),
         answerWindowMs: options.heartbeat.answerWindowMs,
         acked: () => (this.ring?.acked() ?? false) && Date.now() - this.unackedAt >= FAST_MODE_HOLD_MS,
         members: () => this.ringMembers,
@@ -336,7 +338,14 @@ export class Speaker {
     if (!hb) return undefined;
     let ring: HeartbeatRing | undefined;
     const log = this.log.child('heartbeat');
-    const transport = await openUdpTransport(hb.address, hb.port, (datagram) => ring?.receive(datagram), log);
+    let transport: HeartbeatTransport;
+    try {
+      transport = await openUdpTransport(hb.address, hb.port, (datagram) => ring?.receive(datagram), log);
+    } catch (err) {
+      // A port in use or an address the node lacks: answer without heartbeats (fast Lease renewals), never stop.
+      log.error('cannot receive heartbeats: running without them (check --heartbeat-address and --heartbeat-port)', { address: formatHeartbeatEndpoint(hb.address, hb.port), error: String(err) });
+      return undefined;
+    }
     ring = new HeartbeatRing({
       node: this.options.node,
       intervalMs: hb.intervalMs,
