@@ -270,6 +270,8 @@ export class HeartbeatRing {
   private lastTick: number | undefined;
   private reportedAcked = true;
   private deafEpisode = false;
+  /** When a valid datagram from any member last arrived. */
+  private lastHeardAny = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private pendingTick: NodeJS.Immediate | undefined;
   private readonly counters;
@@ -319,6 +321,7 @@ export class HeartbeatRing {
     }
     m.receivedSeq = h.seq;
     m.lastHeard = this.now();
+    this.lastHeardAny = m.lastHeard;
     if (h.neighbour) m.lastAsked = m.lastHeard;
     if (h.ackIncarnation === this.incarnation && h.ackSeq > m.ackedSeq && h.ackSeq <= this.seq) m.ackedSeq = h.ackSeq;
     return undefined;
@@ -377,7 +380,11 @@ export class HeartbeatRing {
       const m = this.members.get(node);
       if (m && now - Math.max(m.lastHeard ?? -Infinity, w.watchingSince) > this.deadAfterMs) quiet.push(m);
     }
-    const deaf = this.watched.size >= 2 && quiet.length === this.watched.size;
+    // Deaf: no neighbour heard, or no member at all for 2 intervals while there are ≥ 2 others (live members send
+    // every interval). Without the second, a deaf node fences the neighbour it heard last first, the ring re-forms
+    // around it with one neighbour fewer, and that one alone looks dead: it fenced its neighbours in turn, in a loop.
+    const others = [...this.members.keys()].filter((n) => n !== this.options.node).length;
+    const deaf = (this.watched.size >= 2 && quiet.length === this.watched.size) || (others >= 2 && quiet.length > 0 && now - this.lastHeardAny > 2 * this.intervalMs);
     if (logDeaf && deaf !== this.deafEpisode) {
       this.deafEpisode = deaf;
       if (deaf) this.log.warn('heartbeat: no neighbour heard; reporting none silent (this node is probably the one cut off)', { neighbours: this.neighbours() });
