@@ -336,6 +336,16 @@ describe('heartbeat ring silence', () => {
     expect(lab.ring('a').silent()).toEqual(['c']);
   });
 
+  it('reports none of its neighbours when it stops hearing them a round apart (it is the deaf one, not they)', () => {
+    const lab = new Lab(['a', 'b', 'c']);
+    lab.rounds(5);
+    lab.drop = (from, to) => to === 'a' && from === 'b';
+    lab.rounds(1);
+    lab.drop = (_from, to) => to === 'a';
+    lab.rounds(10);
+    expect(lab.reportsBy('a')).toEqual([]);
+  });
+
   it('reports a lone neighbour it does not hear (the exception needs ≥ 2 neighbours)', () => {
     const lab = new Lab(['a', 'b']);
     lab.rounds(5);
