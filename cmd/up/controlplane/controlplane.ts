@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { createCertificateAuthority, generateSigningKeyPair, issueCertificate, type CertificateAuthority, type KeyPairPem } from '../../../controllers/runtime/pki.js';
 import { kubernetesServiceIP, parseServiceClusterIPRangeFlag } from '../../../allocators/service/ip-range.js';
 import { ensureBinaries, type Binaries } from './binaries.js';
-import { ManagedProcess, freePort, sweepStale } from './processes.js';
+import { ManagedProcess, exitedOnTakenPort, freePort, sweepStale } from './processes.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -107,17 +107,42 @@ export class LocalControlPlane {
     sweepStale(root);
     this.dir = await mkdtemp(join(root, 'cp-'));
     await writeFile(join(this.dir, 'owner.pid'), String(process.pid));
-    this.etcdPort = await freePort();
-    this.etcdPeerPort = await freePort();
-    this.apiPort = await freePort();
-    await this.writeCredentials();
-    await this.startEtcd();
-    await this.startApiServer();
-    if (this.options.kubeControllerManager !== false) {
-      await this.startControllerManager('kcm', this.options.kubeControllerManager ?? DEFAULT_KCM_CONTROLLERS);
+    try {
+      await this.startServers();
+      if (this.options.kubeControllerManager !== false) {
+        await this.startControllerManager('kcm', this.options.kubeControllerManager ?? DEFAULT_KCM_CONTROLLERS);
+      }
+    } catch (err) {
+      // Whatever did start must not outlive the failure (a test runner waits for its children's pipes).
+      await this.stop();
+      throw err;
     }
     this.log(`Control plane ready at ${this.server} in ${((Date.now() - started) / 1000).toFixed(1)} s (kubeconfig ${this.kubeconfig}).`);
     return this;
+  }
+
+  /** etcd and kube-apiserver on fresh ports; again on others (up to 3 times) when one exits because its port was taken. */
+  private async startServers(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      this.etcdPort = await freePort();
+      this.etcdPeerPort = await freePort();
+      this.apiPort = await freePort();
+      await this.writeCredentials();
+      try {
+        await this.startEtcd();
+        await this.startApiServer();
+        return;
+      } catch (err) {
+        const taken = [this.etcd, this.apiServer].some((p) => p !== undefined && exitedOnTakenPort(p));
+        if (!taken || attempt === 3) throw err;
+        this.log(`A port was taken while the control plane started (attempt ${attempt}); starting again on others.`);
+        await this.apiServer?.stop();
+        await this.etcd?.stop();
+        this.apiServer = undefined;
+        this.etcd = undefined;
+        await rm(join(this.dir, 'etcd-data'), { recursive: true, force: true });
+      }
+    }
   }
 
   private async writeCredentials(): Promise<void> {

@@ -30,8 +30,11 @@ export class ManagedProcess {
   static start(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env, ipc = false): ManagedProcess {
     const log = createWriteStream(logFile, { flags: 'a' });
     const child = spawn(command, args, { stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'], detached: true, env });
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
+    // One log for both streams, ended once both are: with pipe()'s default, the first stream to end (stdout, at exit)
+    // ended the log and the last lines on stderr, such as why a server failed to start, were lost.
+    child.stdout?.pipe(log, { end: false });
+    child.stderr?.pipe(log, { end: false });
+    child.once('close', () => log.end());
     live.add(child);
     const exited = new Promise<number | null>((resolve) => {
       child.once('exit', (code) => {
@@ -85,16 +88,37 @@ export class ManagedProcess {
   }
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports are picked below the kernel's ephemeral range (32768-60999 by default): a port taken from that range by
+ * binding port 0 can be handed to some process's outgoing connection before our server binds it, which made a
+ * kube-apiserver exit at start-up on a busy test machine. Random picks from 20000-29999, never the same one twice
+ * in this process, checked free on 127.0.0.1 (a bind there also fails when 0.0.0.0 holds the port).
+ */
+const PORT_RANGE = { first: 20_000, count: 10_000 };
+const handedOut = new Set<number>();
+
+/** A TCP port on 127.0.0.1 that was free a moment ago and that this process has not handed out before. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_RANGE.first + Math.floor(Math.random() * PORT_RANGE.count);
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port in ${PORT_RANGE.first}-${PORT_RANGE.first + PORT_RANGE.count - 1}`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/** Whether a process that exited at start-up did so because its port was taken (the caller may retry on others). */
+export function exitedOnTakenPort(proc: ManagedProcess): boolean {
+  return !proc.running && /address already in use/i.test(proc.logTail(60));
 }
 
 function alive(pid: number): boolean {
