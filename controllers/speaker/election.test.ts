@@ -4,7 +4,8 @@ import type { Lease, Node, Service } from '../../api/wire.js';
 import { errorString } from '../../api/status.js';
 import { service } from '../../testing/lb.js';
 import { advertisementsForPool, interfacesOf, parseL2Advertisements, validateL2Advertisement, type ParsedL2Advertisement } from './advertisements.js';
-import { EXCLUDE_FROM_LB_LABEL, announcedCondition, assessNodes, elect, electionHash, liveSpeakers, servingEndpoints, type ElectionRequest, type NodeView } from './election.js';
+import { EXCLUDE_FROM_LB_LABEL, announcedCondition, assessNodes, elect, electionHash, servingEndpoints, type ElectionRequest, type NodeView } from './election.js';
+import { SpeakerLiveness } from './node-lease.js';
 
 const ad = (name: string, spec: L2Advertisement['spec'] = {}): L2Advertisement => ({ metadata: { name }, spec });
 const parsedAds = (...ads: L2Advertisement[]): ParsedL2Advertisement[] => {
@@ -68,18 +69,17 @@ describe('L2Advertisement', () => {
 describe('liveness and endpoints', () => {
   const lease = (holder: string, renew: string, seconds = 15): Lease => ({ metadata: { name: `speaker-${holder}` }, spec: { holderIdentity: holder, renewTime: renew, leaseDurationSeconds: seconds } });
 
-  it('counts a speaker live while its Lease is fresh (MicroTime accepted)', () => {
+  it('counts a speaker live while its Lease is fresh (MicroTime accepted), judged from when first seen', () => {
     const now = Date.parse('2026-01-01T00:00:20Z');
-    const live = liveSpeakers(
-      [
-        lease('fresh', '2026-01-01T00:00:10.123456Z'),
-        lease('stale', '2026-01-01T00:00:04Z'),
-        lease('released', '2026-01-01T00:00:19Z', 15),
-        { metadata: { name: 'broken' }, spec: { holderIdentity: 'broken' } },
-      ].map((l) => (l.spec?.holderIdentity === 'released' ? { ...l, spec: { ...l.spec, holderIdentity: '' } } : l)),
-      now,
-    );
-    expect([...live]).toEqual(['fresh']);
+    const liveness = new SpeakerLiveness();
+    for (const l of [
+      lease('fresh', '2026-01-01T00:00:10.123456Z'),
+      lease('stale', '2026-01-01T00:00:04Z'),
+      { ...lease('released', '2026-01-01T00:00:19Z'), spec: { holderIdentity: '', renewTime: '2026-01-01T00:00:19Z', leaseDurationSeconds: 15 } },
+      { metadata: { name: 'broken' }, spec: { holderIdentity: 'broken' } },
+    ]) liveness.observe(l, now);
+    expect([...liveness.live(now)]).toEqual(['fresh']);
+    expect([...liveness.live(Date.parse('2026-01-01T00:00:25.200Z'))]).toEqual([]);
   });
 
   it('collects the nodes of serving endpoints (ready unset, ready, or serving while terminating)', () => {

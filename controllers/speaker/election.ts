@@ -40,17 +40,6 @@ export function leaseDurationMs(lease: Lease): number {
   return Number.isInteger(ms) && ms > 0 ? ms : (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
 }
 
-/** Nodes whose speaker Lease is fresh: renewTime + its duration not yet past. The holder is the node name. */
-export function liveSpeakers(leases: readonly Lease[], now: number): Set<string> {
-  const live = new Set<string>();
-  for (const lease of leases) {
-    const holder = lease.spec?.holderIdentity;
-    const renewed = Date.parse(lease.spec?.renewTime ?? lease.spec?.acquireTime ?? '');
-    if (holder && Number.isFinite(renewed) && renewed + leaseDurationMs(lease) > now) live.add(holder);
-  }
-  return live;
-}
-
 export interface AssessOptions {
   /** Like MetalLB's --ignore-exclude-lb. */
   ignoreExcludeLabel?: boolean;

@@ -62,7 +62,7 @@ import { RenewalFence } from '../runtime/renewal-fence.js';
 import type { Logger } from '../runtime/log.js';
 import { Leases, apiVersionOf } from '../../api/resources.js';
 import type { Lease } from '../../api/wire.js';
-import { LEASE_DURATION_MS_ANNOTATION, leaseDurationMs, liveSpeakers } from './election.js';
+import { LEASE_DURATION_MS_ANNOTATION, leaseDurationMs } from './election.js';
 import { LEAVING_ANNOTATION, leaseSaysLeaving } from './handover.js';
 import { FENCED_BY_ANNOTATION, LeaseFencedError, fenceOf } from './lease-fence.js';
 import { ANSWER_WINDOW_ANNOTATION, HEARTBEAT_ANNOTATION, answerWindowMs } from './heartbeat.js';
@@ -425,9 +425,13 @@ export class SpeakerLiveness {
   private readonly fencesSeen = new Map<string, { fence: string; at: number }>();
   /** published()'s answer, kept until a Lease's holder or interfaces change: renewals change neither. */
   private publishedMemo: ReadonlyMap<string, readonly PublishedInterface[]> | undefined;
+  /** Bumped by every observe() and forget(): live()'s memo is for one version and one `now`. */
+  private version = 0;
+  private liveMemo: { now: number; version: number; live: ReadonlySet<string> } | undefined;
 
   /** Records a Lease as seen now; true when the holder's liveness may have changed. */
   observe(lease: Lease, now: number): boolean {
+    this.version++;
     const key = lease.metadata?.name ?? '';
     const renewTime = lease.spec?.renewTime ?? lease.spec?.acquireTime ?? '';
     const before = this.leases.get(key);
@@ -449,6 +453,7 @@ export class SpeakerLiveness {
   }
 
   forget(lease: Lease): void {
+    this.version++;
     const key = lease.metadata?.name ?? '';
     this.sightings.delete(key);
     this.leases.delete(key);
@@ -456,17 +461,17 @@ export class SpeakerLiveness {
     this.publishedMemo = undefined;
   }
 
-  /** The leases as this node judges them: renewTime replaced by when we saw it. */
-  private judged(): Lease[] {
-    return [...this.leases].map(([key, lease]) => ({ ...lease, spec: { ...lease.spec, renewTime: microTime(this.sightings.get(key)?.seenAt ?? 0) } }));
-  }
-
   /** Nodes whose Lease is live in this node's view: renewed within its duration of being seen, and not fenced. */
-  live(now: number): Set<string> {
-    return liveSpeakers(
-      this.judged().filter((l) => fenceOf(l) === undefined),
-      now,
-    );
+  live(now: number): ReadonlySet<string> {
+    // An election pass asks several times for one `now`; with 100 speakers this ran for every Lease each time.
+    if (this.liveMemo?.now === now && this.liveMemo.version === this.version) return this.liveMemo.live;
+    const live = new Set<string>();
+    for (const [key, lease] of this.leases) {
+      const holder = lease.spec?.holderIdentity;
+      if (holder && fenceOf(lease) === undefined && (this.sightings.get(key)?.seenAt ?? 0) + leaseDurationMs(lease) > now) live.add(holder);
+    }
+    this.liveMemo = { now, version: this.version, live };
+    return live;
   }
 
   /** The Leases of live nodes (unfenced, within their duration), as last seen. */

@@ -133,7 +133,7 @@ export class Speaker {
   private readonly log: Logger;
   private plan: SpeakerPlan = { services: new Map(), table: new Map() };
   /** Live speakers as of the last election pass. */
-  private live = new Set<string>();
+  private live: ReadonlySet<string> = new Set<string>();
   private published: PublishedInterface[] | undefined;
   /** Interfaces whose link is checked often, and their state at the last scan. */
   private watchedLinks: string[] = [];

@@ -188,7 +188,10 @@ suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${s
           if (lose === 'node') await cluster.lab.setLanLink(victim, false);
           const all = await stream;
           // Until the loss, the traffic went through the victim only (else the trial would measure nothing).
-          expect(answeredBy(all.filter((r) => r.at < lostAt - 50))).toEqual({ failed: 0, names: new Set([localPod(victim)]) });
+          const before = all.filter((r) => r.at < lostAt - 50);
+          const elsewhere = before.filter((r) => r.body !== localPod(victim)).map((r) => `${r.at - lostAt} ms: ${r.body ?? r.error}`);
+          if (elsewhere.length > 0) process.stderr.write(`[dataplane] failover trial ${t + 1}: before the loss, not through ${victim.name}: ${elsewhere.join(', ')} (logs: ${cluster.work})\n`);
+          expect(answeredBy(before)).toEqual({ failed: 0, names: new Set([localPod(victim)]) });
           const results = all.filter((r) => r.at >= lostAt);
           const firstFailed = results.find((r) => r.error);
           const recovered = firstFailed && results.find((r) => r.at > firstFailed.at && r.body);
