@@ -9,6 +9,7 @@ import { context, propagation, trace, SpanKind, SpanStatusCode, type Span } from
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions as HttpRequestOptions } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { apiVersionOf, type ResourceType } from '../../api/resources.js';
 import { sleep } from './backoff.js';
 import { BucketRateLimiter } from './rate-limiter.js';
@@ -171,6 +172,8 @@ const MAX_RETRIES = 10;
 
 export class KubeClient {
   private readonly agent: HttpsAgent | HttpAgent;
+  /** The TLS context of the kubeconfig's CA and client certificate, made again only when they change. */
+  private tls: { credentials: string; context: SecureContext } | undefined;
   private readonly base: URL;
   private readonly limiter: BucketRateLimiter<void> | undefined;
   private readonly watchIdleTimeoutMs: number;
@@ -232,8 +235,25 @@ export class KubeClient {
       headers: { accept: 'application/json', 'user-agent': this.userAgent, ...headers },
     };
     await this.kubeConfig.applyToHTTPSOptions(opts);
+    if (url.protocol === 'https:') this.reuseTlsContext(opts);
     opts.agent = this.agent;
     return opts;
+  }
+
+  /**
+   * Every new connection built a TLS context from the PEM texts (parsing the key and every CA certificate): with 100
+   * speakers on one machine, a third of their CPU once requests timed out and connections were made again. One
+   * context per client instead, rebuilt when the kubeconfig's credentials change.
+   */
+  private reuseTlsContext(opts: HttpRequestOptions & Pick<ConnectionOptions, 'secureContext'>): void {
+    if (opts.pfx !== undefined) return;
+    const { ca, cert, key } = opts;
+    const credentials = JSON.stringify([ca, cert, key].map((v) => (v === undefined ? null : Array.isArray(v) ? v.map(String) : String(v))));
+    if (this.tls?.credentials !== credentials) this.tls = { credentials, context: createSecureContext({ ca, cert, key }) };
+    opts.secureContext = this.tls.context;
+    delete opts.ca;
+    delete opts.cert;
+    delete opts.key;
   }
 
   /**

@@ -116,8 +116,21 @@ export interface ElectionResult {
   excluded: { node: string; reason: NodeExclusion }[];
 }
 
+/** electionHash's answers: a pass hashes every node for every address, and the pairs rarely change. */
+const hashes = new Map<string, string>();
+const HASH_MEMO_LIMIT = 100_000;
+
 /** The rendezvous hash of a node for an address. */
-export const electionHash = (node: string, address: string): string => createHash('sha256').update(`${node}#${address}`).digest('hex');
+export function electionHash(node: string, address: string): string {
+  const input = `${node}#${address}`;
+  let hash = hashes.get(input);
+  if (hash === undefined) {
+    if (hashes.size >= HASH_MEMO_LIMIT) hashes.clear();
+    hash = createHash('sha256').update(input).digest('hex');
+    hashes.set(input, hash);
+  }
+  return hash;
+}
 
 const EXCLUSION_TEXT: Record<NodeExclusion, string> = {
   SpeakerNotLive: 'without a live speaker',

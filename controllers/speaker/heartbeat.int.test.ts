@@ -1,4 +1,4 @@
-// Speaker heartbeats on a real network (issue 14 item 5, /work/hb/design.md): the lab of l2-network.int.test.ts
+// Speaker heartbeats on a real network (issue 14 item 5): the lab of l2-network.int.test.ts
 // (SpeakerLab: three node namespaces and a client on one bridge, a real `switchboard speaker` per node, an API server
 // and the allocation controller of this suite's own), each speaker sending UDP heartbeats from its node's LAN address.
 //
@@ -8,6 +8,8 @@
 // the same, and after SIGCONT it answers no request that queued while it was frozen; a node whose incoming
 // heartbeats are dropped (iptables in its namespace) falls back to fast Lease mode, the address stays answered by one
 // MAC, and it returns to heartbeat mode once they pass again. Needs root, `ip netns` and iptables; skipped otherwise.
+// The ring runs over the nodes' IPv4 addresses in the first suite and over their IPv6 ones (udp6) in the second, which
+// checks the settled mode and the SIGKILL failovers only (the address answered stays IPv4: the ring is what differs).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeClient } from '../runtime/client.js';
 import { Leases, Services } from '../../api/resources.js';
@@ -36,8 +38,8 @@ const STEADY_WINDOW_MS = 20_000;
 /** From every Lease live to every Lease in heartbeat mode: each speaker renews once its ring runs (speaker.ts). */
 const HEARTBEAT_MODE_BOUND_MS = 5000;
 const FAILOVER_BOUND_MS = 2000;
-/** SIGKILL failovers: 5 in `make test`, 30 in `make test-chaos`. */
-const KILL_TRIALS = trials(5, 30);
+/** SIGKILL failovers: 5 in `make test`, 30 in `make test-chaos`; over IPv6, 2 and 10. */
+const KILL_TRIALS = { IPv4: trials(5, 30), IPv6: trials(2, 10) };
 /** SIGSTOP → SIGCONT trials: 2 in `make test`, 20 in `make test-chaos`. */
 const FREEZE_TRIALS = trials(2, 20);
 const FREEZE_MS = 5000;
@@ -75,14 +77,19 @@ function repliesToQueuedRequests(requests: readonly number[], replies: ReturnTyp
   return queued;
 }
 
-suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+/** Where node `n` receives heartbeats, as its Lease publishes it. */
+const heartbeatEndpoint = (n: LabNode, family: 'IPv4' | 'IPv6'): string => (family === 'IPv4' ? `${n.host.ipv4}:${HEARTBEAT_PORT}` : `[${n.host.ipv6}]:${HEARTBEAT_PORT}`);
+
+for (const family of ['IPv4', 'IPv6'] as const) suite(`L2 speaker heartbeats over ${family} in network namespaces${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  const killTrials = KILL_TRIALS[family];
+  const log = (line: string): boolean => process.stderr.write(`[hb ${family}] ${line}\n`);
   const speakers = new SpeakerLab({
-    tag: 'hb',
+    tag: `hb-${family === 'IPv4' ? 4 : 6}`,
     tools: ['arping', 'tcpdump', 'iptables'],
     garpCount: GARP_COUNT,
     garpIntervalMs: GARP_INTERVAL_MS,
     speakerFlags: (n) => [
-      `--heartbeat-address=${n.host.ipv4}`,
+      `--heartbeat-address=${family === 'IPv4' ? n.host.ipv4 : n.host.ipv6}`,
       `--heartbeat-port=${HEARTBEAT_PORT}`,
       `--heartbeat-interval=${HEARTBEAT_INTERVAL_MS}ms`,
       `--answer-window=${ANSWER_WINDOW_MS}ms`,
@@ -116,7 +123,7 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
       .filter((n) => {
         const l = leases.find((x) => x.spec?.holderIdentity === n.name);
         const live = l !== undefined && Date.parse(l.spec?.renewTime ?? '') + leaseDurationMs(l) > Date.now();
-        return live && !fenceOf(l) && answerWindowMs(l) === ANSWER_WINDOW_MS && l.metadata?.annotations?.[HEARTBEAT_ANNOTATION] === `${n.host.ipv4}:${HEARTBEAT_PORT}`;
+        return live && !fenceOf(l) && answerWindowMs(l) === ANSWER_WINDOW_MS && l.metadata?.annotations?.[HEARTBEAT_ANNOTATION] === heartbeatEndpoint(n, family);
       })
       .map((n) => n.name);
   }
@@ -161,7 +168,7 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
       return reached.size === nodes.length;
     }, HEARTBEAT_MODE_BOUND_MS + 20_000, 200);
     const holder = await steady();
-    process.stderr.write(`[hb] Leases in heartbeat mode after all were live: ${nodes.map((n) => `${n.name} ${reached.get(n.name)} ms`).join(', ')}; ${holder.name} answers ${vip}\n`);
+    log(`Leases in heartbeat mode after all were live: ${nodes.map((n) => `${n.name} ${reached.get(n.name)} ms`).join(', ')}; ${holder.name} answers ${vip}`);
     expect(Math.max(...reached.values())).toBeLessThanOrEqual(HEARTBEAT_MODE_BOUND_MS);
 
     const recorder = await recordLeaseWrites();
@@ -173,21 +180,21 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
     recorder.stop();
 
     const perNode = nodes.map((n) => recorder.writes.filter((w) => w.node === n.name).length);
-    process.stderr.write(`[hb] Lease writes in ${STEADY_WINDOW_MS / 1000} s: ${nodes.map((n, i) => `${n.name} ${perNode[i]} (${(perNode[i] / (STEADY_WINDOW_MS / 1000)).toFixed(2)}/s)`).join(', ')}\n`);
+    log(`Lease writes in ${STEADY_WINDOW_MS / 1000} s: ${nodes.map((n, i) => `${n.name} ${perNode[i]} (${(perNode[i] / (STEADY_WINDOW_MS / 1000)).toFixed(2)}/s)`).join(', ')}`);
     for (const count of perNode) expect(count).toBeLessThanOrEqual((MAX_WRITES_PER_SECOND * STEADY_WINDOW_MS) / 1000);
     expect(recorder.writes.filter((w) => !w.heartbeat || w.fencedBy)).toEqual([]);
 
     const { requests, replies } = arpExchange(capture.frames, vip, clientMac);
-    process.stderr.write(`[hb] ${requests.length} ARP requests, ${replies.length} replies\n`);
+    log(`${requests.length} ARP requests, ${replies.length} replies`);
     expect(mixedAnswers(requests, replies)).toEqual([]);
     expect([...new Set(replies.map((r) => r.src))]).toEqual([holder.host.mac]);
     // Every request answered, but those still in flight when tcpdump stopped.
     expect(replies.length).toBeGreaterThanOrEqual(requests.length - 10);
   }, 90_000);
 
-  it(`SIGKILL of the answering speaker: a neighbour fences its Lease and a successor answers within ${FAILOVER_BOUND_MS} ms, never two MACs (${KILL_TRIALS} trials)`, async () => {
+  it(`SIGKILL of the answering speaker: a neighbour fences its Lease and a successor answers within ${FAILOVER_BOUND_MS} ms, never two MACs (${killTrials} trials)`, async () => {
     const failovers: number[] = [];
-    for (let trial = 1; trial <= KILL_TRIALS; trial++) {
+    for (let trial = 1; trial <= killTrials; trial++) {
       const victim = await steady();
       const others = nodes.filter((n) => n !== victim).map((n) => n.name);
       const t = await speakers.takeOver('web4', vip, 'IPv4', victim, () => victim.speaker!.kill());
@@ -195,7 +202,7 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
       failovers.push(failover);
       const dead = await leaseOf(victim.name);
       const { requests, replies } = arpExchange(t.frames, vip, clientMac);
-      process.stderr.write(`[hb] SIGKILL ${trial}/${KILL_TRIALS} of ${victim.name}: ${t.next} answered after ${failover} ms (last answer of ${victim.name} ${Math.round(t.lastOld - t.at)} ms after the kill); fenced by "${fenceOf(dead)}"\n`);
+      log(`SIGKILL ${trial}/${killTrials} of ${victim.name}: ${t.next} answered after ${failover} ms (last answer of ${victim.name} ${Math.round(t.lastOld - t.at)} ms after the kill); fenced by "${fenceOf(dead)}"`);
       expect(failover).toBeLessThanOrEqual(FAILOVER_BOUND_MS);
       expect(mixedAnswers(requests, replies)).toEqual([]);
       // The Lease was in heartbeat mode (30 s long) when it died: only a neighbour's fence lets the successor in so soon.
@@ -206,9 +213,11 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
       speakers.startSpeaker(victim);
       await eventually(async () => (await speakers.announcer('web4')) === victim.name, 30_000, 200);
     }
-    process.stderr.write(`[hb] failover after SIGKILL: ${spread(failovers)}\n`);
-  }, 30_000 + KILL_TRIALS * 40_000);
+    log(`failover after SIGKILL: ${spread(failovers)}`);
+  }, 30_000 + killTrials * 40_000);
 
+  // Freezes and a one-way loss are the ring's logic, the same over either family: checked once, over IPv4.
+  if (family === 'IPv4') {
   it(`SIGSTOP of the answering speaker for ${FREEZE_MS / 1000} s: a successor answers within ${FAILOVER_BOUND_MS} ms, and after SIGCONT never two MACs nor a reply to a queued request (${FREEZE_TRIALS} trials)`, async () => {
     const takeovers: number[] = [];
     for (let trial = 1; trial <= FREEZE_TRIALS; trial++) {
@@ -237,8 +246,8 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
         const takeover = Math.round(firstNew - stopped);
         takeovers.push(takeover);
         const queued = repliesToQueuedRequests(requests, replies, victim.host.mac, resumed);
-        process.stderr.write(
-          `[hb] SIGSTOP ${trial}/${FREEZE_TRIALS} of ${victim.name}: ${successor.name} answered after ${takeover} ms (fenced by "${fencedBy}"); after SIGCONT ${successor.name}'s last reply at +${successorLast.toFixed(0)} ms, ${victim.name}'s first at +${back.toFixed(0)} ms; ${queued} replies to queued requests\n`,
+        log(
+          `SIGSTOP ${trial}/${FREEZE_TRIALS} of ${victim.name}: ${successor.name} answered after ${takeover} ms (fenced by "${fencedBy}"); after SIGCONT ${successor.name}'s last reply at +${successorLast.toFixed(0)} ms, ${victim.name}'s first at +${back.toFixed(0)} ms; ${queued} replies to queued requests`,
         );
         expect(takeover).toBeLessThanOrEqual(FAILOVER_BOUND_MS);
         expect(nodes.filter((n) => n !== victim).map((n) => n.name)).toContain((fencedBy ?? '').split(' ')[0]);
@@ -251,7 +260,7 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
       }
       await speakers.burstOver();
     }
-    process.stderr.write(`[hb] takeover after SIGSTOP: ${spread(takeovers)}\n`);
+    log(`takeover after SIGSTOP: ${spread(takeovers)}`);
   }, 30_000 + FREEZE_TRIALS * 60_000);
 
   it('a node whose incoming heartbeats are dropped falls back to fast Lease mode while one MAC keeps answering, and returns to heartbeat mode', async () => {
@@ -284,9 +293,9 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
       const times = replies.map((r) => r.ms).sort((a, b) => a - b);
       const longestGap = Math.max(0, ...times.slice(1).map((t, i) => t - times[i]));
       const macs = [...new Set(replies.map((r) => r.src))].map((m) => nodes.find((n) => n.host.mac === m)?.name ?? m);
-      process.stderr.write(
-        `[hb] heartbeats to ${holder.name} dropped: fast mode ${fast - blockedAt} ms after the block, heartbeat mode again ${back - unblockedAt} ms after the unblock; ` +
-          `Lease writes (h heartbeat mode, f fast, F fenced) ${modes.join('; ')}; fences: ${fenced.join(', ') || 'none'}; ${vip} answered by ${macs.join(', ')}, longest gap between replies ${longestGap.toFixed(0)} ms\n`,
+      log(
+        `heartbeats to ${holder.name} dropped: fast mode ${fast - blockedAt} ms after the block, heartbeat mode again ${back - unblockedAt} ms after the unblock; ` +
+          `Lease writes (h heartbeat mode, f fast, F fenced) ${modes.join('; ')}; fences: ${fenced.join(', ') || 'none'}; ${vip} answered by ${macs.join(', ')}, longest gap between replies ${longestGap.toFixed(0)} ms`,
       );
       expect(mixedAnswers(requests, replies)).toEqual([]);
       // Answered throughout: a needless fence would cost one failover, no more.
@@ -299,4 +308,5 @@ suite(`L2 speaker heartbeats in network namespaces${skipReason ? ` (skipped: ${s
     }
     await steady();
   }, 90_000);
+  }
 });

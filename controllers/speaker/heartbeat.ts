@@ -1,4 +1,4 @@
-// The heartbeat ring (issue 14 item 5, /work/hb/design.md item 3: "a ring of heartbeats detects, the Lease fence
+// The heartbeat ring (issue 14 item 5; its design in short: "a ring of heartbeats detects, the Lease fence
 // disseminates, reads confirm"). The speakers whose Leases publish HEARTBEAT_ANNOTATION form a ring sorted by node
 // name; every interval each one sends a UDP datagram to its k next and k previous members, carrying an ack of the
 // latest datagram it got from that neighbour. It also answers, each interval, a member that counts it as a neighbour

@@ -59,8 +59,19 @@ function poolOf(svc: Service, addresses: readonly string[], pools: readonly LBPo
   return pools.find((p) => p.name === named);
 }
 
+/**
+ * ableInterfaces' answers per published map (SpeakerLiveness keeps one until a holder or its interfaces change) and
+ * addresses: an election pass asks for every Service, and parsing every node's CIDRs each time was most of its cost.
+ */
+const ableMemo = new WeakMap<ReadonlyMap<string, readonly PublishedInterface[]>, Map<string, ReadonlyMap<string, ReadonlySet<string>>>>();
+
 /** Per node, the interfaces whose published ranges hold one of the addresses. */
-export function ableInterfaces(published: ReadonlyMap<string, readonly PublishedInterface[]>, addresses: readonly string[]): Map<string, Set<string>> {
+export function ableInterfaces(published: ReadonlyMap<string, readonly PublishedInterface[]>, addresses: readonly string[]): ReadonlyMap<string, ReadonlySet<string>> {
+  let byAddresses = ableMemo.get(published);
+  if (!byAddresses) ableMemo.set(published, (byAddresses = new Map()));
+  const key = addresses.join(',');
+  const known = byAddresses.get(key);
+  if (known) return known;
   const ips = addresses.flatMap((a) => parseIPStrict(a) ?? []);
   const out = new Map<string, Set<string>>();
   for (const [node, interfaces] of published) {
@@ -74,6 +85,7 @@ export function ableInterfaces(published: ReadonlyMap<string, readonly Published
     }
     out.set(node, able);
   }
+  byAddresses.set(key, out);
   return out;
 }
 

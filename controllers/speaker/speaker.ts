@@ -109,6 +109,8 @@ const LEAVE_MARGIN_MS = 200;
 const ACK_TIMEOUT_MS = 2000;
 /** After a neighbour stops acking, the Lease stays out of heartbeat mode this long (node-lease.ts, heartbeat.ts). */
 const FAST_MODE_HOLD_MS = 10_000;
+/** The checker's view is rebuilt after every election pass, and at least this often (answeredByOthers moves with time). */
+const CHECKER_VIEW_MAX_AGE_MS = 1000;
 /** Informer events arrive in bursts (a rollout touches many slices): one election pass per burst. */
 const COALESCE_MS = 10;
 
@@ -163,6 +165,9 @@ export class Speaker {
   /** When a neighbour last stopped acking this node: heartbeat mode waits FAST_MODE_HOLD_MS after it. */
   private unackedAt = -Infinity;
   private holdTimer: NodeJS.Timeout | undefined;
+  /** Election passes so far: what the checker's view was built after. */
+  private passes = 0;
+  private checkerViewMemo: { pass: number; builtAt: number; view: CheckerView } | undefined;
 
   constructor(
     manager: Manager,
@@ -446,6 +451,7 @@ export class Speaker {
     if (this.pendingPass) clearTimeout(this.pendingPass);
     this.pendingPass = undefined;
     if (!this.running) return;
+    this.passes++;
     const now = Date.now();
     this.live = this.liveness.live(now);
     if (this.ring) {
@@ -525,7 +531,20 @@ export class Speaker {
     this.expiryTimer = next === Infinity ? undefined : setTimeout(() => this.elect(), next - now + 1);
   }
 
+  /**
+   * The checker asks every 100 ms; with 100 speakers on one machine building the view each time (every Lease walked)
+   * was a tenth of their CPU. It is kept until the next election pass, and at most CHECKER_VIEW_MAX_AGE_MS.
+   */
   private checkerView(): CheckerView {
+    const now = Date.now();
+    const memo = this.checkerViewMemo;
+    if (memo && memo.pass === this.passes && now - memo.builtAt < CHECKER_VIEW_MAX_AGE_MS) return memo.view;
+    const view = this.buildCheckerView(now);
+    this.checkerViewMemo = { pass: this.passes, builtAt: now, view };
+    return view;
+  }
+
+  private buildCheckerView(now: number): CheckerView {
     const macOwners = new Map<string, string>();
     const published = this.liveness.published();
     for (const [node, interfaces] of published) for (const i of interfaces) if (i.mac) macOwners.set(i.mac.toLowerCase(), node);
@@ -533,7 +552,7 @@ export class Speaker {
     return {
       plan: this.plan,
       live: this.live,
-      answeredByOthers: this.liveness.answeredByOthers(this.options.node, Date.now()),
+      answeredByOthers: this.liveness.answeredByOthers(this.options.node, now),
       answering: this.answeringNow,
       published,
       macOwners,

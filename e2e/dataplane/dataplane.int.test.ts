@@ -172,11 +172,15 @@ suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${s
      * its LAN link too. Returns per trial the traffic gap (first failed → first answered request, 0 if none failed)
      * and when the traffic first went through the new node.
      */
+    /** Trials of one failover test that may be run again because the traffic left the victim before its loss. */
+    const MAX_REDONE_TRIALS = 2;
+
     async function failover(service: string, lose: 'speaker' | 'node', trials: number): Promise<{ gaps: number[]; moved: number[] }> {
       const url = `http://${await ingressIP(service)}/`;
       const localPod = (node: LabNode): string => (node === cluster.lab.nodes[0] ? 'local-0' : 'local-1');
       const gaps: number[] = [];
       const moved: number[] = [];
+      let redone = 0;
       for (let t = 0; t < trials; t++) {
         const victim = await settledAnnouncer(service, url, localPod);
         const survivor = victim === cluster.lab.nodes[0] ? cluster.lab.nodes[1] : cluster.lab.nodes[0];
@@ -190,21 +194,28 @@ suite(`Traffic through kube-proxy and the speakers${skipReason ? ` (skipped: ${s
           // Until the loss, the traffic went through the victim only (else the trial would measure nothing).
           const before = all.filter((r) => r.at < lostAt - 50);
           const elsewhere = before.filter((r) => r.body !== localPod(victim)).map((r) => `${r.at - lostAt} ms: ${r.body ?? r.error}`);
-          if (elsewhere.length > 0) process.stderr.write(`[dataplane] failover trial ${t + 1}: before the loss, not through ${victim.name}: ${elsewhere.join(', ')} (logs: ${cluster.work})\n`);
-          expect(answeredBy(before)).toEqual({ failed: 0, names: new Set([localPod(victim)]) });
-          const results = all.filter((r) => r.at >= lostAt);
-          const firstFailed = results.find((r) => r.error);
-          const recovered = firstFailed && results.find((r) => r.at > firstFailed.at && r.body);
-          const viaSurvivor = results.find((r) => r.body === localPod(survivor));
-          // Traffic moves to the new announcer and stays up once it is back; nothing answers through another node.
-          const later = results.filter((r) => recovered && r.at > recovered.at + 500 && r.error);
-          const strangers = results.filter((r) => r.body && r.body !== localPod(victim) && r.body !== localPod(survivor));
-          const gap = firstFailed && recovered ? recovered.at - firstFailed.at : 0;
-          const failed = results.filter((r) => r.error);
-          process.stderr.write(`[dataplane] failover trial ${t + 1} (${lose} lost, ${victim.name} → ${survivor.name}): gap ${gap} ms, ${failed.length} failed ${JSON.stringify(countErrors(failed))}, first request through ${survivor.name} after ${viaSurvivor ? viaSurvivor.at - lostAt : '-'} ms\n`);
-          expect({ recovered: firstFailed === undefined || recovered !== undefined, movedToSurvivor: viaSurvivor !== undefined, failedAfterRecovery: later.length, strangers: strangers.length }).toEqual({ recovered: true, movedToSurvivor: true, failedAfterRecovery: 0, strangers: 0 });
-          gaps.push(gap);
-          moved.push(viaSurvivor!.at - lostAt);
+          if (elsewhere.length > 0 && redone < MAX_REDONE_TRIALS) {
+            // The address moved before the loss (once in CI, on a loaded machine; not reproduced in 40 trials here):
+            // this trial would measure nothing. Said, with the requests that went elsewhere, and run again, twice at most.
+            redone++;
+            process.stderr.write(`[dataplane] failover trial ${t + 1} run again: before the loss, requests not through ${victim.name}: ${elsewhere.join(', ')}\n`);
+            t--;
+          } else {
+            expect(answeredBy(before)).toEqual({ failed: 0, names: new Set([localPod(victim)]) });
+            const results = all.filter((r) => r.at >= lostAt);
+            const firstFailed = results.find((r) => r.error);
+            const recovered = firstFailed && results.find((r) => r.at > firstFailed.at && r.body);
+            const viaSurvivor = results.find((r) => r.body === localPod(survivor));
+            // Traffic moves to the new announcer and stays up once it is back; nothing answers through another node.
+            const later = results.filter((r) => recovered && r.at > recovered.at + 500 && r.error);
+            const strangers = results.filter((r) => r.body && r.body !== localPod(victim) && r.body !== localPod(survivor));
+            const gap = firstFailed && recovered ? recovered.at - firstFailed.at : 0;
+            const failed = results.filter((r) => r.error);
+            process.stderr.write(`[dataplane] failover trial ${t + 1} (${lose} lost, ${victim.name} → ${survivor.name}): gap ${gap} ms, ${failed.length} failed ${JSON.stringify(countErrors(failed))}, first request through ${survivor.name} after ${viaSurvivor ? viaSurvivor.at - lostAt : '-'} ms\n`);
+            expect({ recovered: firstFailed === undefined || recovered !== undefined, movedToSurvivor: viaSurvivor !== undefined, failedAfterRecovery: later.length, strangers: strangers.length }).toEqual({ recovered: true, movedToSurvivor: true, failedAfterRecovery: 0, strangers: 0 });
+            gaps.push(gap);
+            moved.push(viaSurvivor!.at - lostAt);
+          }
         } finally {
           if (lose === 'node') await cluster.lab.setLanLink(victim, true);
           cluster.lab.startSpeaker(victim, SPEAKER_NS);
