@@ -303,8 +303,24 @@ class LeaseWatch {
     const list = await this.client.list<Lease>(Leases, { namespace: SPEAKER_NS, labelSelector: LEASE_SELECTOR });
     this.leases.clear();
     for (const l of list.items) this.leases.set(l.metadata?.name ?? '', l);
-    this.check(performance.now());
+    const atMs = performance.now();
+    // A listing the broken watch did not deliver still ends a failover: when the relist shows it (a later bound).
+    for (const l of list.items) this.resolveWaiters(l, atMs);
+    this.check(atMs);
     return list.metadata.resourceVersion;
+  }
+
+  /** Resolves the failover waiters that this unfenced Lease, listing their address, ends. */
+  private resolveWaiters(lease: Lease, atMs: number): void {
+    if (fenceOf(lease) !== undefined) return;
+    const listed = answeringOf(lease);
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i];
+      if (holderOf(lease) !== w.except && listed.includes(w.address)) {
+        this.waiters.splice(i, 1);
+        w.resolve(atMs);
+      }
+    }
   }
 
   private async run(from: string | undefined): Promise<void> {
@@ -342,16 +358,7 @@ class LeaseWatch {
       text: `${e.type} rv=${lease.metadata?.resourceVersion} renewTime=${lease.spec?.renewTime} answering=${JSON.stringify(answeringOf(lease))} ${modeOf(lease)}${fence ? ` fenced-by="${fence}"` : ''}`,
     });
     if (e.type !== 'DELETED') this.writes.push({ lease: name, atMs, modeSwitch: before !== undefined && (modeOf(before) === 'heartbeat') !== (modeOf(lease) === 'heartbeat') });
-    if (e.type !== 'DELETED' && fence === undefined) {
-      const listed = answeringOf(lease);
-      for (let i = this.waiters.length - 1; i >= 0; i--) {
-        const w = this.waiters[i];
-        if (holderOf(lease) !== w.except && listed.includes(w.address)) {
-          this.waiters.splice(i, 1);
-          w.resolve(atMs);
-        }
-      }
-    }
+    if (e.type !== 'DELETED') this.resolveWaiters(lease, atMs);
     this.check(atMs);
   }
 
