@@ -171,7 +171,9 @@ export class WatchIdleError extends Error {
 const MAX_RETRIES = 10;
 
 export class KubeClient {
-  private readonly agent: HttpsAgent | HttpAgent;
+  private agent: HttpsAgent | HttpAgent;
+  /** Agents of earlier credentials: their connections (a watch, say) run on until they end; closed with the client. */
+  private readonly retiredAgents: HttpsAgent[] = [];
   /** The TLS context of the kubeconfig's CA and client certificate, made again only when they change. */
   private tls: { credentials: string; context: SecureContext } | undefined;
   private readonly base: URL;
@@ -193,7 +195,7 @@ export class KubeClient {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     this.base = new URL(cluster.server);
-    this.agent = this.base.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
+    this.agent = this.base.protocol === 'https:' ? new HttpsAgent(AGENT_OPTIONS) : new HttpAgent(AGENT_OPTIONS);
     this.limiter = tuning.qps ? new BucketRateLimiter<void>(tuning.qps, Math.max(1, tuning.burst ?? 1)) : undefined;
     this.watchIdleTimeoutMs = tuning.watchIdleTimeoutMs ?? 0;
     this.userAgent = tuning.userAgent ?? userAgent('switchboard');
@@ -249,7 +251,15 @@ export class KubeClient {
     if (opts.pfx !== undefined) return;
     const { ca, cert, key } = opts;
     const credentials = JSON.stringify([ca, cert, key].map((v) => (v === undefined ? null : Array.isArray(v) ? v.map(String) : String(v))));
-    if (this.tls?.credentials !== credentials) this.tls = { credentials, context: createSecureContext({ ca, cert, key }) };
+    if (this.tls?.credentials !== credentials) {
+      // New credentials get a new agent too: the agent resumes TLS sessions by its own key, which no longer names
+      // the certificate, and a resumed session would present the old one.
+      if (this.tls) {
+        this.retiredAgents.push(this.agent as HttpsAgent);
+        this.agent = new HttpsAgent(AGENT_OPTIONS);
+      }
+      this.tls = { credentials, context: createSecureContext({ ca, cert, key }) };
+    }
     opts.secureContext = this.tls.context;
     delete opts.ca;
     delete opts.cert;
@@ -541,8 +551,11 @@ export class KubeClient {
 
   close(): void {
     this.agent.destroy();
+    for (const agent of this.retiredAgents) agent.destroy();
   }
 }
+
+const AGENT_OPTIONS = { keepAlive: true, maxSockets: 64 };
 
 /** A User-Agent of client-go's shape, `<name> (<os>/<arch>)`; `name` may carry an identity, e.g. `switchboard-controller/replica-a`. */
 export function userAgent(program: string): string {
