@@ -45,6 +45,8 @@ const FREEZE_TRIALS = trials(2, 20);
 const FREEZE_MS = 5000;
 /** How long a node's incoming heartbeats are dropped. */
 const BLOCK_MS = 5000;
+/** How long a node's LAN cable is pulled. */
+const CUT_OFF_MS = 5000;
 
 const inHeartbeatMode = (l: Lease): boolean => answerWindowMs(l) !== undefined;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -218,6 +220,32 @@ for (const family of ['IPv4', 'IPv6'] as const) suite(`L2 speaker heartbeats ove
 
   // Freezes and a one-way loss are the ring's logic, the same over either family: checked once, over IPv4.
   if (family === 'IPv4') {
+    it(`a node cut off from the LAN (cable pulled, API reachable) for ${CUT_OFF_MS / 1000} s is fenced once, not at every renewal`, async () => {
+      const holder = await steady();
+      // Its eth0 is one end of a veth pair whose other end is the bridge port p<i>.
+      const port = `p${nodes.indexOf(holder) + 1}`;
+      const recorder = await recordLeaseWrites();
+      let pulled = false;
+      try {
+        await runAsync(['ip', '-n', speakers.net.lan, 'link', 'set', port, 'down']);
+        pulled = true;
+        await sleep(CUT_OFF_MS);
+        await runAsync(['ip', '-n', speakers.net.lan, 'link', 'set', port, 'up']);
+        pulled = false;
+        recorder.stop();
+        const own = recorder.writes.filter((w) => w.node === holder.name);
+        const fences = new Set(own.flatMap((w) => (w.fencedBy ? [w.fencedBy] : [])));
+        log(`${holder.name} cut off for ${CUT_OFF_MS} ms: its Lease written ${own.length} times (${own.map((w) => (w.fencedBy ? 'F' : w.heartbeat ? 'h' : 'f')).join('')}), fenced ${fences.size} times`);
+        // Fenced once when it fell silent; then out of the ring, renewing fast, for 10 s (before: fenced again at
+        // each renewal, about once a second).
+        expect(fences.size).toBe(1);
+      } finally {
+        if (pulled) await runAsync(['ip', '-n', speakers.net.lan, 'link', 'set', port, 'up']);
+        recorder.stop();
+      }
+      await steady(40_000);
+    }, 90_000);
+
   it(`SIGSTOP of the answering speaker for ${FREEZE_MS / 1000} s: a successor answers within ${FAILOVER_BOUND_MS} ms, and after SIGCONT never two MACs nor a reply to a queued request (${FREEZE_TRIALS} trials)`, async () => {
     const takeovers: number[] = [];
     for (let trial = 1; trial <= FREEZE_TRIALS; trial++) {

@@ -165,6 +165,8 @@ export class Speaker {
   /** When a neighbour last stopped acking this node: heartbeat mode waits FAST_MODE_HOLD_MS after it. */
   private unackedAt = -Infinity;
   private holdTimer: NodeJS.Timeout | undefined;
+  /** When this node last saw a peer's fence land on its own Lease. */
+  private fencedAt = -Infinity;
   /** Election passes so far: what the checker's view was built after. */
   private passes = 0;
   private checkerViewMemo: { pass: number; builtAt: number; view: CheckerView } | undefined;
@@ -204,10 +206,12 @@ export class Speaker {
       },
       resync: () => this.resync(options.leaseDurationMs),
       heartbeat: options.heartbeat && {
-        // Published only while the ring runs: peers expect heartbeats (and acks) from a Lease that says where.
-        endpoint: () => (this.ring ? heartbeatEndpoint : undefined),
+        // Published only while the ring runs (peers expect heartbeats, and acks, from a Lease that says where), and
+        // not for FAST_MODE_HOLD_MS after a peer fenced this node's Lease: a node cut off from the LAN but not from the
+        // API rejoined the ring with every renewal and was fenced again 600 ms later, about once a second.
+        endpoint: () => (this.inRing() ? heartbeatEndpoint : undefined),
         answerWindowMs: options.heartbeat.answerWindowMs,
-        acked: () => (this.ring?.acked() ?? false) && Date.now() - this.unackedAt >= FAST_MODE_HOLD_MS,
+        acked: () => this.inRing() && (this.ring?.acked() ?? false) && Date.now() - this.unackedAt >= FAST_MODE_HOLD_MS,
         members: () => this.ringMembers,
       },
     });
@@ -289,6 +293,17 @@ export class Speaker {
       .addCallback((r) => r.observe(this.lease.live ? 1 : 0, { node: options.node }));
   }
 
+  /** In the ring: it runs, and no peer fenced this node's Lease in the last FAST_MODE_HOLD_MS. */
+  private inRing(): boolean {
+    return this.ring !== undefined && Date.now() - this.fencedAt >= FAST_MODE_HOLD_MS;
+  }
+
+  /** Renews once FAST_MODE_HOLD_MS from now have passed: the hold that starts now may end heartbeat mode's wait. */
+  private holdFastMode(): void {
+    clearTimeout(this.holdTimer);
+    this.holdTimer = setTimeout(() => this.lease.renewSoon(), FAST_MODE_HOLD_MS + 1);
+  }
+
   private observeLease(old: Lease | undefined, lease: Lease): void {
     const changed = this.liveness.observe(lease, Date.now());
     const republished = [INTERFACES_ANNOTATION, ANSWERING_ANNOTATION, LEAVING_ANNOTATION, FENCED_BY_ANNOTATION, HEARTBEAT_ANNOTATION, ANSWER_WINDOW_ANNOTATION].some((a) => old?.metadata?.annotations?.[a] !== lease.metadata?.annotations?.[a]);
@@ -296,7 +311,14 @@ export class Speaker {
     // This node's own Lease, fenced by a peer: every node now judges it dead, and an idle node would not learn it
     // before its next renewal (10 s or more in heartbeat mode). Renew now: the renewal obeys and clears the fence.
     const fence = fenceOf(lease);
-    if (lease.spec?.holderIdentity === this.options.node && fence !== undefined && fence !== (old && fenceOf(old))) this.lease.renewSoon();
+    if (lease.spec?.holderIdentity === this.options.node && fence !== undefined && fence !== (old && fenceOf(old))) {
+      // A fence this process saw land; one from before it started (its predecessor's death) is no reason to wait.
+      if (old !== undefined) {
+        this.fencedAt = Date.now();
+        this.holdFastMode();
+      }
+      this.lease.renewSoon();
+    }
   }
 
   private async run(signal: AbortSignal): Promise<void> {
@@ -367,8 +389,7 @@ export class Speaker {
       onAckedChange: (acked) => {
         if (!acked) {
           this.unackedAt = Date.now();
-          clearTimeout(this.holdTimer);
-          this.holdTimer = setTimeout(() => this.lease.renewSoon(), FAST_MODE_HOLD_MS + 1);
+          this.holdFastMode();
         }
         if (!acked || Date.now() - this.unackedAt >= FAST_MODE_HOLD_MS) this.lease.renewSoon();
       },
