@@ -3,6 +3,7 @@
 // are bounds (generous for a loaded machine), not measurements.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { silentLogger } from '../runtime/log.js';
+import { telemetry } from '../runtime/telemetry.js';
 import { HeartbeatRing, formatHeartbeatEndpoint, openUdpTransport, parseHeartbeatEndpoint, type HeartbeatPeer, type UdpHeartbeatTransport } from './heartbeat.js';
 
 const INTERVAL = 50;
@@ -13,6 +14,17 @@ async function until(what: string, condition: () => boolean, timeoutMs = 10_000)
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** The heartbeat counters' data points now, by name and attributes. */
+async function heartbeatMetrics(): Promise<Map<string, number>> {
+  const { resourceMetrics } = await telemetry().exporter.collect();
+  const points = new Map<string, number>();
+  for (const scope of resourceMetrics.scopeMetrics)
+    for (const metric of scope.metrics)
+      if (metric.descriptor.name.startsWith('switchboard_speaker_heartbeats_'))
+        for (const point of metric.dataPoints) points.set(`${metric.descriptor.name}${JSON.stringify(point.attributes)}`, Number(point.value));
+  return points;
 }
 
 describe('heartbeat ring over UDP on loopback', () => {
@@ -69,6 +81,16 @@ describe('heartbeat ring over UDP on loopback', () => {
     await until('a is not acked', () => a.acked.includes(false));
     expect(a.ring.silent()).toEqual(['b']);
     expect(a.ring.acked()).toBe(false);
+
+    // The counters (observed from stats when collected; b stopped, so only a's are left): a junk datagram counts as
+    // rejected, malformed.
+    a.transport.send(Buffer.from('junk'), '127.0.0.1', a.transport.port);
+    await until('a rejected the junk', () => a.ring.stats.rejected === 1);
+    const stats = { ...a.ring.stats };
+    const points = await heartbeatMetrics();
+    expect(points.get('switchboard_speaker_heartbeats_rejected{"reason":"malformed"}')).toBe(1);
+    expect(points.get('switchboard_speaker_heartbeats_received{}')).toBeGreaterThanOrEqual(stats.received);
+    expect(points.get('switchboard_speaker_heartbeats_sent{}')).toBeGreaterThanOrEqual(stats.sent);
   });
 
   it('binds udp6 for an IPv6 address, and refuses a port already bound', async () => {

@@ -59,6 +59,7 @@ describe('speaker lease in heartbeat mode', () => {
   function start(acked: { value: boolean }, answering: { value: string[] }, members = { value: 3 }) {
     const fake = fakeApi();
     const fences: boolean[] = [];
+    const resyncs: number[] = [];
     const nl = new NodeLease({
       client: fake.client,
       namespace: 'ns',
@@ -69,11 +70,12 @@ describe('speaker lease in heartbeat mode', () => {
       interfaces: () => [],
       answering: () => answering.value,
       onFenceChange: (f) => fences.push(f),
+      resync: async () => void resyncs.push(Date.now()),
       heartbeat: { endpoint: () => '192.0.2.10:7947', answerWindowMs: WINDOW, acked: () => acked.value, members: () => members.value },
     });
     const stop = new AbortController();
     const running = nl.run(stop.signal);
-    return { ...fake, nl, fences, stop: async () => (stop.abort(), await running) };
+    return { ...fake, nl, fences, resyncs, stop: async () => (stop.abort(), await running) };
   }
 
   it('renews at the idle pace while answering and confirms by reads, three per answer window', async () => {
@@ -138,6 +140,28 @@ describe('speaker lease in heartbeat mode', () => {
     expect([t.nl.live, [...t.nl.answering]]).toEqual([false, []]);
     await jest.advanceTimersByTimeAsync(1000);
     expect([annotation(t.api.stored, FENCED_BY_ANNOTATION), t.nl.live]).toEqual([undefined, true]);
+    // Its API calls worked throughout: its watches are not behind, so nothing is relisted.
+    expect(t.resyncs).toEqual([]);
+    await t.stop();
+  });
+
+  it('resyncs its informers after a fence only when an API call failed, once the API answers again', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const t = start({ value: true }, { value: ['192.0.2.1'] });
+    await jest.advanceTimersByTimeAsync(1000);
+    t.api.failing = true;
+    await jest.advanceTimersByTimeAsync(2000);
+    expect([t.nl.live, t.resyncs]).toEqual([false, []]);
+    const back = Date.now();
+    t.api.failing = false;
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(t.nl.live).toBe(true);
+    expect(t.resyncs).toHaveLength(1);
+    expect(t.resyncs[0] - back).toBeLessThan(WINDOW);
+    // The renewal after it cleared the failure: a later fence by a peer relists nothing.
+    t.fence();
+    await jest.advanceTimersByTimeAsync(20_000);
+    expect([t.nl.live, t.resyncs.length]).toEqual([true, 1]);
     await t.stop();
   });
 

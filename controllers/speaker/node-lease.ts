@@ -111,8 +111,9 @@ export interface NodeLeaseOptions {
   /** After every successful renewal, with the addresses it published. */
   onRenewed?: (answering: ReadonlySet<string>) => void;
   /**
-   * Called before renewing again after a fence, once the API answers: brings this node's view up to date (its
-   * watches may be backing off), so that it announces as soon as peers, seeing the renewal, stop.
+   * Called before renewing again after a fence that followed a failed API call, once the API answers: brings this
+   * node's view up to date (its watches may be backing off), so that it announces as soon as peers, seeing the
+   * renewal, stop.
    */
   resync?: () => Promise<void>;
   /**
@@ -157,6 +158,8 @@ export class NodeLease {
   private obeyedFence: string | undefined;
   /** When the informers were last resynced after a fence. */
   private resyncedAt = -Infinity;
+  /** A renewal or read failed (not on a fence) since the last successful renewal: the watches may be backing off. */
+  private apiFailed = false;
   /** The last successful renewal: when it started and how it wrote the Lease. */
   private lastRenewal: { at: number; mode: RenewalMode } | undefined;
 
@@ -242,11 +245,12 @@ export class NodeLease {
       let intervalMs = this.options.renewIntervalMs;
       let renewed = false;
       try {
-        // At most one resync per RESYNC_MIN_GAP_MS: it relists every informer, and fences that follow each other
-        // (needless ones on a starved machine) would otherwise feed on the load they add. It speeds up taking
-        // addresses back; safety does not rest on it (a node answers a new address only once its own Lease watch
-        // shows the listing, speaker.ts).
-        if (this.isFenced && this.everLive && this.options.resync && started - this.resyncedAt >= RESYNC_MIN_GAP_MS) {
+        // A resync relists every informer, so only after a failed API call (a fence by a peer that heard no
+        // heartbeat says nothing of this node's watches), and at most once per RESYNC_MIN_GAP_MS: fences that follow
+        // each other (needless ones on a starved machine) would otherwise feed on the load they add. It speeds up
+        // taking addresses back; safety does not rest on it (a node answers a new address only once its own Lease
+        // watch shows the listing, speaker.ts).
+        if (this.isFenced && this.apiFailed && this.everLive && this.options.resync && started - this.resyncedAt >= RESYNC_MIN_GAP_MS) {
           await this.options.client.getOrUndefined<Lease>(Leases, this.name, this.options.namespace); // throws while the API is away
           this.resyncedAt = started;
           await this.options.resync();
@@ -263,6 +267,7 @@ export class NodeLease {
           this.fence.limit(started + mode.windowMs);
           await this.renew(started, answering, mode);
           this.everLive = true;
+          this.apiFailed = false;
           this.lastRenewal = { at: started, mode };
           this.fence.renewed(started, mode.windowMs);
           this.publishedAnswering = new Set(answering);
@@ -279,6 +284,7 @@ export class NodeLease {
           this.publishedAnswering = new Set();
           this.options.log.warn('a peer fenced this speaker lease: answering nothing until renewed', { lease: this.name, fence: err.fence });
         } else {
+          this.apiFailed = true;
           this.options.log.warn('could not renew the speaker lease', { lease: `${this.options.namespace}/${this.name}`, error: String(err), fenced: !this.live });
         }
       }
