@@ -137,6 +137,43 @@ describe('PodSyncBatcher', () => {
     expect(batcher.quietPeriodMs).toBe(200); // 800 / 2³ = 100, floored at quietMs
   });
 
+  it('a release that fits in the tokens at hand waits the base quiet period, and its false ends teach nothing', () => {
+    const { batcher, releasedAt } = setUp(new Set(), { ...OPTIONS, burst: 5 });
+    const stream = (ms: number) => {
+      for (let t = 0; t < ms; t += 50) {
+        jest.advanceTimersByTime(50);
+        batcher.changed(['ns/big']);
+      }
+    };
+    // One big Service under a stream of changes: its sync waits for its interval; each stall of the stream as long
+    // as the base period releases it, and the stream resuming (a false end) changes nothing.
+    for (let stall = 0; stall < 3; stall++) {
+      stream(1000);
+      const before = releasedAt.length;
+      jest.advanceTimersByTime(201);
+      expect(releasedAt.slice(before).map(([key]) => key)).toEqual(['ns/big']);
+    }
+    stream(1000);
+    expect(batcher.quietPeriodMs).toBe(200); // three false ends would have taught 800
+    const end = Date.now() - START;
+    const before = releasedAt.length;
+    jest.advanceTimersByTime(801);
+    expect(releasedAt.slice(before).map(([key, at]) => [key, at - end])).toEqual([['ns/big', 201]]);
+  });
+
+  it('a bulk release keeps the quiet period it learned while the load goes on', () => {
+    const { batcher } = setUp();
+    const keys = Array.from({ length: 20 }, (_, i) => `ns/s${i}`); // more than the tokens at hand
+    batcher.changed(keys);
+    jest.advanceTimersByTime(201); // released as quiet
+    batcher.changed(keys); // a false end: 400
+    for (let i = 0; i < 50; i++) {
+      jest.advanceTimersByTime(100);
+      batcher.changed(keys);
+    }
+    expect(batcher.quietPeriodMs).toBe(400);
+  });
+
   it('charges a quiet release to the budget, so a false end of the load is paid back rather than added', () => {
     const { released, batcher } = setUp();
     const keys = Array.from({ length: 30 }, (_, i) => `ns/s${i}`);

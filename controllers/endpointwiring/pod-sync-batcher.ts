@@ -21,7 +21,14 @@
 //   confirmed after the event loop has read its sockets (setImmediate): a stalled loop (a full GC, a burst of
 //   syncs) left events unread and looked quiet. It starts at `quietMs` and doubles, up to `maxQuietMs`, each time
 //   pod events resume within `FALSE_END_MS` of a release (the API server stalled: the load had not ended); it
-//   halves back for each `FALSE_END_MS` a release held, so a new burst after seconds of silence starts short. On a busy machine the API server pauses for 200 ms and more every
+//   halves back for each `FALSE_END_MS` a release held, so a new burst after seconds of silence starts short. That
+//   learned period is for bulk releases: one of `FEW_KEYS` Services or fewer that fits in the tokens at hand (such
+//   as one big Service under a stream of changes) waits the base `quietMs` only and teaches nothing. Its false ends are cheap
+//   and paid from the budget (once the tokens run short, releases are bulk ones again), while a learned period
+//   would add its length to every end: creating 5,000 pods, one stall taught 400 ms, kept to the end 9 s later
+//   (convergence 0.57 s against KCM unthrottled's 0.21 s; 0.11 s against 0.18 s with this rule, at 0.7× KCM
+//   default's writes). Releasing 100 Services at each false end instead, as a decaying period did, wrote 1.5×
+//   KCM default's objects creating 10,000 pods. On a busy machine the API server pauses for 200 ms and more every
 //   second or so; a cap of 200 ms let each pause release everything (47 false ends in one minute at load 5).
 // Service and slice events do not come through here: they sync at once, as upstream.
 //
@@ -56,6 +63,11 @@ export const DEFAULT_POD_SYNC_BATCHING: PodSyncBatcherOptions = {
 const FALSE_END_MS = 1000;
 /** The budget a quiet release and extra writes may borrow ahead, in seconds of its rate. */
 const MAX_DEBT_SECONDS = 5;
+/**
+ * A quiet release of at most this many keys waits the base quiet period. Up to the tokens at hand it let each pause
+ * of a 10,000-pod flap release up to 20 Services: 1.23× KCM default's slice writes.
+ */
+const FEW_KEYS = 2;
 /** A Service synced again within its interval plus this much is still under a stream of changes. */
 const STREAK_GAP_MS = 1000;
 
@@ -125,9 +137,17 @@ export class PodSyncBatcher {
     return this.pending.size;
   }
 
-  /** The current quiet period (ms). */
+  /** The learned quiet period (ms) of a bulk release. */
   get quietPeriodMs(): number {
     return this.quietMs;
+  }
+
+  /**
+   * More keys wait than FEW_KEYS or the tokens at hand cover: a quiet release waits the learned period, not the base
+   * one.
+   */
+  private bulk(): boolean {
+    return this.pending.size > Math.min(FEW_KEYS, this.tokens);
   }
 
   private refill(now: number): void {
@@ -161,7 +181,8 @@ export class PodSyncBatcher {
       this.quietMs = Math.max(this.options.quietMs, this.quietMs / 2 ** held);
       this.quietReleaseAt = undefined;
     }
-    const quiet = now - this.lastEventAt >= this.quietMs;
+    const bulk = this.bulk();
+    const quiet = now - this.lastEventAt >= (bulk ? this.quietMs : this.options.quietMs);
     if (quiet && !afterIo && this.pending.size > 0) {
       this.confirm();
       return;
@@ -189,7 +210,7 @@ export class PodSyncBatcher {
       released++;
     }
     if (quiet && released > 0) {
-      this.quietReleaseAt = now;
+      if (bulk) this.quietReleaseAt = now; // only a bulk release's false end teaches
       this.forgetOldPaces(now);
     }
     if (this.timer) clearTimeout(this.timer);
@@ -198,7 +219,7 @@ export class PodSyncBatcher {
     // The next release: a token for a key that is eligible now, else the first interval to end (and a token then).
     const untilToken = this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.options.ratePerSecond) * 1000;
     const untilRelease = outOfTokens ? untilToken : Math.max(untilToken, nextEligible - now);
-    const untilQuiet = this.lastEventAt + this.quietMs - now;
+    const untilQuiet = this.lastEventAt + (this.bulk() ? this.quietMs : this.options.quietMs) - now;
     this.timer = setTimeout(() => this.pump(false), Math.max(1, Math.ceil(Math.min(untilRelease, untilQuiet))));
     this.timer.unref();
   }
