@@ -151,6 +151,11 @@ export class PodSyncBatcher {
     return this.pending.size > Math.min(FEW_KEYS, this.tokens);
   }
 
+  /** How long pod events must stop before what waits is released: learned for a bulk release, else the base. */
+  private quietPeriod(bulk: boolean): number {
+    return bulk ? this.quietMs : this.options.quietMs;
+  }
+
   private refill(now: number): void {
     this.tokens = Math.min(this.options.burst, this.tokens + ((now - this.refilledAt) / 1000) * this.options.ratePerSecond);
     this.refilledAt = now;
@@ -183,7 +188,7 @@ export class PodSyncBatcher {
       this.quietReleaseAt = undefined;
     }
     const bulk = this.bulk();
-    const quiet = now - this.lastEventAt >= (bulk ? this.quietMs : this.options.quietMs);
+    const quiet = now - this.lastEventAt >= this.quietPeriod(bulk);
     if (quiet && !afterIo && this.pending.size > 0) {
       this.confirm();
       return;
@@ -220,7 +225,7 @@ export class PodSyncBatcher {
     // The next release: a token for a key that is eligible now, else the first interval to end (and a token then).
     const untilToken = this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.options.ratePerSecond) * 1000;
     const untilRelease = outOfTokens ? untilToken : Math.max(untilToken, nextEligible - now);
-    const untilQuiet = this.lastEventAt + (this.bulk() ? this.quietMs : this.options.quietMs) - now;
+    const untilQuiet = this.lastEventAt + this.quietPeriod(this.bulk()) - now;
     this.timer = setTimeout(() => this.pump(false), Math.max(1, Math.ceil(Math.min(untilRelease, untilQuiet))));
     this.timer.unref();
   }
