@@ -170,7 +170,7 @@ export async function runSpeaker(args: string[]): Promise<number> {
   // SIGTERM is a planned departure: hand the addresses over (make before break) before everything stops.
   const stop = new AbortController();
   shutdownSignal(log).addEventListener('abort', () => void speaker.leave().finally(() => stop.abort()), { once: true });
-  await manager.run(stop.signal);
+  const outcome = await manager.run(stop.signal);
   client.close();
-  return 0;
+  return outcome === 'stopped' ? 0 : 1;
 }

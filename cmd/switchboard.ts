@@ -113,7 +113,7 @@ async function runController(flags: ControllerFlags, signal: AbortSignal): Promi
   log.info('switchboard controller starting', { server: client.server, identity: manager.identity, namespace: flags.namespace, jobs: jobs.map((j) => j.name) });
   const outcome = await manager.run(signal);
   client.close();
-  return outcome === 'lost-leadership' ? 1 : 0;
+  return outcome === 'stopped' ? 0 : 1;
 }
 
 const upFlags = {

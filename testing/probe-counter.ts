@@ -35,6 +35,7 @@ export function main(argv: string[]): () => void {
         counts.all[protocol]++;
         if (claims(frame)) counts.claiming[protocol]++;
       },
+      onSocketError: (err) => print({ event: 'socket-error', protocol, ...err }),
     }),
   );
   const prober = new Prober({

@@ -1,12 +1,13 @@
 // A minimal responder process: answers ARP and NDP for the given addresses on one interface, after announcing them
 // (gratuitous ARP request and reply, unsolicited NA). Used by the network-namespace tests; handy for debugging.
 //   node standalone-responder.js <interface> <address>...
-// Prints one JSON line per event on stdout: ready, announce, reply, ignore (except frames that are simply not ours).
+// Prints one JSON line per event on stdout: ready, announce, reply, ignore (except frames that are simply not ours),
+// error, socket-error.
 import { networkInterfaces } from 'node:os';
 import { runIfEntryPoint } from './script-main.js';
 import { parseIPStrict } from '../api/ip.js';
 import { buildGratuitousArp, buildUnsolicitedNeighborAdvertisement, ipv6MulticastMac, solicitedNodeMulticast } from '../controllers/speaker/frames.js';
-import { NEIGHBOR_SOLICITATION_FILTER, RawSocket, interfaceInfo } from '../controllers/speaker/raw-socket.js';
+import { NEIGHBOR_SOLICITATION_FILTER, RawSocket, interfaceInfo, type RawSocketError } from '../controllers/speaker/raw-socket.js';
 import { announcementTable, decide, responderInterface, type ResponderInterface, type AnnouncementTable } from '../controllers/speaker/responder.js';
 
 const log = (event: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -32,9 +33,10 @@ export function main(argv: string[]): () => void {
   const table = announcementTable(addresses.map((a) => [a]));
   const v6 = [...table.keys()].filter((a) => parseIPStrict(a)?.family === 'IPv6');
   const onError = (err: unknown): void => log({ event: 'error', error: String(err) });
+  const onSocketError = (protocol: string) => (err: RawSocketError): void => log({ event: 'socket-error', protocol, ...err });
 
-  const arp: RawSocket = RawSocket.open({ interface: name, protocol: 'arp', onFrame: (f) => answer(arp, iface, table)(f), onError });
-  const ndp: RawSocket = RawSocket.open({ interface: name, protocol: 'ipv6', filter: NEIGHBOR_SOLICITATION_FILTER, onFrame: (f) => answer(ndp, iface, table)(f), onError });
+  const arp: RawSocket = RawSocket.open({ interface: name, protocol: 'arp', onFrame: (f) => answer(arp, iface, table)(f), onError, onSocketError: onSocketError('arp') });
+  const ndp: RawSocket = RawSocket.open({ interface: name, protocol: 'ipv6', filter: NEIGHBOR_SOLICITATION_FILTER, onFrame: (f) => answer(ndp, iface, table)(f), onError, onSocketError: onSocketError('ipv6') });
   for (const a of v6) ndp.joinMulticast(ipv6MulticastMac(solicitedNodeMulticast(a)));
   for (const a of table.keys()) {
     if (v6.includes(a)) ndp.send(buildUnsolicitedNeighborAdvertisement(info.mac, a));

@@ -1,6 +1,6 @@
 // The manager's outward signs on a real API server: /metrics, /healthz and /readyz, Events that are
 // correlated like client-go's (and re-created when they expired), controllers that reconcile what informers see,
-// and a run that ends at once when leadership is lost.
+// a run that ends at once when leadership is lost, and one that ends when a runnable fails.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { request } from 'node:http';
 import type { KubeClient } from './client.js';
@@ -166,5 +166,59 @@ describe('manager losing its leadership', () => {
     // One retry period (jitter-free while leading) after the takeover, plus the request times.
     expect(stoppedAt['leader-only'] - takenAt).toBeLessThan(1500);
     expect(stoppedAt['webhook-like']).toBeGreaterThanOrEqual(stoppedAt['leader-only']);
+  });
+});
+
+describe('manager with a failing runnable', () => {
+  let client: KubeClient;
+
+  beforeAll(() => {
+    client = testClient();
+  });
+  afterAll(() => client.close());
+
+  /** No metrics, no leader election, no informers: only the runnables. */
+  const bareManager = (): Manager =>
+    new Manager({
+      client,
+      log: silentLogger,
+      component: 'switchboard-test',
+      leaderElection: { enabled: false, namespace: 'default', leaseName: '', leaseDurationMs: 0, renewDeadlineMs: 0, retryPeriodMs: 0 },
+    });
+
+  it('stops everything and ends its run as failed: a process missing one of its loops exits instead of lingering', async () => {
+    const shutdown = new AbortController();
+    const manager = bareManager();
+    const started: string[] = [];
+    const stopped: string[] = [];
+    const untilAborted = (name: string) => (signal: AbortSignal) =>
+      new Promise<void>((resolve) => {
+        started.push(name);
+        signal.addEventListener('abort', () => (stopped.push(name), resolve()), { once: true });
+      });
+    let fail: (err: Error) => void = () => undefined;
+    manager.addRunnable({ name: 'every-replica', needsLeaderElection: false, run: untilAborted('every-replica') });
+    manager.addRunnable({ name: 'leader-only', needsLeaderElection: true, run: untilAborted('leader-only') });
+    manager.addRunnable({ name: 'lease-loop', needsLeaderElection: false, run: () => new Promise<void>((_, reject) => (fail = reject)) });
+    const run = manager.run(shutdown.signal);
+    await eventually(() => started.length === 2);
+    fail(new Error('renewal loop broke'));
+    const outcome = await Promise.race([run, new Promise<string>((r) => setTimeout(() => r('still running after 10 s'), 10_000))]);
+    shutdown.abort();
+    expect({ outcome, stopped: stopped.sort() }).toEqual({ outcome: 'runnable-failed', stopped: ['every-replica', 'leader-only'] });
+  });
+
+  it('a runnable that rejects while stopping is no failure', async () => {
+    const shutdown = new AbortController();
+    const manager = bareManager();
+    manager.addRunnable({
+      name: 'rejects-on-abort',
+      needsLeaderElection: false,
+      run: (signal) => new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true })),
+    });
+    const run = manager.run(shutdown.signal);
+    await new Promise((r) => setTimeout(r, 200));
+    shutdown.abort();
+    expect(await run).toBe('stopped');
   });
 });

@@ -34,7 +34,7 @@ export interface Runnable {
   name: string;
   /** true: only while this replica leads (like controllers); false: on every replica (e.g. a webhook). */
   needsLeaderElection: boolean;
-  /** Runs until `signal` aborts; resolves when fully stopped. */
+  /** Runs until `signal` aborts; resolves when fully stopped. A rejection stops the whole manager (Manager.run). */
   run(signal: AbortSignal): Promise<void>;
 }
 
@@ -108,12 +108,15 @@ export class Manager {
     this.runnables.push(runnable);
   }
 
-  private startRunnables(leading: boolean, signal: AbortSignal): Promise<void>[] {
+  private startRunnables(leading: boolean, signal: AbortSignal, failed: AbortController): Promise<void>[] {
     return this.runnables
       .filter((r) => r.needsLeaderElection === leading)
       .map((r) =>
-        r.run(signal).catch((err) => {
-          this.log.error('runnable failed', { runnable: r.name, error: String(err) });
+        r.run(signal).catch((err: unknown) => {
+          const error = err instanceof Error ? (err.stack ?? String(err)) : String(err);
+          if (signal.aborted) return this.log.warn('runnable failed while stopping', { runnable: r.name, error });
+          this.log.error('runnable failed; stopping everything', { runnable: r.name, error });
+          failed.abort();
         }),
       );
   }
@@ -137,7 +140,11 @@ export class Manager {
    * ends without waiting for anything (controller-runtime's zero grace after a loss), so the process can exit
    * non-zero and restart with fresh state rather than linger as a replica that never campaigns again.
    */
-  async run(signal: AbortSignal): Promise<'stopped' | 'lost-leadership'> {
+  async run(outer: AbortSignal): Promise<'stopped' | 'lost-leadership' | 'runnable-failed'> {
+    // A runnable that fails stops everything, as in controller-runtime: a process missing one of its loops (a speaker
+    // that no longer renews its Lease answers nothing, for good) must exit and be restarted, not linger half alive.
+    const failed = new AbortController();
+    const signal = AbortSignal.any([outer, failed.signal]);
     if (this.options.metricsAddress) {
       this.metricsPort = await this.health.listen(this.options.metricsAddress, await this.metricsServing());
       this.log.info('serving metrics and health', { address: this.options.metricsAddress, port: this.metricsPort, secure: Boolean(this.options.secureMetrics) });
@@ -146,14 +153,14 @@ export class Manager {
     const everything = new AbortController();
     const stopEverything = () => everything.abort();
     signal.addEventListener('abort', stopEverything, { once: true });
-    const everyReplica = signal.aborted ? [] : this.startRunnables(false, everything.signal);
+    const everyReplica = signal.aborted ? [] : this.startRunnables(false, everything.signal, failed);
     for (const informer of this.informers.values()) informer.start();
     await Promise.race([Promise.all([...this.informers.values()].map((i) => i.waitForSync())), aborted(signal)]);
     this.log.info('caches synced', { informers: this.informers.size });
 
     const le = this.options.leaderElection;
     if (!le.enabled) {
-      await this.lead(signal);
+      await this.lead(signal, failed);
     } else {
       const elector: LeaderElector = new LeaderElector({
         client: this.client,
@@ -165,7 +172,7 @@ export class Manager {
         retryPeriodMs: le.retryPeriodMs,
         log: this.log.child('leader-election'),
         // Leader-only work sends nothing once the lease may have passed to another replica.
-        onStartedLeading: (leading) => runFenced(() => elector.mayAct(), () => this.lead(leading)),
+        onStartedLeading: (leading) => runFenced(() => elector.mayAct(), () => this.lead(leading, failed)),
         onNewLeader: (id) => this.log.info('leader observed', { leader: id, self: id === this.identity }),
       });
       this.elector = elector;
@@ -186,14 +193,14 @@ export class Manager {
     for (const informer of this.informers.values()) await informer.stop();
     await this.health.close();
     this.log.info('stopped');
-    return 'stopped';
+    return failed.signal.aborted ? 'runnable-failed' : 'stopped';
   }
 
-  private async lead(signal: AbortSignal): Promise<void> {
+  private async lead(signal: AbortSignal, failed: AbortController): Promise<void> {
     if (signal.aborted) return; // stopped before it began: start nothing that would wait for an abort
     this.log.info('starting controllers', { controllers: this.controllers.map((c) => c.name), identity: this.identity });
     for (const c of this.controllers) c.start();
-    const leaderOnly = this.startRunnables(true, signal);
+    const leaderOnly = this.startRunnables(true, signal, failed);
     await aborted(signal);
     this.log.info('stopping controllers');
     await Promise.all([...this.controllers.map((c) => c.stop()), ...leaderOnly]);

@@ -9,7 +9,7 @@ import type { Logger } from '../runtime/log.js';
 import { telemetry } from '../runtime/telemetry.js';
 import { buildGratuitousArp, buildUnsolicitedNeighborAdvertisement, ipv6MulticastMac, solicitedNodeMulticast } from './frames.js';
 import type { SystemInterface } from './interfaces.js';
-import { NEIGHBOR_SOLICITATION_FILTER, RawSocket } from './raw-socket.js';
+import { NEIGHBOR_SOLICITATION_FILTER, RawSocket, logSocketErrors } from './raw-socket.js';
 import { decide, eligibility, responderInterface, type AnnouncementTable, type IgnoreReason, type ResponderInterface } from './responder.js';
 
 export interface AnnouncerOptions {
@@ -157,9 +157,16 @@ export class Announcer {
       try {
         const onError = (err: unknown) => this.options.log.error('frame handler failed', { interface: i.name, error: String(err) });
         const port = { iface, groups: new Map<string, string>(), mld: new GroupJoiner(i.name, this.options.log) } as Port;
-        port.arp = open({ interface: i.name, protocol: 'arp', onFrame: (f, at) => this.onFrame(port, port.arp, f, at), onError });
+        port.arp = open({ interface: i.name, protocol: 'arp', onFrame: (f, at) => this.onFrame(port, port.arp, f, at), onError, onSocketError: logSocketErrors(this.options.log, i.name, 'arp') });
         try {
-          port.ndp = open({ interface: i.name, protocol: 'ipv6', filter: NEIGHBOR_SOLICITATION_FILTER, onFrame: (f, at) => this.onFrame(port, port.ndp, f, at), onError });
+          port.ndp = open({
+            interface: i.name,
+            protocol: 'ipv6',
+            filter: NEIGHBOR_SOLICITATION_FILTER,
+            onFrame: (f, at) => this.onFrame(port, port.ndp, f, at),
+            onError,
+            onSocketError: logSocketErrors(this.options.log, i.name, 'ipv6'),
+          });
         } catch (err) {
           port.arp.close();
           port.mld.close();

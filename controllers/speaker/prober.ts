@@ -15,7 +15,7 @@ import type { Logger } from '../runtime/log.js';
 import { telemetry } from '../runtime/telemetry.js';
 import { ARP_REQUEST, BROADCAST_MAC, UNSPECIFIED, ZERO_MAC, buildArp, buildNeighborSolicitation, parseFrame } from './frames.js';
 import type { SystemInterface } from './interfaces.js';
-import { ARP_CLAIM_FILTER, NEIGHBOR_ADVERTISEMENT_FILTER, RawSocket } from './raw-socket.js';
+import { ARP_CLAIM_FILTER, NEIGHBOR_ADVERTISEMENT_FILTER, RawSocket, logSocketErrors } from './raw-socket.js';
 import { eligibility, responderInterface, type ResponderInterface } from './responder.js';
 
 export interface ProberOptions {
@@ -81,10 +81,12 @@ export class Prober {
       }
       const onError = (err: unknown) => this.options.log.error('probe frame handler failed', { interface: i.name, error: String(err) });
       try {
-        const arp = open({ interface: i.name, protocol: 'arp', filter: ARP_CLAIM_FILTER, onFrame: (f) => this.onFrame(f), onError });
+        const socket = (protocol: 'arp' | 'ipv6', filter: Buffer): RawSocket =>
+          open({ interface: i.name, protocol, filter, onFrame: (f) => this.onFrame(f), onError, onSocketError: logSocketErrors(this.options.log, i.name, protocol) });
+        const arp = socket('arp', ARP_CLAIM_FILTER);
         let ndp: RawSocket;
         try {
-          ndp = open({ interface: i.name, protocol: 'ipv6', filter: NEIGHBOR_ADVERTISEMENT_FILTER, onFrame: (f) => this.onFrame(f), onError });
+          ndp = socket('ipv6', NEIGHBOR_ADVERTISEMENT_FILTER);
         } catch (err) {
           arp.close();
           throw err;

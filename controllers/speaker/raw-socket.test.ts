@@ -218,6 +218,24 @@ suite(`raw socket in network namespaces${skipReason ? ` (skipped: ${skipReason})
     }
   }, 60_000);
 
+  it('answers again after its interface goes down and up at once: the socket error (ENETDOWN) is reported and cleared, not left to stop the socket', async () => {
+    // Too quick for the speaker's link check (LINK_CHECK_MS) to reopen anything: the same sockets must read on.
+    sh(['sh', '-c', `ip -n ${NS_RESPONDER} link set ${IF_RESPONDER} down && ip -n ${NS_RESPONDER} link set ${IF_RESPONDER} up`]);
+    // Down flushed the IPv6 address (keep_addr_on_down is off); the solicitation's answer does not need it, ndisc6's route does.
+    sh(['ip', '-n', NS_RESPONDER, '-6', 'addr', 'replace', 'fd00:5b:77::1/64', 'dev', IF_RESPONDER, 'nodad']);
+    await settle();
+    const errors = lines.filter((l) => l.event === 'socket-error').sort((a, b) => String(a.protocol).localeCompare(String(b.protocol)));
+    expect(errors).toEqual(['arp', 'ipv6'].map((protocol) => ({ event: 'socket-error', protocol, message: 'Network is down', errno: 100, resumed: true })));
+    const v4 = replies(VIP4);
+    const v6 = replies(VIP6);
+    const arping = sh(inNs(NS_CLIENT, 'arping', '-c', '3', '-w', '5', '-I', IF_CLIENT, VIP4), true);
+    expect(arping).toContain('Received 3 response(s)');
+    const ndisc = sh(inNs(NS_CLIENT, 'ndisc6', '-n', '-m', '-r', '3', '-w', '1500', VIP6, IF_CLIENT), true);
+    expect(ndisc).toContain(`Target link-layer address: ${responderMac.toUpperCase()}`);
+    await settle();
+    expect({ arp: replies(VIP4) - v4, ndp: replies(VIP6) - v6 > 0 }).toEqual({ arp: 3, ndp: true });
+  }, 30_000);
+
   it('keeps the neighbor-solicitation filter to whole instructions', () => {
     expect(NEIGHBOR_SOLICITATION_FILTER.length % 8).toBe(0);
   });

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { Logger } from '../runtime/log.js';
 import { ARP_REPLY, ARP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_ADVERTISEMENT, ICMPV6_NEIGHBOR_SOLICITATION, formatMac, parseMac } from './frames.js';
 
 export const ADDON_BUILD_COMMAND = 'npx node-gyp rebuild --directory controllers/speaker/native';
@@ -20,7 +21,12 @@ interface NativeSocket {
 }
 
 interface NativeAddon {
-  RawSocket: new (interfaceName: string, ethertype: number, onFrame: (frame: Buffer, arrivedAtMs: number) => void) => NativeSocket;
+  RawSocket: new (
+    interfaceName: string,
+    ethertype: number,
+    onFrame: (frame: Buffer, arrivedAtMs: number) => void,
+    onSocketError: (message: string, errno: number, resumed: boolean) => void,
+  ) => NativeSocket;
   interfaceInfo(name: string): { index: number; mac: Buffer };
 }
 
@@ -128,7 +134,26 @@ export interface RawSocketOptions {
   onFrame: (frame: Buffer, arrivedAtMs: number) => void;
   /** Called when onFrame throws; without it the error is rethrown as an uncaught exception. */
   onError?: (err: unknown) => void;
+  /** Called on an error of the socket itself (e.g. ENETDOWN: its interface went down, if only for a moment). */
+  onSocketError: (err: RawSocketError) => void;
 }
+
+export interface RawSocketError {
+  message: string;
+  errno: number;
+  /** The socket reads on (its pending error cleared); false: it no longer receives and should be reopened. */
+  resumed: boolean;
+}
+
+/** The speaker's handler of socket errors: a warning when the socket reads on, an error when it stopped. */
+export const logSocketErrors =
+  (log: Logger, interfaceName: string, protocol: RawSocketOptions['protocol']) =>
+  (err: RawSocketError): void =>
+    (err.resumed ? log.warn : log.error)(err.resumed ? 'packet socket error; reading on' : 'packet socket error; no longer receiving', {
+      interface: interfaceName,
+      protocol,
+      error: err.message,
+    });
 
 export class RawSocket {
   private open = true;
@@ -148,7 +173,7 @@ export class RawSocket {
         options.onError(err);
       }
     };
-    const native = new (loadAddon().RawSocket)(options.interface, ethertype, deliver);
+    const native = new (loadAddon().RawSocket)(options.interface, ethertype, deliver, (message, errno, resumed) => options.onSocketError({ message, errno, resumed }));
     try {
       if (options.filter) native.setFilter(options.filter);
     } catch (err) {

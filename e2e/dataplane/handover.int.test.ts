@@ -160,6 +160,22 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
     await cluster.stop();
   }, 60_000);
 
+  /**
+   * Runs `check`; if it throws, the error carries each speaker's last log lines (CI keeps only the test output, and
+   * the lab's log files go with the run).
+   */
+  async function withSpeakerLogs<T>(check: () => T | Promise<T>): Promise<T> {
+    try {
+      return await check();
+    } catch (err) {
+      if (err instanceof Error) {
+        const tails = cluster.lab.nodes.map((n) => `--- ${n.name}'s speaker (${n.speaker?.state ?? 'not started'}), last lines ---\n${(n.speaker?.logTail(25) ?? '').split('\n').map((l) => l.slice(0, 320)).join('\n')}`);
+        err.message += `\n${tails.join('\n')}`;
+      }
+      throw err;
+    }
+  }
+
   /** The node announcing `t` departs as `how` while the client streams requests to it; the node then vanishes. */
   async function trial(how: Departure, t: Target = targets.IPv4): Promise<TrialResult> {
     const victim = await settled(t);
@@ -226,8 +242,10 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
         `${result.victim} stopped +${result.stoppedAfter} ms; overlap ${result.overlap} ms; ${result.doubleAnswered} probes answered by both; ${result.unsolicited} unsolicited frames of ${result.successor}${result.failed > 0 ? `; failed at ${result.failures.slice(0, 5).join(' ')}` : ''}\n`,
     );
     // Back: rendezvous hashing gives the address back to the same node, break before make.
-    await eventually(allLive, 30_000, 200);
-    await settled(t, victim);
+    await withSpeakerLogs(async () => {
+      await eventually(allLive, 30_000, 200);
+      await settled(t, victim);
+    });
     return result;
   }
 
@@ -244,18 +262,20 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
     const results: TrialResult[] = [];
     for (let i = 0; i < count; i++) results.push(await trial(how, t));
     report(how, results, t.family);
-    for (const r of results) {
-      // A TCP handshake in flight when the client's neighbour entry moves is reset by the successor (no connection
-      // state moves with an L2 handover): at most one such request a trial, said in the figures; nothing else fails.
-      expect({ failed: r.failed - r.resetAtSwitch, atMostOneResetAtSwitch: r.resetAtSwitch <= 1, madeBeforeBreak: r.overlap > 0, announced: r.unsolicited > 0 }).toEqual({
-        failed: 0,
-        atMostOneResetAtSwitch: true,
-        madeBeforeBreak: true,
-        announced: true,
-      });
-      expect(r.overlap).toBeLessThanOrEqual(HANDOVER_TIMEOUT_MS);
-      expect(r.requests).toBeGreaterThan(0.9 * (STREAM.durationMs / STREAM.intervalMs));
-    }
+    await withSpeakerLogs(() => results.forEach(expectPlanned));
+  }
+
+  function expectPlanned(r: TrialResult): void {
+    // A TCP handshake in flight when the client's neighbour entry moves is reset by the successor (no connection
+    // state moves with an L2 handover): at most one such request a trial, said in the figures; nothing else fails.
+    expect({ failed: r.failed - r.resetAtSwitch, atMostOneResetAtSwitch: r.resetAtSwitch <= 1, madeBeforeBreak: r.overlap > 0, announced: r.unsolicited > 0 }).toEqual({
+      failed: 0,
+      atMostOneResetAtSwitch: true,
+      madeBeforeBreak: true,
+      announced: true,
+    });
+    expect(r.overlap).toBeLessThanOrEqual(HANDOVER_TIMEOUT_MS);
+    expect(r.requests).toBeGreaterThan(0.9 * (STREAM.durationMs / STREAM.intervalMs));
   }
 
   const SIGTERM_TRIALS = FULL ? 20 : 3;
@@ -274,11 +294,13 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
     const results: TrialResult[] = [];
     for (let i = 0; i < FEW; i++) results.push(await trial('SIGKILL'));
     report('SIGKILL', results);
-    for (const r of results) {
-      // Not before the Lease could have expired (renewed at most 500 ms before the kill), and within the bound.
-      expect(r.successorAfter).toBeGreaterThanOrEqual(LEASE_DURATION_MS - 500 - 100);
-      expect(r.successorAfter).toBeLessThanOrEqual(2000);
-      expect({ overlap: r.overlap < 0, doubleAnswered: r.doubleAnswered }).toEqual({ overlap: true, doubleAnswered: 0 });
-    }
+    await withSpeakerLogs(() => {
+      for (const r of results) {
+        // Not before the Lease could have expired (renewed at most 500 ms before the kill), and within the bound.
+        expect(r.successorAfter).toBeGreaterThanOrEqual(LEASE_DURATION_MS - 500 - 100);
+        expect(r.successorAfter).toBeLessThanOrEqual(2000);
+        expect({ overlap: r.overlap < 0, doubleAnswered: r.doubleAnswered }).toEqual({ overlap: true, doubleAnswered: 0 });
+      }
+    });
   }, FEW * PER_TRIAL_MS);
 });

@@ -67,6 +67,12 @@ export class ManagedProcess {
     return this.child.exitCode === null && this.child.signalCode === null && live.has(this.child);
   }
 
+  /** For error messages: running, or how it ended. */
+  get state(): string {
+    if (this.running) return 'running';
+    return this.child.signalCode ? `killed by ${this.child.signalCode}` : `exited with code ${this.child.exitCode}`;
+  }
+
   /** The last lines of its log, for error messages. */
   logTail(lines = 30): string {
     if (!existsSync(this.logFile)) return '';

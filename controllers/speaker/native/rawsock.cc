@@ -2,7 +2,9 @@
 // Frames are read on the Node.js event loop (uv_poll on the non-blocking socket) and handed to a JS callback as
 // Buffers with the kernel's arrival time (SO_TIMESTAMPNS, ms since the epoch): a process frozen and resumed reads
 // frames that queued meanwhile, and must be able to tell. Frames this host sent are skipped. Errors are thrown as JS
-// errors carrying the errno text.
+// errors carrying the errno text. A socket error (ENETDOWN when the interface goes down, even for a moment) makes
+// libuv stop the poll for good: it is read (which clears it), reported, and the poll started again, so the socket
+// answers once the kernel re-attaches it to the interface that came back up.
 #include <napi.h>
 #include <uv.h>
 
@@ -68,11 +70,12 @@ class RawSocket : public Napi::ObjectWrap<RawSocket> {
                         InstanceAccessor("mac", &RawSocket::Mac, nullptr)});
   }
 
-  // new RawSocket(interfaceName: string, ethertype: number, onFrame: (frame: Buffer, arrivedAtMs: number) => void)
+  // new RawSocket(interfaceName: string, ethertype: number, onFrame: (frame: Buffer, arrivedAtMs: number) => void,
+  //               onSocketError: (message: string, errno: number, resumed: boolean) => void)
   explicit RawSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RawSocket>(info), frame_(kFrameBuffer) {
     Napi::Env env = info.Env();
-    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsFunction()) {
-      Napi::TypeError::New(env, "RawSocket(interface: string, ethertype: number, onFrame: function)").ThrowAsJavaScriptException();
+    if (info.Length() < 4 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsFunction() || !info[3].IsFunction()) {
+      Napi::TypeError::New(env, "RawSocket(interface: string, ethertype: number, onFrame: function, onSocketError: function)").ThrowAsJavaScriptException();
       return;
     }
     const std::string name = info[0].As<Napi::String>();
@@ -111,6 +114,7 @@ class RawSocket : public Napi::ObjectWrap<RawSocket> {
     uv_poll_init(loop, poll_, fd_);
     uv_poll_start(poll_, UV_READABLE, OnReadable);
     onFrame_ = Napi::Persistent(info[2].As<Napi::Function>());
+    onSocketError_ = Napi::Persistent(info[3].As<Napi::Function>());
     context_ = std::make_unique<Napi::AsyncContext>(env, "switchboard:rawsocket");
     Ref();  // an open socket stays alive while its poll handle refers to it
   }
@@ -120,7 +124,23 @@ class RawSocket : public Napi::ObjectWrap<RawSocket> {
  private:
   static void OnReadable(uv_poll_t* handle, int status, int) {
     auto* self = static_cast<RawSocket*>(handle->data);
-    if (status == 0 && self) self->Drain();
+    if (!self) return;
+    if (status == 0) self->Drain();
+    else self->Recover();
+  }
+
+  // libuv stopped the poll on POLLERR. Reading SO_ERROR clears the socket's pending error; with none pending the
+  // error is not one this code knows, and polling again could spin, so the socket stays stopped (resumed: false).
+  void Recover() {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = 0;
+    const bool resumed = err != 0 && uv_poll_start(poll_, UV_READABLE, OnReadable) == 0;
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    const int reported = err != 0 ? err : EIO;
+    onSocketError_.MakeCallback(Value(), {Napi::String::New(env, std::strerror(reported)), Napi::Number::New(env, reported), Napi::Boolean::New(env, resumed)}, *context_);
+    if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
   }
 
   void Drain() {
@@ -234,6 +254,7 @@ class RawSocket : public Napi::ObjectWrap<RawSocket> {
   uv_poll_t* poll_ = nullptr;
   std::vector<uint8_t> frame_;
   Napi::FunctionReference onFrame_;
+  Napi::FunctionReference onSocketError_;
   std::unique_ptr<Napi::AsyncContext> context_;
 };
 
