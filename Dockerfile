@@ -16,6 +16,8 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app
+# nft: the speaker's handover forwarding (controllers/speaker/handover-forward.ts).
+RUN apt-get update && apt-get install -y --no-install-recommends nftables && rm -rf /var/lib/apt/lists/*
 # The V8 heap cap (issue 13): without it V8 let the heap grow to 400-470 MB around ~100 MB of live objects. Sized
 # from bench-compare's live heap after full GCs, about 2x the live set of a 10,000-pod cluster (README, Benchmarks:
 # how to size it for larger clusters; config/manager/deployment.yaml sets it with the container limit).

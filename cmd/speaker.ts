@@ -1,4 +1,4 @@
-// `switchboard speaker`: the per-node L2 announcer (ARP/NDP), run by the DaemonSet with hostNetwork and NET_RAW.
+// `switchboard speaker`: the per-node L2 announcer (ARP/NDP), run by the DaemonSet with hostNetwork, NET_RAW and NET_ADMIN.
 import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { KubeClient, userAgent } from '../controllers/runtime/client.js';
@@ -33,6 +33,7 @@ const speakerFlags = {
   'probe-rate': { type: 'string', default: '50' },
   'conflict-probes': { type: 'string', default: '3' },
   'conflict-probe-interval': { type: 'string', default: '100ms' },
+  'handover-forward': { type: 'string', default: 'true' },
   'heartbeat-address': { type: 'string', default: process.env.HEARTBEAT_ADDRESS ?? '' },
   'heartbeat-port': { type: 'string', default: String(DEFAULT_HEARTBEAT_PORT) },
   'heartbeat-interval': { type: 'string', default: '150ms' },
@@ -67,6 +68,8 @@ const help: Record<keyof typeof speakerFlags, string> = {
   'probe-rate': 'probe frames a second, at most, per speaker (self-check and conflict probes together)',
   'conflict-probes': 'ARP probes / DAD solicitations sent before an address is first announced (RFC 5227); an answer from another host keeps it unannounced; 0 disables',
   'conflict-probe-interval': 'time between those probes; answers are awaited twice as long after the last',
+  'handover-forward':
+    'during a planned handover, send TCP segments of connections the leaving node holds on to it (nftables, needs CAP_NET_ADMIN and nft), so they are not reset',
   'heartbeat-address':
     'IP this speaker receives peer heartbeats on (UDP) and publishes on its Lease, normally the node IP (env HEARTBEAT_ADDRESS); empty: no heartbeats, every node renews its Lease fast while it answers',
   'heartbeat-port': 'UDP port of the heartbeats',
@@ -129,6 +132,7 @@ export function speakerOptions(values: SpeakerFlagValues): SpeakerOptions {
     probeRatePerSecond: positiveRate(values['probe-rate']),
     conflictProbeCount: positiveInt(values['conflict-probes'], 'conflict-probes'),
     conflictProbeIntervalMs: parseDuration(values['conflict-probe-interval'], 'conflict-probe-interval'),
+    handoverForward: parseBool(values['handover-forward'], 'handover-forward'),
     heartbeat: heartbeatOptions(values, leaseDurationMs),
   };
 }

@@ -57,7 +57,8 @@ process.on('message', (m) => {
  * Runs inside a namespace and sends HTTP GETs on command, each on a new connection (so each is a new conntrack entry
  * that kube-proxy balances afresh). `batch`: count requests, `concurrency` at a time. `stream`: one request every
  * intervalMs for durationMs, not waiting for answers. Every result: start time, duration, body or error. `dns`: one
- * query to a given server.
+ * query to a given server. `kept`: one request on the kept-alive connection named `key` (opened by its first
+ * request), with the client's port, so a caller sees whether the connection carried on.
  */
 const AGENT = `
 const http = require('http');
@@ -81,8 +82,27 @@ function get(url, timeoutMs) {
     req.on('error', (e) => done({ error: e.code || e.message }));
   });
 }
+const kept = new Map();
+function getKept(url, timeoutMs, key) {
+  let agent = kept.get(key);
+  if (!agent) kept.set(key, (agent = new http.Agent({ keepAlive: true, maxSockets: 1 })));
+  return new Promise((resolve) => {
+    const at = Date.now();
+    const done = (r) => resolve({ at, ms: Date.now() - at, ...r });
+    const req = http.get(url, { agent, timeout: timeoutMs }, (res) => {
+      let body = '';
+      const port = res.socket.localPort;
+      res.on('data', (d) => (body += d));
+      res.on('end', () => done(res.statusCode === 200 ? { body, port } : { error: 'HTTP ' + res.statusCode }));
+      res.on('error', (e) => done({ error: e.code || e.message }));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+    req.on('error', (e) => done({ error: e.code || e.message }));
+  });
+}
 process.on('message', async (m) => {
   const results = [];
+  if (m.op === 'kept') return process.send({ id: m.id, results: [await getKept(m.url, m.timeoutMs, m.key)] });
   if (m.op === 'dns') {
     const resolver = new (require('dns').promises.Resolver)({ timeout: 2000, tries: 1 });
     resolver.setServers([m.server]);
@@ -115,6 +135,8 @@ export interface RequestResult {
   /** The answering pod's name. */
   body?: string;
   error?: string;
+  /** The client's port, for requests on a kept-alive connection (RequestAgent.kept). */
+  port?: number;
 }
 
 /** A helper process with a message channel: each request carries an id and resolves with the matching answer. */
@@ -158,6 +180,11 @@ export class RequestAgent extends Commanded {
   async resolve(server: string, name: string, type: 'A' | 'CNAME' | 'SRV'): Promise<{ answers?: unknown[]; error?: string }> {
     const answer = await this.command({ op: 'dns', server, name, type });
     return { answers: answer.answers as unknown[] | undefined, error: answer.error as string | undefined };
+  }
+
+  /** One request on the kept-alive connection `key` (its first request opens it): the same port means the same connection. */
+  async kept(url: string, key: string, timeoutMs = 2000): Promise<RequestResult> {
+    return ((await this.command({ op: 'kept', url, key, timeoutMs })).results as RequestResult[])[0];
   }
 
   /** One request every `intervalMs` for `durationMs`; resolves with all results by start time once all have ended. */

@@ -57,6 +57,7 @@ import { HANDOVER_TIMEOUT_MS, Handover, LEAVING_ANNOTATION, isLeavingNode } from
 import { L2Checker, type CheckerView } from './checker.js';
 import { FENCED_BY_ANNOTATION, LeaseFencer, fenceOf } from './lease-fence.js';
 import { ANSWER_WINDOW_ANNOTATION, HEARTBEAT_ANNOTATION, HeartbeatRing, answerWindowMs, formatHeartbeatEndpoint, heartbeatPeers, openUdpTransport, type HeartbeatTransport } from './heartbeat.js';
+import { HandoverForwarder, macFor, type ForwardWindow } from './handover-forward.js';
 import { Prober } from './prober.js';
 import { chooseInterfaces, linkState, readSystemInterfaces, type InterfaceSelection, type SystemInterface } from './interfaces.js';
 import { ANSWERING_ANNOTATION, INTERFACES_ANNOTATION, LEASE_SELECTOR, NodeLease, SpeakerLiveness, type PublishedInterface } from './node-lease.js';
@@ -86,6 +87,8 @@ export interface SpeakerOptions {
   selfCheckIntervalMs: number;
   /** Probe frames a second, at most, for the self-check and conflict probes together. */
   probeRatePerSecond: number;
+  /** Forward the leaving node's TCP connections to it during a planned handover (handover-forward.ts). */
+  handoverForward?: boolean;
   /** Probes before an address is first announced (RFC 5227); 0 turns conflict detection off. */
   conflictProbeCount: number;
   conflictProbeIntervalMs: number;
@@ -118,6 +121,8 @@ export class Speaker {
   readonly lease: NodeLease;
   readonly announcer: Announcer;
   private readonly prober: Prober;
+  /** Off with --handover-forward=false. */
+  private readonly forwarder: HandoverForwarder | undefined;
   private readonly checker: L2Checker;
   private readonly fencer: LeaseFencer;
   private readonly liveness = new SpeakerLiveness();
@@ -240,6 +245,7 @@ export class Speaker {
       },
     });
     this.prober = new Prober({ ratePerSecond: options.probeRatePerSecond, requireSubnet: options.requireSubnet, log: this.log.child('prober') });
+    this.forwarder = options.handoverForward ? new HandoverForwarder({ log: this.log.child('handover-forward'), onReady: () => this.schedule(0) }) : undefined;
     this.checker = new L2Checker({
       node: options.node,
       client: this.client,
@@ -327,6 +333,7 @@ export class Speaker {
     const scan = setInterval(() => this.scanInterfaces(), this.options.interfaceScanIntervalMs);
     const links = setInterval(() => this.checkLinks(), LINK_CHECK_MS);
     const transport = await this.startRing();
+    await this.forwarder?.removeStale();
     this.elect();
     this.checker.start();
     await aborted(signal);
@@ -342,6 +349,7 @@ export class Speaker {
     if (this.pendingPass) clearTimeout(this.pendingPass);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.announcer.close();
+    await this.forwarder?.closeAll();
   }
 
   /**
@@ -537,9 +545,14 @@ export class Speaker {
     // views of who wins differ for a moment) is in `others` by then and this node yields; the earlier one may answer.
     const caughtUp = this.liveness.leaseOf(this.options.node)?.metadata?.resourceVersion === this.lease.version;
     this.answerable = caughtUp ? published : new Set([...published].filter((a) => this.answerable.has(a)));
+    // Connections too: an address taken from a leaving node is answered once segments of the connections that node
+    // holds are sent on to it (handover-forward.ts), or forwarding turned out to be unavailable.
+    const taking = [...this.inherited].filter((a) => this.wanted.has(a) && this.answerable.has(a));
+    this.forwarder?.sync(taking.flatMap((a) => this.forwardWindow(a, others.get(a) ?? '')));
+    const forwarding = (address: string): boolean => !this.forwarder || !this.inherited.has(address) || this.answering.has(address) || this.forwarder.ready(address);
     this.answering = new Map(
       [...won, ...handing]
-        .filter(([address]) => this.wanted.has(address) && this.answerable.has(address))
+        .filter(([address]) => this.wanted.has(address) && this.answerable.has(address) && forwarding(address))
         .map(([address, a]) => [address, this.inherited.has(address) ? { ...a, inherited: true } : a]),
     );
     this.announcer.setTable(this.answering);
@@ -550,6 +563,16 @@ export class Speaker {
     const next = Math.min(this.liveness.nextExpiry(now) ?? Infinity, this.handover.nextDeadline() ?? Infinity);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.expiryTimer = next === Infinity ? undefined : setTimeout(() => this.elect(), next - now + 1);
+  }
+
+  /** Where segments of `oldNode`'s connections to `address` arrive here and go on to; none when its MAC is unknown. */
+  private forwardWindow(address: string, oldNode: string): ForwardWindow[] {
+    const oldMac = macFor(address, this.liveness.published().get(oldNode) ?? []);
+    const interfaces = this.announcer.interfacesFor(address, this.plan.table).flatMap((name) => {
+      const mac = this.published?.find((p) => p.name === name)?.mac;
+      return mac ? [{ name, mac }] : [];
+    });
+    return oldMac && interfaces.length > 0 ? [{ address, oldMac, interfaces }] : [];
   }
 
   /**

@@ -223,10 +223,10 @@ export function describeDeployment(suite: DeploymentSuite): void {
         expect({ containerPort, from: rulesFor(containerPort).map((r) => r.from) }).toEqual({ containerPort, from: [undefined] });
       }
 
-      // The speaker: hostNetwork, NET_RAW and nothing else, on control-plane nodes too.
+      // The speaker: hostNetwork, NET_RAW (ARP/NDP) and NET_ADMIN (handover forwarding) and nothing else, on control-plane nodes too.
       const speaker = container(daemonSet);
       expect(daemonSet.spec.template.spec).toMatchObject({ hostNetwork: true, serviceAccountName: SA.speaker });
-      expect(speaker.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['NET_RAW'] } });
+      expect(speaker.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['NET_RAW', 'NET_ADMIN'] } });
       expect(daemonSet.spec.template.spec.tolerations).toEqual(expect.arrayContaining([expect.objectContaining({ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' })]));
     });
 
