@@ -164,7 +164,7 @@ suite(`Make-before-break handover under traffic${skipReason ? ` (skipped: ${skip
       return await check();
     } catch (err) {
       if (err instanceof Error) {
-        const tails = cluster.lab.nodes.map((n) => `--- ${n.name}'s speaker (${n.speaker?.state ?? 'not started'}), last lines ---\n${(n.speaker?.logTail(25) ?? '').split('\n').map((l) => l.slice(0, 320)).join('\n')}`);
+        const tails = cluster.lab.nodes.map((n) => `--- ${n.name}'s speaker (${n.speaker?.state ?? 'not started'}; API forwarder ${n.forwarder?.state ?? 'none'}; kube-proxy ${n.kubeProxy?.state ?? 'none'}), last lines ---\n${(n.speaker?.logTail(25) ?? '').split('\n').map((l) => l.slice(0, 320)).join('\n')}`);
         err.message += `\n${tails.join('\n')}`;
       }
       throw err;
