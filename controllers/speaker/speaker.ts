@@ -547,12 +547,13 @@ export class Speaker {
     this.answerable = caughtUp ? published : new Set([...published].filter((a) => this.answerable.has(a)));
     // Connections too: an address taken from a leaving node is answered once segments of the connections that node
     // holds are sent on to it (handover-forward.ts), or forwarding turned out to be unavailable.
-    const taking = [...this.inherited].filter((a) => this.wanted.has(a) && this.answerable.has(a));
-    this.forwarder?.sync(taking.flatMap((a) => this.forwardWindow(a, others.get(a) ?? '')));
-    const forwarding = (address: string): boolean => !this.forwarder || !this.inherited.has(address) || this.answering.has(address) || this.forwarder.ready(address);
+    // An address with no window (forwarding off, the old node's MAC unknown) is answered at once, as before.
+    const windows = this.forwarder ? [...this.inherited].filter((a) => this.wanted.has(a) && this.answerable.has(a)).flatMap((a) => this.forwardWindow(a, others.get(a) ?? '')) : [];
+    this.forwarder?.sync(windows);
+    const opening = new Set(windows.filter((w) => !this.answering.has(w.address) && !this.forwarder?.ready(w.address)).map((w) => w.address));
     this.answering = new Map(
       [...won, ...handing]
-        .filter(([address]) => this.wanted.has(address) && this.answerable.has(address) && forwarding(address))
+        .filter(([address]) => this.wanted.has(address) && this.answerable.has(address) && !opening.has(address))
         .map(([address, a]) => [address, this.inherited.has(address) ? { ...a, inherited: true } : a]),
     );
     this.announcer.setTable(this.answering);
