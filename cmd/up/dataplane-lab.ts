@@ -62,38 +62,28 @@ process.on('message', (m) => {
  */
 const AGENT = `
 const http = require('http');
-function get(url, timeoutMs) {
+const kept = new Map();
+// One GET, on a new connection, or with keptKey on the kept-alive connection of that name (its first request opens it).
+function get(url, timeoutMs, keptKey) {
+  let agent = false;
+  if (keptKey !== undefined) {
+    agent = kept.get(keptKey);
+    if (!agent) kept.set(keptKey, (agent = new http.Agent({ keepAlive: true, maxSockets: 1 })));
+  }
   return new Promise((resolve) => {
     const at = Date.now();
     const done = (r) => resolve({ at, ms: Date.now() - at, ...r });
     // The client closes first (keep-alive asked, socket destroyed after the answer), so TIME_WAIT stays on its side:
     // with the pod closing first, a masqueraded connection reusing the port could meet the pod's TIME_WAIT (a reset).
-    const req = http.get(url, { agent: false, timeout: timeoutMs, headers: { connection: 'keep-alive' } }, (res) => {
+    const req = http.get(url, { agent, timeout: timeoutMs, headers: { connection: 'keep-alive' } }, (res) => {
       let body = '';
       const socket = res.socket;
+      const port = socket.localPort;
       res.on('data', (d) => (body += d));
       res.on('end', () => {
-        socket.destroy();
-        done(res.statusCode === 200 ? { body } : { error: 'HTTP ' + res.statusCode });
+        if (keptKey === undefined) socket.destroy();
+        done(res.statusCode === 200 ? { body, port } : { error: 'HTTP ' + res.statusCode });
       });
-      res.on('error', (e) => done({ error: e.code || e.message }));
-    });
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-    req.on('error', (e) => done({ error: e.code || e.message }));
-  });
-}
-const kept = new Map();
-function getKept(url, timeoutMs, key) {
-  let agent = kept.get(key);
-  if (!agent) kept.set(key, (agent = new http.Agent({ keepAlive: true, maxSockets: 1 })));
-  return new Promise((resolve) => {
-    const at = Date.now();
-    const done = (r) => resolve({ at, ms: Date.now() - at, ...r });
-    const req = http.get(url, { agent, timeout: timeoutMs }, (res) => {
-      let body = '';
-      const port = res.socket.localPort;
-      res.on('data', (d) => (body += d));
-      res.on('end', () => done(res.statusCode === 200 ? { body, port } : { error: 'HTTP ' + res.statusCode }));
       res.on('error', (e) => done({ error: e.code || e.message }));
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
@@ -102,7 +92,7 @@ function getKept(url, timeoutMs, key) {
 }
 process.on('message', async (m) => {
   const results = [];
-  if (m.op === 'kept') return process.send({ id: m.id, results: [await getKept(m.url, m.timeoutMs, m.key)] });
+  if (m.op === 'kept') return process.send({ id: m.id, results: [await get(m.url, m.timeoutMs, m.key)] });
   if (m.op === 'dns') {
     const resolver = new (require('dns').promises.Resolver)({ timeout: 2000, tries: 1 });
     resolver.setServers([m.server]);
@@ -135,7 +125,7 @@ export interface RequestResult {
   /** The answering pod's name. */
   body?: string;
   error?: string;
-  /** The client's port, for requests on a kept-alive connection (RequestAgent.kept). */
+  /** The client's port: on a kept-alive connection (RequestAgent.kept), the same port means the same connection. */
   port?: number;
 }
 
