@@ -99,6 +99,11 @@ export class ConvergenceWatcher {
     await Promise.all([this.slices.stop(), this.endpoints.stop()]);
   }
 
+  /** How many slices hold at least one of `ips`: a sync that changes those endpoints writes each such slice. */
+  slicesHolding(ips: ReadonlySet<string>): number {
+    return this.slices.store.list().filter((slice) => slice.endpoints?.some((endpoint) => ips.has(endpoint.addresses[0]))).length;
+  }
+
   private state(service: string): ServiceState {
     let state = this.states.get(service);
     if (!state) {

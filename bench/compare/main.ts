@@ -110,6 +110,7 @@ async function runSide(side: SideName, results: Results): Promise<void> {
     const phases = phaseNames.map((name) => [name, drivers[name]] as const);
     for (const [phase, drive] of phases) {
       const before = { writes: await metrics.writes(), cpu: cpuSeconds(running.pid), api: cpuSeconds(apiPid), stale: running.staleCounts(), waits: await running.staleWaits(), throttle: await running.throttleSeconds() };
+      const slicesHoldingChangedPods = phase === 'flap' ? watcher.slicesHolding(workload.flappingIPs()) : undefined;
       const rss = new RssSampler(running.pid);
       log(`${SIDE_TITLES[side]}: ${phase} …`);
       const driveStarted = Date.now();
@@ -138,6 +139,7 @@ async function runSide(side: SideName, results: Results): Promise<void> {
         staleEndpointsRetries: after.stale.endpoints - before.stale.endpoints,
         droppedKeys: after.stale.dropped - before.stale.dropped,
         podChanges: driven.writes,
+        slicesHoldingChangedPods,
         driveSeconds,
       };
       if (!results.has(phase)) results.set(phase, new Map());

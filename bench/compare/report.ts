@@ -25,6 +25,8 @@ export interface PhaseFigures {
   throttleSeconds?: number;
   livePerPodKiB?: number;
   podChanges: number;
+  /** Flap only: slices that held the flapping pods when it started (each sync that changes them writes these). */
+  slicesHoldingChangedPods?: number;
   /** How long the workload took to make the phase's pod changes (its pace differs per side on a shared machine). */
   driveSeconds: number;
 }
@@ -44,6 +46,7 @@ const ROWS: Row[] = [
   { label: '… Endpoints (s)', pick: (f) => f.endpointsConvergenceSeconds, digits: 2 },
   { label: 'EndpointSlice writes', pick: (f) => f.sliceWrites, digits: 0 },
   { label: 'Endpoints writes', pick: (f) => f.endpointsWrites, digits: 0 },
+  { label: 'slices holding the flapping pods', pick: (f) => f.slicesHoldingChangedPods, digits: 0 },
   { label: 'controller CPU (s)', pick: (f) => f.controllerCpuSeconds, digits: 1 },
   { label: 'controller peak RSS (MiB)', pick: (f) => f.peakRssMiB, digits: 0 },
   { label: 'controller steady RSS (MiB)', pick: (f) => f.steadyRssMiB, digits: 0 },

@@ -151,11 +151,21 @@ export class Workload {
     return { lastWriteAt, writes };
   }
 
-  /** `flapShare` of every Service's pods turn not-ready, and straight back once all have. */
-  async flap(): Promise<PhaseWrites> {
+  /** The pods the flap phase turns not-ready and back: the first `flapShare` of every Service's. */
+  private flapping(): BenchPod[] {
     const bySvc = new Map<number, BenchPod[]>();
     for (const pod of this.pods.values()) bySvc.set(pod.service, [...(bySvc.get(pod.service) ?? []), pod]);
-    const flapping = [...bySvc.values()].flatMap((pods) => pods.slice(0, Math.max(1, Math.round(pods.length * this.size.flapShare))));
+    return [...bySvc.values()].flatMap((pods) => pods.slice(0, Math.max(1, Math.round(pods.length * this.size.flapShare))));
+  }
+
+  /** The IPs of the pods the flap phase will change. */
+  flappingIPs(): Set<string> {
+    return new Set(this.flapping().map((pod) => pod.ip));
+  }
+
+  /** `flapShare` of every Service's pods turn not-ready, and straight back once all have. */
+  async flap(): Promise<PhaseWrites> {
+    const flapping = this.flapping();
     const down = await this.run(flapping.map((pod) => this.setReady(pod, false)));
     const up = await this.run(flapping.map((pod) => this.setReady(pod, true)));
     return { lastWriteAt: up.lastWriteAt, writes: down.writes + up.writes };

@@ -1,5 +1,8 @@
-// Sends the writes a pure reconciler computed, the way upstream does: creates, then updates, then deletes, stopping
-// at the first error, and telling the slice tracker about each write so that echoes of our own writes are ignored.
+// Sends the writes a pure reconciler computed: creates and updates, then deletes (as upstream, so an endpoint that
+// moves is never missing from every slice), telling the slice tracker about each write so that echoes of our own
+// writes are ignored. Unlike upstream, the writes of one stage go out together (up to WRITES_IN_FLIGHT): they touch
+// different objects, and one after the other a sync of one big Service that wrote 9 slices under load took 0.7 s,
+// all of it added to the staleness of the endpoints it carried.
 import { ApiError, isNotFound, type KubeClient } from '../runtime/client.js';
 import { EndpointSlices } from '../../api/resources.js';
 import type { EndpointSlice } from '../../api/wire.js';
@@ -22,15 +25,41 @@ export class StaleCacheError extends Error {
 export type SliceOperation = 'create' | 'update' | 'delete';
 
 export interface AppliedSliceWrites {
-  /** Slices as the API returned them (creates and updates). */
-  written: EndpointSlice[];
-  /** A create hit a terminating namespace; the remaining writes were not sent. */
+  /** A create hit a terminating namespace; the deletes were not sent. */
   namespaceTerminating: boolean;
 }
 
+/** Writes of one sync in flight at once: enough for the slices a pod change touches, few enough for the API server. */
+const WRITES_IN_FLIGHT = 8;
+
+/**
+ * Runs `write` for every item, at most WRITES_IN_FLIGHT at a time, and waits for all of them. Stops starting new
+ * ones after a failure; the first failure is thrown once the writes in flight have answered (so every write that
+ * succeeded has been recorded).
+ */
+async function writeAll<T>(items: readonly T[], write: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const lane = async () => {
+    while (next < items.length && !failure) {
+      const item = items[next++];
+      try {
+        await write(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WRITES_IN_FLIGHT, items.length) }, lane));
+  if (failure) throw failure.err;
+}
+
+class NamespaceTerminating extends Error {}
+
 /**
  * Sends `writes` for the owner `ownerKey` (ns/name, for error messages). Deletes carry the slice's uid as a
- * precondition, so a newer slice of the same name is never removed; a slice already gone counts as deleted.
+ * precondition, so a newer slice of the same name is never removed; a slice already gone counts as deleted. Deletes
+ * are sent only once every create and update succeeded.
  */
 export async function applySliceWrites(
   client: KubeClient,
@@ -39,21 +68,24 @@ export async function applySliceWrites(
   ownerKey: string,
   onWrite: (operation: SliceOperation) => void = () => {},
 ): Promise<AppliedSliceWrites> {
-  const written: EndpointSlice[] = [];
   const saves = [...writes.toCreate.map((slice) => ['create', slice] as const), ...writes.toUpdate.map((slice) => ['update', slice] as const)];
-  for (const [operation, slice] of saves) {
-    try {
-      const stored = operation === 'create' ? await client.create(EndpointSlices, slice) : await client.replace(EndpointSlices, slice);
-      tracker.update(stored);
-      written.push(stored);
-      onWrite(operation);
-    } catch (err) {
-      if (operation === 'create' && isNamespaceTerminating(err)) return { written, namespaceTerminating: true };
-      const name = slice.metadata?.name ? `${slice.metadata.name} ` : '';
-      throw new Error(`failed to ${operation} ${name}EndpointSlice for Service ${ownerKey}: ${message(err)}`);
-    }
+  try {
+    await writeAll(saves, async ([operation, slice]) => {
+      try {
+        const stored = operation === 'create' ? await client.create(EndpointSlices, slice) : await client.replace(EndpointSlices, slice);
+        tracker.update(stored);
+        onWrite(operation);
+      } catch (err) {
+        if (operation === 'create' && isNamespaceTerminating(err)) throw new NamespaceTerminating();
+        const name = slice.metadata?.name ? `${slice.metadata.name} ` : '';
+        throw new Error(`failed to ${operation} ${name}EndpointSlice for Service ${ownerKey}: ${message(err)}`);
+      }
+    });
+  } catch (err) {
+    if (err instanceof NamespaceTerminating) return { namespaceTerminating: true };
+    throw err;
   }
-  for (const slice of writes.toDelete) {
+  await writeAll(writes.toDelete, async (slice) => {
     const name = slice.metadata?.name ?? '';
     try {
       await client.delete(EndpointSlices, name, { namespace: slice.metadata?.namespace, uid: slice.metadata?.uid });
@@ -62,8 +94,8 @@ export async function applySliceWrites(
       if (!isNotFound(err)) throw new Error(`failed to delete ${name} EndpointSlice for Service ${ownerKey}: ${message(err)}`);
     }
     tracker.expectDeletion(slice);
-  }
-  return { written, namespaceTerminating: false };
+  });
+  return { namespaceTerminating: false };
 }
 
 export function message(err: unknown): string {

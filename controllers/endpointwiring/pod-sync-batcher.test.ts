@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import { PodSyncBatcher, type PodSyncBatcherOptions } from './pod-sync-batcher.js';
 import { prng } from '../../testing/prng.js';
 
-const OPTIONS: PodSyncBatcherOptions = { ratePerSecond: 10, burst: 2, quietMs: 200, maxQuietMs: 800, minIntervalMs: 250, maxIntervalMs: 2000 };
+const OPTIONS: PodSyncBatcherOptions = { ratePerSecond: 10, burst: 2, quietMs: 200, maxQuietMs: 800, fewKeysQuietMs: 300, minIntervalMs: 250, maxIntervalMs: 2000 };
 const START = 1_000_000;
 
 describe('PodSyncBatcher', () => {
@@ -137,7 +137,7 @@ describe('PodSyncBatcher', () => {
     expect(batcher.quietPeriodMs).toBe(200); // 800 / 2³ = 100, floored at quietMs
   });
 
-  it('a release that fits in the tokens at hand waits the base quiet period, and its false ends teach nothing', () => {
+  it('a release that fits in the tokens at hand waits its own fixed quiet period, and its false ends teach nothing', () => {
     const { batcher, releasedAt } = setUp(new Set(), { ...OPTIONS, burst: 5 });
     const stream = (ms: number) => {
       for (let t = 0; t < ms; t += 50) {
@@ -145,20 +145,25 @@ describe('PodSyncBatcher', () => {
         batcher.changed(['ns/big']);
       }
     };
-    // One big Service under a stream of changes: its sync waits for its interval; each stall of the stream as long
-    // as the base period releases it, and the stream resuming (a false end) changes nothing.
+    // One big Service under a stream of changes: its sync waits for its interval. A stall of the stream as long as
+    // the bulk period does not release it (each such release would be a sync of the whole Service)...
+    stream(3000);
+    let before = releasedAt.length;
+    jest.advanceTimersByTime(250);
+    expect(releasedAt.length).toBe(before);
+    // ... one as long as the few-keys period does, and the stream resuming (a false end) changes nothing.
     for (let stall = 0; stall < 3; stall++) {
       stream(1000);
-      const before = releasedAt.length;
-      jest.advanceTimersByTime(201);
+      before = releasedAt.length;
+      jest.advanceTimersByTime(301);
       expect(releasedAt.slice(before).map(([key]) => key)).toEqual(['ns/big']);
     }
     stream(1000);
     expect(batcher.quietPeriodMs).toBe(200); // three false ends would have taught 800
     const end = Date.now() - START;
-    const before = releasedAt.length;
+    before = releasedAt.length;
     jest.advanceTimersByTime(801);
-    expect(releasedAt.slice(before).map(([key, at]) => [key, at - end])).toEqual([['ns/big', 201]]);
+    expect(releasedAt.slice(before).map(([key, at]) => [key, at - end])).toEqual([['ns/big', 301]]);
   });
 
   it('a bulk release keeps the quiet period it learned while the load goes on', () => {
@@ -204,7 +209,7 @@ describe('PodSyncBatcher', () => {
     expect(times.length).toBeLessThanOrEqual(10);
     // The last change (at 10 s) is synced once the stream has stopped for the quiet period.
     expect(times.at(-1)).toBeGreaterThanOrEqual(10_000);
-    expect(times.at(-1)).toBeLessThanOrEqual(10_000 + 10 + 200 + 1);
+    expect(times.at(-1)).toBeLessThanOrEqual(10_000 + 10 + 300 + 1);
   });
 
   it('starts a Service left alone for a while from a zero interval again', () => {

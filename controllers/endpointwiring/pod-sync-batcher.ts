@@ -25,12 +25,16 @@
 //   busy machine the API server pauses for 200 ms and more every second or so; a cap of 200 ms let each pause
 //   release everything (47 false ends in one minute at load 5).
 // - the learned period is for bulk releases. One of `FEW_KEYS` Services or fewer that the tokens at hand cover (one
-//   big Service under a stream of changes) waits the base `quietMs` and teaches nothing: its false ends are cheap
-//   and paid from the budget (once tokens run short, releases are bulk ones again), while a learned period adds its
-//   length to every end. Creating 5,000 pods, one stall taught 400 ms, kept to the end 9 s later: convergence 0.57 s
-//   against KCM unthrottled's 0.21 s; 0.15 s against 0.22 s with this rule, at 0.63× KCM default's writes. A
-//   period that decayed for every release instead let each false end release 100 Services: 1.5× KCM default's
-//   writes creating 10,000 pods.
+//   big Service under a stream of changes) waits a fixed `fewKeysQuietMs` and teaches nothing, since a learned
+//   period adds its length to every end. Creating 5,000 pods, one stall taught 400 ms, kept to the end 9 s later:
+//   convergence 0.57 s against KCM unthrottled's 0.21 s. A period that decayed for every release instead let each
+//   false end release 100 Services: 1.5× KCM default's writes creating 10,000 pods. The fixed period is longer than
+//   the bulk one's start because such a false end is not cheap: it is a sync of the whole big Service, which writes
+//   every slice whose pods changed since its last one. Traced on 1 × 5,000 pods, the API server's pauses within a
+//   stream lasted 40-280 ms; at 50 ms nearly every sync of the big Service was released by one, so its interval
+//   never held: the flap wrote 1.25× KCM default's slices. At 150 ms (and with the writes of a sync sent together,
+//   api-writes.ts, which took 0.1-0.7 s off the last sync) the same run wrote 0.38× (create), 0.64× (rolling
+//   update) and 0.96× (flap) KCM default's slices, converging in 0.26-0.37 s against KCM unthrottled's 0.34-0.52 s.
 // Service and slice events do not come through here: they sync at once, as upstream.
 //
 // Measured with bench-compare, creating 10,000 pods (README, "Against kube-controller-manager"): with a 50 ms quiet
@@ -42,8 +46,11 @@
 export interface PodSyncBatcherOptions {
   ratePerSecond: number;
   burst: number;
+  /** Quiet period of a bulk release at first; learned from its false ends up to `maxQuietMs`. */
   quietMs: number;
   maxQuietMs: number;
+  /** Quiet period of a release of a few keys that the tokens at hand cover (see FEW_KEYS). */
+  fewKeysQuietMs: number;
   minIntervalMs: number;
   maxIntervalMs: number;
   /** Injected for tests. */
@@ -56,6 +63,7 @@ export const DEFAULT_POD_SYNC_BATCHING: PodSyncBatcherOptions = {
   burst: 20,
   quietMs: 50,
   maxQuietMs: 1000,
+  fewKeysQuietMs: 150,
   minIntervalMs: 250,
   maxIntervalMs: 2000,
 };
@@ -65,7 +73,7 @@ const FALSE_END_MS = 1000;
 /** The budget a quiet release and extra writes may borrow ahead, in seconds of its rate. */
 const MAX_DEBT_SECONDS = 5;
 /**
- * A quiet release of at most this many keys waits the base quiet period. Up to the tokens at hand it let each pause
+ * A quiet release of at most this many keys waits `fewKeysQuietMs`, not the learned period. Up to the tokens at hand (as many keys as that) it let each pause
  * of a 10,000-pod flap release up to 20 Services: 1.23× KCM default's slice writes.
  */
 const FEW_KEYS = 2;
@@ -151,9 +159,9 @@ export class PodSyncBatcher {
     return this.pending.size > Math.min(FEW_KEYS, this.tokens);
   }
 
-  /** How long pod events must stop before what waits is released: learned for a bulk release, else the base. */
+  /** How long pod events must stop before what waits is released: learned for a bulk release, fixed for a few keys. */
   private quietPeriod(bulk: boolean): number {
-    return bulk ? this.quietMs : this.options.quietMs;
+    return bulk ? this.quietMs : this.options.fewKeysQuietMs;
   }
 
   private refill(now: number): void {
