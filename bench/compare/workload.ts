@@ -154,7 +154,11 @@ export class Workload {
   /** The pods the flap phase turns not-ready and back: the first `flapShare` of every Service's. */
   private flapping(): BenchPod[] {
     const bySvc = new Map<number, BenchPod[]>();
-    for (const pod of this.pods.values()) bySvc.set(pod.service, [...(bySvc.get(pod.service) ?? []), pod]);
+    for (const pod of this.pods.values()) {
+      const pods = bySvc.get(pod.service);
+      if (pods) pods.push(pod);
+      else bySvc.set(pod.service, [pod]);
+    }
     return [...bySvc.values()].flatMap((pods) => pods.slice(0, Math.max(1, Math.round(pods.length * this.size.flapShare))));
   }
 

@@ -17,9 +17,9 @@
 // without them the speaker logs why once and hands over without it (connections held by the old node are reset).
 import { spawn } from 'node:child_process';
 import { familyOfIP, parseIPStrict } from '../../api/ip.js';
-import { parsePrefix, rangeContains } from '../../allocators/loadbalancer/addresses.js';
 import type { Logger } from '../runtime/log.js';
 import type { PublishedInterface } from './node-lease.js';
+import { interfaceHolds } from './plan.js';
 
 /** How long the forwarding outlasts the old node's listing: segments already on the way still reach it. */
 export const FORWARD_GRACE_MS = 2000;
@@ -69,10 +69,7 @@ export function forwardScript(w: ForwardWindow): string {
 export function macFor(address: string, interfaces: readonly PublishedInterface[]): string | undefined {
   const ip = parseIPStrict(address);
   if (!ip) return undefined;
-  const on = interfaces.filter((i) => i.mac && i.cidrs.some((c) => {
-    const p = parsePrefix(c);
-    return p.ok && rangeContains(p.value.range, ip);
-  }));
+  const on = interfaces.filter((i) => i.mac && interfaceHolds(i, [ip]));
   return on.length === 1 ? on[0].mac : undefined;
 }
 

@@ -65,6 +65,14 @@ function poolOf(svc: Service, addresses: readonly string[], pools: readonly LBPo
  */
 const ableMemo = new WeakMap<ReadonlyMap<string, readonly PublishedInterface[]>, Map<string, ReadonlyMap<string, ReadonlySet<string>>>>();
 
+/** Whether one of the interface's published ranges holds one of `ips`. */
+export function interfaceHolds(iface: PublishedInterface, ips: readonly IPAddress[]): boolean {
+  return iface.cidrs.some((c) => {
+    const p = parsePrefix(c);
+    return p.ok && ips.some((ip) => rangeContains(p.value.range, ip));
+  });
+}
+
 /** Per node, the interfaces whose published ranges hold one of the addresses. */
 export function ableInterfaces(published: ReadonlyMap<string, readonly PublishedInterface[]>, addresses: readonly string[]): ReadonlyMap<string, ReadonlySet<string>> {
   let byAddresses = ableMemo.get(published);
@@ -76,13 +84,7 @@ export function ableInterfaces(published: ReadonlyMap<string, readonly Published
   const out = new Map<string, Set<string>>();
   for (const [node, interfaces] of published) {
     const able = new Set<string>();
-    for (const i of interfaces) {
-      const holds = i.cidrs.some((c) => {
-        const p = parsePrefix(c);
-        return p.ok && ips.some((ip) => rangeContains(p.value.range, ip));
-      });
-      if (holds) able.add(i.name);
-    }
+    for (const i of interfaces) if (interfaceHolds(i, ips)) able.add(i.name);
     out.set(node, able);
   }
   byAddresses.set(key, out);
