@@ -284,7 +284,8 @@ function tokenize(s: Side, value: unknown): unknown {
     let text = value;
     for (const [picked, token] of s.tokens) {
       const escaped = picked.replace(/[.:]/g, (c) => `\\${c}`);
-      text = text.replace(new RegExp(`(?<![\\w.:])${escaped}(?![\\w.]|:[0-9a-f])`, 'g'), token);
+      // Not after '-': a port picked at the range's top (32767) is also the end of "30000-32767" in range messages.
+      text = text.replace(new RegExp(`(?<![\\w.:-])${escaped}(?![\\w.]|:[0-9a-f])`, 'g'), token);
     }
     return text;
   }
