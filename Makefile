@@ -31,7 +31,7 @@ test-dataplane: deps
 
 bench: deps build
 	npm run build:test
-	node dist-test/bench/run.js
+	node dist-test/bench/run.js $(BENCH_ARGS)
 
 # kube-controller-manager's endpoint controllers against Switchboard's, side by side (bench/compare/): e.g.
 # make bench-compare BENCH_ARGS="--preset one-big-service"; --preset small runs in about a minute per side.

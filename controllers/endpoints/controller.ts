@@ -111,7 +111,7 @@ export class EndpointsController {
         return;
       case 'create':
         try {
-          this.stale.recordCreate(await this.manager.client.create<Endpoints>(EndpointsResource, action.endpoints));
+          this.stale.recordCreate(await this.manager.client.createForMetadata(EndpointsResource, action.endpoints));
           recordEndpointWriteLatency('Endpoints', service?.spec?.type, triggerTime);
         } catch (err) {
           if (isNamespaceTerminating(err)) return;
@@ -121,7 +121,7 @@ export class EndpointsController {
         return;
       case 'update':
         try {
-          const updated = await this.manager.client.replace<Endpoints>(EndpointsResource, action.endpoints);
+          const updated = await this.manager.client.replaceForMetadata(EndpointsResource, action.endpoints);
           if (existing) this.stale.recordUpdate(existing, updated);
           recordEndpointWriteLatency('Endpoints', service?.spec?.type, triggerTime);
         } catch (err) {

@@ -9,7 +9,7 @@
 // `EndpointSliceTracker.staleSlices` against the Endpoints object. It sends toCreate, toUpdate, toDelete in that
 // order. Updates carry no resourceVersion (the slice is rewritten whole, as upstream): unconditional PUTs.
 // `events` go on the Endpoints object. Upstream behaviour is spec/endpointslice.md §3.
-import type { EndpointSlice, Endpoints, Service } from '../../api/wire.js';
+import { type EndpointSlice, type Endpoints, type Service, copyWire } from '../../api/wire.js';
 import {
   ANNOTATION_LAST_APPLIED,
   ANNOTATION_LEADER_ELECTION,
@@ -76,7 +76,7 @@ function toSlicePorts(ports: readonly SubsetPort[] | undefined): SlicePort[] {
 /** The mirrored endpoint of an address: canonical IP, `ready` only, targetRef/nodeName/hostname copied. */
 function addressToEndpoint(address: SubsetAddress, canonicalIP: string, ready: boolean): SliceEndpoint {
   const endpoint: SliceEndpoint = { addresses: [canonicalIP], conditions: { ready } };
-  if (address.targetRef) endpoint.targetRef = structuredClone(address.targetRef);
+  if (address.targetRef) endpoint.targetRef = copyWire(address.targetRef);
   if (address.nodeName != null) endpoint.nodeName = address.nodeName;
   if (address.hostname) endpoint.hostname = address.hostname;
   return endpoint;
@@ -149,7 +149,7 @@ function mirroredSlice(endpoints: Endpoints, group: DesiredGroup, managedBy: str
   };
   if (name) metadata.name = name;
   else metadata.generateName = generateNamePrefix(endpoints.metadata?.name ?? '');
-  return { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata, addressType: group.addressType, endpoints: [], ports: structuredClone(group.ports) };
+  return { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata, addressType: group.addressType, endpoints: [], ports: copyWire(group.ports) };
 }
 
 /** Endpoint changes between a slice and the desired set (upstream totalChanges). */

@@ -592,3 +592,29 @@ describe('reconcileEndpointSlices: hints', () => {
     expect(result.topologyHintsPopulated).toBe(false);
   });
 });
+
+describe('reconcileEndpointSlices: its input is the informer cache', () => {
+  /** Frozen all the way down: in a module (strict mode) any write to it throws. */
+  function deepFreeze<T>(value: T): T {
+    if (value !== null && typeof value === 'object') {
+      for (const field of Object.values(value)) deepFreeze(field);
+      Object.freeze(value);
+    }
+    return value;
+  }
+
+  it('never writes to the cached slices, pods or Service: updates, fills, new slices and topology hints all copy', () => {
+    const service = makeService({ annotations: { 'service.kubernetes.io/topology-mode': 'Auto' } });
+    const zonedNodes = [makeNode('node-a', 'zone-a', { cpu: '4' }), makeNode('node-b', 'zone-b', { cpu: '4' })];
+    const pods = makePods(260).map((pod, i) => makePod(pod.metadata!.name!, i, { node: i % 2 ? 'node-b' : 'node-a' }));
+    const store = new FakeSliceStore();
+    store.apply(reconcileEndpointSlices({ service, pods: pods.slice(0, 150), nodes: zonedNodes, existingSlices: [] }));
+    // A pod turns not ready (an update), 110 more arrive (a fill and a new slice), and hints are computed for all.
+    const changed = [makePod(pods[3].metadata!.name!, 3, { node: 'node-b', ready: false }), ...pods.slice(4)];
+    const input = deepFreeze({ service, pods: changed, nodes: zonedNodes, existingSlices: store.list() });
+    const result = reconcileEndpointSlices(input);
+    expect(result.toUpdate.length + result.toCreate.length).toBeGreaterThan(1);
+    expect([...result.toUpdate, ...result.toCreate].some((slice) => slice.endpoints.some((endpoint) => endpoint.hints))).toBe(true);
+  });
+});
+

@@ -9,7 +9,7 @@
 // (a recycled slice) is an unconditional PUT. `retry` asks for a later sync even when all writes succeed;
 // `skipped` lists input that could not be used, with a reason, for logs and Events; `events` go on the Service.
 // Upstream behaviour is spec/endpointslice.md §1, except two deliberate improvements marked "Switchboard".
-import type { EndpointSlice, Node, Pod, Service } from '../../api/wire.js';
+import { type EndpointSlice, type Node, type Pod, type Service, copyWire } from '../../api/wire.js';
 import {
   type AddressType,
   DEFAULT_ENDPOINTSLICE_MANAGED_BY,
@@ -205,14 +205,15 @@ function reconcilePortGroup(existing: EndpointSlice[], group: PortGroup, address
       if (kept.length === 0) {
         deleted.add(name);
       } else {
-        const copy = structuredClone(slice);
+        // Its endpoints are replaced: copying them was most of the copy's cost.
+        const copy = copyWire<EndpointSlice>({ ...slice, endpoints: [] });
         copy.endpoints = kept;
         copy.metadata = { ...copy.metadata, labels: labels.labels };
         current.set(name, copy);
         updated.add(name);
       }
     } else if (labels.changed) {
-      const copy = structuredClone(slice);
+      const copy = copyWire(slice);
       copy.metadata = { ...copy.metadata, labels: labels.labels };
       current.set(name, copy);
       updated.add(name);
@@ -240,14 +241,14 @@ function reconcilePortGroup(existing: EndpointSlice[], group: PortGroup, address
     if (desired.size < ctx.maxPerSlice && unchanged.size > 0) {
       const candidate = sliceToFill([...unchanged].map((name) => current.get(name)!), desired.size, ctx.maxPerSlice);
       if (candidate) {
-        target = structuredClone(candidate);
+        target = copyWire(candidate);
         current.set(sliceName(target), target);
         unchanged.delete(sliceName(target));
         updated.add(sliceName(target));
       }
     }
     if (!target) {
-      target = newServiceSlice(ctx.service, structuredClone(group.ports), addressType, ctx.managedBy);
+      target = newServiceSlice(ctx.service, copyWire(group.ports), addressType, ctx.managedBy);
       toCreate.push(target);
     }
     fill(target);

@@ -3,7 +3,7 @@
 //
 // Slices in toCreate/toUpdate are the reconciler's own copies and are edited in place; slices in `unchanged` come
 // from the cache and are deep-copied before they move to toUpdate.
-import type { EndpointSlice, Node } from '../../api/wire.js';
+import { type EndpointSlice, type Node, copyWire } from '../../api/wire.js';
 import {
   ANNOTATION_TOPOLOGY_AWARE_HINTS,
   ANNOTATION_TOPOLOGY_MODE,
@@ -230,7 +230,7 @@ export function removeHintsFromSlices(sets: SliceSets): SliceSets {
       unchanged.push(slice);
       continue;
     }
-    const copy = structuredClone(slice);
+    const copy = copyWire(slice);
     for (const endpoint of endpointsOf(copy)) delete endpoint.hints;
     toUpdate.push(copy);
   }
@@ -263,7 +263,7 @@ export function addTopologyHints(sets: SliceSets, ratios: ZoneRatios, addressTyp
   for (const slice of sets.unchanged) {
     const counts = hintsByZone(slice, allocated, allocations);
     if (counts === undefined) {
-      toUpdate.push(structuredClone(slice));
+      toUpdate.push(copyWire(slice));
       continue;
     }
     unchanged.push(slice);
@@ -325,7 +325,7 @@ export function applyTrafficDistributionHints(trafficDistribution: string, sets:
   const toUpdate = [...sets.toUpdate];
   const unchanged: EndpointSlice[] = [];
   for (const slice of sets.unchanged) {
-    if (needsUpdate(slice)) toUpdate.push(structuredClone(slice));
+    if (needsUpdate(slice)) toUpdate.push(copyWire(slice));
     else unchanged.push(slice);
   }
   for (const slice of [...sets.toCreate, ...toUpdate]) {

@@ -7,14 +7,17 @@ import { LABEL_ENDPOINTSLICE_SERVICE_NAME } from './constants.js';
 /** Tracked generation meaning "we deleted it and expect the cache to drop it". */
 export const DELETION_EXPECTED = -1;
 
+/** What the tracker reads of a slice: a write's answer carries only this (KubeClient.createForMetadata). */
+type SliceMetadata = Pick<EndpointSlice, 'metadata'>;
+
 /** Expected generation by slice uid. */
 export type GenerationsBySlice = ReadonlyMap<string, number>;
 
-function sliceUID(slice: EndpointSlice): string {
+function sliceUID(slice: SliceMetadata): string {
   return slice.metadata?.uid ?? '';
 }
 
-function sliceGeneration(slice: EndpointSlice): number {
+function sliceGeneration(slice: SliceMetadata): number {
   return slice.metadata?.generation ?? 0;
 }
 
@@ -36,7 +39,7 @@ export function isSliceCacheStale(expected: GenerationsBySlice, cachedSlices: re
 }
 
 /** Key of the owning Service (or Endpoints, for mirrored slices): namespace/service-name label. */
-export function sliceOwnerKey(slice: EndpointSlice): string {
+export function sliceOwnerKey(slice: SliceMetadata): string {
   return `${slice.metadata?.namespace ?? ''}/${slice.metadata?.labels?.[LABEL_ENDPOINTSLICE_SERVICE_NAME] ?? ''}`;
 }
 
@@ -70,12 +73,12 @@ export class EndpointSliceTracker {
   }
 
   /** Record the slice as returned by a create or update. */
-  update(slice: EndpointSlice): void {
+  update(slice: SliceMetadata): void {
     this.generationsFor(slice).set(sliceUID(slice), sliceGeneration(slice));
   }
 
   /** Record that we deleted the slice. */
-  expectDeletion(slice: EndpointSlice): void {
+  expectDeletion(slice: SliceMetadata): void {
     this.generationsFor(slice).set(sliceUID(slice), DELETION_EXPECTED);
   }
 
@@ -94,7 +97,7 @@ export class EndpointSliceTracker {
     this.ownerUIDs.delete(`${namespace}/${name}`);
   }
 
-  private generationsFor(slice: EndpointSlice): Map<string, number> {
+  private generationsFor(slice: SliceMetadata): Map<string, number> {
     const key = sliceOwnerKey(slice);
     let generations = this.generationsByOwner.get(key);
     if (!generations) {

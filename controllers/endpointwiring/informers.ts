@@ -11,6 +11,7 @@ import { LABEL_ENDPOINTSLICE_SERVICE_NAME, LABEL_MANAGED_BY } from '../endpointu
 import { servicesForPod, servicesForPodUpdate } from '../endpointutil/pod-change.js';
 import { serviceSelectsPod } from '../endpointutil/service.js';
 import { PodSyncBatcher } from './pod-sync-batcher.js';
+import { ApiServerProbe } from './api-server-probe.js';
 
 const BY_NAMESPACE = 'namespace';
 /** See queueServicesOnChange. */
@@ -71,6 +72,8 @@ export class EndpointCaches {
   private slicesInformer?: Informer<EndpointSlice>;
   private endpointsInformer?: Informer<Endpoints>;
   private readonly podBatchers: PodSyncBatcher[] = [];
+  /** One probe for both batchers: they see the same pod events, so they ask in the same pauses and share a read. */
+  private readonly idleProbe = new ApiServerProbe(() => this.manager.client.list(Pods, { ...this.scoped(), limit: 1 }, { unthrottled: true }));
 
   /** `namespace` restricts every namespaced informer to it (empty: the whole cluster). */
   constructor(
@@ -114,7 +117,7 @@ export class EndpointCaches {
   queueServicesOnChange(queue: WorkQueue<string>, batchPeriodMs: number): PodSyncBatcher {
     const now = (service: Service) => queue.add(objectKey(service));
     this.services.addEventHandler({ onAdd: now, onUpdate: (_, service) => now(service), onDelete: now });
-    const batcher = new PodSyncBatcher((key) => queue.addAfter(key, batchPeriodMs), (key) => queue.isQueued(key));
+    const batcher = new PodSyncBatcher((key) => queue.addAfter(key, batchPeriodMs), (key) => queue.isQueued(key), undefined, this.idleProbe);
     if (this.podBatchers.length === 0) {
       // Pod events that arrive within POD_EVENT_COALESCE_MS of the first are handed on together, so one sync sees
       // them all: two pods deleted at once become one slice write, not two ~50 ms apart (Node syncs slower than Go);

@@ -16,7 +16,7 @@ describe('PodSyncBatcher', () => {
     jest.useRealTimers();
   });
 
-  function setUp(queued: Set<string> = new Set(), options: PodSyncBatcherOptions = OPTIONS) {
+  function setUp(queued: Set<string> = new Set(), options: PodSyncBatcherOptions = OPTIONS, probe?: FakeProbe) {
     const released: string[] = [];
     const releasedAt: [string, number][] = [];
     const batcher = new PodSyncBatcher(
@@ -26,8 +26,23 @@ describe('PodSyncBatcher', () => {
       },
       (key) => queued.has(key),
       options,
+      probe,
     );
     return { released, releasedAt, batcher };
+  }
+
+  /** A probe whose reads the test answers, the latest first: `answer(true)` says the API server was idle. */
+  class FakeProbe {
+    readonly asked: number[] = [];
+    private readonly answers: ((idle: boolean) => void)[] = [];
+    idleSince(): Promise<boolean> {
+      this.asked.push(Date.now() - START);
+      return new Promise((resolve) => this.answers.push(resolve));
+    }
+    async answer(idle: boolean): Promise<void> {
+      this.answers.pop()!(idle);
+      await jest.advanceTimersByTimeAsync(0);
+    }
   }
 
   it('syncs a change on a quiet cluster at once', () => {
@@ -274,5 +289,71 @@ describe('PodSyncBatcher', () => {
       expect(batcher.waiting).toBe(0);
       for (const [key, at] of lastChange) expect(Math.max(...(started.get(key) ?? [-1]))).toBeGreaterThanOrEqual(at);
     }
+  });
+
+  describe('with a probe of the API server', () => {
+    const keys = Array.from({ length: 20 }, (_, i) => `ns/s${i}`); // more than the tokens at hand: a bulk release
+    /** A batcher whose learned quiet period is 400 ms (two false ends from 100 ms), with 20 keys waiting. */
+    async function learned(probe: FakeProbe) {
+      const setup = setUp(new Set(), { ...OPTIONS, quietMs: 100 }, probe);
+      for (const period of [100, 200]) {
+        setup.batcher.changed(keys);
+        await jest.advanceTimersByTimeAsync(period + 1); // released as quiet; a probe asked at 100 ms is left unanswered
+        setup.batcher.changed(keys); // right after: a false end
+      }
+      expect(setup.batcher.quietPeriodMs).toBe(400);
+      probe.asked.length = 0;
+      return setup;
+    }
+
+    it('ends a pause at once when the probe finds the API server idle', async () => {
+      const probe = new FakeProbe();
+      const { batcher } = await learned(probe);
+      const start = Date.now() - START;
+      await jest.advanceTimersByTimeAsync(100); // a pause of the base quiet period: the probe is asked
+      expect(probe.asked.map((at) => at - start)).toEqual([100]);
+      await jest.advanceTimersByTimeAsync(10);
+      expect(batcher.waiting).toBeGreaterThan(0);
+      await probe.answer(true);
+      await jest.advanceTimersByTimeAsync(1); // confirmed after I/O
+      expect(batcher.waiting).toBe(0); // at 111 ms, not at the learned 400
+    });
+
+    it('waits for the learned period when the probe finds the API server busy, and asks once per pause', async () => {
+      const probe = new FakeProbe();
+      const { batcher } = await learned(probe);
+      await jest.advanceTimersByTimeAsync(100);
+      await probe.answer(false);
+      await jest.advanceTimersByTimeAsync(200);
+      expect(probe.asked).toHaveLength(1);
+      expect(batcher.waiting).toBeGreaterThan(0);
+      await jest.advanceTimersByTimeAsync(101);
+      expect(batcher.waiting).toBe(0);
+    });
+
+    it('does not end a pause when a pod event came while the probe was out, and asks again in the next pause', async () => {
+      const probe = new FakeProbe();
+      const { batcher } = await learned(probe);
+      const start = Date.now() - START;
+      await jest.advanceTimersByTimeAsync(100);
+      await jest.advanceTimersByTimeAsync(20);
+      batcher.changed(['ns/s0']); // the load goes on
+      await probe.answer(true);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(batcher.waiting).toBeGreaterThan(0);
+      await jest.advanceTimersByTimeAsync(99); // 100 ms after that event: a new pause, a new probe
+      expect(probe.asked.map((at) => at - start)).toEqual([100, 220]);
+      await probe.answer(true);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(batcher.waiting).toBe(0);
+    });
+
+    it('asks nothing when no key waits', async () => {
+      const probe = new FakeProbe();
+      const { batcher } = setUp(new Set(), OPTIONS, probe);
+      batcher.changed(['ns/a']); // synced at once
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(probe.asked).toEqual([]);
+    });
   });
 });

@@ -131,12 +131,12 @@ describe('applySliceWrites', () => {
     const calls: string[] = [];
     let n = 0;
     const client = {
-      create: async (_rt: unknown, obj: EndpointSlice) => {
+      createForMetadata: async (_rt: unknown, obj: EndpointSlice) => {
         calls.push('create');
         if (fail.create) throw fail.create;
-        return { ...obj, metadata: { ...obj.metadata, name: `new-${++n}`, uid: `u${n}`, generation: 1 } };
+        return { metadata: { ...obj.metadata, name: `new-${++n}`, uid: `u${n}`, generation: 1 } };
       },
-      replace: async (_rt: unknown, obj: EndpointSlice) => (calls.push(`update ${obj.metadata?.name}`), { ...obj, metadata: { ...obj.metadata, generation: 2 } }),
+      replaceForMetadata: async (_rt: unknown, obj: EndpointSlice) => (calls.push(`update ${obj.metadata?.name}`), { metadata: { ...obj.metadata, generation: 2 } }),
       delete: async (_rt: unknown, name: string, opts: { uid?: string }) => {
         calls.push(`delete ${name} uid=${opts.uid}`);
         if (fail.delete) throw fail.delete;
@@ -176,8 +176,8 @@ describe('applySliceWrites', () => {
       return new Promise<T>((resolve) => answers.push(() => resolve(value)));
     };
     const client = {
-      create: (_rt: unknown, obj: EndpointSlice) => held('create', { ...obj, metadata: { ...obj.metadata, name: 'web-new', uid: 'n', generation: 1 } }),
-      replace: (_rt: unknown, obj: EndpointSlice) => held(`update ${obj.metadata?.name}`, { ...obj, metadata: { ...obj.metadata, generation: 2 } }),
+      createForMetadata: (_rt: unknown, obj: EndpointSlice) => held('create', { metadata: { ...obj.metadata, name: 'web-new', uid: 'n', generation: 1 } }),
+      replaceForMetadata: (_rt: unknown, obj: EndpointSlice) => held(`update ${obj.metadata?.name}`, { metadata: { ...obj.metadata, generation: 2 } }),
       delete: (_rt: unknown, name: string) => held(`delete ${name}`, undefined),
     } as unknown as KubeClient;
     const tracker = new EndpointSliceTracker();
@@ -200,12 +200,12 @@ describe('applySliceWrites', () => {
   it('fails the sync on a failed update once the writes sent with it have answered, and sends no delete', async () => {
     const calls: string[] = [];
     const client = {
-      create: async (_rt: unknown, obj: EndpointSlice) => (calls.push('create'), { ...obj, metadata: { ...obj.metadata, name: 'web-new', uid: 'n', generation: 1 } }),
-      replace: async (_rt: unknown, obj: EndpointSlice) => {
+      createForMetadata: async (_rt: unknown, obj: EndpointSlice) => (calls.push('create'), { metadata: { ...obj.metadata, name: 'web-new', uid: 'n', generation: 1 } }),
+      replaceForMetadata: async (_rt: unknown, obj: EndpointSlice) => {
         calls.push(`update ${obj.metadata?.name}`);
         if (obj.metadata?.name === 'web-b') throw new ApiError(409, { reason: 'Conflict', message: 'the object has been modified' }, 'PUT', '/x');
         await new Promise((r) => setImmediate(r));
-        return { ...obj, metadata: { ...obj.metadata, generation: 2 } };
+        return { metadata: { ...obj.metadata, generation: 2 } };
       },
       delete: async (_rt: unknown, name: string) => void calls.push(`delete ${name}`),
     } as unknown as KubeClient;

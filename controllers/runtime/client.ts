@@ -128,11 +128,21 @@ export interface RequestOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   /**
-   * Skips the token bucket. For lease renewals only: they pace themselves and must never queue behind bulk
-   * traffic (kube-controller-manager gives leader election a client of its own for the same reason).
+   * Skips the token bucket. For lease renewals (they pace themselves and must never queue behind bulk traffic;
+   * kube-controller-manager gives leader election a client of its own for the same reason) and the endpoint
+   * controllers' idle probe (one read at a time, whose latency must be the API server's, not the bucket's).
    */
   unthrottled?: boolean;
+  /** The answer's media type (Accept), when not the whole object as JSON: see `createForMetadata`. */
+  accept?: string;
 }
+
+/**
+ * The Accept of a write whose caller needs only what the API server stored in the metadata (resourceVersion,
+ * generation, uid): it answers with the object's PartialObjectMetadata, not the whole object it would otherwise
+ * encode for us and we would parse (about 25 KB for a slice of 100 endpoints, once per write).
+ */
+const METADATA_ANSWER = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 
 /** Whether the work that makes a request may still act; see runFenced. */
 const fences = new AsyncLocalStorage<() => boolean>();
@@ -371,6 +381,7 @@ export class KubeClient {
     // An explicit length: Node sends a DELETE body neither chunked nor measured, so the server would read it
     // as the start of the next request on the kept-alive connection (a stray 400 Bad Request).
     const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': contentType, 'content-length': String(Buffer.byteLength(payload)) };
+    if (options.accept) headers.accept = options.accept;
     const { res, started, span } = await this.exchange(method, path, payload, headers, { timeoutMs: 30_000, ...options });
     const chunks: Buffer[] = [];
     try {
@@ -398,7 +409,7 @@ export class KubeClient {
     return s ? `${path}?${s}` : path;
   }
 
-  list<T>(rt: ResourceType, opts: ListOptions = {}): Promise<ObjectList<T>> {
+  list<T>(rt: ResourceType, opts: ListOptions = {}, options?: RequestOptions): Promise<ObjectList<T>> {
     return this.request<ObjectList<T>>(
       'GET',
       this.query(this.path(rt, opts.namespace), {
@@ -408,6 +419,9 @@ export class KubeClient {
         continue: opts.continue,
         resourceVersion: opts.resourceVersion,
       }),
+      undefined,
+      undefined,
+      options,
     );
   }
 
@@ -517,6 +531,11 @@ export class KubeClient {
     return this.request<T>('POST', this.query(this.path(rt, ns), { fieldManager: this.fieldManager, dryRun: dryRun ? 'All' : undefined }), withTypeMeta(rt, obj), undefined, options);
   }
 
+  /** `create`, answered with the stored object's metadata only (kind PartialObjectMetadata). */
+  createForMetadata(rt: ResourceType, obj: KubeObject, opts: { dryRun?: boolean } & RequestOptions = {}): Promise<KubeObject> {
+    return this.create(rt, obj, { ...opts, accept: METADATA_ANSWER });
+  }
+
   /** Creates the object unless one of that name exists; false when it already did. */
   async createIfAbsent<T extends KubeObject>(rt: ResourceType, obj: T): Promise<boolean> {
     try {
@@ -532,6 +551,11 @@ export class KubeClient {
   replace<T extends KubeObject>(rt: ResourceType, obj: T, subresource?: string, options?: RequestOptions): Promise<T> {
     const meta = requireMeta(obj);
     return this.request<T>('PUT', this.query(this.path(rt, meta.namespace, meta.name, subresource), { fieldManager: this.fieldManager }), withTypeMeta(rt, obj), undefined, options);
+  }
+
+  /** `replace`, answered with the stored object's metadata only (kind PartialObjectMetadata). */
+  replaceForMetadata(rt: ResourceType, obj: KubeObject, subresource?: string, options?: RequestOptions): Promise<KubeObject> {
+    return this.replace(rt, obj, subresource, { ...options, accept: METADATA_ANSWER });
   }
 
   patch<T>(rt: ResourceType, name: string, patch: unknown, type: PatchType = 'merge', opts: { namespace?: string; subresource?: string; force?: boolean } = {}): Promise<T> {
