@@ -130,7 +130,8 @@ export interface RequestOptions {
   /**
    * Skips the token bucket. For lease renewals (they pace themselves and must never queue behind bulk traffic;
    * kube-controller-manager gives leader election a client of its own for the same reason) and the endpoint
-   * controllers' idle probe (one read at a time, whose latency must be the API server's, not the bucket's).
+   * controllers' idle probe (at most one read per pause of the pod events; its latency must be the API
+   * server's, not the bucket's).
    */
   unthrottled?: boolean;
   /** The answer's media type (Accept), when not the whole object as JSON: see `createForMetadata`. */
