@@ -121,7 +121,7 @@ export class EndpointsController {
         return;
       case 'update':
         try {
-          const updated = await this.manager.client.replaceForMetadata(EndpointsResource, action.endpoints);
+          const updated = await this.manager.client.replaceUntracked(EndpointsResource, action.endpoints);
           if (existing) this.stale.recordUpdate(existing, updated);
           recordEndpointWriteLatency('Endpoints', service?.spec?.type, triggerTime);
         } catch (err) {

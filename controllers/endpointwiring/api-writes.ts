@@ -72,7 +72,7 @@ export async function applySliceWrites(
   try {
     await writeAll(saves, async ([operation, slice]) => {
       try {
-        const stored = operation === 'create' ? await client.createForMetadata(EndpointSlices, slice) : await client.replaceForMetadata(EndpointSlices, slice);
+        const stored = operation === 'create' ? await client.createForMetadata(EndpointSlices, slice) : await client.replaceUntracked(EndpointSlices, slice);
         tracker.update(stored);
         onWrite(operation);
       } catch (err) {

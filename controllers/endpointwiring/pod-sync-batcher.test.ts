@@ -319,15 +319,46 @@ describe('PodSyncBatcher', () => {
       expect(batcher.waiting).toBe(0); // at 111 ms, not at the learned 400
     });
 
-    it('waits for the learned period when the probe finds the API server busy, and asks once per pause', async () => {
+    it('asks again a base period after each busy answer, and waits for the learned period while the API server stays busy', async () => {
       const probe = new FakeProbe();
       const { batcher } = await learned(probe);
-      await jest.advanceTimersByTimeAsync(100);
-      await probe.answer(false);
-      await jest.advanceTimersByTimeAsync(200);
-      expect(probe.asked).toHaveLength(1);
+      const start = Date.now() - START;
+      for (const at of [100, 200, 300]) {
+        await jest.advanceTimersByTimeAsync(100);
+        expect(probe.asked.at(-1)! - start).toBe(at);
+        await probe.answer(false);
+      }
       expect(batcher.waiting).toBeGreaterThan(0);
-      await jest.advanceTimersByTimeAsync(101);
+      await jest.advanceTimersByTimeAsync(101); // the learned 400 ms
+      expect(batcher.waiting).toBe(0);
+      expect(probe.asked).toHaveLength(3);
+    });
+
+    it('ends the pause when a later probe finds the API server idle', async () => {
+      const probe = new FakeProbe();
+      const { batcher } = await learned(probe);
+      const start = Date.now() - START;
+      await jest.advanceTimersByTimeAsync(100);
+      await jest.advanceTimersByTimeAsync(30); // a slow answer under load
+      await probe.answer(false);
+      await jest.advanceTimersByTimeAsync(100); // a base period after that answer
+      expect(probe.asked.map((at) => at - start)).toEqual([100, 230]);
+      await probe.answer(true);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(batcher.waiting).toBe(0); // at 231 ms, not at the learned 400
+    });
+
+    it('does not let a probe still out from an earlier pause hold back the next pause', async () => {
+      const probe = new FakeProbe();
+      const { batcher } = await learned(probe);
+      const start = Date.now() - START;
+      await jest.advanceTimersByTimeAsync(100); // asked at 100, and left unanswered
+      await jest.advanceTimersByTimeAsync(20);
+      batcher.changed(['ns/s0']);
+      await jest.advanceTimersByTimeAsync(100);
+      expect(probe.asked.map((at) => at - start)).toEqual([100, 220]);
+      await probe.answer(true);
+      await jest.advanceTimersByTimeAsync(1);
       expect(batcher.waiting).toBe(0);
     });
 

@@ -37,10 +37,11 @@
 //   update) and 0.96× (flap) KCM default's slices, converging in 0.26-0.37 s against KCM unthrottled's 0.34-0.52 s.
 // - both periods are what a pause must last when nothing else tells a stall from an end. The API server can: in a
 //   pause of the base `quietMs` with keys waiting, the batcher asks a probe (api-server-probe.ts: a consistent read
-//   of one pod) once; if the read comes back at the API server's idle speed and no pod event arrived meanwhile, the
-//   pause is an end and everything is released then. Traced on the 10,000-pod flap: the pod stream's pauses came
-//   while the API server used both cores and the read took 190-1375 ms; after the last write it took 7-21 ms. The
-//   release came 160-220 ms after the last write instead of 420-500 ms (the learned 400 ms).
+//   of one pod), and again a base period after each busy answer; if the read comes back at the API server's idle
+//   speed and no pod event arrived meanwhile, the pause is an end and everything is released then. Traced on the
+//   10,000-pod flap: the pod stream's pauses came while the API server used both cores and the read took 190-1375
+//   ms; after the last write it took 7-21 ms. The release came 160-220 ms after the last write instead of 420-500
+//   ms (the learned 400 ms).
 // Service and slice events do not come through here: they sync at once, as upstream.
 //
 // Measured with bench-compare, creating 10,000 pods (README, "Against kube-controller-manager"): with a 50 ms quiet
@@ -108,8 +109,10 @@ export class PodSyncBatcher {
   private confirming = false;
   /** Pod events seen so far: a probe speaks for the pause after the event it was sent in. */
   private events = 0;
-  /** The pause (by `events`) a probe was sent in, and the one a probe found the API server idle in. */
-  private probedPause: number | undefined;
+  /** When the latest probe was sent, and answered (undefined while it is out). */
+  private probeSentAt = -Infinity;
+  private probeAnsweredAt: number | undefined = -Infinity;
+  /** The pause (by `events`) a probe found the API server idle in. */
   private idlePause: number | undefined;
   private readonly now: () => number;
   private readonly maxDebt: number;
@@ -120,7 +123,7 @@ export class PodSyncBatcher {
     /** The key's sync is queued and not started: it will see this change anyway. */
     private readonly queued: (key: string) => boolean,
     private readonly options: PodSyncBatcherOptions = DEFAULT_POD_SYNC_BATCHING,
-    /** Asked once per pause of `quietMs` while keys wait; when it finds the API server idle, the pause is an end. */
+    /** Asked in a pause of `quietMs` while keys wait, again after a busy answer; finding the API server idle ends it. */
     private readonly probe?: Pick<ApiServerProbe, 'idleSince'>,
   ) {
     this.now = options.now ?? Date.now;
@@ -251,23 +254,36 @@ export class PodSyncBatcher {
     const untilToken = this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.options.ratePerSecond) * 1000;
     const untilRelease = outOfTokens ? untilToken : Math.max(untilToken, nextEligible - now);
     const untilQuiet = this.lastEventAt + this.quietPeriod(this.bulk()) - now;
-    const untilProbe = this.probe && this.probedPause !== this.events ? this.lastEventAt + this.options.quietMs - now : Infinity;
+    const untilProbe = this.probe ? this.nextProbeAt() - now : Infinity;
     this.timer = setTimeout(() => this.pump(false), Math.max(1, Math.ceil(Math.min(untilRelease, untilQuiet, untilProbe))));
     this.timer.unref();
   }
 
   /**
-   * Once per pause of the base quiet period while keys wait, asks the probe whether the API server is idle; if it
-   * is and no pod event came meanwhile, the pause is an end (released without waiting for the quiet period).
+   * A probe goes out once pod events and the latest probe's answer are `quietMs` old; while one is out, only for a
+   * pause that began after it was sent.
+   */
+  private nextProbeAt(): number {
+    if (this.probeAnsweredAt === undefined) return this.probeSentAt < this.lastEventAt ? this.lastEventAt + this.options.quietMs : Infinity;
+    return Math.max(this.lastEventAt, this.probeAnsweredAt) + this.options.quietMs;
+  }
+
+  /**
+   * While keys wait through a pause of pod events, asks the probe whether the API server is idle: after the base
+   * quiet period, and again a base period after each busy answer. If it is idle and no pod event came meanwhile, the
+   * pause is an end (released without waiting for the quiet period). Asking again matters when the API server is
+   * still busy as the load ends, with a drain of syncs released by an earlier false end, say: traced on the
+   * 10,000-pod flap, the only probe of the last pause found it busy, and the release waited for the learned 800 ms.
    */
   private probeThePause(now: number): void {
-    if (!this.probe || this.pending.size === 0 || this.probedPause === this.events || now - this.lastEventAt < this.options.quietMs) return;
+    if (!this.probe || this.pending.size === 0 || now < this.nextProbeAt()) return;
     const pause = this.events;
-    this.probedPause = pause;
+    this.probeSentAt = now;
+    this.probeAnsweredAt = undefined;
     void this.probe.idleSince(this.lastEventAt).then((idle) => {
-      if (!idle || this.events !== pause) return;
-      this.idlePause = pause;
-      this.pump(false);
+      if (this.probeSentAt === now) this.probeAnsweredAt = this.now();
+      if (idle && this.events === pause) this.idlePause = pause;
+      if (this.pending.size > 0) this.pump(false);
     });
   }
 

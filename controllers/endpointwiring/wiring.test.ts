@@ -136,7 +136,7 @@ describe('applySliceWrites', () => {
         if (fail.create) throw fail.create;
         return { metadata: { ...obj.metadata, name: `new-${++n}`, uid: `u${n}`, generation: 1 } };
       },
-      replaceForMetadata: async (_rt: unknown, obj: EndpointSlice) => (calls.push(`update ${obj.metadata?.name}`), { metadata: { ...obj.metadata, generation: 2 } }),
+      replaceUntracked: async (_rt: unknown, obj: EndpointSlice) => (calls.push(`update ${obj.metadata?.name}`), { metadata: { ...obj.metadata, generation: 2 } }),
       delete: async (_rt: unknown, name: string, opts: { uid?: string }) => {
         calls.push(`delete ${name} uid=${opts.uid}`);
         if (fail.delete) throw fail.delete;
@@ -177,7 +177,7 @@ describe('applySliceWrites', () => {
     };
     const client = {
       createForMetadata: (_rt: unknown, obj: EndpointSlice) => held('create', { metadata: { ...obj.metadata, name: 'web-new', uid: 'n', generation: 1 } }),
-      replaceForMetadata: (_rt: unknown, obj: EndpointSlice) => held(`update ${obj.metadata?.name}`, { metadata: { ...obj.metadata, generation: 2 } }),
+      replaceUntracked: (_rt: unknown, obj: EndpointSlice) => held(`update ${obj.metadata?.name}`, { metadata: { ...obj.metadata, generation: 2 } }),
       delete: (_rt: unknown, name: string) => held(`delete ${name}`, undefined),
     } as unknown as KubeClient;
     const tracker = new EndpointSliceTracker();
@@ -201,7 +201,7 @@ describe('applySliceWrites', () => {
     const calls: string[] = [];
     const client = {
       createForMetadata: async (_rt: unknown, obj: EndpointSlice) => (calls.push('create'), { metadata: { ...obj.metadata, name: 'web-new', uid: 'n', generation: 1 } }),
-      replaceForMetadata: async (_rt: unknown, obj: EndpointSlice) => {
+      replaceUntracked: async (_rt: unknown, obj: EndpointSlice) => {
         calls.push(`update ${obj.metadata?.name}`);
         if (obj.metadata?.name === 'web-b') throw new ApiError(409, { reason: 'Conflict', message: 'the object has been modified' }, 'PUT', '/x');
         await new Promise((r) => setImmediate(r));
