@@ -1,5 +1,6 @@
 // Benchmarks that print figures (never pass/fail on time): the work queue, the EndpointSlice
-// reconciler at scale, the LoadBalancer allocator, and (as root) the data plane (bench/dataplane.ts). Run with
+// reconciler at scale, the LoadBalancer allocator, the API server's cost of a slice update (bench/update-cost.ts, on a
+// control plane of its own), and (as root) the data plane (bench/dataplane.ts). Run with
 // `make bench` (BENCH_ARGS="endpoint" for the benchmarks whose names contain it).
 import { performance } from 'node:perf_hooks';
 import { WorkQueue } from '../controllers/runtime/workqueue.js';
@@ -13,6 +14,7 @@ import { allocate } from '../allocators/loadbalancer/allocator.js';
 import { parsePools } from '../allocators/loadbalancer/pools.js';
 import { pool, service } from '../testing/lb.js';
 import { dataplaneBenchmarks } from './dataplane.js';
+import { updateCostBenchmark } from './update-cost.js';
 
 interface Row {
   benchmark: string;
@@ -150,6 +152,7 @@ const benchmarks: Record<string, () => void | Promise<void>> = {
   endpointslice: endpointSlices,
   'endpoint-syncs': endpointSyncs,
   loadbalancer: loadBalancer,
+  'update-cost': () => updateCostBenchmark(record),
   dataplane: () => dataplaneBenchmarks(record),
 };
 const wanted = process.argv.slice(2);
