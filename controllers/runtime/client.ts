@@ -563,9 +563,9 @@ export class KubeClient {
    * `replaceForMetadata` that leaves the object without managedFields, for objects a controller owns and rewrites
    * often. managedFields of one empty entry reset them (the documented way to clear them), and the API server skips
    * field tracking for an update of an object whose managedFields are then empty (apimachinery's
-   * skipNonAppliedManager): that tracking took a third of its CPU for an update of a 100-endpoint slice (5.0-5.3 ms
-   * with the reset against 7.5-8.5 ms without, measured with client-go). Other managers' entries go too; the
-   * fields they set stay.
+   * skipNonAppliedManager): that tracking took a third of its CPU for an update of a 100-endpoint slice
+   * (`make bench BENCH_ARGS=update-cost`: 6.4-6.8 ms with the reset against 10.1-10.6 ms without). Other managers'
+   * entries go too; the fields they set stay.
    */
   replaceUntracked(rt: ResourceType, obj: KubeObject): Promise<KubeObject> {
     return this.replaceForMetadata(rt, { ...obj, metadata: { ...obj.metadata, managedFields: [{}] } });
