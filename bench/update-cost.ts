@@ -5,28 +5,22 @@
 // load falls on both; CPU from /proc. `make bench BENCH_ARGS=update-cost`.
 import { LocalControlPlane } from '../cmd/up/controlplane/controlplane.js';
 import { KubeClient } from '../controllers/runtime/client.js';
-import { EndpointSlices, Namespaces } from '../api/resources.js';
+import { EndpointSlices } from '../api/resources.js';
 import type { EndpointSlice, KubeObject } from '../api/wire.js';
+import { reconcileEndpointSlices } from '../controllers/endpointslice/reconciler.js';
+import { makeNode, makePod, makeService } from '../testing/endpoint-objects.js';
 import { cpuSeconds } from './compare/proc.js';
 
-const NAMESPACE = 'update-cost';
 const SLICES = 20;
 const IN_FLIGHT = 10;
 const UPDATES_PER_ROUND = 1000;
 
-function slice(set: string, s: number): EndpointSlice {
-  return {
-    metadata: { name: `${set}-${s}`, namespace: NAMESPACE, labels: { 'kubernetes.io/service-name': `${set}-${s}`, 'endpointslice.kubernetes.io/managed-by': 'bench' } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    endpoints: Array.from({ length: 100 }, (_, i) => ({
-      addresses: [`10.${64 + s}.${i >> 8}.${i & 255}`],
-      conditions: { ready: true, serving: true, terminating: false },
-      nodeName: `node-${i % 10}`,
-      zone: `zone-${i % 3}`,
-      targetRef: { kind: 'Pod', namespace: NAMESPACE, name: `svc-${s}-pod-${i}`, uid: `00000000-0000-4000-8000-${String(s * 100 + i).padStart(12, '0')}` },
-    })),
-  };
+/** The slice the EndpointSlice reconciler makes for a Service of 100 pods on 10 Nodes in 3 zones. */
+function sliceOf(name: string, index: number): EndpointSlice {
+  const nodes = Array.from({ length: 10 }, (_, i) => makeNode(`node-${i}`, `zone-${i % 3}`));
+  const service = makeService({ name, uid: `${name}-uid`, selector: { app: name } });
+  const pods = Array.from({ length: 100 }, (_, i) => makePod(`${name}-pod-${i}`, index * 100 + i, { labels: { app: name }, node: `node-${i % 10}` }));
+  return reconcileEndpointSlices({ service, pods, nodes, existingSlices: [] }).toCreate[0];
 }
 
 export async function updateCostBenchmark(record: (benchmark: string, figure: string) => void): Promise<void> {
@@ -34,11 +28,10 @@ export async function updateCostBenchmark(record: (benchmark: string, figure: st
   const client = KubeClient.fromFile(controlPlane.kubeconfig, 'bench-update-cost');
   try {
     const apiPid = controlPlane.apiServerPid!;
-    await client.create(Namespaces, { metadata: { name: NAMESPACE } });
     const createSet = (set: string) =>
       Promise.all(
         Array.from({ length: SLICES }, async (_, s) => {
-          const created = await client.create<EndpointSlice>(EndpointSlices, slice(set, s));
+          const created = await client.create<EndpointSlice>(EndpointSlices, sliceOf(`${set}-${s}`, s));
           delete created.metadata!.managedFields; // as the informers' caches keep them
           return created;
         }),
