@@ -123,16 +123,17 @@ export class EndpointCaches {
       // them all: two pods deleted at once become one slice write, not two ~50 ms apart (Node syncs slower than Go);
       // between two writes kube-proxy may start a sync, and then holds the second back a full --min-sync-period
       // (1 s), past a terminated pod's exit: failed requests in the traffic suite's rolling update.
-      let coalesced: Set<string> | undefined;
+      // A key once per pod event that concerns it: the batchers read a Service's bursts of changes from the repeats.
+      let coalesced: string[] | undefined;
       const changed = (keys: Set<string>) => {
         if (keys.size === 0) return;
         // The batchers judge the end of the load from the events themselves, not from the coalesced hand-over.
         for (const b of this.podBatchers) b.sawPodEvent();
         if (coalesced) {
-          for (const key of keys) coalesced.add(key);
+          coalesced.push(...keys);
           return;
         }
-        coalesced = new Set(keys);
+        coalesced = [...keys];
         setTimeout(() => {
           const batch = coalesced!;
           coalesced = undefined;

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import { PodSyncBatcher, type PodSyncBatcherOptions } from './pod-sync-batcher.js';
 import { prng } from '../../testing/prng.js';
 
-const OPTIONS: PodSyncBatcherOptions = { ratePerSecond: 10, burst: 2, quietMs: 200, maxQuietMs: 800, fewKeysQuietMs: 300, minIntervalMs: 250, maxIntervalMs: 2000 };
+const OPTIONS: PodSyncBatcherOptions = { ratePerSecond: 10, burst: 2, quietMs: 200, maxQuietMs: 800, fewKeysQuietMs: 300, settleMs: 200, minIntervalMs: 250, maxIntervalMs: 2000 };
 const START = 1_000_000;
 
 describe('PodSyncBatcher', () => {
@@ -256,6 +256,78 @@ describe('PodSyncBatcher', () => {
       expect(synced.length).toBeGreaterThan(0);
       expect(synced[0] - 800).toBeLessThan(1000);
     }
+  });
+
+  describe('a Service whose own burst of changes is over', () => {
+    // Hardly any budget: what is released during the stream is released as settled.
+    const SLOW = { ...OPTIONS, ratePerSecond: 0.01, burst: 1 };
+    /** `ns/busy` changes every 20 ms until `until`, and `more(t)` is called each tick; returns when each key was released. */
+    function stream(until: number, more: (t: number, changed: (keys: string[]) => void) => void) {
+      const { releasedAt, batcher } = setUp(new Set(), SLOW);
+      batcher.changed(['ns/first']); // takes the one token
+      for (let t = 0; t < until; t += 5) {
+        if (t % 20 === 0) batcher.changed(['ns/busy']);
+        more(t, (keys) => batcher.changed(keys));
+        jest.advanceTimersByTime(5);
+      }
+      return (key: string) => releasedAt.filter(([k]) => k === key).map(([, at]) => at);
+    }
+
+    it('is released once quiet for four times its recent gaps (at least settleMs) while other Services go on changing', () => {
+      const releases = stream(1000, (t, changed) => {
+        if (t === 100 || t === 120 || t === 140) changed(['ns/a']); // gaps of 20 ms: settled at 140 + 200
+        if (t === 100) changed(['ns/once']); // one change: its gaps are unknown
+        if (t === 100) changed(['ns/together', 'ns/together', 'ns/together']); // three pod events handed over at once
+        if (t === 200 || t === 300 || t === 400) changed(['ns/slow']); // gaps of 100 ms: settled at 400 + 400
+      });
+      // Within a scan's 50 ms of when they settled.
+      expect(releases('ns/a')).toHaveLength(1);
+      expect(releases('ns/a')[0] - 340).toBeGreaterThanOrEqual(0);
+      expect(releases('ns/a')[0] - 340).toBeLessThan(50);
+      expect(releases('ns/slow')).toHaveLength(1);
+      expect(releases('ns/slow')[0] - 800).toBeGreaterThanOrEqual(0);
+      expect(releases('ns/slow')[0] - 800).toBeLessThan(50);
+      expect(releases('ns/together')).toHaveLength(1);
+      expect(releases('ns/together')[0] - 300).toBeGreaterThanOrEqual(0);
+      expect(releases('ns/together')[0] - 300).toBeLessThan(50);
+      expect(releases('ns/once')).toEqual([]); // left to the budget or the end of the load
+      expect(releases('ns/busy')).toEqual([]); // never quiet for 200 ms
+      jest.advanceTimersByTime(400); // the load ends: the rest goes in a quiet release
+      expect(releases('ns/once')).toHaveLength(1);
+      expect(releases('ns/busy')).toHaveLength(1);
+    });
+
+    it('is not written halfway by a pause of the stream: a quiet release leaves it to settle', () => {
+      const { releasedAt, batcher } = setUp(new Set(), { ...SLOW, quietMs: 100 });
+      const keys = Array.from({ length: 10 }, (_, i) => `ns/s${i}`);
+      batcher.changed(keys); // one event each: their gaps are unknown
+      batcher.changed(['ns/burst', 'ns/burst', 'ns/burst']); // a burst: settled 200 ms after it
+      jest.advanceTimersByTime(101); // the pause is as long as the quiet period
+      expect(releasedAt.map(([key]) => key)).toEqual(keys);
+      jest.advanceTimersByTime(98);
+      expect(batcher.waiting).toBe(1);
+      jest.advanceTimersByTime(2);
+      expect(releasedAt.slice(keys.length)).toEqual([['ns/burst', 201]]); // a quiet release lands 1 ms late (setImmediate)
+    });
+
+    it("is not mistaken in a create's pairs of changes (a pod, then its status), far apart in a long stream", () => {
+      const releases = stream(3000, (t, changed) => {
+        if (t % 500 === 0 || t % 500 === 5) changed(['ns/a']); // gaps of 5 and 495 ms: settled only after ~2 s
+      });
+      expect(releases('ns/a')).toEqual([]);
+    });
+
+    it('keeps its interval: one that turns out not settled is synced again no sooner than that', () => {
+      const releases = stream(3000, (t, changed) => {
+        // Bursts of three changes 20 ms apart, every 300 ms: each burst looks over 200 ms after its last change.
+        if (t % 300 === 0 || t % 300 === 20 || t % 300 === 40) changed(['ns/a']);
+      });
+      const at = releases('ns/a');
+      expect(at[0] - 240).toBeGreaterThanOrEqual(0);
+      expect(at[0] - 240).toBeLessThan(50);
+      // A fresh Service first, then a streak: 250, 500, 1000 ms, ... between its syncs.
+      for (let i = 2; i < at.length; i++) expect(at[i] - at[i - 1]).toBeGreaterThanOrEqual(250 * 2 ** (i - 2));
+    });
   });
 
   it('never drops a key: every change is followed by a sync that starts after it (pinned random load)', () => {
