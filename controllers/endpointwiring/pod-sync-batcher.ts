@@ -234,6 +234,20 @@ export class PodSyncBatcher {
     this.refilledAt = now;
   }
 
+  /** Hands `key` over for a token (into debt if need be) and records the release for its interval. */
+  private releaseNow(key: string, now: number): void {
+    this.tokens = Math.max(this.tokens - 1, this.maxDebt);
+    this.pending.delete(key);
+    this.paced(key, now);
+    this.release(key);
+  }
+
+  /** When `key`'s interval since its last release ends (`now` if it has none). */
+  private eligibleAt(key: string, now: number): number {
+    const pace = this.paces.get(key);
+    return pace ? pace.releasedAt + pace.intervalMs : now;
+  }
+
   /** Records a release of `key`: its interval grows while its syncs follow each other closely. */
   private paced(key: string, now: number): void {
     const pace = this.paces.get(key);
@@ -280,8 +294,7 @@ export class PodSyncBatcher {
         // within the settle floor is left to settle, so that a stall does not write it halfway through.
         if (!idle && this.settlesSoon(key, now)) continue;
       } else {
-        const pace = this.paces.get(key);
-        const eligibleAt = pace ? pace.releasedAt + pace.intervalMs : now;
+        const eligibleAt = this.eligibleAt(key, now);
         if (eligibleAt > now) {
           nextEligible = Math.min(nextEligible, eligibleAt);
           continue;
@@ -291,10 +304,7 @@ export class PodSyncBatcher {
           break;
         }
       }
-      this.tokens = Math.max(this.tokens - 1, this.maxDebt);
-      this.pending.delete(key);
-      this.paced(key, now);
-      this.release(key);
+      this.releaseNow(key, now);
       released++;
     }
     if (quiet && released > 0) {
@@ -340,16 +350,12 @@ export class PodSyncBatcher {
     for (const key of this.pending) {
       const activity = this.activity.get(key);
       if (!activity) continue;
-      const pace = this.paces.get(key);
-      const at = Math.max(settledAt(activity, this.settleFloorMs), pace ? pace.releasedAt + pace.intervalMs : now);
+      const at = Math.max(settledAt(activity, this.settleFloorMs), this.eligibleAt(key, now));
       if (at > now) {
         this.settleScanAt = Math.min(this.settleScanAt, at);
         continue;
       }
-      this.tokens = Math.max(this.tokens - 1, this.maxDebt);
-      this.pending.delete(key);
-      this.paced(key, now);
-      this.release(key);
+      this.releaseNow(key, now);
       released++;
     }
     if (now - this.forgottenAt >= ACTIVITY_TTL_MS) this.forgetOld(now); // a stream that never pauses
