@@ -10,7 +10,7 @@ import { telemetry } from '../runtime/telemetry.js';
 import { buildGratuitousArp, buildUnsolicitedNeighborAdvertisement, ipv6MulticastMac, solicitedNodeMulticast } from './frames.js';
 import type { SystemInterface } from './interfaces.js';
 import { NEIGHBOR_SOLICITATION_FILTER, RawSocket, logSocketErrors } from './raw-socket.js';
-import { decide, eligibility, responderInterface, type AnnouncementTable, type IgnoreReason, type ResponderInterface } from './responder.js';
+import { decide, eligibility, responderInterface, sameInterface, type AnnouncementTable, type IgnoreReason, type ResponderInterface } from './responder.js';
 
 export interface AnnouncerOptions {
   garpCount: number;
@@ -149,7 +149,7 @@ export class Announcer {
       const existing = this.ports.get(i.name);
       const iface = responderInterface(i.name, i.mac, i.cidrs);
       if (existing) {
-        const moved = JSON.stringify(existing.iface) !== JSON.stringify(iface);
+        const moved = !sameInterface(existing.iface, iface);
         existing.iface = iface;
         if (moved) this.refreshGroups(existing);
         continue;

@@ -43,6 +43,16 @@ export function responderInterface(name: string, mac: string, addresses: readonl
   return { name, mac: formatMac(parsedMac), subnets };
 }
 
+/** Whether two descriptions name the same interface, MAC and networks (prefixes hold bigints: no JSON). */
+export function sameInterface(a: ResponderInterface, b: ResponderInterface): boolean {
+  return (
+    a.name === b.name &&
+    a.mac === b.mac &&
+    a.subnets.length === b.subnets.length &&
+    a.subnets.every((s, k) => s.family === b.subnets[k].family && s.address === b.subnets[k].address && s.length === b.subnets[k].length)
+  );
+}
+
 export interface Announcement {
   /** Interfaces the address may be answered on; undefined means any. */
   interfaces?: ReadonlySet<string>;

@@ -304,6 +304,17 @@ describe('announcer', () => {
       return p.frame.kind === 'arp' ? `arp-${p.frame.arp.op === 1 ? 'request' : 'reply'} ${p.frame.arp.senderIp}` : `${p.frame.ndp.type} ${p.frame.ndp.target}`;
     });
 
+  it('takes in an address that an interface gains (an IPv6 address after DAD) and answers in its subnet', () => {
+    const { announcer, arp } = setup();
+    announcer.setTable(new Map([['198.51.100.1', {}]]));
+    expect(announcer.interfacesFor('198.51.100.1')).toEqual([]); // no subnet of eth0 holds it
+    // JSON.stringify of the old description threw here (its prefixes hold bigints): the speaker exited.
+    announcer.setInterfaces([{ name: 'eth0', flags: 0x1003, type: 1, mac: MAC, cidrs: ['192.0.2.11/24', '2001:db8::11/64', '198.51.100.11/24'] }]);
+    expect(announcer.interfacesFor('198.51.100.1')).toEqual(['eth0']);
+    arp.options.onFrame(buildArpRequest('02:00:00:00:00:99', '198.51.100.100', '198.51.100.1'), Date.now());
+    expect(kinds(arp.sent).at(-1)).toBe('arp-reply 198.51.100.1');
+  });
+
   it('announces a takeover with a burst of gratuitous ARP (both forms) and unsolicited NAs, then answers requests', async () => {
     jest.useFakeTimers();
     const { announcer, arp, ndp } = setup();
