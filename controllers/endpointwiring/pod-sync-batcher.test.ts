@@ -297,19 +297,6 @@ describe('PodSyncBatcher', () => {
       expect(releases('ns/busy')).toHaveLength(1);
     });
 
-    it('is not written halfway by a pause of the stream: a quiet release leaves it to settle', () => {
-      const { releasedAt, batcher } = setUp(new Set(), { ...SLOW, quietMs: 100 });
-      const keys = Array.from({ length: 10 }, (_, i) => `ns/s${i}`);
-      batcher.changed(keys); // one event each: their gaps are unknown
-      batcher.changed(['ns/burst', 'ns/burst', 'ns/burst']); // a burst: settled 200 ms after it
-      jest.advanceTimersByTime(101); // the pause is as long as the quiet period
-      expect(releasedAt.map(([key]) => key)).toEqual(keys);
-      jest.advanceTimersByTime(98);
-      expect(batcher.waiting).toBe(1);
-      jest.advanceTimersByTime(2);
-      expect(releasedAt.slice(keys.length)).toEqual([['ns/burst', 201]]); // a quiet release lands 1 ms late (setImmediate)
-    });
-
     it("waits for the learned quiet period too: the API server's stalls hold back a burst's last events", () => {
       const { releasedAt, batcher } = setUp(new Set(), SLOW);
       const keys = Array.from({ length: 20 }, (_, i) => `ns/s${i}`);

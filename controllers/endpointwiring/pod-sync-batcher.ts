@@ -47,8 +47,7 @@
 //   the learned quiet period (a stall of the API server holds back a burst's last events as it holds the stream).
 //   It keeps its interval and takes a token (into debt if need be). Gaps, not quiet alone: in a create across
 //   many Services each one changes every second or so, and a quiet of `settleMs` between is no end; a burst's
-//   events handed over together are 0 ms apart. A quiet release that the probe did not confirm leaves such a key
-//   to settle, so that a stall does not write it halfway. Traced on the 10,000-pod flap (the harness turns each
+//   events handed over together are 0 ms apart. Traced on the 10,000-pod flap (the harness turns each
 //   Service's pods not-ready and back one Service after another): every Service still waited when the last pod
 //   turned back, and the drain of 60-100 Services per controller took 1.0-1.6 s; with the settled release, 0-15
 //   waited and the flap converged in 0.17-0.77 s instead of 0.87-1.29 s (ten runs against eight, Switchboard
@@ -278,8 +277,7 @@ export class PodSyncBatcher {
       this.quietReleaseAt = undefined;
     }
     const bulk = this.bulk();
-    const idle = this.idlePause === this.events;
-    const quiet = idle || now - this.lastEventAt >= this.quietPeriod(bulk);
+    const quiet = now - this.lastEventAt >= this.quietPeriod(bulk) || this.idlePause === this.events;
     if (!quiet) this.probeThePause(now);
     if (quiet && !afterIo && this.pending.size > 0) {
       this.confirm();
@@ -289,11 +287,7 @@ export class PodSyncBatcher {
     let nextEligible = Infinity;
     let outOfTokens = false;
     for (const key of this.pending) {
-      if (quiet) {
-        // Unless the probe found the API server idle, the pause may be a stall: a key in a burst that settles
-        // within the settle floor is left to settle, so that a stall does not write it halfway through.
-        if (!idle && this.settlesSoon(key, now)) continue;
-      } else {
+      if (!quiet) {
         const eligibleAt = this.eligibleAt(key, now);
         if (eligibleAt > now) {
           nextEligible = Math.min(nextEligible, eligibleAt);
@@ -327,13 +321,6 @@ export class PodSyncBatcher {
   /** A Service's quiet spell must outlast the stream's stalls as well (the learned quiet period) to count as an end. */
   private get settleFloorMs(): number {
     return Math.max(this.options.settleMs, this.quietMs);
-  }
-
-  private settlesSoon(key: string, now: number): boolean {
-    const activity = this.activity.get(key);
-    if (!activity) return false;
-    const at = settledAt(activity, this.settleFloorMs);
-    return at > now && at - now <= this.settleFloorMs;
   }
 
   /**
