@@ -49,9 +49,9 @@
 //   many Services each one changes every second or so, and a quiet of `settleMs` between is no end; a burst's
 //   events handed over together are 0 ms apart. Traced on the 10,000-pod flap (the harness turns each
 //   Service's pods not-ready and back one Service after another): every Service still waited when the last pod
-//   turned back, and the drain of 60-100 Services per controller took 1.0-1.6 s; with the settled release, 0-15
-//   waited and the flap converged in 0.17-0.77 s instead of 0.87-1.29 s (ten runs against eight, Switchboard
-//   alone), writing each Service twice (down, then up: 200-213 slices against 93-207).
+//   turned back, and the drain of 60-100 Services per controller took 1.0-1.6 s; with the settled release, 0-5
+//   waited and the flap converged in 0.37-0.74 s instead of 0.87-1.29 s (six runs against eight, Switchboard
+//   alone), writing each Service twice (down, then up: 202-211 slices against 93-207).
 // Service and slice events do not come through here: they sync at once, as upstream.
 //
 // Measured with bench-compare, creating 10,000 pods (README, "Against kube-controller-manager"): with a 50 ms quiet
