@@ -391,11 +391,11 @@ export class PodSyncBatcher {
 
 /**
  * When a Service's burst of changes counts as over: it has been quiet `SETTLE_GAP_FACTOR` times the longer of its two
- * latest gaps between pod events (and at least `settleMs`); events handed over together are 0 ms apart. Both gaps,
- * since a pod's creation and its status come as a pair a few ms apart while the pairs of a create across many
- * Services come seconds apart; with one gap known or none, never. A flap that turns a Service's pods not-ready
- * together is one burst of events: settled `settleMs` after it.
+ * latest gaps between pod events, and at least `floorMs` (`settleFloorMs`); events handed over together are 0 ms
+ * apart. Both gaps, since a pod's creation and its status come as a pair a few ms apart while the pairs of a create
+ * across many Services come seconds apart; with one gap known or none, never. A flap that turns a Service's pods
+ * not-ready together is one burst of events: settled `floorMs` after it.
  */
-function settledAt(activity: ServiceActivity, settleMs: number): number {
-  return activity.changedAt + Math.max(settleMs, SETTLE_GAP_FACTOR * Math.max(activity.gapMs, activity.previousGapMs));
+function settledAt(activity: ServiceActivity, floorMs: number): number {
+  return activity.changedAt + Math.max(floorMs, SETTLE_GAP_FACTOR * Math.max(activity.gapMs, activity.previousGapMs));
 }
