@@ -54,6 +54,17 @@ describe('HandoverForwarder', () => {
   }
   const flush = () => new Promise((r) => setImmediate(r));
 
+  /** Fake timers, and a forwarder whose window for V4 has opened. */
+  async function withV4Open() {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    const nft = fakeNft();
+    const f = new HandoverForwarder({ log: silentLogger, run: nft.run, onReady: () => undefined });
+    f.sync([V4]);
+    nft.calls[0].resolve('');
+    await flush();
+    return { nft, f };
+  }
+
   it('an address is answerable once its table is in place; the table goes FORWARD_GRACE_MS after the window is no longer wanted', async () => {
     jest.useFakeTimers({ doNotFake: ['setImmediate'] });
     const nft = fakeNft();
@@ -82,6 +93,42 @@ describe('HandoverForwarder', () => {
     nft.calls[2].resolve('');
     await flush();
     expect(f.ready(V4.address)).toBe(false);
+  });
+
+  it('a window wanted again while its close is still running gets its table after the deletion, and is answerable only then', async () => {
+    const { nft, f } = await withV4Open();
+    f.sync([]);
+    jest.advanceTimersByTime(FORWARD_GRACE_MS);
+    await flush();
+    expect(nft.calls[1].args).toEqual(['list', 'table', 'netdev', 'switchboard_handover_192_0_2_220']);
+    f.sync([V4]); // the next handover of the address, while the close lists the old table
+    await flush();
+    expect(nft.calls).toHaveLength(2);
+    nft.calls[1].resolve('counter packets 0 bytes 0');
+    await flush();
+    expect(nft.calls[2].args).toEqual(['delete', 'table', 'netdev', 'switchboard_handover_192_0_2_220']);
+    expect(f.ready(V4.address)).toBe(false);
+    nft.calls[2].resolve('');
+    await flush();
+    expect(nft.calls.slice(3).map((c) => [c.args, c.stdin])).toEqual([[['-f', '-'], forwardScript(V4)]]);
+    expect(f.ready(V4.address)).toBe(false);
+    nft.calls[3].resolve('');
+    await flush();
+    expect(f.ready(V4.address)).toBe(true);
+  });
+
+  it('a window wanted within its grace for another old node is replaced: segments go on to that node', async () => {
+    const { nft, f } = await withV4Open();
+    f.sync([]);
+    const other = { ...V4, oldMac: '02:00:00:00:00:09' };
+    f.sync([other]);
+    await flush();
+    expect(nft.calls.slice(1).map((c) => [c.args, c.stdin])).toEqual([[['-f', '-'], forwardScript(other)]]);
+    nft.calls[1].resolve('');
+    await flush();
+    jest.advanceTimersByTime(FORWARD_GRACE_MS);
+    f.sync([{ ...other }]); // the same window again: nothing runs
+    expect(nft.calls).toHaveLength(2);
   });
 
   it('without nft (or CAP_NET_ADMIN) it says why once and lets every address be answered', async () => {
@@ -163,5 +210,26 @@ const skipReason = unavailable();
     expect(sh(inNs('nft', 'list', 'table', 'netdev', forwardTableName(V4.address))).match(/chain ingress/g)).toHaveLength(1);
     await f.closeAll();
     expect(sh(inNs('nft', 'list', 'tables', 'netdev'))).not.toContain('switchboard_handover_');
+  });
+
+  it('a window wanted again as its close begins keeps its table (the next handover of the address forwards)', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      const f = new HandoverForwarder({ log: silentLogger, run, onReady: () => undefined });
+      const settle = async () => {
+        for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      };
+      f.sync([V4]);
+      await settle();
+      f.sync([]);
+      jest.advanceTimersByTime(FORWARD_GRACE_MS); // the close begins
+      f.sync([V4]);
+      await settle();
+      expect({ ready: f.ready(V4.address), tables: sh(inNs('nft', 'list', 'tables', 'netdev')) }).toEqual({ ready: true, tables: expect.stringContaining(`table netdev ${forwardTableName(V4.address)}`) });
+      await f.closeAll();
+      expect(sh(inNs('nft', 'list', 'tables', 'netdev'))).not.toContain('switchboard_handover_');
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

@@ -95,6 +95,9 @@ export function forwardedPackets(listing: string): number {
   return [...listing.matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
+const sameWindow = (a: ForwardWindow, b: ForwardWindow): boolean =>
+  a.oldMac === b.oldMac && a.interfaces.length === b.interfaces.length && a.interfaces.every((i, k) => i.name === b.interfaces[k].name && i.mac === b.interfaces[k].mac);
+
 interface WindowState {
   window: ForwardWindow;
   state: 'opening' | 'open' | 'failed';
@@ -116,6 +119,8 @@ export interface HandoverForwarderOptions {
  */
 export class HandoverForwarder {
   private readonly windows = new Map<string, WindowState>();
+  /** Per address, the end of the last nft operation asked for on its table (inTurn). */
+  private readonly turns = new Map<string, Promise<void>>();
   private readonly run: NftRunner;
   /** Why forwarding does not work on this node (no nft, no CAP_NET_ADMIN): set by the first failure, logged once. */
   private unavailable: string | undefined;
@@ -152,13 +157,33 @@ export class HandoverForwarder {
     }
     if (this.unavailable !== undefined) return;
     for (const window of wanted) {
-      if (!this.windows.has(window.address)) this.windows.set(window.address, this.open(window));
+      const current = this.windows.get(window.address);
+      // Another old node (or other interfaces) within the grace: the table is replaced, its segments go there now.
+      if (!current || !sameWindow(current.window, window)) this.windows.set(window.address, this.open(window));
     }
+  }
+
+  /**
+   * Runs `op` once every earlier nft operation on `address`'s table has ended: a window wanted again while its
+   * close is still running gets a new table after the old one's deletion, never one the close then deletes.
+   */
+  private inTurn<T>(address: string, op: () => Promise<T>): Promise<T> {
+    const previous = this.turns.get(address);
+    const result = previous ? previous.then(op) : op();
+    const done = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.turns.set(address, done);
+    void done.then(() => {
+      if (this.turns.get(address) === done) this.turns.delete(address);
+    });
+    return result;
   }
 
   private open(window: ForwardWindow): WindowState {
     const state: WindowState = { window, state: 'opening', opened: Promise.resolve() };
-    state.opened = this.run(['-f', '-'], forwardScript(window))
+    state.opened = this.inTurn(window.address, () => this.run(['-f', '-'], forwardScript(window)))
       .then(
         () => {
           state.state = 'open';
@@ -180,16 +205,18 @@ export class HandoverForwarder {
     if (!w) return;
     this.windows.delete(address);
     clearTimeout(w.closeTimer);
-    await w.opened;
-    if (w.state === 'failed') return;
-    const table = forwardTableName(address);
-    try {
-      const packets = forwardedPackets(await this.run(['list', 'table', 'netdev', table]));
-      await this.run(['delete', 'table', 'netdev', table]);
-      this.options.log.info("stopped forwarding the leaving node's connections", { address, forwardedPackets: packets });
-    } catch (err) {
-      this.options.log.warn('could not remove a handover forwarding table', { address, table, error: String(err) });
-    }
+    await this.inTurn(address, async () => {
+      await w.opened;
+      if (w.state === 'failed') return;
+      const table = forwardTableName(address);
+      try {
+        const packets = forwardedPackets(await this.run(['list', 'table', 'netdev', table]));
+        await this.run(['delete', 'table', 'netdev', table]);
+        this.options.log.info("stopped forwarding the leaving node's connections", { address, forwardedPackets: packets });
+      } catch (err) {
+        this.options.log.warn('could not remove a handover forwarding table', { address, table, error: String(err) });
+      }
+    });
   }
 
   /** Removes every table (the speaker stops). */
