@@ -170,14 +170,12 @@ export class HandoverForwarder {
   private inTurn<T>(address: string, op: () => Promise<T>): Promise<T> {
     const previous = this.turns.get(address);
     const result = previous ? previous.then(op) : op();
-    const done = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.turns.set(address, done);
-    void done.then(() => {
+    // Whatever its outcome, the turn ends; the last one forgets the address.
+    const forget = () => {
       if (this.turns.get(address) === done) this.turns.delete(address);
-    });
+    };
+    const done: Promise<void> = result.then(forget, forget);
+    this.turns.set(address, done);
     return result;
   }
 
