@@ -18,6 +18,8 @@ function sync(store: FakeSliceStore, service: Service, pods: Pod[], extra: Parti
   return store.apply(reconcile(service, pods, store.list(), extra));
 }
 
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
 /** Slices holding the given pods (by index into `pods`), as if written earlier by this controller. */
 function seedSlices(service: Service, pods: Pod[], groups: number[][]): EndpointSlice[] {
   const store = new FakeSliceStore();
@@ -53,7 +55,6 @@ describe('reconcileEndpointSlices: slice sizes', () => {
 
 describe('reconcileEndpointSlices: packing (upstream worked examples, max 100)', () => {
   const service = makeService();
-  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
   it('250 pods with slices of 62 and 61: one new slice of 100 and the 62 filled to 89', () => {
     const pods = makePods(250);
@@ -101,13 +102,15 @@ describe('reconcileEndpointSlices: packing (upstream worked examples, max 100)',
     expect(store.list().every((slice) => slice.metadata?.labels?.team === 'blue')).toBe(true);
   });
 
-  it('uses the unchanged slice that ends exactly full', () => {
+  it('uses the unchanged slice that ends nearest to full, which then takes in a slice that fits (Switchboard)', () => {
     const pods = makePods(130);
     const existing = seedSlices(service, pods, [range(0, 60), range(60, 90), range(90, 120)]);
-    // 10 new pods: 30+10 and 60+10 fit; the one ending nearest to full (60+10 = 70) is chosen.
+    // 10 new pods: 30+10 and 60+10 fit; the one ending nearest to full (60+10 = 70) is chosen (upstream), and then
+    // one slice of 30 fits in its room (Switchboard's packing; had 30+10 been chosen, it would end at 70).
     const result = reconcile(service, pods, existing);
-    expect(counts(result)).toEqual({ create: 0, update: 1, delete: 0 });
-    expect(sliceSizes(result.toUpdate)).toEqual([70]);
+    expect(counts(result)).toEqual({ create: 0, update: 1, delete: 1 });
+    expect(sliceSizes(result.toUpdate)).toEqual([100]);
+    expect(allAddresses(result.toUpdate)).toHaveLength(100);
   });
 });
 
@@ -133,7 +136,7 @@ describe('reconcileEndpointSlices: churn over sequences of changes', () => {
     expect(allAddresses(store.list())).toHaveLength(250);
   });
 
-  it('a rolling replacement keeps the endpoint set exact and never compacts on its own', () => {
+  it('a rolling replacement keeps the endpoint set exact and writes nothing once settled', () => {
     const store = new FakeSliceStore();
     let pods = makePods(120);
     sync(store, service, pods);
@@ -154,6 +157,57 @@ describe('reconcileEndpointSlices: churn over sequences of changes', () => {
     const pods = makePods(30);
     const existing = seedSlices(service, pods, [[...Array(10).keys()], [...Array(10).keys()].map((i) => i + 10), [...Array(10).keys()].map((i) => i + 20)]);
     expect(counts(reconcile(service, pods, existing))).toEqual({ create: 0, update: 0, delete: 0 });
+  });
+
+  it('a slice written anyway takes in a slice that fits, then deletes it (Switchboard): no endpoint is ever missing', () => {
+    const pods = makePods(90);
+    const existing = seedSlices(service, pods, [range(0, 60), range(60, 90)]);
+    const before = JSON.parse(JSON.stringify(existing)) as EndpointSlice[];
+    // Ten pods leave each slice: both are written anyway, and 20 fit in the other's room.
+    const remaining = pods.filter((_, i) => !(i < 10 || (i >= 60 && i < 70)));
+    const result = reconcile(service, remaining, existing);
+    expect(counts(result)).toEqual({ create: 0, update: 1, delete: 1 });
+    expect(sliceSizes(result.toUpdate)).toEqual([70]);
+    expect(allAddresses(result.toUpdate)).toEqual(allAddresses(reconcile(service, remaining).toCreate));
+    expect(existing).toEqual(before);
+
+    // An unchanged slice taken in is the cache's object: its endpoints are copied, not shared.
+    const grown = [...pods, makePod('pod-new', 500)];
+    const absorbing = reconcile(service, grown, existing);
+    expect(counts(absorbing)).toEqual({ create: 0, update: 1, delete: 1 });
+    const inputEndpoints = new Set(existing.flatMap((slice) => slice.endpoints ?? []));
+    expect(absorbing.toUpdate[0].endpoints!.some((endpoint) => inputEndpoints.has(endpoint))).toBe(false);
+    expect(existing).toEqual(before);
+  });
+
+  it('a rolling update synced in coarse batches ends in one slice per 100 pods, so a flap writes one slice (Switchboard)', () => {
+    // The 10,000-pod benchmark's pattern: a Service is synced rarely while a wave runs, so a wave's first new pods
+    // start a slice of their own and later ones go where old pods left room. Without packing, the first wave's
+    // pods end up split over two slices and a flap of them writes both.
+    const store = new FakeSliceStore();
+    let pods = makePods(100);
+    sync(store, service, pods);
+    const isOld = (pod: Pod) => pod.metadata!.name!.startsWith('pod-');
+    for (let wave = 0; wave < 4; wave += 1) {
+      const fresh = makePods(25, {}, `v2-${wave}`).map((pod, j) => makePod(pod.metadata!.name!, 1000 + wave * 25 + j));
+      const dropOld = (count: number) => {
+        const old = pods.filter(isOld).slice(0, count);
+        pods = pods.filter((pod) => !old.includes(pod));
+      };
+      pods = [...pods, ...fresh.slice(0, 2)];
+      sync(store, service, pods);
+      pods = [...pods, ...fresh.slice(2)];
+      dropOld(16);
+      sync(store, service, pods);
+      dropOld(9);
+      sync(store, service, pods);
+      expect(allAddresses(store.list())).toEqual(allAddresses(reconcile(service, pods).toCreate));
+    }
+    expect(sliceSizes(store.list())).toEqual([100]);
+    const flapped = (ready: boolean) =>
+      pods.map((pod) => (pod.metadata!.name!.startsWith('v2-0-') && Number(pod.metadata!.name!.slice(5)) < 10 ? makePod(pod.metadata!.name!, 1000 + Number(pod.metadata!.name!.slice(5)), { ready }) : pod));
+    expect(sync(store, service, flapped(false))).toEqual({ create: 0, update: 1, delete: 0 });
+    expect(sync(store, service, flapped(true))).toEqual({ create: 0, update: 1, delete: 0 });
   });
 
   it('deletes a slice whose endpoints all went away and keeps the others', () => {

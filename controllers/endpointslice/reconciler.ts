@@ -8,7 +8,7 @@
 // sends toCreate, then toUpdate, then toDelete, stopping at the first error. An update without a resourceVersion
 // (a recycled slice) is an unconditional PUT. `retry` asks for a later sync even when all writes succeed;
 // `skipped` lists input that could not be used, with a reason, for logs and Events; `events` go on the Service.
-// Upstream behaviour is spec/endpointslice.md §1, except two deliberate improvements marked "Switchboard".
+// Upstream behaviour is spec/endpointslice.md §1, except deliberate improvements marked "Switchboard".
 import { type EndpointSlice, type Node, type Pod, type Service, copyWire } from '../../api/wire.js';
 import {
   type AddressType,
@@ -178,7 +178,8 @@ function sliceToFill(slices: EndpointSlice[], count: number, max: number): Endpo
 /**
  * Minimal-churn update of one port group's slices (upstream reconcileByPortMapping): keep endpoints where they
  * are, refresh changed ones, drop unwanted ones, then put new endpoints into slices being written anyway (fullest
- * first), then into the unchanged slice that ends closest to full, then into new slices. Never rebalances.
+ * first), then into the unchanged slice that ends closest to full, then into new slices. Never rebalances; the
+ * only move is step 4's, into a slice written anyway.
  */
 function reconcilePortGroup(existing: EndpointSlice[], group: PortGroup, addressType: AddressType, ctx: Context) {
   const { desired } = group;
@@ -254,11 +255,49 @@ function reconcilePortGroup(existing: EndpointSlice[], group: PortGroup, address
     fill(target);
   }
 
+  packIntoWrittenSlices([...toCreate, ...[...updated].map((name) => current.get(name)!)], current, { unchanged, updated, deleted }, ctx.maxPerSlice);
+
   return {
     toCreate,
     toUpdate: [...updated].map((name) => current.get(name)!),
     toDelete: [...deleted].map((name) => current.get(name)!),
   };
+}
+
+/**
+ * Switchboard step 4: a slice written anyway takes in whole other slices of its group that fit in its room, which
+ * are then deleted (after the write, so no endpoint is ever missing). Each merge costs at most one delete now and
+ * leaves one slice fewer for every later change to touch and every kube-proxy to hold; upstream leaves slices
+ * fragmented until churn refills them (a flap after a rolling update then writes two slices where one would do).
+ * Smallest slices go first, each into the written slice it fills closest to full.
+ */
+function packIntoWrittenSlices(
+  written: EndpointSlice[],
+  current: Map<string, EndpointSlice>,
+  state: { unchanged: Set<string>; updated: Set<string>; deleted: Set<string> },
+  max: number,
+): void {
+  if (written.length === 0) return;
+  const targets = new Set(written);
+  const candidates = [...state.unchanged, ...state.updated].map((name) => current.get(name)!);
+  candidates.sort((a, b) => endpointsOf(a).length - endpointsOf(b).length);
+  for (const candidate of candidates) {
+    const moving = endpointsOf(candidate);
+    let best: EndpointSlice | undefined;
+    for (const target of targets) {
+      if (target === candidate) continue;
+      const room = max - endpointsOf(target).length;
+      if (room >= moving.length && (!best || room < max - endpointsOf(best).length)) best = target;
+    }
+    if (!best) continue;
+    const name = sliceName(candidate);
+    // An unchanged slice is the cache's object: its endpoints are copied before they go into another slice.
+    best.endpoints = [...endpointsOf(best), ...(state.unchanged.has(name) ? copyWire(moving) : moving)];
+    targets.delete(candidate);
+    state.unchanged.delete(name);
+    state.updated.delete(name);
+    state.deleted.add(name);
+  }
 }
 
 /** Creates that would coexist with deletes become updates of the doomed slices instead (upstream finalize). */
