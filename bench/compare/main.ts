@@ -19,6 +19,9 @@ const PRESETS: Record<string, Partial<WorkloadSize>> = {
   'one-big-service': { nodes: 10, zones: 3, services: 1, podsPerService: 5000 },
   small: { nodes: 3, zones: 3, services: 10, podsPerService: 20 },
   '50k': { nodes: 50, zones: 3, services: 500, podsPerService: 100 },
+  // The SIG-scalability threshold's Service count, with few pods each: per-Service costs, and a create whose
+  // Services each change seconds apart.
+  'many-services': { nodes: 10, zones: 3, services: 10000, podsPerService: 2 },
 };
 
 function imageNodeOptions(): string {

@@ -273,6 +273,13 @@ describe('PodSyncBatcher', () => {
       return (key: string) => releasedAt.filter(([k]) => k === key).map(([, at]) => at);
     }
 
+    /** Released once, within a settle scan's 50 ms of `settled`. */
+    function expectReleasedOnceAt(at: number[], settled: number) {
+      expect(at).toHaveLength(1);
+      expect(at[0] - settled).toBeGreaterThanOrEqual(0);
+      expect(at[0] - settled).toBeLessThan(50);
+    }
+
     it('is released once quiet for four times its recent gaps (at least settleMs) while other Services go on changing', () => {
       const releases = stream(1000, (t, changed) => {
         if (t === 100 || t === 120 || t === 140) changed(['ns/a']); // gaps of 20 ms: settled at 140 + 200
@@ -281,16 +288,10 @@ describe('PodSyncBatcher', () => {
         if (t === 200 || t === 300 || t === 400) changed(['ns/slow']); // gaps of 100 ms: settled at 400 + 400
       });
       // Within a scan's 50 ms of when they settled.
-      expect(releases('ns/a')).toHaveLength(1);
-      expect(releases('ns/a')[0] - 340).toBeGreaterThanOrEqual(0);
-      expect(releases('ns/a')[0] - 340).toBeLessThan(50);
-      expect(releases('ns/slow')).toHaveLength(1);
-      expect(releases('ns/slow')[0] - 800).toBeGreaterThanOrEqual(0);
-      expect(releases('ns/slow')[0] - 800).toBeLessThan(50);
-      expect(releases('ns/together')).toHaveLength(1);
-      expect(releases('ns/together')[0] - 300).toBeGreaterThanOrEqual(0);
-      expect(releases('ns/together')[0] - 300).toBeLessThan(50);
-      expect(releases('ns/once')).toEqual([]); // left to the budget or the end of the load
+      expectReleasedOnceAt(releases('ns/a'), 340);
+      expectReleasedOnceAt(releases('ns/slow'), 800);
+      expectReleasedOnceAt(releases('ns/together'), 300);
+      expect(releases('ns/once')).toEqual([]); // not quiet for 5 s yet: left to the budget or the end of the load
       expect(releases('ns/busy')).toEqual([]); // never quiet for 200 ms
       jest.advanceTimersByTime(400); // the load ends: the rest goes in a quiet release
       expect(releases('ns/once')).toHaveLength(1);
@@ -321,6 +322,16 @@ describe('PodSyncBatcher', () => {
         if (t % 500 === 0 || t % 500 === 5) changed(['ns/a']); // gaps of 5 and 495 ms: settled only after ~2 s
       });
       expect(releases('ns/a')).toEqual([]);
+    });
+
+    it('is released once quiet for 5 s whatever its gaps: many Services changing seconds apart do not all wait for the end', () => {
+      const releases = stream(9000, (t, changed) => {
+        if (t === 100) changed(['ns/once']); // its gaps are unknown
+        if (t === 100 || t === 105 || t === 3000 || t === 3005) changed(['ns/far']); // gaps of 5 and 2895 ms
+      });
+      expectReleasedOnceAt(releases('ns/once'), 5100);
+      expectReleasedOnceAt(releases('ns/far'), 8005);
+      expect(releases('ns/busy')).toEqual([]);
     });
 
     it('keeps its interval: one that turns out not settled is synced again no sooner than that', () => {

@@ -103,6 +103,12 @@ const FEW_KEYS = 2;
 const STREAK_GAP_MS = 1000;
 /** A Service's burst is over once it has been quiet this many times its recent gaps between changes. */
 const SETTLE_GAP_FACTOR = 4;
+/**
+ * A waiting Service quiet this long counts as settled whatever its gaps (unknown ones included). With 10,000
+ * Services of 2 pods each, created in turn, a Service's gaps were tens of seconds (or unknown after its first pod),
+ * so none settled: they waited for the budget or the end of the load, and the drain then took 84 s.
+ */
+const SETTLE_MAX_WAIT_MS = 5000;
 /** Waiting keys are scanned for settled ones at most this often: a scan reads them all. */
 const SETTLE_SCAN_MS = 50;
 /** A Service's changes are remembered this long, for its gaps; after that its next change starts afresh. */
@@ -393,9 +399,11 @@ export class PodSyncBatcher {
  * When a Service's burst of changes counts as over: it has been quiet `SETTLE_GAP_FACTOR` times the longer of its two
  * latest gaps between pod events, and at least `floorMs` (`settleFloorMs`); events handed over together are 0 ms
  * apart. Both gaps, since a pod's creation and its status come as a pair a few ms apart while the pairs of a create
- * across many Services come seconds apart; with one gap known or none, never. A flap that turns a Service's pods
+ * across many Services come seconds apart; with one gap known or none, after `SETTLE_MAX_WAIT_MS`, which also caps
+ * the wait for long gaps. A flap that turns a Service's pods
  * not-ready together is one burst of events: settled `floorMs` after it.
  */
 function settledAt(activity: ServiceActivity, floorMs: number): number {
-  return activity.changedAt + Math.max(floorMs, SETTLE_GAP_FACTOR * Math.max(activity.gapMs, activity.previousGapMs));
+  const wait = Math.min(SETTLE_MAX_WAIT_MS, SETTLE_GAP_FACTOR * Math.max(activity.gapMs, activity.previousGapMs));
+  return activity.changedAt + Math.max(floorMs, wait);
 }
