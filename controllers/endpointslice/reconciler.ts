@@ -255,7 +255,7 @@ function reconcilePortGroup(existing: EndpointSlice[], group: PortGroup, address
     fill(target);
   }
 
-  packIntoWrittenSlices([...toCreate, ...[...updated].map((name) => current.get(name)!)], current, { unchanged, updated, deleted }, ctx.maxPerSlice);
+  packIntoWrittenSlices(toCreate, current, { unchanged, updated, deleted }, ctx.maxPerSlice);
 
   return {
     toCreate,
@@ -272,13 +272,13 @@ function reconcilePortGroup(existing: EndpointSlice[], group: PortGroup, address
  * Smallest slices go first, each into the written slice it fills closest to full.
  */
 function packIntoWrittenSlices(
-  written: EndpointSlice[],
+  created: EndpointSlice[],
   current: Map<string, EndpointSlice>,
   state: { unchanged: Set<string>; updated: Set<string>; deleted: Set<string> },
   max: number,
 ): void {
-  if (written.length === 0) return;
-  const targets = new Set(written);
+  const targets = new Set([...created, ...[...state.updated].map((name) => current.get(name)!)]);
+  if (targets.size === 0) return;
   const candidates = [...state.unchanged, ...state.updated].map((name) => current.get(name)!);
   candidates.sort((a, b) => endpointsOf(a).length - endpointsOf(b).length);
   for (const candidate of candidates) {
